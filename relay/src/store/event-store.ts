@@ -1,0 +1,43 @@
+// The storage contract. Two implementations: the LMDB store (production) and the
+// in-memory reference store (a deliberately naive oracle for differential tests).
+import type { Filter, NostrEvent } from '@bazaar/dvm-kinds/nostr';
+
+/** Outcome of writing one (already verified) event. */
+export type PutOutcome =
+  /** Stored and durable (the write transaction committed and was flushed). */
+  | { readonly status: 'stored'; /** ids removed because this event replaced/deleted them */ readonly removed: readonly string[] }
+  /** Already have this exact id. */
+  | { readonly status: 'duplicate' }
+  /** A newer (or equal-timestamp, lower-id) replaceable/addressable version exists. */
+  | { readonly status: 'replaced' }
+  /** A NIP-09 deletion by the same author already covers this event. */
+  | { readonly status: 'deleted' }
+  /** Rejected for another reason; message carries a NIP-01 prefix. */
+  | { readonly status: 'rejected'; readonly message: string };
+
+export interface QueryOptions {
+  /** Unix seconds used as "now" for NIP-40 expiration; defaults to the current time. */
+  readonly now?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface EventStore {
+  /**
+   * Write a batch of verified, non-ephemeral events. Resolves once every
+   * stored event is durable; outcomes are in input order. Events within one
+   * batch are applied in order (a later one may replace an earlier one).
+   */
+  put(events: readonly NostrEvent[]): Promise<PutOutcome[]>;
+  /**
+   * Events matching any filter (OR), each filter applying its own `limit`
+   * (newest first, ties by lowest id), de-duplicated, expired events excluded.
+   * Returns raw event JSON strings as stored, so callers can frame them without
+   * re-serialising.
+   */
+  query(filters: readonly Filter[], opts?: QueryOptions): Promise<string[]>;
+  /** NIP-45: number of distinct events matching any filter (limits ignored). */
+  count(filters: readonly Filter[], opts?: QueryOptions): Promise<number>;
+  /** Cheap existence check by id, used to skip signature work for duplicates. */
+  has(id: string): boolean;
+  close(): Promise<void>;
+}

@@ -1,0 +1,15 @@
+// `bazaar` dispatcher: each subcommand lives in its own package and is loaded lazily,
+// so `bazaar relay` never pays for the agents' imports.
+import { runCommand, type CommandSpec } from './lib/command.ts';
+
+export const root: CommandSpec = {
+  name: 'bazaar',
+  summary: 'Bazaar: an open market for verifiable compute, spoken entirely in Nostr events.',
+  subcommands: {
+    relay: async () => (await import('../relay/src/cli.ts')).relayCommand,
+  },
+};
+
+export function main(argv: string[]): Promise<number> {
+  return runCommand(root, argv);
+}
