@@ -1,0 +1,45 @@
+// The LightningBackend contract (what the Cashu mint needs) over one account of the dev
+// Lightning network: the mint's invoices are issued by that account's node key and its
+// melts are paid from that account's balance.
+import type { InvoiceState, LightningBackend, LightningInvoice, PaymentResult } from '../lightning-backend.ts';
+import { decodeInvoice } from './bolt11-codec.ts';
+import { LightningError } from './errors.ts';
+import type { LightningNetwork } from './network.ts';
+
+export interface AccountBackendOptions {
+  /** Fee reserve asked of melts: base + ppm of the amount. The dev network routes for free, so both default to 0. */
+  readonly feeReserveBaseMsat?: number;
+  readonly feeReservePpm?: number;
+}
+
+export function accountLightningBackend(network: LightningNetwork, account: string, opts: AccountBackendOptions = {}): LightningBackend {
+  network.requireAccount(account);
+  const base = opts.feeReserveBaseMsat ?? 0;
+  const ppm = opts.feeReservePpm ?? 0;
+  return {
+    async createInvoice(req): Promise<LightningInvoice> {
+      const inv = network.createInvoice(account, req.amountMsat, req.description, req.expirySecs);
+      return { bolt11: inv.bolt11, paymentHash: inv.paymentHash, amountMsat: inv.amountMsat, expiresAt: inv.expiresAt };
+    },
+    async invoiceState(paymentHash): Promise<InvoiceState> {
+      const inv = network.lookupInvoice(paymentHash);
+      if (!inv || inv.account !== account) throw new LightningError('UNKNOWN_INVOICE', `no invoice ${paymentHash} issued by account ${account}`);
+      return inv.state;
+    },
+    onInvoicePaid(paymentHash, onPaid) {
+      return network.watchInvoice(paymentHash, onPaid);
+    },
+    decode(bolt11) {
+      const d = decodeInvoice(bolt11);
+      if (d.amountMsat === undefined) throw new LightningError('INVALID_INVOICE', 'invoice has no amount');
+      return { amountMsat: d.amountMsat, paymentHash: d.paymentHash, expiresAt: d.expiresAt, payee: d.payee };
+    },
+    feeReserveMsat(amountMsat) {
+      return base + Math.ceil((amountMsat * ppm) / 1_000_000);
+    },
+    async pay(bolt11, payOpts): Promise<PaymentResult> {
+      const p = network.pay(account, bolt11, { maxFeeMsat: payOpts.maxFeeMsat, ...(payOpts.signal ? { signal: payOpts.signal } : {}) });
+      return { preimage: p.preimage, feeMsat: p.feeMsat };
+    },
+  };
+}
