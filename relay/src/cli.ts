@@ -1,16 +1,106 @@
-import type { CommandSpec } from '../../scripts/lib/command.ts';
+// `bazaar relay`: run the relay in the foreground until SIGINT/SIGTERM.
+import { resolve } from 'node:path';
+import type { CommandSpec, FlagValues } from '../../scripts/lib/command.ts';
+import { UsageError } from '../../scripts/lib/command.ts';
+import { createLogger } from '../../scripts/lib/log.ts';
+import { DEFAULT_LIMITS, type RelayLimits } from './limits.ts';
+
+const int = (description: string, def: number, min = 0) => ({ type: 'number' as const, integer: true, min, default: def, description });
 
 export const relayCommand: CommandSpec = {
   name: 'relay',
-  summary: 'Run the Bazaar Nostr relay.',
+  summary: 'Run the Bazaar Nostr relay (NIP-01, 09, 11, 40, 42, 45, 70) on LMDB storage.',
   envPrefix: 'BAZAAR_RELAY_',
   flags: {
-    port: { type: 'number', integer: true, min: 0, max: 65535, default: 4869, description: 'TCP port to listen on' },
+    port: { type: 'number', integer: true, min: 0, max: 65535, default: 4869, description: 'TCP port to listen on (0 = any free port)' },
     host: { type: 'string', default: '127.0.0.1', description: 'Address to bind' },
     data: { type: 'string', default: './data/relay', description: 'Data directory (LMDB files)' },
     transport: { type: 'string', choices: ['uws', 'ws'], default: 'uws', description: 'WebSocket transport' },
+    policies: { type: 'string', description: 'Write-policy file (see policies/README.md)' },
+    'public-url': { type: 'string', description: 'Public ws(s):// URL of this relay, checked in NIP-42 AUTH' },
+    'auth-required': { type: 'boolean', default: false, description: 'Require NIP-42 AUTH before any REQ, COUNT or EVENT' },
+    name: { type: 'string', default: 'bazaar', description: 'NIP-11 name' },
+    description: { type: 'string', description: 'NIP-11 description' },
+    pubkey: { type: 'string', description: 'NIP-11 admin pubkey (hex)' },
+    contact: { type: 'string', description: 'NIP-11 contact URI' },
+    'max-message-bytes': int('Largest client message processed', DEFAULT_LIMITS.maxMessageBytes, 1024),
+    'max-subscriptions': int('Open subscriptions per connection', DEFAULT_LIMITS.maxSubscriptions, 1),
+    'max-filters': int('Filters per REQ', DEFAULT_LIMITS.maxFilters, 1),
+    'max-limit': int('Largest limit honoured (also the default limit)', DEFAULT_LIMITS.maxLimit, 1),
+    'max-event-tags': int('Tags per event', DEFAULT_LIMITS.maxEventTags, 1),
+    'max-content-length': int('Characters of event content', DEFAULT_LIMITS.maxContentLength, 1),
+    'created-at-past': int('Reject events older than this many seconds (0 = no limit)', DEFAULT_LIMITS.createdAtPastSecs),
+    'created-at-future': int('Reject events more than this many seconds in the future', DEFAULT_LIMITS.createdAtFutureSecs),
+    'max-backpressure': int('Bytes queued for a client before it is disconnected', DEFAULT_LIMITS.maxBackpressureBytes, 65536),
+    'idle-timeout': int('Seconds of silence before a connection is closed (pings keep clients alive; 0 = never)', DEFAULT_LIMITS.idleTimeoutSecs),
+    'verify-workers': { type: 'number', integer: true, min: 0, max: 64, description: 'Signature verification threads (default: cores - 1; 0 = inline)' },
+    'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'Log level' },
   },
-  run: () => {
-    throw new Error('relay: not implemented yet');
-  },
+  details: `Serves NIP-11 (Accept: application/nostr+json) and GET /health over HTTP on the same port.
+Examples:
+  bazaar relay --port 4869 --host 127.0.0.1 --data ./data/relay
+  BAZAAR_RELAY_PORT=7777 bazaar relay --transport ws`,
+  run: runRelay,
 };
+
+export function limitsFromFlags(f: FlagValues): RelayLimits {
+  return {
+    maxMessageBytes: f['max-message-bytes'] as number,
+    maxSubscriptions: f['max-subscriptions'] as number,
+    maxFilters: f['max-filters'] as number,
+    maxLimit: f['max-limit'] as number,
+    maxEventTags: f['max-event-tags'] as number,
+    maxContentLength: f['max-content-length'] as number,
+    createdAtPastSecs: f['created-at-past'] as number,
+    createdAtFutureSecs: f['created-at-future'] as number,
+    maxBackpressureBytes: f['max-backpressure'] as number,
+    idleTimeoutSecs: f['idle-timeout'] as number,
+    maxSubIdLength: DEFAULT_LIMITS.maxSubIdLength,
+  };
+}
+
+async function runRelay(f: FlagValues): Promise<number> {
+  const pubkey = f.pubkey as string | undefined;
+  if (pubkey !== undefined && !/^[0-9a-f]{64}$/.test(pubkey)) throw new UsageError('--pubkey must be 64 lowercase hex characters');
+  const publicUrl = f['public-url'] as string | undefined;
+  if (publicUrl !== undefined && !/^wss?:\/\/./.test(publicUrl)) throw new UsageError('--public-url must start with ws:// or wss://');
+  const logger = createLogger({ name: 'relay', level: f['log-level'] as string });
+  const { startRelay } = await import('./server.ts');
+  let policy;
+  if (f.policies) {
+    const { loadPolicyFile } = await import('@bazaar/policies/load');
+    policy = await loadPolicyFile(resolve(f.policies as string), { logger });
+  }
+  const relay = await startRelay({
+    port: f.port as number,
+    host: f.host as string,
+    dataDir: resolve(f.data as string),
+    transport: f.transport as 'uws' | 'ws',
+    limits: limitsFromFlags(f),
+    info: {
+      name: f.name as string,
+      ...(f.description ? { description: f.description as string } : {}),
+      ...(pubkey ? { pubkey } : {}),
+      ...(f.contact ? { contact: f.contact as string } : {}),
+      authRequired: f['auth-required'] as boolean,
+    },
+    ...(policy ? { policy } : {}),
+    ...(publicUrl ? { publicUrl } : {}),
+    ...(f['verify-workers'] !== undefined ? { verifyWorkers: f['verify-workers'] as number } : {}),
+    logger,
+  });
+  await new Promise<void>((done) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'shutting down');
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      relay.close().then(done, (err: unknown) => {
+        logger.error({ err }, 'error while shutting down');
+        done();
+      });
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  return 0;
+}

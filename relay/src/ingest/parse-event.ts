@@ -1,0 +1,49 @@
+// Shape checks on an event from the wire, before any cryptography. Returns a clean
+// canonical object (exactly the seven NIP-01 fields) or the reason it is unusable.
+import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const HEX128 = /^[0-9a-f]{128}$/;
+
+export type EventParse = { ok: true; event: NostrEvent } | { ok: false; id?: string; message: string };
+
+export function parseEvent(raw: unknown): EventParse {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { ok: false, message: 'invalid: event must be a JSON object' };
+  const e = raw as Record<string, unknown>;
+  const id = typeof e.id === 'string' && HEX64.test(e.id) ? e.id : undefined;
+  const fail = (message: string): EventParse => (id ? { ok: false, id, message } : { ok: false, message });
+  if (!id) return fail('invalid: id must be 64 lowercase hex characters');
+  if (typeof e.pubkey !== 'string' || !HEX64.test(e.pubkey)) return fail('invalid: pubkey must be 64 lowercase hex characters');
+  if (typeof e.sig !== 'string' || !HEX128.test(e.sig)) return fail('invalid: sig must be 128 lowercase hex characters');
+  if (typeof e.created_at !== 'number' || !Number.isSafeInteger(e.created_at) || e.created_at < 0) return fail('invalid: created_at must be a non-negative integer');
+  if (typeof e.kind !== 'number' || !Number.isInteger(e.kind) || e.kind < 0 || e.kind > 65535) return fail('invalid: kind must be an integer between 0 and 65535');
+  if (typeof e.content !== 'string') return fail('invalid: content must be a string');
+  if (!Array.isArray(e.tags)) return fail('invalid: tags must be an array');
+  for (const t of e.tags) {
+    if (!Array.isArray(t)) return fail('invalid: each tag must be an array of strings');
+    for (const v of t) if (typeof v !== 'string') return fail('invalid: each tag must be an array of strings');
+  }
+  return {
+    ok: true,
+    event: { id, pubkey: e.pubkey, created_at: e.created_at, kind: e.kind, tags: e.tags as string[][], content: e.content, sig: e.sig },
+  };
+}
+
+/** Pull a plausible event id out of a message too large to parse, so the reply can be an OK. */
+export function sniffEventId(text: string): string | undefined {
+  const m = /"id"\s*:\s*"([0-9a-f]{64})"/.exec(text.length > 4096 ? text.slice(0, 4096) : text);
+  return m?.[1];
+}
+
+/** Number of Unicode code points in a string (NIP-11 counts content in characters). */
+export function codePointLength(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      n--;
+      i++;
+    }
+  }
+  return n;
+}

@@ -1,0 +1,470 @@
+// The relay core: NIP-01 message handling over any Transport.
+// Data flows one way: transport → ingest (parse, verify) → policy → store → live subscriptions.
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { expirationOf, isEphemeralKind, type Filter, type NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import type { Policy, PolicyContext, ReadStore, Verdict } from '@bazaar/policies/policy';
+import type { EventStore, PutOutcome } from './store/event-store.ts';
+import type { ConnectionHandler, HttpRequest, HttpResponse, TransportHandlers, TransportSocket } from './transport/transport.ts';
+import { checkFilter } from './filter.ts';
+import { SubscriptionIndex, type Subscriber } from './subscriptions.ts';
+import { codePointLength, parseEvent, sniffEventId } from './ingest/parse-event.ts';
+import type { RelayLimits } from './limits.ts';
+import { CORS_HEADERS, relayInfo, type RelayInfoConfig } from './nip11.ts';
+
+/** Resolves to null for a valid id and signature, otherwise the `invalid:` reason. */
+export type Verify = (event: NostrEvent) => Promise<string | null>;
+
+export interface RelayCoreOptions {
+  readonly store: EventStore;
+  readonly verify: Verify;
+  readonly limits: RelayLimits;
+  readonly info: RelayInfoConfig;
+  readonly logger: Logger;
+  readonly policy?: Policy;
+  /** A policy slower than this is treated as a rejection (`error:`), so it never wedges a writer. */
+  readonly policyTimeoutMs?: number;
+  /** Public ws(s):// URL of this relay, checked against the NIP-42 `relay` tag when set. */
+  readonly publicUrl?: string;
+  /** Clock in unix seconds (tests). */
+  readonly now?: () => number;
+  readonly version?: string;
+  /** Called after an event is stored (market index, reputation hook). */
+  readonly onStored?: (event: NostrEvent) => void;
+}
+
+const AUTH_KIND = 22242;
+const AUTH_WINDOW_SECS = 600;
+
+interface Sub extends Subscriber<Client> {
+  readonly prefix: string;
+  /** Live events that arrived while the stored ones were being sent; null once EOSE is out. */
+  pending: string[] | null;
+  pendingIds: Set<string> | null;
+}
+
+let connectionSeq = 0;
+
+const okFrame = (id: string, ok: boolean, msg: string): string => `["OK","${id}",${ok},${JSON.stringify(msg)}]`;
+const noticeFrame = (msg: string): string => `["NOTICE",${JSON.stringify(msg)}]`;
+const closedFrame = (subId: string, msg: string): string => `["CLOSED",${JSON.stringify(subId)},${JSON.stringify(msg)}]`;
+
+class Client implements ConnectionHandler {
+  readonly id = `c${++connectionSeq}`;
+  readonly challenge = randomBytes(16).toString('hex');
+  subs: Map<string, Sub> | undefined;
+  authed: string[] | undefined;
+  readonly relay: RelayCore;
+  readonly sock: TransportSocket;
+  constructor(relay: RelayCore, sock: TransportSocket) {
+    this.relay = relay;
+    this.sock = sock;
+  }
+
+  send(frame: string): void {
+    this.sock.send(frame);
+  }
+
+  isAuthed(pubkey?: string): boolean {
+    if (!this.authed) return false;
+    return pubkey === undefined ? this.authed.length > 0 : this.authed.includes(pubkey);
+  }
+
+  onMessage(text: string, byteLength: number): void {
+    this.relay.handleMessage(this, text, byteLength);
+  }
+  onBinary(byteLength: number): void {
+    this.send(noticeFrame(`invalid: binary frames are not supported (got ${byteLength} bytes); send JSON text frames`));
+  }
+  onClose(): void {
+    this.relay.dropClient(this);
+  }
+}
+
+export class RelayCore implements TransportHandlers {
+  readonly subscriptions = new SubscriptionIndex<Client>();
+  readonly clients = new Set<Client>();
+  private readonly now: () => number;
+  private readonly inflight = new Map<string, Promise<[boolean, string]>>();
+  private readonly readStore: ReadStore;
+  private readonly startedAt = Date.now();
+  private readonly log: Logger;
+  stats = { eventsReceived: 0, eventsStored: 0, eventsRejected: 0, reqs: 0 };
+  readonly opts: RelayCoreOptions;
+
+  constructor(opts: RelayCoreOptions) {
+    this.opts = opts;
+    this.now = opts.now ?? (() => Math.floor(Date.now() / 1000));
+    this.log = opts.logger;
+    const store = opts.store;
+    this.readStore = {
+      query: async (filters, o) => (await store.query(filters, { signal: o?.signal, now: this.now() })).map((s) => JSON.parse(s) as NostrEvent),
+    };
+  }
+
+  // ── transport callbacks ──────────────────────────────────────────────
+
+  onOpen(sock: TransportSocket): ConnectionHandler {
+    const client = new Client(this, sock);
+    this.clients.add(client);
+    client.send(`["AUTH","${client.challenge}"]`);
+    return client;
+  }
+
+  onHttp(req: HttpRequest): HttpResponse {
+    const path = req.path.split('?')[0];
+    if (req.method === 'OPTIONS') return { status: 204, headers: { ...CORS_HEADERS, 'Access-Control-Max-Age': '86400' }, body: '' };
+    if (req.method !== 'GET' && req.method !== 'HEAD') return { status: 405, headers: { ...CORS_HEADERS, Allow: 'GET, HEAD, OPTIONS' }, body: 'method not allowed\n' };
+    if (path === '/health') {
+      return {
+        status: 200,
+        headers: { ...CORS_HEADERS, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ status: 'ok', uptimeSecs: Math.round((Date.now() - this.startedAt) / 1000), connections: this.clients.size, subscriptions: this.subscriptions.size }),
+      };
+    }
+    if (path === '/' && (req.headers.accept ?? '').includes('application/nostr+json')) {
+      return { status: 200, headers: { ...CORS_HEADERS, 'Content-Type': 'application/nostr+json' }, body: JSON.stringify(this.info()) };
+    }
+    if (path === '/') {
+      const i = this.info();
+      return { status: 200, headers: { ...CORS_HEADERS, 'Content-Type': 'text/plain; charset=utf-8' }, body: `${String(i.name)}\n\n${String(i.description)}\n\nThis is a Nostr relay: connect with a WebSocket client, or fetch NIP-11 with 'Accept: application/nostr+json'.\n` };
+    }
+    return { status: 404, headers: { ...CORS_HEADERS, 'Content-Type': 'text/plain' }, body: 'not found\n' };
+  }
+
+  info(): Record<string, unknown> {
+    return relayInfo(this.opts.info, this.opts.limits, this.opts.version ?? '0.1.0');
+  }
+
+  dropClient(client: Client): void {
+    this.clients.delete(client);
+    if (client.subs) for (const sub of client.subs.values()) this.subscriptions.remove(sub);
+    client.subs = undefined;
+  }
+
+  // ── messages ─────────────────────────────────────────────────────────
+
+  handleMessage(client: Client, text: string, byteLength: number): void {
+    const limits = this.opts.limits;
+    if (byteLength > limits.maxMessageBytes) {
+      const id = text.startsWith('["EVENT"') ? sniffEventId(text) : undefined;
+      const msg = `invalid: message is ${byteLength} bytes, larger than this relay's limit of ${limits.maxMessageBytes}`;
+      client.send(id ? okFrame(id, false, msg) : noticeFrame(msg));
+      return;
+    }
+    let msg: unknown;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      client.send(noticeFrame('invalid: message is not valid JSON'));
+      return;
+    }
+    if (!Array.isArray(msg) || typeof msg[0] !== 'string') {
+      client.send(noticeFrame('invalid: message must be a JSON array whose first element is a string'));
+      return;
+    }
+    switch (msg[0]) {
+      case 'EVENT':
+        this.onEvent(client, msg, byteLength);
+        return;
+      case 'REQ':
+        this.onReq(client, msg);
+        return;
+      case 'COUNT':
+        this.onCount(client, msg);
+        return;
+      case 'CLOSE':
+        this.onClose(client, msg);
+        return;
+      case 'AUTH':
+        this.onAuth(client, msg);
+        return;
+      default:
+        client.send(noticeFrame(`invalid: unknown message type ${JSON.stringify(msg[0].slice(0, 32))}`));
+    }
+  }
+
+  // ── EVENT ────────────────────────────────────────────────────────────
+
+  private onEvent(client: Client, msg: unknown[], size: number): void {
+    this.stats.eventsReceived++;
+    if (msg.length !== 2) {
+      const id = typeof msg[1] === 'object' && msg[1] !== null ? (msg[1] as { id?: unknown }).id : undefined;
+      const m = 'invalid: EVENT message must be ["EVENT", <event>]';
+      client.send(typeof id === 'string' && /^[0-9a-f]{64}$/.test(id) ? okFrame(id, false, m) : noticeFrame(m));
+      return;
+    }
+    const parsed = parseEvent(msg[1]);
+    if (!parsed.ok) {
+      this.stats.eventsRejected++;
+      client.send(parsed.id ? okFrame(parsed.id, false, parsed.message) : noticeFrame(parsed.message));
+      return;
+    }
+    const event = parsed.event;
+    this.ingest(event, client, size).then(
+      ([ok, reason]) => {
+        if (!ok) this.stats.eventsRejected++;
+        client.send(okFrame(event.id, ok, reason));
+      },
+      (err: unknown) => {
+        this.log.error({ err, eventId: event.id, conn: client.id }, 'ingest failed');
+        client.send(okFrame(event.id, false, 'error: internal error while storing the event'));
+      },
+    );
+  }
+
+  /** Checks cheap limits, then (once per id across connections) verifies, applies policy, stores and broadcasts. */
+  private ingest(event: NostrEvent, client: Client, size: number): Promise<[boolean, string]> {
+    const limits = this.opts.limits;
+    const now = this.now();
+    if (event.kind === AUTH_KIND) return Promise.resolve([false, 'invalid: kind 22242 events are only accepted in AUTH messages']);
+    if (this.opts.info.authRequired && !client.isAuthed()) return Promise.resolve([false, 'auth-required: this relay requires NIP-42 authentication']);
+    if (event.tags.length > limits.maxEventTags) return Promise.resolve([false, `invalid: too many tags (${event.tags.length} > ${limits.maxEventTags})`]);
+    if (event.content.length > limits.maxContentLength && codePointLength(event.content) > limits.maxContentLength) {
+      return Promise.resolve([false, `invalid: content longer than ${limits.maxContentLength} characters`]);
+    }
+    if (event.created_at > now + limits.createdAtFutureSecs) return Promise.resolve([false, `invalid: created_at is more than ${limits.createdAtFutureSecs} seconds in the future`]);
+    if (limits.createdAtPastSecs > 0 && event.created_at < now - limits.createdAtPastSecs) return Promise.resolve([false, `invalid: created_at is more than ${limits.createdAtPastSecs} seconds in the past`]);
+    const exp = expirationOf(event);
+    if (exp !== undefined && exp <= now) return Promise.resolve([false, 'invalid: event has expired']);
+    if (!isEphemeralKind(event.kind) && this.opts.store.has(event.id)) return Promise.resolve([true, 'duplicate: already have this event']);
+    // NIP-70: a protected event is accepted only from its author, authenticated.
+    if (event.tags.some((t) => t.length === 1 && t[0] === '-')) {
+      if (!client.isAuthed()) return Promise.resolve([false, 'auth-required: this event may only be published by its author']);
+      if (!client.isAuthed(event.pubkey)) return Promise.resolve([false, 'restricted: this event may only be published by its author']);
+    }
+    const running = this.inflight.get(event.id);
+    if (running) return running.then(([ok, reason]) => (ok && !reason.startsWith('duplicate') ? [true, 'duplicate: already have this event'] : [ok, reason]));
+    const p = this.verifyAndStore(event, client, size, now).finally(() => this.inflight.delete(event.id));
+    this.inflight.set(event.id, p);
+    return p;
+  }
+
+  private async verifyAndStore(event: NostrEvent, client: Client, size: number, now: number): Promise<[boolean, string]> {
+    const bad = await this.opts.verify(event);
+    if (bad !== null) return [false, bad];
+    const verdict = await this.runPolicy(event, client, size, now);
+    if (verdict.action === 'reject') return [false, verdict.message];
+    if (verdict.action === 'shadowReject') return [true, ''];
+    const raw = JSON.stringify(event);
+    if (isEphemeralKind(event.kind)) {
+      this.broadcast(event, raw);
+      return [true, ''];
+    }
+    const [outcome] = await this.opts.store.put([event]);
+    return this.afterPut(event, raw, outcome);
+  }
+
+  private afterPut(event: NostrEvent, raw: string, outcome: PutOutcome): [boolean, string] {
+    switch (outcome.status) {
+      case 'stored':
+        this.stats.eventsStored++;
+        this.broadcast(event, raw);
+        this.opts.onStored?.(event);
+        return [true, ''];
+      case 'duplicate':
+        return [true, 'duplicate: already have this event'];
+      case 'replaced':
+        return [true, 'duplicate: a newer version of this replaceable event is already stored'];
+      case 'deleted':
+        return [false, 'blocked: this event was deleted by its author'];
+      case 'rejected':
+        return [false, outcome.message];
+    }
+  }
+
+  private async runPolicy(event: NostrEvent, client: Client, size: number, now: number): Promise<Verdict> {
+    const policy = this.opts.policy;
+    if (!policy) return { action: 'accept' };
+    const ctx: PolicyContext = {
+      source: { type: 'ws', ip: client.sock.ip, connectionId: client.id },
+      ...(client.authed?.length ? { authedPubkey: client.authed[0] } : {}),
+      receivedAt: now,
+      store: this.readStore,
+      size,
+    };
+    const timeoutMs = this.opts.policyTimeoutMs ?? 2000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        Promise.resolve().then(() => policy(event, ctx)),
+        new Promise<Verdict>((resolve) => {
+          timer = setTimeout(() => resolve({ action: 'reject', message: 'error: policy check timed out' }), timeoutMs);
+        }),
+      ]);
+    } catch (err) {
+      this.log.warn({ err, eventId: event.id }, 'policy threw; event rejected');
+      return { action: 'reject', message: 'error: policy check failed' };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Deliver a new event to every live subscription whose filters it really matches. */
+  broadcast(event: NostrEvent, raw: string): void {
+    const subs = this.subscriptions.match(event) as Sub[];
+    for (const sub of subs) {
+      if (sub.pending) {
+        if (!sub.pendingIds!.has(event.id)) {
+          sub.pendingIds!.add(event.id);
+          sub.pending.push(raw);
+        }
+        continue;
+      }
+      const sock = sub.conn.sock;
+      const frame = sub.prefix + raw + ']';
+      sock.cork(() => sock.send(frame));
+    }
+  }
+
+  // ── REQ / COUNT / CLOSE ─────────────────────────────────────────────
+
+  /** Validates sub id and filters; on failure sends the right error frame and returns undefined. */
+  private readSubRequest(client: Client, msg: unknown[], verb: 'REQ' | 'COUNT'): { subId: string; filters: Filter[] } | undefined {
+    const limits = this.opts.limits;
+    const subId = msg[1];
+    if (typeof subId !== 'string' || subId.length === 0) {
+      client.send(noticeFrame(`invalid: ${verb} needs a non-empty string subscription id`));
+      return;
+    }
+    if (subId.length > limits.maxSubIdLength) {
+      client.send(closedFrame(subId, `invalid: subscription id longer than ${limits.maxSubIdLength} characters`));
+      return;
+    }
+    if (this.opts.info.authRequired && !client.isAuthed()) {
+      client.send(closedFrame(subId, 'auth-required: this relay requires NIP-42 authentication'));
+      return;
+    }
+    const raw = msg.slice(2);
+    if (raw.length === 0) {
+      client.send(closedFrame(subId, `invalid: ${verb} needs at least one filter`));
+      return;
+    }
+    if (raw.length > limits.maxFilters) {
+      client.send(closedFrame(subId, `invalid: too many filters (${raw.length} > ${limits.maxFilters})`));
+      return;
+    }
+    const filters: Filter[] = [];
+    for (const r of raw) {
+      const c = checkFilter(r);
+      if (!c.ok) {
+        client.send(closedFrame(subId, c.message));
+        return;
+      }
+      filters.push(c.filter);
+    }
+    return { subId, filters };
+  }
+
+  private clampLimits(filters: Filter[]): Filter[] {
+    const max = this.opts.limits.maxLimit;
+    return filters.map((f) => (f.limit === undefined || f.limit > max ? { ...f, limit: max } : f));
+  }
+
+  private onReq(client: Client, msg: unknown[]): void {
+    this.stats.reqs++;
+    const req = this.readSubRequest(client, msg, 'REQ');
+    if (!req) return;
+    const { subId, filters } = req;
+    const subs = (client.subs ??= new Map());
+    const old = subs.get(subId);
+    if (old) {
+      this.subscriptions.remove(old);
+      subs.delete(subId);
+    } else if (subs.size >= this.opts.limits.maxSubscriptions) {
+      client.send(closedFrame(subId, `rate-limited: too many open subscriptions (max ${this.opts.limits.maxSubscriptions})`));
+      return;
+    }
+    const sub: Sub = { conn: client, subId, filters, prefix: `["EVENT",${JSON.stringify(subId)},`, pending: [], pendingIds: new Set() };
+    subs.set(subId, sub);
+    this.subscriptions.add(sub);
+    this.opts.store.query(this.clampLimits(filters), { now: this.now() }).then(
+      (rows) => {
+        if (client.subs?.get(subId) !== sub) return; // closed or replaced meanwhile
+        const sock = client.sock;
+        sock.cork(() => {
+          const seen = rows.length && sub.pendingIds!.size ? new Set<string>() : undefined;
+          for (const row of rows) {
+            sock.send(sub.prefix + row + ']');
+            if (seen) seen.add(row.slice(7, 71)); // rows start with {"id":"<64 hex>"
+          }
+          const eoseAndLive = sub.pending!;
+          sub.pending = null;
+          for (const raw of eoseAndLive) if (!seen?.has(raw.slice(7, 71))) sock.send(sub.prefix + raw + ']');
+          sub.pendingIds = null;
+          sock.send(`["EOSE",${JSON.stringify(subId)}]`);
+        });
+      },
+      (err: unknown) => {
+        this.log.error({ err, conn: client.id, subId }, 'query failed');
+        if (client.subs?.get(subId) !== sub) return;
+        this.subscriptions.remove(sub);
+        client.subs.delete(subId);
+        client.send(closedFrame(subId, 'error: query failed'));
+      },
+    );
+  }
+
+  private onCount(client: Client, msg: unknown[]): void {
+    const req = this.readSubRequest(client, msg, 'COUNT');
+    if (!req) return;
+    this.opts.store.count(req.filters, { now: this.now() }).then(
+      (n) => client.send(`["COUNT",${JSON.stringify(req.subId)},{"count":${n}}]`),
+      (err: unknown) => {
+        this.log.error({ err, conn: client.id }, 'count failed');
+        client.send(closedFrame(req.subId, 'error: count failed'));
+      },
+    );
+  }
+
+  private onClose(client: Client, msg: unknown[]): void {
+    const subId = msg[1];
+    if (typeof subId !== 'string' || msg.length !== 2) {
+      client.send(noticeFrame('invalid: CLOSE message must be ["CLOSE", <subscription id>]'));
+      return;
+    }
+    const sub = client.subs?.get(subId);
+    if (!sub) return;
+    this.subscriptions.remove(sub);
+    client.subs!.delete(subId);
+  }
+
+  // ── AUTH (NIP-42) ────────────────────────────────────────────────────
+
+  private onAuth(client: Client, msg: unknown[]): void {
+    const parsed = parseEvent(msg[1]);
+    if (msg.length !== 2 || !parsed.ok) {
+      const m = parsed.ok ? 'invalid: AUTH message must be ["AUTH", <event>]' : parsed.message;
+      const id = parsed.ok ? parsed.event.id : parsed.id;
+      client.send(id ? okFrame(id, false, m) : noticeFrame(m));
+      return;
+    }
+    const e = parsed.event;
+    const reply = (ok: boolean, m: string) => client.send(okFrame(e.id, ok, m));
+    if (e.kind !== AUTH_KIND) return reply(false, `invalid: AUTH event must be kind ${AUTH_KIND}`);
+    if (Math.abs(e.created_at - this.now()) > AUTH_WINDOW_SECS) return reply(false, 'invalid: AUTH event created_at is not within 10 minutes of now');
+    const tag = (n: string) => e.tags.find((t) => t[0] === n)?.[1];
+    if (tag('challenge') !== client.challenge) return reply(false, 'invalid: AUTH challenge does not match');
+    const relayTag = tag('relay');
+    if (relayTag === undefined) return reply(false, 'invalid: AUTH event has no relay tag');
+    if (this.opts.publicUrl && normaliseUrl(relayTag) !== normaliseUrl(this.opts.publicUrl)) return reply(false, 'invalid: AUTH relay tag does not name this relay');
+    this.opts.verify(e).then(
+      (bad) => {
+        if (bad !== null) return reply(false, bad);
+        const authed = (client.authed ??= []);
+        if (!authed.includes(e.pubkey)) authed.push(e.pubkey);
+        reply(true, '');
+      },
+      () => reply(false, 'error: could not verify AUTH event'),
+    );
+  }
+}
+
+function normaliseUrl(u: string): string {
+  try {
+    const url = new URL(u.trim());
+    return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}`.toLowerCase();
+  } catch {
+    return u.trim().toLowerCase();
+  }
+}

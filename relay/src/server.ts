@@ -1,0 +1,112 @@
+// Wires a relay together: store + verifier + policy + core + transport.
+import { mkdirSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { pino } from 'pino';
+import type { Policy } from '@bazaar/policies/policy';
+import { RelayCore } from './relay.ts';
+import { DEFAULT_LIMITS, type RelayLimits } from './limits.ts';
+import type { RelayInfoConfig } from './nip11.ts';
+import type { EventStore } from './store/event-store.ts';
+import { createVerifier, invalidReason } from './ingest/verify.ts';
+import type { Transport } from './transport/transport.ts';
+import { createUwsTransport } from './transport/uws-transport.ts';
+import { createWsTransport } from './transport/ws-transport.ts';
+
+export interface RelayOptions {
+  readonly port?: number;
+  readonly host?: string;
+  /** Data directory for the LMDB store (created if missing). Ignored when `store` is given. */
+  readonly dataDir?: string;
+  readonly store?: EventStore;
+  readonly transport?: 'uws' | 'ws';
+  readonly limits?: Partial<RelayLimits>;
+  readonly info?: Partial<RelayInfoConfig>;
+  readonly policy?: Policy;
+  readonly policyTimeoutMs?: number;
+  readonly publicUrl?: string;
+  /** Worker threads for signature verification (0 = inline). */
+  readonly verifyWorkers?: number;
+  readonly logger?: Logger;
+  /** Clock in unix seconds (tests). */
+  readonly now?: () => number;
+}
+
+export interface RunningRelay {
+  /** ws://host:port */
+  readonly url: string;
+  readonly port: number;
+  readonly core: RelayCore;
+  readonly transport: Transport['name'];
+  close(): Promise<void>;
+}
+
+export function createTransport(name: 'uws' | 'ws'): Transport {
+  return name === 'uws' ? createUwsTransport() : createWsTransport();
+}
+
+export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay> {
+  const logger = opts.logger ?? pino({ level: 'silent' });
+  const limits: RelayLimits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const info: RelayInfoConfig = { name: 'bazaar', description: 'Bazaar relay: an open market for verifiable compute over Nostr (NIP-90).', authRequired: false, restrictedWrites: false, ...opts.info };
+  const ownStore = !opts.store;
+  let store: EventStore;
+  if (opts.store) store = opts.store;
+  else {
+    if (!opts.dataDir) throw new Error('startRelay: either dataDir or store is required');
+    mkdirSync(opts.dataDir, { recursive: true });
+    const { openLmdbStore } = await import('./store/lmdb-store.ts');
+    store = await openLmdbStore({ path: opts.dataDir, logger, maxLimit: limits.maxLimit });
+  }
+  const verifier = createVerifier({ logger, ...(opts.verifyWorkers !== undefined ? { workers: opts.verifyWorkers } : {}) });
+  const core = new RelayCore({
+    store,
+    verify: async (e) => {
+      const outcome = await verifier.check(e);
+      return outcome === 'valid' ? null : invalidReason(outcome);
+    },
+    limits,
+    info,
+    logger,
+    ...(opts.policy ? { policy: opts.policy } : {}),
+    ...(opts.policyTimeoutMs !== undefined ? { policyTimeoutMs: opts.policyTimeoutMs } : {}),
+    ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+  const transportName = opts.transport ?? 'uws';
+  const transport = createTransport(transportName);
+  const host = opts.host ?? '127.0.0.1';
+  let port: number;
+  try {
+    port = await transport.listen(
+      {
+        host,
+        port: opts.port ?? 4869,
+        // Frames up to 4x the message limit are read and answered with an error; beyond that the socket is cut.
+        maxFrameBytes: Math.max(limits.maxMessageBytes * 4, 4 * 1024 * 1024),
+        maxBackpressureBytes: limits.maxBackpressureBytes,
+        idleTimeoutSecs: limits.idleTimeoutSecs,
+      },
+      core,
+    );
+  } catch (err) {
+    await verifier.close();
+    if (ownStore) await store.close();
+    throw err;
+  }
+  const url = `ws://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  logger.info({ url, transport: transportName, dataDir: opts.dataDir }, 'relay listening');
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    core,
+    transport: transportName,
+    close: () =>
+      (closing ??= (async () => {
+        await transport.close();
+        await verifier.close();
+        if (ownStore) await store.close();
+        logger.info({ url }, 'relay stopped');
+      })()),
+  };
+}

@@ -1,0 +1,144 @@
+// uWebSockets.js transport. Rules that keep it safe: never touch a socket after its
+// close callback (guarded by `closed`), copy message ArrayBuffers before returning
+// (uWS neuters them), and let uWS drop slow consumers at the backpressure limit.
+import { createRequire } from 'node:module';
+import type * as UWS from 'uWebSockets.js';
+import { HTTP_STATUS_TEXT, type ConnectionHandler, type HttpRequest, type Transport, type TransportHandlers, type TransportOptions, type TransportSocket } from './transport.ts';
+
+const require = createRequire(import.meta.url);
+
+interface UserData {
+  ip: string;
+  req: HttpRequest;
+  sock?: UwsSocket;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: false });
+
+class UwsSocket implements TransportSocket {
+  closed = false;
+  handler!: ConnectionHandler;
+  private readonly ws: UWS.WebSocket<UserData>;
+  readonly ip: string;
+  constructor(ws: UWS.WebSocket<UserData>, ip: string) {
+    this.ws = ws;
+    this.ip = ip;
+  }
+  send(text: string): boolean {
+    if (this.closed) return false;
+    // 1 = sent, 0 = queued (backpressure builds), 2 = dropped at the limit (uWS then closes).
+    return this.ws.send(text, false, false) !== 2;
+  }
+  bufferedAmount(): number {
+    return this.closed ? 0 : this.ws.getBufferedAmount();
+  }
+  cork(fn: () => void): void {
+    if (this.closed) return;
+    this.ws.cork(fn);
+  }
+  close(code = 1000, reason = ''): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.ws.end(code, reason);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function loadUws(): typeof UWS {
+  const uws = require('uWebSockets.js') as typeof UWS & { H3App?: unknown };
+  // The package silently falls back to a slow Node implementation when its native
+  // binary does not load; the native module is the only one exporting H3App.
+  if (typeof uws.H3App !== 'function') throw new Error('uWebSockets.js native binary did not load (use --transport ws)');
+  return uws;
+}
+
+export function createUwsTransport(): Transport {
+  let uws: typeof UWS | undefined;
+  let listenSocket: UWS.us_listen_socket | undefined;
+  const sockets = new Set<UwsSocket>();
+
+  const readRequest = (req: UWS.HttpRequest): HttpRequest => {
+    const headers: Record<string, string> = {};
+    req.forEach((k, v) => {
+      headers[k] = v;
+    });
+    const q = req.getQuery();
+    return { method: req.getMethod().toUpperCase(), path: req.getUrl() + (q ? `?${q}` : ''), headers };
+  };
+
+  return {
+    name: 'uws',
+    listen(opts: TransportOptions, handlers: TransportHandlers): Promise<number> {
+      uws = loadUws();
+      const app = uws.App();
+      const http = (res: UWS.HttpResponse, req: UWS.HttpRequest) => {
+        const r = handlers.onHttp(readRequest(req));
+        res.cork(() => {
+          res.writeStatus(`${r.status} ${HTTP_STATUS_TEXT[r.status] ?? ''}`.trim());
+          for (const [k, v] of Object.entries(r.headers ?? {})) res.writeHeader(k, v);
+          res.end(r.body);
+        });
+      };
+      app.ws<UserData>('/*', {
+        maxPayloadLength: opts.maxFrameBytes,
+        maxBackpressure: opts.maxBackpressureBytes,
+        closeOnBackpressureLimit: 1,
+        idleTimeout: opts.idleTimeoutSecs,
+        sendPingsAutomatically: true,
+        compression: uws.DISABLED,
+        upgrade: (res, req, context) => {
+          const request = readRequest(req);
+          const ip = decoder.decode(res.getRemoteAddressAsText());
+          res.upgrade<UserData>(
+            { ip, req: request },
+            req.getHeader('sec-websocket-key'),
+            req.getHeader('sec-websocket-protocol'),
+            req.getHeader('sec-websocket-extensions'),
+            context,
+          );
+        },
+        open: (ws) => {
+          const data = ws.getUserData();
+          const sock = new UwsSocket(ws, data.ip);
+          data.sock = sock;
+          sockets.add(sock);
+          sock.handler = handlers.onOpen(sock, data.req);
+        },
+        message: (ws, message, isBinary) => {
+          const sock = ws.getUserData().sock;
+          if (!sock || sock.closed) return;
+          if (isBinary) sock.handler.onBinary(message.byteLength);
+          else sock.handler.onMessage(Buffer.from(message).toString('utf8'), message.byteLength);
+        },
+        drain: (ws) => {
+          const sock = ws.getUserData().sock;
+          if (sock && !sock.closed) sock.handler.onDrain?.();
+        },
+        close: (ws) => {
+          const sock = ws.getUserData().sock;
+          if (!sock) return;
+          sock.closed = true;
+          sockets.delete(sock);
+          sock.handler.onClose();
+        },
+      });
+      app.any('/*', http);
+      return new Promise((resolve, reject) => {
+        app.listen(opts.host, opts.port, (ls) => {
+          if (!ls) return reject(new Error(`cannot listen on ${opts.host}:${opts.port} (address in use or not available)`));
+          listenSocket = ls;
+          resolve(uws!.us_socket_local_port(ls));
+        });
+      });
+    },
+    async close(): Promise<void> {
+      if (listenSocket && uws) uws.us_listen_socket_close(listenSocket);
+      listenSocket = undefined;
+      for (const s of [...sockets]) s.close(1001, 'relay shutting down');
+      sockets.clear();
+    },
+  };
+}
