@@ -1,0 +1,138 @@
+// Process measurements from /proc (Linux) and the relay child process the
+// benchmark starts: CPU ticks, RSS, fd limits, readiness, cleanup.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+
+let clkTck: number | undefined;
+/** SC_CLK_TCK, the unit of utime/stime in /proc/PID/stat (`getconf CLK_TCK`; 100 on Linux x86). */
+export function clockTicksPerSecond(): number {
+  if (clkTck === undefined) {
+    try {
+      clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 5000 }).trim()) || 100;
+    } catch {
+      clkTck = 100;
+    }
+  }
+  return clkTck;
+}
+
+/** utime+stime of a process (all its threads), in seconds. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name, which may itself contain spaces or ')'.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state); utime is field 14 and stime field 15.
+  const utime = Number(rest[11]);
+  const stime = Number(rest[12]);
+  return (utime + stime) / clockTicksPerSecond();
+}
+
+/** Resident set size in KiB (VmRSS of /proc/PID/status). */
+export function rssKiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(m[1]);
+}
+
+/** Soft and hard "Max open files" of a process. */
+export function openFileLimits(pid: number | 'self' = 'self'): { soft: number; hard: number } {
+  const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
+  const n = (s: string | undefined): number => (s === undefined || s === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(s));
+  return { soft: n(m?.[1]), hard: n(m?.[2]) };
+}
+
+/** A free TCP port on 127.0.0.1 (bound then released). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const addr = srv.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+export interface RelayChild {
+  readonly pid: number;
+  readonly url: string;
+  readonly port: number;
+  /** The last lines the child wrote, for error reports. */
+  readonly tail: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `node scripts/bazaar.mjs relay …` with its open-file limit raised to
+ * the hard limit (through `sh -c 'ulimit -n …; exec …'`, so the PID is the
+ * relay's own), and waits until it prints "listening" or /health answers 200.
+ */
+export async function startRelayChild(opts: { bazaarScript: string; dataDir: string; transport: string; readyTimeoutMs?: number; extraArgs?: string[] }): Promise<RelayChild> {
+  const port = await freePort();
+  const args = [opts.bazaarScript, 'relay', '--port', String(port), '--host', '127.0.0.1', '--data', opts.dataDir, '--transport', opts.transport, ...(opts.extraArgs ?? [])];
+  const child: ChildProcess = spawn('/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', process.execPath, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, BAZAAR_LOG_FORMAT: 'json', BAZAAR_LOG_LEVEL: process.env.BAZAAR_LOG_LEVEL ?? 'warn' },
+  });
+  const tail: string[] = [];
+  let ready = false;
+  let resolveReady!: () => void;
+  const readyP = new Promise<void>((res) => (resolveReady = res));
+  for (const stream of [child.stdout!, child.stderr!]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      tail.push(line);
+      if (tail.length > 40) tail.shift();
+      if (!ready && /listening/i.test(line)) {
+        ready = true;
+        resolveReady();
+      }
+    });
+  }
+  const exited = once(child, 'exit').then(([code, signal]) => {
+    throw new Error(`relay exited before it was ready (code ${code}, signal ${signal}):\n${tail.join('\n')}`);
+  });
+  exited.catch(() => undefined);
+  const url = `ws://127.0.0.1:${port}`;
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const gone = once(child, 'exit');
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await gone;
+    clearTimeout(timer);
+  };
+  const ac = new AbortController();
+  const healthPoll = (async () => {
+    while (!ac.signal.aborted) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.any([ac.signal, AbortSignal.timeout(1000)]) });
+        await res.arrayBuffer();
+        if (res.status === 200) return;
+      } catch {
+        // not up yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  const timeoutMs = opts.readyTimeoutMs ?? 60_000;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      readyP,
+      healthPoll,
+      exited,
+      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`relay not ready after ${timeoutMs} ms:\n${tail.join('\n')}`)), timeoutMs))),
+    ]);
+  } catch (err) {
+    ac.abort();
+    await stop();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+    ac.abort();
+  }
+  return { pid: child.pid!, url, port, tail, stop };
+}
