@@ -1,0 +1,693 @@
+// The production EventStore on LMDB (lmdb-js), designed like strfry's: each event's
+// canonical JSON is stored once behind a compact packed header, keyed by an internal
+// sequence number; every index key ends in created_at ‖ seq, so since/until/limit are
+// reverse range scans that stop early. One batched writer: every put() that arrives
+// in the same event-loop turn shares one write transaction, and promises resolve only
+// once that transaction is committed and flushed to disk.
+import { mkdirSync } from 'node:fs';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import type { Logger } from 'pino';
+import { isAddressableKind, isReplaceableKind, type Filter, type NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import type { EventStore, PutOutcome, QueryOptions } from './event-store.ts';
+import {
+  canonicalJson, effectiveLimit, expirationTs, isHex64, isTagLetter, MAX_TIMESTAMP, nowSeconds, parseAddress,
+  storeRejection, type LimitOptions,
+} from './event-rules.ts';
+import {
+  addressKey, eventAddressKey, FLAG_EXPIRES, headerLength, indexedTags, indexKey, indexKeyEncoder, kindPrefix, lastKey,
+  OFF_CREATED_AT, OFF_EXPIRATION, OFF_FLAGS, OFF_ID, OFF_KIND, OFF_PUBKEY, OFF_TAGS, packEvent, packedCreatedAt,
+  packedKind, pubkeyKindPrefix, readU32, readU64, tagPrefix, writeU32, writeU64,
+} from './lmdb-codec.ts';
+
+/** On-disk format version. Bump on any incompatible change to tables, keys or the packed header. */
+export const SCHEMA_VERSION = 1;
+
+export interface LmdbStoreOptions extends LimitOptions {
+  /** Directory holding the LMDB environment (created if missing). */
+  readonly path: string;
+  readonly logger?: Logger;
+  /** LMDB map size in bytes. Default: lmdb-js grows the map on demand. */
+  readonly mapSize?: number;
+  /** Unix seconds "now" for NIP-40 (refusing already-expired events, purging). Default: the wall clock. */
+  readonly clock?: () => number;
+  /** How often expired events are purged from disk; 0 disables the timer. Default 60 000 ms. */
+  readonly purgeIntervalMs?: number;
+  /** Most expired events removed per purge transaction. Default 10 000. */
+  readonly purgeBatch?: number;
+}
+
+export interface LmdbStore extends EventStore {
+  readonly path: string;
+  /** Remove events whose expiration is <= now from disk; resolves with how many (durable). */
+  purgeExpired(now?: number): Promise<number>;
+  /** Number of events on disk (including expired ones not yet purged). */
+  size(): number;
+  /** Writer counters: committed write transactions and the jobs (put/purge calls) they carried. */
+  writerStats(): { readonly transactions: number; readonly jobs: number };
+}
+
+type Db = Database<Buffer, Buffer | number>;
+
+const EMPTY = Buffer.alloc(0);
+const MAX_U32 = 0xffffffff;
+/** Letters whose values are ids or pubkeys: an index scan on them is nearly always the most selective. */
+const REFERENCE_LETTERS = new Set(['e', 'p', 'a', 'E', 'P', 'A', 'q']);
+/** Above this many authors×kinds we scan per author (fewer cursors) and post-filter kinds. */
+const MAX_PUBKEY_KIND_SCANS = 256;
+/** Above this many values per condition, membership uses a Set instead of byte compares. */
+const SET_THRESHOLD = 8;
+
+interface TagCondition {
+  readonly letter: number;
+  readonly name: string;
+  readonly values: Buffer[];
+  readonly set: Set<string> | undefined;
+}
+
+interface CompiledFilter {
+  readonly never: boolean;
+  readonly ids: Buffer[] | undefined;
+  readonly authors: Buffer[] | undefined;
+  readonly authorSet: Set<string> | undefined;
+  readonly kinds: number[] | undefined;
+  readonly tags: TagCondition[];
+  readonly since: number;
+  readonly until: number;
+}
+
+/** Conditions the chosen index already guarantees, so the post-filter can skip them. */
+interface Implied {
+  readonly authors: boolean;
+  readonly kinds: boolean;
+  readonly tag: number;
+}
+
+type Plan =
+  | { readonly type: 'ids' }
+  | { readonly type: 'scan'; readonly index: string; readonly db: Db; readonly prefixes: Buffer[]; readonly implied: Implied };
+
+interface Rec {
+  readonly ts: number;
+  readonly seq: number;
+  readonly json: string;
+}
+
+interface Cursor {
+  readonly it: Iterator<unknown>;
+  seq: number;
+  ts: number;
+}
+
+const NEVER: CompiledFilter = { never: true, ids: undefined, authors: undefined, authorSet: undefined, kinds: undefined, tags: [], since: 0, until: 0 };
+
+function hexList(value: unknown): Buffer[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const out: Buffer[] = [];
+  const seen = new Set<string>();
+  for (const v of value) if (isHex64(v) && !seen.has(v)) { seen.add(v); out.push(Buffer.from(v, 'hex')); }
+  return out;
+}
+
+/** Turn a NIP-01 filter into byte-level conditions, or NEVER when it cannot match anything. */
+export function compileFilter(f: Filter): CompiledFilter {
+  let ids: Buffer[] | undefined;
+  let authors: Buffer[] | undefined;
+  let kinds: number[] | undefined;
+  let since = 0;
+  let until = MAX_TIMESTAMP;
+  const tags: TagCondition[] = [];
+  for (const [key, value] of Object.entries(f)) {
+    if (value === undefined) continue;
+    if (key === 'ids' || key === 'authors') {
+      const list = hexList(value);
+      if (list === undefined || list.length === 0) return NEVER;
+      if (key === 'ids') ids = list; else authors = list;
+    } else if (key === 'kinds') {
+      if (!Array.isArray(value)) return NEVER;
+      kinds = [...new Set(value.filter((k): k is number => Number.isInteger(k) && k >= 0 && k <= 65535))];
+      if (kinds.length === 0) return NEVER;
+    } else if (key === 'since') {
+      if (typeof value !== 'number' || Number.isNaN(value)) continue;
+      if (value > MAX_TIMESTAMP) return NEVER;
+      since = Math.max(since, Math.max(0, Math.ceil(value)));
+    } else if (key === 'until') {
+      if (typeof value !== 'number' || Number.isNaN(value)) continue;
+      if (value < 0) return NEVER;
+      until = Math.min(until, Math.floor(value));
+    } else if (key === 'search') {
+      return NEVER; // NIP-50 is not supported: match nothing rather than everything
+    } else if (key.startsWith('#')) {
+      const name = key.slice(1);
+      if (!isTagLetter(name) || !Array.isArray(value)) return NEVER;
+      const strings = [...new Set(value.filter((v): v is string => typeof v === 'string'))];
+      if (strings.length === 0) return NEVER;
+      const values = strings.map((s) => Buffer.from(s, 'utf8'));
+      const set = values.length > SET_THRESHOLD ? new Set(values.map((b) => b.toString('latin1'))) : undefined;
+      tags.push({ letter: name.charCodeAt(0), name, values, set });
+    }
+  }
+  if (since > until) return NEVER;
+  const authorSet = authors !== undefined && authors.length > SET_THRESHOLD ? new Set(authors.map((b) => b.toString('latin1'))) : undefined;
+  return { never: false, ids, authors, authorSet, kinds, tags, since, until };
+}
+
+function bytesEqual(a: Uint8Array, aOff: number, b: Uint8Array, len: number): boolean {
+  for (let i = 0; i < len; i++) if (a[aOff + i] !== b[i]) return false;
+  return true;
+}
+
+function tagMatches(b: Buffer, cond: TagCondition): boolean {
+  const n = readU32(b, OFF_TAGS);
+  let p = OFF_TAGS + 4;
+  for (let i = 0; i < n; i++) {
+    const len = readU32(b, p + 1);
+    if (b[p] === cond.letter) {
+      const start = p + 5;
+      if (cond.set !== undefined) {
+        if (cond.set.has(b.toString('latin1', start, start + len))) return true;
+      } else {
+        for (const v of cond.values) if (v.length === len && bytesEqual(b, start, v, len)) return true;
+      }
+    }
+    p += 5 + len;
+  }
+  return false;
+}
+
+/** Every condition of the filter the index did not already guarantee, plus NIP-40. */
+function postMatch(b: Buffer, cf: CompiledFilter, implied: Implied, now: number): boolean {
+  if ((b[OFF_FLAGS] & FLAG_EXPIRES) !== 0 && readU64(b, OFF_EXPIRATION) <= now) return false;
+  const ts = readU64(b, OFF_CREATED_AT);
+  if (ts < cf.since || ts > cf.until) return false;
+  if (cf.kinds !== undefined && !implied.kinds && !cf.kinds.includes(readU32(b, OFF_KIND))) return false;
+  if (cf.authors !== undefined && !implied.authors) {
+    if (cf.authorSet !== undefined) {
+      if (!cf.authorSet.has(b.toString('latin1', OFF_PUBKEY, OFF_PUBKEY + 32))) return false;
+    } else {
+      let ok = false;
+      for (const a of cf.authors) if (bytesEqual(b, OFF_PUBKEY, a, 32)) { ok = true; break; }
+      if (!ok) return false;
+    }
+  }
+  for (let i = 0; i < cf.tags.length; i++) if (i !== implied.tag && !tagMatches(b, cf.tags[i])) return false;
+  return true;
+}
+
+const byNewest = (a: Rec, b: Rec): number =>
+  // Stored JSON starts with {"id":"<hex>", so comparing it compares ids: ties go to the lowest id.
+  b.ts - a.ts || (a.json < b.json ? -1 : a.json > b.json ? 1 : 0);
+
+// A max-heap of cursors on ts (newest first).
+function heapPush(h: Cursor[], c: Cursor): void {
+  let i = h.length;
+  h.push(c);
+  while (i > 0) {
+    const p = (i - 1) >> 1;
+    if (h[p].ts >= c.ts) break;
+    h[i] = h[p];
+    i = p;
+  }
+  h[i] = c;
+}
+
+function heapSiftDown(h: Cursor[]): void {
+  const n = h.length;
+  const c = h[0];
+  let i = 0;
+  for (;;) {
+    let m = 2 * i + 1;
+    if (m >= n) break;
+    if (m + 1 < n && h[m + 1].ts > h[m].ts) m++;
+    if (h[m].ts <= c.ts) break;
+    h[i] = h[m];
+    i = m;
+  }
+  h[i] = c;
+}
+
+export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> {
+  const log = opts.logger?.child({ component: 'lmdb-store' });
+  const clock = opts.clock ?? nowSeconds;
+  const purgeBatch = opts.purgeBatch ?? 10_000;
+  mkdirSync(opts.path, { recursive: true });
+  const root: RootDatabase = open({
+    path: opts.path,
+    maxDbs: 16,
+    ...(opts.mapSize !== undefined ? { mapSize: opts.mapSize } : {}),
+  });
+  const meta = root.openDB<unknown, string>('meta', {});
+  const events = root.openDB<Buffer, number>('events', { keyEncoding: 'uint32', encoding: 'binary' });
+  const binary = (name: string): Db => root.openDB<Buffer, Buffer>(name, { keyEncoding: 'binary', encoding: 'binary' }) as unknown as Db;
+  const index = (name: string): Db =>
+    root.openDB<Buffer, Buffer>(name, { encoding: 'binary', keyEncoder: indexKeyEncoder } as never) as unknown as Db;
+  const ids = binary('ids'); // id → seq
+  const slots = binary('slots'); // replaceable/addressable address → seq of the current version
+  const deletedIds = binary('deleted-ids'); // id ‖ deleter pubkey → flags (bit 0: deletion had ["k","1059"])
+  const deletedAddrs = binary('deleted-addrs'); // address → u64 created_at of the newest `a` deletion
+  const byPubkeyKind = index('idx-pubkey-kind');
+  const byPubkey = index('idx-pubkey');
+  const byKind = index('idx-kind');
+  const byTag = index('idx-tag');
+  const byTime = index('idx-created-at');
+  const byExpiry = index('idx-expiration'); // key: u64 expiration ‖ seq
+
+  try {
+    const version = meta.get('schemaVersion');
+    if (version === undefined) {
+      if (events.getKeysCount({ limit: 1 }) > 0) throw new Error(`lmdb store at ${opts.path} has events but no schema version: not a Bazaar store, refusing to open`);
+      await meta.put('schemaVersion', SCHEMA_VERSION);
+      await root.flushed;
+    } else if (version !== SCHEMA_VERSION) {
+      throw new Error(
+        `lmdb store at ${opts.path} has schema version ${JSON.stringify(version)}; this build reads version ${SCHEMA_VERSION}` +
+        (typeof version === 'number' && version > SCHEMA_VERSION ? ' (written by a newer Bazaar: upgrade)' : ' (no migration available)'),
+      );
+    }
+  } catch (err) {
+    await root.close();
+    throw err;
+  }
+
+  let nextSeq = 1;
+  for (const k of events.getKeys({ reverse: true, limit: 1 })) nextSeq = (k as number) + 1;
+  log?.info({ path: opts.path, schemaVersion: SCHEMA_VERSION, events: size(), nextSeq }, 'lmdb store opened');
+
+  function size(): number {
+    return (events.getStats() as { entryCount: number }).entryCount;
+  }
+
+  // ---------- reads ----------
+
+  function seqOfId(idBytes: Uint8Array): number | undefined {
+    const v = ids.getBinaryFast(idBytes as Buffer);
+    return v === undefined ? undefined : readU32(v, 0);
+  }
+
+  function choosePlan(cf: CompiledFilter): Plan {
+    if (cf.ids !== undefined) return { type: 'ids' };
+    let best = -1;
+    for (let i = 0; i < cf.tags.length; i++) {
+      const t = cf.tags[i];
+      if (best < 0) { best = i; continue; }
+      const b = cf.tags[best];
+      const ref = REFERENCE_LETTERS.has(t.name);
+      const bref = REFERENCE_LETTERS.has(b.name);
+      if ((ref && !bref) || (ref === bref && t.values.length < b.values.length)) best = i;
+    }
+    const pkKindScans = cf.authors !== undefined && cf.kinds !== undefined ? cf.authors.length * cf.kinds.length : undefined;
+    const tagScan = (): Plan => ({
+      type: 'scan', index: 'tag', db: byTag, prefixes: cf.tags[best].values.map((v) => tagPrefix(cf.tags[best].letter, v)),
+      implied: { authors: false, kinds: false, tag: best },
+    });
+    if (best >= 0 && (pkKindScans === undefined || (REFERENCE_LETTERS.has(cf.tags[best].name) && cf.tags[best].values.length <= pkKindScans))) return tagScan();
+    if (pkKindScans !== undefined && pkKindScans <= MAX_PUBKEY_KIND_SCANS) {
+      const prefixes: Buffer[] = [];
+      for (const a of cf.authors!) for (const k of cf.kinds!) prefixes.push(pubkeyKindPrefix(a, k));
+      return { type: 'scan', index: 'pubkey-kind', db: byPubkeyKind, prefixes, implied: { authors: true, kinds: true, tag: -1 } };
+    }
+    if (best >= 0) return tagScan();
+    if (cf.authors !== undefined) return { type: 'scan', index: 'pubkey', db: byPubkey, prefixes: cf.authors, implied: { authors: true, kinds: false, tag: -1 } };
+    if (cf.kinds !== undefined) {
+      return { type: 'scan', index: 'kind', db: byKind, prefixes: cf.kinds.map(kindPrefix), implied: { authors: false, kinds: true, tag: -1 } };
+    }
+    return { type: 'scan', index: 'created-at', db: byTime, prefixes: [EMPTY], implied: { authors: false, kinds: false, tag: -1 } };
+  }
+
+  const NOTHING_IMPLIED: Implied = { authors: false, kinds: false, tag: -1 };
+
+  /**
+   * Walk the plan newest-first, calling onMatch for every event passing the post-filter,
+   * until onMatch returns false. The packed buffer handed to onMatch is only valid
+   * during the call (lmdb-js reuses it).
+   */
+  function walk(cf: CompiledFilter, now: number, onMatch: (seq: number, ts: number, b: Buffer) => boolean): void {
+    const plan = choosePlan(cf);
+    if (plan.type === 'ids') {
+      const seen = new Set<number>();
+      for (const id of cf.ids!) {
+        const seq = seqOfId(id);
+        if (seq === undefined || seen.has(seq)) continue;
+        seen.add(seq);
+        const b = events.getBinaryFast(seq);
+        if (b === undefined || !postMatch(b, cf, NOTHING_IMPLIED, now)) continue;
+        if (!onMatch(seq, packedCreatedAt(b), b)) return;
+      }
+      return;
+    }
+    const heap: Cursor[] = [];
+    const iters: Iterator<unknown>[] = [];
+    try {
+      for (const prefix of plan.prefixes) {
+        const it = plan.db.getKeys({ start: indexKey(prefix, cf.until, MAX_U32), end: indexKey(prefix, cf.since, 0), reverse: true })[Symbol.iterator]();
+        iters.push(it);
+        const r = it.next();
+        if (r.done === true) continue;
+        heapPush(heap, { it, seq: r.value as number, ts: lastKey.ts });
+      }
+      while (heap.length > 0) {
+        const top = heap[0];
+        const seq = top.seq;
+        const ts = top.ts;
+        const r = top.it.next();
+        if (r.done === true) {
+          const last = heap.pop()!;
+          if (heap.length > 0) { heap[0] = last; heapSiftDown(heap); }
+        } else {
+          top.seq = r.value as number;
+          top.ts = lastKey.ts;
+          heapSiftDown(heap);
+        }
+        const b = events.getBinaryFast(seq);
+        if (b === undefined || !postMatch(b, cf, plan.implied, now)) continue;
+        if (!onMatch(seq, ts, b)) return;
+      }
+    } finally {
+      for (const it of iters) it.return?.();
+    }
+  }
+
+  /** One filter's results: newest first, ties by lowest id, cut at `limit`. */
+  function runFilter(f: Filter, now: number): Rec[] {
+    const limit = effectiveLimit(f.limit, opts);
+    if (limit === 0) return [];
+    const cf = compileFilter(f);
+    if (cf.never) return [];
+    const recs: Rec[] = [];
+    let boundary = -1;
+    walk(cf, now, (seq, ts, b) => {
+      // Past the limit we only keep events tied with the last one, to order ties by id.
+      if (recs.length >= limit && ts < boundary) return false;
+      recs.push({ ts, seq, json: b.toString('utf8', headerLength(b), b.length) });
+      if (recs.length === limit) boundary = ts;
+      return true;
+    });
+    recs.sort(byNewest);
+    if (recs.length > limit) recs.length = limit;
+    return recs;
+  }
+
+  function countFilters(filters: readonly Filter[], now: number): number {
+    const compiled = filters.map(compileFilter).filter((cf) => !cf.never);
+    if (compiled.length === 1) {
+      let n = 0;
+      walk(compiled[0], now, () => { n++; return true; });
+      return n;
+    }
+    const seen = new Set<number>();
+    for (const cf of compiled) walk(cf, now, (seq) => { seen.add(seq); return true; });
+    return seen.size;
+  }
+
+  // ---------- writes (only ever called inside the writer's transaction) ----------
+
+  function putU32(n: number): Buffer { const b = Buffer.allocUnsafe(4); writeU32(b, 0, n); return b; }
+
+  function insert(e: NostrEvent, idBytes: Buffer, pubkey: Buffer, addr: Buffer | undefined): void {
+    const seq = nextSeq++;
+    const json = canonicalJson(e);
+    const expiration = expirationTs(e);
+    const tags = indexedTags(e);
+    events.putSync(seq, packEvent(e, json, expiration, tags));
+    ids.putSync(idBytes, putU32(seq));
+    const ts = e.created_at;
+    byPubkeyKind.putSync(indexKey(pubkeyKindPrefix(pubkey, e.kind), ts, seq), EMPTY);
+    byPubkey.putSync(indexKey(pubkey, ts, seq), EMPTY);
+    byKind.putSync(indexKey(kindPrefix(e.kind), ts, seq), EMPTY);
+    byTime.putSync(indexKey(EMPTY, ts, seq), EMPTY);
+    for (const t of tags) byTag.putSync(indexKey(tagPrefix(t.letter, t.value), ts, seq), EMPTY);
+    if (expiration !== undefined) byExpiry.putSync(indexKey(EMPTY, expiration, seq), EMPTY);
+    if (addr !== undefined) slots.putSync(addr, putU32(seq));
+  }
+
+  /** Remove a stored event and all its index entries; returns its id. */
+  function removeSeq(seq: number): string | undefined {
+    const packed = events.getBinary(seq); // a copy: we do more reads below
+    if (packed === undefined) return undefined;
+    const e = JSON.parse(packed.toString('utf8', headerLength(packed))) as NostrEvent;
+    const pubkey = packed.subarray(OFF_PUBKEY, OFF_PUBKEY + 32);
+    const ts = e.created_at;
+    events.removeSync(seq);
+    ids.removeSync(packed.subarray(OFF_ID, OFF_ID + 32));
+    byPubkeyKind.removeSync(indexKey(pubkeyKindPrefix(pubkey, e.kind), ts, seq));
+    byPubkey.removeSync(indexKey(pubkey, ts, seq));
+    byKind.removeSync(indexKey(kindPrefix(e.kind), ts, seq));
+    byTime.removeSync(indexKey(EMPTY, ts, seq));
+    for (const t of indexedTags(e)) byTag.removeSync(indexKey(tagPrefix(t.letter, t.value), ts, seq));
+    const expiration = expirationTs(e);
+    if (expiration !== undefined) byExpiry.removeSync(indexKey(EMPTY, expiration, seq));
+    const addr = eventAddressKey(e, pubkey, isReplaceableKind(e.kind));
+    if (addr !== undefined) {
+      const cur = slots.getBinaryFast(addr);
+      if (cur !== undefined && readU32(cur, 0) === seq) slots.removeSync(addr);
+    }
+    return e.id;
+  }
+
+  function isTombstoned(e: NostrEvent, idBytes: Buffer, pubkey: Buffer, addr: Buffer | undefined): boolean {
+    if (e.kind === 5) return false; // deleting a deletion does nothing
+    if (deletedIds.getBinaryFast(Buffer.concat([idBytes, pubkey])) !== undefined) return true;
+    if (e.kind === 1059) {
+      for (const t of e.tags) {
+        if (t[0] !== 'p' || !isHex64(t[1])) continue;
+        const v = deletedIds.getBinaryFast(Buffer.concat([idBytes, Buffer.from(t[1], 'hex')]));
+        if (v !== undefined && (v[0] & 1) !== 0) return true;
+      }
+    }
+    if (addr !== undefined) {
+      const v = deletedAddrs.getBinaryFast(addr);
+      if (v !== undefined && e.created_at <= readU64(v, 0)) return true;
+    }
+    return false;
+  }
+
+  function hasPTag(packed: Buffer, pubkeyHex: string): boolean {
+    return tagMatches(packed, { letter: 'p'.charCodeAt(0), name: 'p', values: [Buffer.from(pubkeyHex, 'utf8')], set: undefined });
+  }
+
+  function applyDeletion(del: NostrEvent, pubkey: Buffer): string[] {
+    const removed: string[] = [];
+    const giftWrapOk = del.tags.some((t) => t[0] === 'k' && t[1] === '1059');
+    for (const t of del.tags) {
+      if (t[0] === 'e' && isHex64(t[1])) {
+        const target = Buffer.from(t[1], 'hex');
+        const key = Buffer.concat([target, pubkey]);
+        const prev = deletedIds.getBinaryFast(key);
+        deletedIds.putSync(key, Buffer.from([(prev === undefined ? 0 : prev[0]) | (giftWrapOk ? 1 : 0)]));
+        const seq = seqOfId(target);
+        if (seq === undefined) continue;
+        const b = events.getBinaryFast(seq);
+        if (b === undefined) continue;
+        const kind = packedKind(b);
+        if (kind === 5) continue;
+        const byAuthor = bytesEqual(b, OFF_PUBKEY, pubkey, 32);
+        const byRecipient = kind === 1059 && giftWrapOk && hasPTag(b, del.pubkey);
+        if (!byAuthor && !byRecipient) continue;
+        const id = removeSeq(seq);
+        if (id !== undefined) removed.push(id);
+      } else if (t[0] === 'a') {
+        const a = parseAddress(t[1], isReplaceableKind, isAddressableKind);
+        if (a === undefined || a.pubkey !== del.pubkey) continue;
+        const addr = addressKey(a.kind, pubkey, a.d);
+        const prev = deletedAddrs.getBinaryFast(addr);
+        if (prev === undefined || readU64(prev, 0) < del.created_at) {
+          const v = Buffer.allocUnsafe(8);
+          writeU64(v, 0, del.created_at);
+          deletedAddrs.putSync(addr, v);
+        }
+        const cur = slots.getBinaryFast(addr);
+        if (cur === undefined) continue;
+        const seq = readU32(cur, 0);
+        const b = events.getBinaryFast(seq);
+        if (b === undefined || packedCreatedAt(b) > del.created_at) continue;
+        const id = removeSeq(seq);
+        if (id !== undefined) removed.push(id);
+      }
+    }
+    return removed;
+  }
+
+  function applyPut(e: NostrEvent, now: number): PutOutcome {
+    const rejection = storeRejection(e, now);
+    if (rejection !== undefined) return { status: 'rejected', message: rejection };
+    const idBytes = Buffer.from(e.id, 'hex');
+    if (seqOfId(idBytes) !== undefined) return { status: 'duplicate' };
+    const pubkey = Buffer.from(e.pubkey, 'hex');
+    const addr = eventAddressKey(e, pubkey, isReplaceableKind(e.kind));
+    if (isTombstoned(e, idBytes, pubkey, addr)) return { status: 'deleted' };
+    const removed: string[] = [];
+    if (addr !== undefined) {
+      const cur = slots.getBinaryFast(addr);
+      if (cur !== undefined) {
+        const seq = readU32(cur, 0);
+        const b = events.getBinaryFast(seq);
+        if (b !== undefined) {
+          const ts = packedCreatedAt(b);
+          const wins = e.created_at > ts || (e.created_at === ts && idBytes.compare(b, OFF_ID, OFF_ID + 32) < 0);
+          if (!wins) return { status: 'replaced' };
+          const id = removeSeq(seq);
+          if (id !== undefined) removed.push(id);
+        }
+      }
+    }
+    insert(e, idBytes, pubkey, addr);
+    if (e.kind === 5) removed.push(...applyDeletion(e, pubkey));
+    return { status: 'stored', removed };
+  }
+
+  function applyPurge(now: number): number {
+    const seqs: number[] = [];
+    for (const seq of byExpiry.getKeys({ start: indexKey(EMPTY, 0, 0), end: indexKey(EMPTY, now + 1, 0) })) {
+      seqs.push(seq as number);
+      if (seqs.length >= purgeBatch) break;
+    }
+    for (const seq of seqs) removeSeq(seq);
+    return seqs.length;
+  }
+
+  // ---------- the batched writer ----------
+
+  interface Job {
+    run(now: number): unknown;
+    resolve(result: unknown): void;
+    reject(err: Error): void;
+  }
+  const FAILED = Symbol('failed');
+  let queue: Job[] = [];
+  let writing = false;
+  let scheduled = false;
+  let transactions = 0;
+  let jobsWritten = 0;
+  let flushing = 0; // committed batches whose callers still wait for the flush
+  let closed = false;
+  let idleWaiters: (() => void)[] = [];
+
+  function notifyIdle(): void {
+    if (writing || scheduled || flushing > 0 || queue.length > 0) return;
+    const waiters = idleWaiters;
+    idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  function schedule(): void {
+    if (writing || scheduled) return;
+    if (queue.length === 0) { notifyIdle(); return; }
+    scheduled = true;
+    // setImmediate: every put() issued in this event-loop turn joins the batch.
+    setImmediate(() => { void runBatch(); });
+  }
+
+  function enqueue<T>(run: (now: number) => T): Promise<T> {
+    if (closed) return Promise.reject(new Error('lmdb store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      queue.push({ run, resolve: resolve as (r: unknown) => void, reject });
+      schedule();
+    });
+  }
+
+  async function runBatch(): Promise<void> {
+    scheduled = false;
+    writing = true;
+    const jobs = queue;
+    queue = [];
+    const now = clock();
+    const started = performance.now();
+    let results: unknown[];
+    try {
+      results = await root.childTransaction(() => jobs.map((j) => j.run(now)));
+    } catch (err) {
+      // Something in the batch threw and the whole transaction was rolled back:
+      // replay each job in its own transaction so one bad write fails alone.
+      log?.error({ err, jobs: jobs.length }, 'write batch failed; retrying jobs one by one');
+      results = [];
+      for (const j of jobs) {
+        try {
+          results.push(await root.childTransaction(() => j.run(now)));
+        } catch (jobErr) {
+          results.push({ [FAILED]: jobErr });
+        }
+      }
+    }
+    const committed = performance.now();
+    transactions++;
+    jobsWritten += jobs.length;
+    // Durability: the commit is visible now; `flushed` resolves once it is fsync'd.
+    const flushed = root.flushed;
+    writing = false;
+    flushing++;
+    schedule(); // the next batch may build while this one flushes
+    try {
+      await flushed;
+    } catch (err) {
+      for (const j of jobs) j.reject(err instanceof Error ? err : new Error(String(err)));
+      return;
+    } finally {
+      flushing--;
+      notifyIdle();
+    }
+    log?.debug({ jobs: jobs.length, commitMs: committed - started, flushMs: performance.now() - committed }, 'write batch durable');
+    jobs.forEach((j, i) => {
+      const r = results[i];
+      if (typeof r === 'object' && r !== null && FAILED in r) {
+        const err = (r as Record<symbol, unknown>)[FAILED];
+        j.reject(err instanceof Error ? err : new Error(String(err)));
+      } else j.resolve(r);
+    });
+  }
+
+  const purgeIntervalMs = opts.purgeIntervalMs ?? 60_000;
+  async function purgeExpired(now: number = clock()): Promise<number> {
+    const n = await enqueue(() => applyPurge(now));
+    if (n > 0) log?.info({ purged: n }, 'expired events purged');
+    return n;
+  }
+  const purgeTimer = purgeIntervalMs > 0
+    ? setInterval(() => {
+      purgeExpired().catch((err: unknown) => log?.error({ err }, 'expired event purge failed'));
+    }, purgeIntervalMs)
+    : undefined;
+  purgeTimer?.unref();
+
+  function ensureOpen(): void {
+    if (closed) throw new Error('lmdb store is closed');
+  }
+
+  return {
+    path: opts.path,
+    put(batch) {
+      if (batch.length === 0) return Promise.resolve([]);
+      return enqueue((now) => batch.map((e) => applyPut(e, now)));
+    },
+    async query(filters, q: QueryOptions = {}) {
+      ensureOpen();
+      q.signal?.throwIfAborted();
+      const now = q.now ?? clock();
+      if (filters.length === 1) return runFilter(filters[0], now).map((r) => r.json);
+      const merged = new Map<number, Rec>();
+      for (const f of filters) {
+        q.signal?.throwIfAborted();
+        for (const r of runFilter(f, now)) merged.set(r.seq, r);
+      }
+      return [...merged.values()].sort(byNewest).map((r) => r.json);
+    },
+    async count(filters, q: QueryOptions = {}) {
+      ensureOpen();
+      q.signal?.throwIfAborted();
+      return countFilters(filters, q.now ?? clock());
+    },
+    has(id) {
+      if (closed || !isHex64(id)) return false;
+      return seqOfId(Buffer.from(id, 'hex')) !== undefined;
+    },
+    size,
+    purgeExpired,
+    writerStats: () => ({ transactions, jobs: jobsWritten }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (purgeTimer !== undefined) clearInterval(purgeTimer);
+      if (writing || scheduled || flushing > 0 || queue.length > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
+      await root.close();
+      log?.info({ path: opts.path }, 'lmdb store closed');
+    },
+  };
+}

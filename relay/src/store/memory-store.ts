@@ -1,0 +1,143 @@
+// The reference EventStore: deliberately naive (a list, a linear scan, an obvious
+// filter matcher, a sort) so it is easy to believe. It is the oracle the LMDB store
+// is checked against in the differential test; never use it for real traffic.
+import {
+  dTag, isAddressableKind, isReplaceableKind, type Filter, type NostrEvent,
+} from '@bazaar/dvm-kinds/nostr';
+import type { EventStore, PutOutcome, QueryOptions } from './event-store.ts';
+import {
+  canonicalJson, compareNewestFirst, effectiveLimit, expirationTs, isExpired, isTagLetter, nowSeconds,
+  parseAddress, storeRejection, winsSlot, type LimitOptions,
+} from './event-rules.ts';
+
+export interface MemoryStoreOptions extends LimitOptions {
+  /** Unix seconds; used to refuse events that arrive already expired. */
+  readonly clock?: () => number;
+}
+
+interface Stored {
+  readonly event: NostrEvent;
+  readonly json: string;
+}
+
+/** Plain NIP-01 filter matching, written to be obviously right rather than fast. */
+export function matchesFilter(e: NostrEvent, f: Filter): boolean {
+  for (const [key, value] of Object.entries(f)) {
+    if (value === undefined) continue;
+    if (key === 'ids') { if (!(value as unknown[]).includes(e.id)) return false; }
+    else if (key === 'authors') { if (!(value as unknown[]).includes(e.pubkey)) return false; }
+    else if (key === 'kinds') { if (!(value as unknown[]).includes(e.kind)) return false; }
+    else if (key === 'since') { if (typeof value === 'number' && e.created_at < value) return false; }
+    else if (key === 'until') { if (typeof value === 'number' && e.created_at > value) return false; }
+    else if (key === 'search') return false; // NIP-50 is not supported: match nothing rather than everything
+    else if (key.startsWith('#')) {
+      const letter = key.slice(1);
+      if (!isTagLetter(letter)) return false;
+      const wanted = value as unknown[];
+      if (!e.tags.some((t) => t[0] === letter && t.length >= 2 && wanted.includes(t[1]))) return false;
+    }
+  }
+  return true;
+}
+
+export function createMemoryStore(opts: MemoryStoreOptions = {}): EventStore & { size(): number } {
+  const clock = opts.clock ?? nowSeconds;
+  let events: Stored[] = [];
+  // NIP-09 tombstones: "<id>:<deleter pubkey>" → whether the deletion carried ["k","1059"].
+  const deletedIds = new Map<string, boolean>();
+  // NIP-09 `a` deletions: "<kind>:<pubkey>:<d>" → newest deletion created_at.
+  const deletedAddrs = new Map<string, number>();
+  let closed = false;
+
+  const addressOf = (e: NostrEvent): string | undefined =>
+    isReplaceableKind(e.kind) ? `${e.kind}:${e.pubkey}:` : isAddressableKind(e.kind) ? `${e.kind}:${e.pubkey}:${dTag(e)}` : undefined;
+
+  const remove = (ids: Set<string>): void => { events = events.filter((s) => !ids.has(s.event.id)); };
+
+  function isTombstoned(e: NostrEvent): boolean {
+    if (e.kind === 5) return false; // deleting a deletion does nothing
+    if (deletedIds.has(`${e.id}:${e.pubkey}`)) return true;
+    if (e.kind === 1059) {
+      for (const t of e.tags) if (t[0] === 'p' && deletedIds.get(`${e.id}:${t[1]}`) === true) return true;
+    }
+    const addr = addressOf(e);
+    if (addr !== undefined) {
+      const at = deletedAddrs.get(addr);
+      if (at !== undefined && e.created_at <= at) return true;
+    }
+    return false;
+  }
+
+  function applyDeletion(del: NostrEvent): string[] {
+    const removed = new Set<string>();
+    const giftWrapOk = del.tags.some((t) => t[0] === 'k' && t[1] === '1059');
+    for (const t of del.tags) {
+      if (t[0] === 'e' && typeof t[1] === 'string' && /^[0-9a-f]{64}$/.test(t[1])) {
+        const key = `${t[1]}:${del.pubkey}`;
+        deletedIds.set(key, deletedIds.get(key) === true || giftWrapOk);
+        const target = events.find((s) => s.event.id === t[1])?.event;
+        if (!target || target.kind === 5) continue;
+        const byAuthor = target.pubkey === del.pubkey;
+        const byRecipient = target.kind === 1059 && giftWrapOk && target.tags.some((p) => p[0] === 'p' && p[1] === del.pubkey);
+        if (byAuthor || byRecipient) removed.add(target.id);
+      } else if (t[0] === 'a') {
+        const a = parseAddress(t[1], isReplaceableKind, isAddressableKind);
+        if (!a || a.pubkey !== del.pubkey) continue;
+        const key = `${a.kind}:${a.pubkey}:${a.d}`;
+        deletedAddrs.set(key, Math.max(deletedAddrs.get(key) ?? -1, del.created_at));
+        for (const s of events) {
+          if (addressOf(s.event) === key && s.event.created_at <= del.created_at) removed.add(s.event.id);
+        }
+      }
+    }
+    remove(removed);
+    return [...removed];
+  }
+
+  function putOne(e: NostrEvent): PutOutcome {
+    const rejection = storeRejection(e, clock());
+    if (rejection !== undefined) return { status: 'rejected', message: rejection };
+    if (events.some((s) => s.event.id === e.id)) return { status: 'duplicate' };
+    if (isTombstoned(e)) return { status: 'deleted' };
+    const removed: string[] = [];
+    const addr = addressOf(e);
+    if (addr !== undefined) {
+      const current = events.filter((s) => addressOf(s.event) === addr);
+      if (current.some((s) => !winsSlot(e, s.event))) return { status: 'replaced' };
+      remove(new Set(current.map((s) => s.event.id)));
+      removed.push(...current.map((s) => s.event.id));
+    }
+    events.push({ event: e, json: canonicalJson(e) });
+    if (e.kind === 5) removed.push(...applyDeletion(e));
+    return { status: 'stored', removed };
+  }
+
+  function matching(filters: readonly Filter[], now: number, withLimit: boolean): Stored[] {
+    const out = new Map<string, Stored>();
+    for (const f of filters) {
+      const limit = effectiveLimit(f.limit, opts);
+      const hits = events
+        .filter((s) => !isExpired(expirationTs(s.event), now) && matchesFilter(s.event, f))
+        .sort((a, b) => compareNewestFirst(a.event, b.event));
+      for (const s of withLimit ? hits.slice(0, limit) : hits) out.set(s.event.id, s);
+    }
+    return [...out.values()].sort((a, b) => compareNewestFirst(a.event, b.event));
+  }
+
+  const ensureOpen = (): void => { if (closed) throw new Error('memory store is closed'); };
+
+  return {
+    async put(batch) { ensureOpen(); return batch.map(putOne); },
+    async query(filters, q: QueryOptions = {}) {
+      ensureOpen(); q.signal?.throwIfAborted();
+      return matching(filters, q.now ?? clock(), true).map((s) => s.json);
+    },
+    async count(filters, q: QueryOptions = {}) {
+      ensureOpen(); q.signal?.throwIfAborted();
+      return matching(filters, q.now ?? clock(), false).length;
+    },
+    has(id) { return events.some((s) => s.event.id === id); },
+    size() { return events.length; },
+    async close() { closed = true; },
+  };
+}
