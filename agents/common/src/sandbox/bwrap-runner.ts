@@ -1,0 +1,310 @@
+// BwrapRunner: the default isolation on Linux. bubblewrap with every namespace
+// unshared (the network namespace has only `lo`), read-only system and repo, tmpfs
+// workspace and /tmp with size caps, the sandbox user nobody (bwrap itself runs as
+// nobody when we are root, so no file the sandbox sees is owned by its kernel uid),
+// no capabilities, a clean env, --die-with-parent, a new session; memory/pids limits
+// and metering through a per-job cgroup, falling back to rlimits (prlimit).
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { access, chmod, chown, lstat, mkdtemp, readlink, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { detectCgroups, JobCgroup, type CgroupSupport } from './cgroup.ts';
+import { DEFAULT_CAPTURE_BYTES, OutputStream } from './output.ts';
+import { descendants, listProcesses, shellQuote, signalName, signalPids } from './proc.ts';
+import {
+  baseEnv, resolveLimits, SandboxError, validateSpec,
+  type RunLimits, type RunOptions, type RunReason, type RunResult, type Runner, type RunSpec,
+} from './runner.ts';
+
+export interface BwrapRunnerOptions {
+  readonly log: Logger;
+  readonly bwrapPath?: string;
+  readonly prlimitPath?: string;
+  /** The sandbox user (outside and inside). Default nobody (65534). */
+  readonly uid?: number;
+  readonly gid?: number;
+  /** 'auto' (default) uses cgroups when usable, else rlimits; 'off' forces rlimits. */
+  readonly cgroups?: 'auto' | 'off';
+  readonly cgroupRoot?: string;
+  /** Directory (under each hierarchy) holding the job cgroups. */
+  readonly cgroupParent?: string;
+  /** Bytes of each stream kept in the result. */
+  readonly captureBytes?: number;
+}
+
+/** Host directories mounted read-only as the sandbox's system. */
+const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
+/** The only /etc entries the sandbox sees: enough for users, the dynamic linker, TLS roots, alternatives. */
+const ETC_ENTRIES = [
+  'passwd', 'group', 'nsswitch.conf', 'ld.so.cache', 'ld.so.conf', 'ld.so.conf.d', 'alternatives',
+  'ssl', 'ca-certificates', 'localtime', 'os-release', 'debian_version', 'mime.types', 'protocols', 'services',
+];
+const CPU_POLL_MS = 200;
+
+export class BwrapRunner implements Runner {
+  readonly kind = 'bwrap';
+  readonly #log: Logger;
+  readonly #bwrap: string;
+  readonly #prlimit: string;
+  readonly #uid: number;
+  readonly #gid: number;
+  readonly #captureBytes: number;
+  readonly #cgroupParent: string;
+  #cgroups: Promise<CgroupSupport> | undefined;
+  #systemArgs: Promise<string[]> | undefined;
+  readonly #opts: BwrapRunnerOptions;
+
+  constructor(opts: BwrapRunnerOptions) {
+    this.#opts = opts;
+    this.#log = opts.log;
+    this.#bwrap = opts.bwrapPath ?? 'bwrap';
+    this.#prlimit = opts.prlimitPath ?? 'prlimit';
+    this.#uid = opts.uid ?? 65534;
+    this.#gid = opts.gid ?? 65534;
+    this.#captureBytes = opts.captureBytes ?? DEFAULT_CAPTURE_BYTES;
+    this.#cgroupParent = opts.cgroupParent ?? 'bazaar-sandbox';
+  }
+
+  /** Which limit mechanism this runner uses here, and why. */
+  cgroupSupport(): Promise<CgroupSupport> {
+    this.#cgroups ??= this.#opts.cgroups === 'off'
+      ? Promise.resolve({ version: null, root: '', why: 'disabled by configuration' })
+      : process.getuid?.() === 0
+        ? detectCgroups(this.#opts.cgroupRoot)
+        : Promise.resolve({ version: null, root: '', why: 'not running as root' });
+    return this.#cgroups;
+  }
+
+  async run(spec: RunSpec, opts: RunOptions = {}): Promise<RunResult> {
+    validateSpec(spec);
+    const limits = resolveLimits(spec.limits);
+    if (opts.signal?.aborted) throw new SandboxError('aborted before start');
+    const asRoot = process.getuid?.() === 0;
+    const jobId = randomBytes(6).toString('hex');
+    const log = this.#log.child({ sandboxJob: jobId, runner: 'bwrap' });
+
+    await this.#checkReadable(spec);
+    if (spec.workspace && asRoot) await chown(spec.workspace, this.#uid, this.#gid);
+
+    const support = await this.cgroupSupport();
+    let cgroup: JobCgroup | null = null;
+    if (support.version !== null) {
+      try {
+        cgroup = await JobCgroup.create(support, this.#cgroupParent, jobId, limits);
+        await cgroup.allowJoin(this.#uid, this.#gid);
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'cgroup setup failed; falling back to rlimits');
+        await cgroup?.destroy();
+        cgroup = null;
+      }
+    }
+
+    const bwrapArgs = await this.#bwrapArgs(spec, limits);
+    // rlimits: always no core dumps, a per-process cpu backstop and the container runner's nofile;
+    // without a cgroup also processes and data size (weaker: per process / per uid).
+    const rl = [`--core=0`, `--cpu=${Math.ceil(limits.cpuSeconds) + 1}`, `--nofile=1024`];
+    if (!cgroup) rl.push(`--nproc=${limits.pids}`, `--data=${limits.memoryBytes}`);
+    const inner = [this.#prlimit, ...rl, '--', this.#bwrap, ...bwrapArgs];
+    // The job joins its cgroup before bwrap starts, so no process of it ever runs outside.
+    const argv = cgroup
+      ? ['/bin/sh', '-c', `${cgroup.procsFiles.map((f) => `echo $$ > ${shellQuote(f)}`).join(' && ')} && exec "$@"`, 'bazaar-sandbox', ...inner]
+      : inner;
+
+    const started = performance.now();
+    const child = spawn(argv[0], argv.slice(1), {
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      env: {},
+      ...(asRoot ? { uid: this.#uid, gid: this.#gid } : {}),
+    });
+    log.debug({ pid: child.pid, cmd: spec.cmd[0], cgroup: cgroup ? `v${cgroup.version}` : 'none' }, 'sandbox started');
+
+    // bwrap writes a JSON line to its info fd once the sandbox is set up: no line = setup failed.
+    let infoText = '';
+    const info = child.stdio[3] as NodeJS.ReadableStream | null;
+    info?.on('data', (c: Buffer) => { infoText += c.toString('utf8'); });
+    info?.on('error', () => undefined);
+    const out = new OutputStream(this.#captureBytes, opts.onStdoutLine);
+    const err = new OutputStream(this.#captureBytes, opts.onStderrLine);
+    let stopReason: RunReason | null = null;
+    let killTimer: NodeJS.Timeout | undefined;
+    let lastCpu: number | null = null;
+    let procCpuTicks = 0;
+
+    const killTree = async (): Promise<void> => {
+      if (child.pid !== undefined) signalPids([child.pid], 'SIGKILL');
+      await cgroup?.signalAll('SIGKILL');
+    };
+    const stop = (reason: RunReason, graceful: boolean): void => {
+      if (stopReason !== null || exited) return;
+      stopReason = reason;
+      log.info({ reason }, 'stopping sandbox');
+      if (!graceful) {
+        void killTree();
+        return;
+      }
+      // SIGTERM goes to the job's processes (bwrap itself would just die and take them with it).
+      void (async () => {
+        const pids = cgroup ? (await cgroup.pids()).filter((p) => p !== child.pid) : descendants(await listProcesses(), child.pid ?? -1);
+        signalPids(pids, 'SIGTERM');
+      })();
+      killTimer = setTimeout(() => void killTree(), limits.killGraceMs);
+    };
+
+    let exited = false;
+    child.stdout.on('data', (c: Buffer) => {
+      out.push(c);
+      if (out.bytes + err.bytes > limits.outputBytes) stop('output-limit', false);
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      err.push(c);
+      if (out.bytes + err.bytes > limits.outputBytes) stop('output-limit', false);
+    });
+    child.stdin.on('error', () => undefined); // the job may exit without reading its stdin
+    child.stdin.end(spec.stdin === undefined ? undefined : Buffer.from(spec.stdin));
+
+    const wallTimer = setTimeout(() => stop('timeout', true), limits.wallMs);
+    const onAbort = (): void => stop('killed', true);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const cpuTimer = setInterval(() => {
+      void (async () => {
+        if (cgroup) {
+          lastCpu = await cgroup.cpuSeconds();
+        } else if (child.pid !== undefined) {
+          // Without a cgroup: sample the tree (an estimate; the last interval is lost).
+          const procs = await listProcesses();
+          const tree = new Set([child.pid, ...descendants(procs, child.pid)]);
+          const ticks = procs.filter((p) => tree.has(p.pid)).reduce((s, p) => s + p.ticks, 0);
+          procCpuTicks = Math.max(procCpuTicks, ticks);
+          lastCpu = procCpuTicks / 100;
+        }
+        if (lastCpu !== null && lastCpu > limits.cpuSeconds) stop('timeout', true);
+      })();
+    }, CPU_POLL_MS);
+
+    const spawnError = new Promise<never>((_, reject) => child.once('error', reject));
+    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('close', (code, signal) => resolve({ code, signal })));
+    let exit: { code: number | null; signal: NodeJS.Signals | null };
+    try {
+      exit = await Promise.race([closed, spawnError]);
+    } catch (e) {
+      throw new SandboxError(`cannot start bwrap: ${(e as Error).message}`);
+    } finally {
+      exited = true;
+      clearTimeout(wallTimer);
+      clearTimeout(killTimer);
+      clearInterval(cpuTimer);
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+    const wallMs = Math.round(performance.now() - started);
+
+    let cpuSeconds: number | null = cgroup ? null : lastCpu;
+    let peakMemoryBytes: number | null = null;
+    let oom = false;
+    if (cgroup) {
+      // bwrap's exit takes its pid namespace with it; make sure, then read the meters.
+      await cgroup.signalAll('SIGKILL');
+      cpuSeconds = await cgroup.cpuSeconds();
+      peakMemoryBytes = await cgroup.peakMemoryBytes();
+      oom = (await cgroup.oomKills()) > 0;
+      await cgroup.destroy();
+    }
+
+    const reason: RunReason = stopReason ?? (oom ? 'oom' : 'exit');
+    const o = out.finish();
+    const e = err.finish();
+    if (stopReason === null && !infoText.includes('child-pid')) {
+      // bwrap's own failures (bad mount, no user namespaces) are setup errors, not job results.
+      throw new SandboxError(`sandbox setup failed: ${e.text.trim().split('\n').slice(-3).join(' | ') || `bwrap exited with ${String(exit.code ?? exit.signal)}`}`);
+    }
+    const result: RunResult = {
+      reason,
+      exitCode: exit.code,
+      signal: exit.signal ?? (exit.code !== null && exit.code > 128 && exit.code < 160 ? signalName(exit.code - 128) : null),
+      stdout: o.text,
+      stderr: e.text,
+      stdoutTruncated: o.truncated,
+      stderrTruncated: e.truncated,
+      stdoutSha256: o.sha256,
+      stderrSha256: e.sha256,
+      stdoutBytes: o.bytes,
+      stderrBytes: e.bytes,
+      cpuSeconds: cpuSeconds === null ? null : Math.round(cpuSeconds * 1000) / 1000,
+      wallMs,
+      peakMemoryBytes,
+    };
+    log.info({ reason, exitCode: result.exitCode, signal: result.signal, wallMs, cpuSeconds: result.cpuSeconds, stdoutBytes: o.bytes, stderrBytes: e.bytes }, 'sandbox finished');
+    return result;
+  }
+
+  async #checkReadable(spec: RunSpec): Promise<void> {
+    // bwrap runs as the sandbox user, so every bind source must be reachable by that user.
+    const sources = [spec.repo, spec.workspace, ...(spec.mounts ?? []).map((m) => m.hostPath)].filter((p): p is string => p !== undefined);
+    for (const p of sources) {
+      if (!p.startsWith('/')) throw new SandboxError(`mount source must be an absolute path: ${p}`);
+      try {
+        await access(p, constants.F_OK);
+      } catch {
+        throw new SandboxError(`mount source does not exist: ${p}`);
+      }
+    }
+  }
+
+  #systemMounts(): Promise<string[]> {
+    this.#systemArgs ??= (async () => {
+      const args: string[] = [];
+      for (const dir of SYSTEM_DIRS) {
+        try {
+          const st = await lstat(dir);
+          if (st.isSymbolicLink()) args.push('--symlink', await readlink(dir), dir);
+          else if (st.isDirectory()) args.push('--ro-bind', dir, dir);
+        } catch {
+          // absent on this host
+        }
+      }
+      for (const name of ETC_ENTRIES) {
+        const p = join('/etc', name);
+        try {
+          await lstat(p);
+          args.push('--ro-bind', p, p);
+        } catch {
+          // absent on this host
+        }
+      }
+      // A fixed hosts file: localhost only, nothing about the provider's network.
+      const dir = await mkdtemp(join(tmpdir(), 'bazaar-bwrap-etc-'));
+      await chown(dir, 0, 0).catch(() => undefined);
+      const hosts = join(dir, 'hosts');
+      await writeFile(hosts, '127.0.0.1 localhost sandbox\n::1 localhost ip6-localhost\n', { mode: 0o644 });
+      await chmod(dir, 0o755);
+      args.push('--ro-bind', hosts, '/etc/hosts');
+      return args;
+    })();
+    return this.#systemArgs;
+  }
+
+  async #bwrapArgs(spec: RunSpec, limits: RunLimits): Promise<string[]> {
+    const env = baseEnv(spec.env);
+    const a: string[] = [
+      '--info-fd', '3',
+      '--unshare-all', '--unshare-user', '--disable-userns',
+      '--uid', String(this.#uid), '--gid', String(this.#gid),
+      '--hostname', 'sandbox',
+      '--die-with-parent', '--new-session', '--cap-drop', 'ALL',
+      '--clearenv',
+      ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
+      ...(await this.#systemMounts()),
+      '--proc', '/proc', '--dev', '/dev',
+      '--perms', '1777', '--size', String(limits.tmpfsBytes), '--tmpfs', '/tmp',
+    ];
+    if (spec.workspace) a.push('--bind', spec.workspace, '/workspace');
+    else a.push('--perms', '0755', '--size', String(limits.tmpfsBytes), '--tmpfs', '/workspace');
+    if (spec.repo) a.push('--ro-bind', spec.repo, '/repo');
+    for (const m of spec.mounts ?? []) a.push(m.readOnly ? '--ro-bind' : '--bind', m.hostPath, m.sandboxPath);
+    a.push('--remount-ro', '/', '--chdir', spec.cwd ?? '/workspace', '--', ...spec.cmd);
+    return a;
+  }
+}

@@ -1,0 +1,52 @@
+// The escape suite against bubblewrap, plus bwrap specifics: cgroup metering, the rlimit
+// fallback, and setup errors reported as errors rather than job results.
+import t from 'tap';
+import { pino } from 'pino';
+import { BwrapRunner } from '../src/sandbox/bwrap-runner.ts';
+import { SandboxError } from '../src/sandbox/runner.ts';
+import { escapeSuite } from './sandbox-escape-suite.ts';
+
+const log = pino({ level: process.env.BAZAAR_TEST_LOG ?? 'silent' });
+const runner = new BwrapRunner({ log });
+
+t.test('bubblewrap escape suite', async (t) => {
+  const cg = await runner.cgroupSupport();
+  t.comment(`limits through ${cg.version ? `cgroup v${cg.version}` : `rlimits (${cg.why ?? ''})`}`);
+  escapeSuite(t, runner);
+});
+
+t.test('cgroup metering: cpu-seconds and peak memory are measured', async (t) => {
+  const cg = await runner.cgroupSupport();
+  if (!cg.version) return t.skip(`no usable cgroups here: ${cg.why ?? ''}`);
+  const r = await runner.run({ cmd: ['python3', '-c', 'b = b"x" * (48 * 1024 * 1024)\nx = 0\nfor i in range(3_000_000): x += i\nprint(len(b))'] });
+  t.equal(r.exitCode, 0, r.stderr);
+  t.ok(r.cpuSeconds !== null && r.cpuSeconds > 0.05, `cpu ${r.cpuSeconds}`);
+  t.ok(r.peakMemoryBytes !== null && r.peakMemoryBytes > 48 * 1024 * 1024, `peak ${r.peakMemoryBytes}`);
+});
+
+t.test('cpu-seconds limit ends a busy job as timeout', async (t) => {
+  const r = await runner.run({ cmd: ['sh', '-c', 'while :; do :; done'], limits: { cpuSeconds: 1, wallMs: 30_000, killGraceMs: 200 } });
+  t.equal(r.reason, 'timeout');
+  t.ok(r.wallMs < 15_000, `stopped by cpu, not wall (${r.wallMs} ms)`);
+});
+
+t.test('rlimit fallback (cgroups off) still caps processes and memory', async (t) => {
+  const fallback = new BwrapRunner({ log, cgroups: 'off' });
+  t.equal((await fallback.cgroupSupport()).version, null);
+  const ok = await fallback.run({ cmd: ['sh', '-c', 'echo hi'] });
+  t.equal(ok.stdout, 'hi\n');
+  t.ok(ok.cpuSeconds === null || ok.cpuSeconds >= 0);
+  const mem = await fallback.run({ cmd: ['python3', '-c', 'b = b"x" * (512 * 1024 * 1024)'], limits: { memoryBytes: 64 * 1024 * 1024 } });
+  t.not(mem.exitCode, 0, 'allocation beyond the data limit fails');
+  t.match(mem.stderr, /MemoryError/);
+});
+
+t.test('bad input and setup failures are errors, not results', async (t) => {
+  await t.rejects(runner.run({ cmd: [] }), SandboxError);
+  await t.rejects(runner.run({ cmd: ['true'], limits: { wallMs: -1 } }), /invalid limit wallMs/);
+  await t.rejects(runner.run({ cmd: ['true'], env: { 'BAD-NAME': 'x' } }), /invalid env name/);
+  await t.rejects(runner.run({ cmd: ['true'], repo: '/nonexistent/repo' }), /mount source does not exist/);
+  await t.rejects(runner.run({ cmd: ['true'], cwd: 'relative' }), /invalid sandbox path/);
+  const missing = await runner.run({ cmd: ['definitely-not-a-command'] });
+  t.not(missing.exitCode, 0, 'a missing command is the job failing, reported as a result');
+});
