@@ -90,6 +90,8 @@ function send(res: ServerResponse, status: number, body: unknown): void {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(json),
     'access-control-allow-origin': '*',
+    // No keep-alive: a client must never reuse a socket across a mint restart.
+    connection: 'close',
   });
   res.end(json);
 }
