@@ -1,6 +1,7 @@
 // The relay core: NIP-01 message handling over any Transport.
 // Data flows one way: transport → ingest (parse, verify) → policy → store → live subscriptions.
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { expirationOf, isEphemeralKind, type Filter, type NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import type { Policy, PolicyContext, ReadStore, Verdict } from '@bazaar/policies/policy';
@@ -81,7 +82,8 @@ class Client implements ConnectionHandler {
   }
 }
 
-export class RelayCore implements TransportHandlers {
+/** Emits `connect` and `disconnect` (with the connection id) for metrics and tests. */
+export class RelayCore extends EventEmitter implements TransportHandlers {
   readonly subscriptions = new SubscriptionIndex<Client>();
   readonly clients = new Set<Client>();
   private readonly now: () => number;
@@ -93,6 +95,7 @@ export class RelayCore implements TransportHandlers {
   readonly opts: RelayCoreOptions;
 
   constructor(opts: RelayCoreOptions) {
+    super();
     this.opts = opts;
     this.now = opts.now ?? (() => Math.floor(Date.now() / 1000));
     this.log = opts.logger;
@@ -108,6 +111,7 @@ export class RelayCore implements TransportHandlers {
     const client = new Client(this, sock);
     this.clients.add(client);
     client.send(`["AUTH","${client.challenge}"]`);
+    this.emit('connect', client.id);
     return client;
   }
 
@@ -140,6 +144,7 @@ export class RelayCore implements TransportHandlers {
     this.clients.delete(client);
     if (client.subs) for (const sub of client.subs.values()) this.subscriptions.remove(sub);
     client.subs = undefined;
+    this.emit('disconnect', client.id);
   }
 
   // ── messages ─────────────────────────────────────────────────────────

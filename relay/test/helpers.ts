@@ -121,6 +121,13 @@ export class TestClient {
     return this.frames.slice(from, idx).filter((f) => f[0] === 'EVENT' && f[1] === subId).map((f) => f[2] as NostrEvent);
   }
 
+  /** One-shot query: REQ, collect to EOSE, then CLOSE the subscription. */
+  async query(subId: string, ...filters: unknown[]): Promise<NostrEvent[]> {
+    const evs = await this.req(subId, ...filters);
+    this.send(['CLOSE', subId]);
+    return evs;
+  }
+
   async count(subId: string, ...filters: unknown[]): Promise<number> {
     const from = this.frames.length;
     this.send(['COUNT', subId, ...filters]);
