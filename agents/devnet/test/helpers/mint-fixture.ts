@@ -1,6 +1,7 @@
 // Test helper: a real Cashu mint over HTTP on 127.0.0.1 (ephemeral port) in a fresh
 // temp directory, with an injectable clock, cashu-ts wallets pointed at it, and the
-// conservation invariant: Lightning in - out == outstanding ecash + fees collected,
+// conservation invariant: Lightning in - out == outstanding ecash + fees collected +
+// paid-but-unissued quotes,
 // and outstanding ecash == the value of the unspent proofs the test still holds.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,7 +80,9 @@ export async function startTestMint(t: Test, opts: MintFixtureOptions = {}): Pro
       },
       async assertConserved(tt, held) {
         const l = running.mint.store.ledger();
-        tt.equal(l.lnIn - l.lnOut, l.signed - l.spent + l.feesCollected, 'Lightning in - out == outstanding ecash + fees');
+        // Paid but not yet issued mint quotes are ecash the mint owes.
+        const owed = [...running.mint.store.mintQuotes.getRange()].filter((e) => e.value.state === 'PAID').reduce((s, e) => s + e.value.amount, 0);
+        tt.equal(l.lnIn - l.lnOut, l.signed - l.spent + l.feesCollected + owed, 'Lightning in - out == outstanding ecash + fees + paid unissued quotes');
         const w = new Wallet(running.url, { unit: 'sat' });
         await w.loadMint();
         const states = held.length ? await w.checkProofsStates([...held]) : [];
