@@ -64,7 +64,7 @@ function printTable(r: Report): void {
     const f = r.fanout;
     rows.push([`fan-out: latency p50 / p99 (${f.subscriptions} subs, ${f.offeredRate}/s)`, `${fmt(f.latencyMs.p50, ' ms')} / ${fmt(f.latencyMs.p99, ' ms')}`, `≈${TARGETS.fanoutP50Ms} / ≈${TARGETS.fanoutP99Ms} ms`]);
     rows.push(['fan-out: delivered / expected (missing, dup, unexpected)', `${f.delivered}/${f.expectedDeliveries} (${f.missing}, ${f.duplicates}, ${f.unexpected})`, '']);
-    rows.push(['fan-out: published / accepted', `${f.published} / ${f.accepted}`, '']);
+    rows.push(['fan-out: published / accepted (EVENT→OK p50 / p99)', `${f.published} / ${f.accepted} (${fmt(f.publishOkLatencyMs.p50, ' ms')} / ${fmt(f.publishOkLatencyMs.p99, ' ms')})`, '']);
   }
   if (r.idle) {
     const d = r.idle;
@@ -72,6 +72,12 @@ function printTable(r: Report): void {
     rows.push(['idle: relay RSS per connection', fmt(d.kibPerConnection, ' KiB'), `≈${TARGETS.idleKibPerConnection} KiB`]);
     rows.push(['idle: relay RSS before / with / after close', `${fmt(d.rssBeforeKiB)} / ${fmt(d.rssAfterKiB)} / ${fmt(d.rssAfterCloseKiB)} KiB`, '']);
   }
+  const cpuRow = (name: string, x: { wallSec: number; relayCpuSec: number | null; benchCpuSec: number } | undefined): void => {
+    if (x) rows.push([`${name}: wall / relay CPU / bench CPU`, `${fmt(x.wallSec, ' s')} / ${fmt(x.relayCpuSec, ' s')} / ${fmt(x.benchCpuSec, ' s')}`, '']);
+  };
+  cpuRow('ingest', r.ingest);
+  cpuRow('queries', r.queries);
+  cpuRow('fan-out', r.fanout);
   const w0 = Math.max(...rows.map((x) => x[0].length), 6);
   const w1 = Math.max(...rows.map((x) => x[1].length), 6);
   console.log(`\n${'metric'.padEnd(w0)}  ${'bazaar'.padEnd(w1)}  strfry (this machine class)`);
@@ -86,6 +92,7 @@ async function run(flags: FlagValues): Promise<number> {
   const externalPid = flags.pid as number | undefined;
   if (relayUrl && !/^wss?:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(\/|$)/.test(relayUrl)) throw new UsageError('--relay-url must be a loopback ws:// URL (this benchmark only targets this machine)');
   if (externalPid !== undefined && !relayUrl) throw new UsageError('--pid only makes sense with --relay-url');
+  if (relayUrl && (flags['relay-arg'] as string[] | undefined)?.length) throw new UsageError('--relay-arg only applies to the relay child, not to --relay-url');
   const idleCount = flags.idle as number;
 
   // ulimit -n is per process: re-run under the hard limit when the soft one is too low for the idle phase.
@@ -133,7 +140,8 @@ async function run(flags: FlagValues): Promise<number> {
     if (!url) {
       dataDir = mkdtempSync(join(tmpdir(), 'bazaar-bench-relay-'));
       console.log(`starting relay (transport ${flags.transport as string}, data ${dataDir})…`);
-      child = await startRelayChild({ bazaarScript: join(ROOT, 'scripts/bazaar.mjs'), dataDir, transport: flags.transport as string });
+      const extraArgs = (flags['relay-arg'] as string[] | undefined) ?? [];
+      child = await startRelayChild({ bazaarScript: join(ROOT, 'scripts/bazaar.mjs'), dataDir, transport: flags.transport as string, extraArgs });
       url = child.url;
       pid = child.pid;
       console.log(`relay pid ${pid} at ${url}, RSS ${rssKiB(pid)} KiB`);
@@ -203,6 +211,7 @@ reads that relay's CPU and RSS from /proc/<--pid>. Relay CPU is utime+stime from
     transport: { type: 'string', choices: ['uws', 'ws'], default: 'uws', description: 'Transport of the relay child' },
     'relay-url': { type: 'string', description: 'Benchmark this already running relay (loopback only) instead of starting one' },
     pid: { type: 'number', integer: true, min: 1, description: 'PID of the --relay-url relay, for CPU and RSS figures' },
+    'relay-arg': { type: 'string', multiple: true, description: 'Extra argument for the relay child (repeatable), e.g. --relay-arg=--verify-workers=0' },
     phase: { type: 'string', multiple: true, description: `Phase to run (repeatable; default all: ${PHASES.join(', ')})` },
     'ingest-events': { type: 'number', integer: true, min: 1, max: 1_000_000, default: 20_000, description: 'Events in the timed ingest phase' },
     'store-events': { type: 'number', integer: true, min: 1, max: 2_000_000, default: 110_000, description: 'Events in the store before the query phase' },

@@ -15,6 +15,8 @@ function cpuMeter(pid: number | undefined): () => number | null {
   return () => cpuSeconds(pid) - c0;
 }
 
+const cpuOf = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6;
+
 const perCpu = (n: number, cpu: number | null): number | null => (cpu === null || cpu <= 0 ? null : n / cpu);
 
 /** "invalid: bad sig" → "invalid"; "" → "(empty)". */
@@ -32,6 +34,8 @@ export interface PublishResult {
   readonly timedOut: boolean;
   readonly wallSec: number;
   readonly relayCpuSec: number | null;
+  /** CPU this benchmark process used (to spot a saturated client). */
+  readonly benchCpuSec: number;
   readonly acceptedPerSec: number;
   readonly acceptedPerRelayCpuSec: number | null;
   readonly okLatencyMs: Summary;
@@ -49,6 +53,7 @@ export async function publishAll(url: string, pid: number | undefined, events: r
   let accepted = 0;
   let answered = 0;
   const cpu = cpuMeter(pid);
+  const benchCpu0 = process.cpuUsage();
   const t0 = performance.now();
   let timer: NodeJS.Timeout | undefined;
   const timedOut = await new Promise<boolean>((resolve) => {
@@ -106,6 +111,7 @@ export async function publishAll(url: string, pid: number | undefined, events: r
     timedOut,
     wallSec,
     relayCpuSec,
+    benchCpuSec: cpuOf(process.cpuUsage(benchCpu0)),
     acceptedPerSec: accepted / wallSec,
     acceptedPerRelayCpuSec: perCpu(accepted, relayCpuSec),
     okLatencyMs: summarise(latencies),
@@ -161,6 +167,7 @@ export interface QueryResult {
   readonly eventsReturned: number;
   readonly wallSec: number;
   readonly relayCpuSec: number | null;
+  readonly benchCpuSec: number;
   readonly reqPerSec: number;
   readonly reqPerRelayCpuSec: number | null;
   readonly eoseMs: Summary;
@@ -181,6 +188,7 @@ export async function runQueries(url: string, pid: number | undefined, mix: read
   let eventsReturned = 0;
   const deadline = performance.now() + opts.timeoutMs;
   const cpu = cpuMeter(pid);
+  const benchCpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
     conns.map(
@@ -245,6 +253,7 @@ export async function runQueries(url: string, pid: number | undefined, mix: read
     eventsReturned,
     wallSec,
     relayCpuSec,
+    benchCpuSec: cpuOf(process.cpuUsage(benchCpu0)),
     reqPerSec: completed / wallSec,
     reqPerRelayCpuSec: perCpu(completed, relayCpuSec),
     eoseMs: summarise(eose),
@@ -268,8 +277,12 @@ export interface FanoutResult {
   readonly unexpected: number;
   readonly storedOnSubscribe: number;
   readonly latencyMs: Summary;
+  /** Publisher's EVENT → OK latency. */
+  readonly publishOkLatencyMs: Summary;
   readonly wallSec: number;
   readonly relayCpuSec: number | null;
+  /** CPU this benchmark process used (to spot a saturated client). */
+  readonly benchCpuSec: number;
   readonly deliveriesPerRelayCpuSec: number | null;
 }
 
@@ -366,11 +379,21 @@ export async function runFanout(url: string, pid: number | undefined, opts: { co
   // Publish at a fixed offered rate from one more connection.
   const pub = await BenchConn.open(url);
   let accepted = 0;
+  let answered = 0;
+  let onAllOk: (() => void) | undefined;
+  const sentAtById = new Map<string, number>();
+  const okLatencies: number[] = [];
   pub.onMessage = (msg) => {
-    if (msg[0] === 'OK' && msg[2] === true) accepted++;
+    if (msg[0] !== 'OK') return;
+    answered++;
+    const sentAt = sentAtById.get(msg[1] as string);
+    if (sentAt !== undefined) okLatencies.push(performance.now() - sentAt);
+    if (msg[2] === true) accepted++;
+    if (!sending && answered === published) onAllOk?.();
   };
   const total = Math.round(opts.rate * opts.seconds);
   const cpu = cpuMeter(pid);
+  const benchCpu0 = process.cpuUsage();
   const t0 = performance.now();
   let published = 0;
   const publishOne = async (): Promise<void> => {
@@ -383,6 +406,7 @@ export async function runFanout(url: string, pid: number | undefined, opts: { co
     for (const o of new Set(owners)) expected.add(`${o}:${seq}`);
     const sentAt = performance.now();
     const ev = await signEvent(key, { kind, created_at: Math.floor(Date.now() / 1000), tags, content: `fanout ${seq} ${sentAt.toFixed(3)}` });
+    sentAtById.set(ev.id, sentAt);
     pub.send(['EVENT', ev]);
   };
   await new Promise<void>((resolve) => {
@@ -408,6 +432,16 @@ export async function runFanout(url: string, pid: number | undefined, opts: { co
       };
     });
   }
+  // …and (bounded) for the OK of every published event.
+  if (answered < published) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 5000);
+      onAllOk = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
   const wallSec = (performance.now() - t0) / 1000;
   const relayCpuSec = cpu();
   await pub.close();
@@ -426,8 +460,10 @@ export async function runFanout(url: string, pid: number | undefined, opts: { co
     unexpected,
     storedOnSubscribe,
     latencyMs: summarise(latencies),
+    publishOkLatencyMs: summarise(okLatencies),
     wallSec,
     relayCpuSec,
+    benchCpuSec: cpuOf(process.cpuUsage(benchCpu0)),
     deliveriesPerRelayCpuSec: perCpu(received.size, relayCpuSec),
   };
 }

@@ -75,7 +75,8 @@ export async function startRelayChild(opts: { bazaarScript: string; dataDir: str
   const args = [opts.bazaarScript, 'relay', '--port', String(port), '--host', '127.0.0.1', '--data', opts.dataDir, '--transport', opts.transport, ...(opts.extraArgs ?? [])];
   const child: ChildProcess = spawn('/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', process.execPath, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, BAZAAR_LOG_FORMAT: 'json', BAZAAR_LOG_LEVEL: process.env.BAZAAR_LOG_LEVEL ?? 'warn' },
+    // Quiet, unformatted logs: a benchmark should not measure pino-pretty. /health tells readiness.
+    env: { ...process.env, BAZAAR_LOG_FORMAT: 'json', BAZAAR_RELAY_LOG_LEVEL: process.env.BAZAAR_RELAY_LOG_LEVEL ?? 'warn' },
   });
   const tail: string[] = [];
   let ready = false;
