@@ -50,6 +50,8 @@ export interface InvoiceRecord {
   readonly paid: boolean;
   readonly settledAt?: number;
   readonly payer?: string;
+  /** Free-form JSON metadata given at creation (NIP-47 make_invoice `metadata`). */
+  readonly metadata?: unknown;
 }
 
 /** An invoice as its issuer may see it: the preimage only once it is paid. */
@@ -75,7 +77,22 @@ export interface PaymentRecord {
   readonly settledAt: number;
   readonly invoiceCreatedAt: number;
   readonly expiresAt: number;
+  /** Who initiated it on the payer's side (e.g. an NWC connection's wallet pubkey), for budgets. */
+  readonly via?: string;
 }
+
+export interface PayOptions {
+  /** Must equal the invoice amount when given (the dev network issues no amountless invoices). */
+  readonly amountMsat?: number;
+  readonly maxFeeMsat?: number;
+  readonly signal?: AbortSignal;
+  /** Recorded on the payment; budgets count payments with the same `via`. */
+  readonly via?: string;
+  /** Refuse (QUOTA_EXCEEDED) if payments `via` since `sinceSecs` plus this one would exceed `limitMsat`. */
+  readonly budget?: { readonly limitMsat: number; readonly sinceSecs: number };
+}
+
+export const MAX_METADATA_BYTES = 4096;
 
 export type Transaction =
   | ({ readonly type: 'incoming' } & Invoice)
@@ -259,7 +276,7 @@ export class LightningNetwork {
     amountMsat: number,
     description: string | undefined,
     expirySecs: number = DEFAULT_INVOICE_EXPIRY_SECS,
-    opts: { descriptionHash?: string } = {},
+    opts: { descriptionHash?: string; metadata?: unknown } = {},
   ): Invoice {
     assertAmount(amountMsat, 'invoice amount');
     if (!Number.isSafeInteger(expirySecs) || expirySecs <= 0 || expirySecs > MAX_INVOICE_EXPIRY_SECS) {
@@ -271,6 +288,17 @@ export class LightningNetwork {
     }
     const descriptionHash = opts.descriptionHash?.toLowerCase();
     if (descriptionHash !== undefined && !HEX32.test(descriptionHash)) throw new LightningError('INVALID_ARGUMENT', 'description hash must be 32 bytes of hex');
+    if (opts.metadata !== undefined) {
+      let json: string | undefined;
+      try {
+        json = JSON.stringify(opts.metadata);
+      } catch {
+        json = undefined;
+      }
+      if (json === undefined || Buffer.byteLength(json, 'utf8') > MAX_METADATA_BYTES) {
+        throw new LightningError('INVALID_ARGUMENT', `metadata must be JSON of at most ${MAX_METADATA_BYTES} bytes`);
+      }
+    }
     const acc = this.accounts.get(account);
     if (!acc) throw new LightningError('UNKNOWN_ACCOUNT', `no account named ${JSON.stringify(account)}`);
     const preimage = randomBytes(32);
@@ -295,6 +323,7 @@ export class LightningNetwork {
       expiresAt: timestamp + expirySecs,
       preimage: bytesToHex(preimage),
       paid: false,
+      ...(opts.metadata !== undefined ? { metadata: opts.metadata } : {}),
     };
     this.root.transactionSync(() => {
       if (this.invoices.get(paymentHash)) throw new Error('payment hash collision');
@@ -327,7 +356,7 @@ export class LightningNetwork {
    * transaction checks it is known, unpaid, unexpired, not the payer's own and affordable,
    * and moves the money. Returns the payment with the preimage (the proof of payment).
    */
-  pay(payer: string, bolt11: string, opts: { amountMsat?: number; maxFeeMsat?: number; signal?: AbortSignal } = {}): PaymentRecord {
+  pay(payer: string, bolt11: string, opts: PayOptions = {}): PaymentRecord {
     if (opts.signal?.aborted) throw new LightningError('ABORTED', 'payment aborted before it started');
     const decoded = decodeInvoice(bolt11);
     if (decoded.network !== REGTEST.bech32) {
@@ -359,6 +388,13 @@ export class LightningNetwork {
       if (payerAcc.balanceMsat < total) {
         throw new LightningError('INSUFFICIENT_BALANCE', `insufficient balance: ${payerAcc.balanceMsat} msat available, ${total} msat needed`);
       }
+      if (opts.budget) {
+        // Counted inside the write transaction, so concurrent payments cannot both slip under the limit.
+        const spent = this.spentVia(payer, opts.via ?? '', opts.budget.sinceSecs);
+        if (spent + total > opts.budget.limitMsat) {
+          throw new LightningError('QUOTA_EXCEEDED', `budget exceeded: ${spent} of ${opts.budget.limitMsat} msat used, this payment needs ${total} msat`);
+        }
+      }
       const paidInv: InvoiceRecord = { ...inv, paid: true, settledAt: now, payer };
       const payment: PaymentRecord = {
         paymentHash: inv.paymentHash,
@@ -375,6 +411,7 @@ export class LightningNetwork {
         settledAt: now,
         invoiceCreatedAt: inv.createdAt,
         expiresAt: inv.expiresAt,
+        ...(opts.via !== undefined ? { via: opts.via } : {}),
       };
       this.accounts.putSync(payer, { ...payerAcc, balanceMsat: payerAcc.balanceMsat - total });
       this.accounts.putSync(inv.account, { ...payeeAcc, balanceMsat: payeeAcc.balanceMsat + inv.amountMsat });
@@ -386,6 +423,18 @@ export class LightningNetwork {
     this.log.info({ payer, payee: result.invoice.account, paymentHash: result.payment.paymentHash, amountMsat: result.payment.amountMsat }, 'payment settled');
     this.emitSettled(result);
     return result.payment;
+  }
+
+  /** Total (amount + fees) `account` paid with this `via` since `sinceSecs` (inclusive). */
+  spentVia(account: string, via: string, sinceSecs: number): number {
+    let sum = 0;
+    for (const key of this.txs.getKeys({ start: [account, sinceSecs], end: [account, Number.MAX_SAFE_INTEGER] })) {
+      const [, , dir, hash] = key as TxKey;
+      if (dir !== 'out') continue;
+      const p = this.payments.get([account, hash]);
+      if (p && p.via === via) sum += p.amountMsat + p.feeMsat;
+    }
+    return sum;
   }
 
   // ---- history ----------------------------------------------------------------------
