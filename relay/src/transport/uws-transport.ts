@@ -9,7 +9,8 @@ const require = createRequire(import.meta.url);
 
 interface UserData {
   ip: string;
-  req: HttpRequest;
+  /** The upgrade request, dropped once the connection is open (idle connections stay small). */
+  req?: HttpRequest;
   sock?: UwsSocket;
 }
 
@@ -105,7 +106,8 @@ export function createUwsTransport(): Transport {
           const sock = new UwsSocket(ws, data.ip);
           data.sock = sock;
           sockets.add(sock);
-          sock.handler = handlers.onOpen(sock, data.req);
+          sock.handler = handlers.onOpen(sock, data.req!);
+          data.req = undefined;
         },
         message: (ws, message, isBinary) => {
           const sock = ws.getUserData().sock;
