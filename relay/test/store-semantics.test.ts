@@ -158,6 +158,8 @@ for (const [name, make] of Object.entries(factories)) {
       t.same(await s.put([sign(alice, 30023, NOW - 15, [['d', 'post']])]), [{ status: 'deleted' }]);
       const v3 = sign(alice, 30023, NOW - 9, [['d', 'post']]);
       t.same(await s.put([v3]), [{ status: 'stored', removed: [] }]);
+      // A version with exactly the deletion's created_at is deleted too.
+      t.same(await s.put([sign(alice, 5, NOW - 9, [['a', `30023:${alicePk}:post`]])]), [{ status: 'stored', removed: [v3.id] }]);
       // An `a` deletion naming someone else's address is ignored.
       const bobPost = sign(bob, 30023, NOW - 20, [['d', 'post']]);
       await s.put([bobPost]);

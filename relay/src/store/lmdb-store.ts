@@ -336,6 +336,8 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     }
     const heap: Cursor[] = [];
     const iters: Iterator<unknown>[] = [];
+    // One event can carry several of the wanted tag values: it then shows up in several scans.
+    const seen = plan.index === 'tag' && plan.prefixes.length > 1 ? new Set<number>() : undefined;
     try {
       for (const prefix of plan.prefixes) {
         const it = plan.db.getKeys({ start: indexKey(prefix, cf.until, MAX_U32), end: indexKey(prefix, cf.since, 0), reverse: true })[Symbol.iterator]();
@@ -357,6 +359,10 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
           top.ts = lastKey.ts;
           heapSiftDown(heap);
         }
+        if (seen !== undefined) {
+          if (seen.has(seq)) continue;
+          seen.add(seq);
+        }
         const b = events.getBinaryFast(seq);
         if (b === undefined || !postMatch(b, cf, plan.implied, now)) continue;
         if (!onMatch(seq, ts, b)) return;
@@ -374,9 +380,10 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     if (cf.never) return [];
     const recs: Rec[] = [];
     let boundary = -1;
+    const ordered = cf.ids === undefined; // id lookups come in request order, index scans newest-first
     walk(cf, now, (seq, ts, b) => {
       // Past the limit we only keep events tied with the last one, to order ties by id.
-      if (recs.length >= limit && ts < boundary) return false;
+      if (ordered && recs.length >= limit && ts < boundary) return false;
       recs.push({ ts, seq, json: b.toString('utf8', headerLength(b), b.length) });
       if (recs.length === limit) boundary = ts;
       return true;
