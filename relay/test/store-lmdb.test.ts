@@ -1,0 +1,127 @@
+// LMDB-specific behaviour: schema versioning, persistence across reopen and across a
+// killed writer process, write batching, expired-event purge, close semantics.
+import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { open } from 'lmdb';
+import { finalizeEvent, generateSecretKey } from 'nostr-tools/pure';
+import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import { openLmdbStore, SCHEMA_VERSION } from '../src/store/lmdb-store.ts';
+
+const NOW = 1_700_000_000;
+const clock = (): number => NOW;
+const sk = generateSecretKey();
+const sign = (kind: number, created_at: number, tags: string[][] = [], content = ''): NostrEvent =>
+  finalizeEvent({ kind, created_at, tags, content }, sk) as NostrEvent;
+
+function tempDir(t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'bazaar-lmdb-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const idsOf = (js: string[]): string[] => js.map((j) => (JSON.parse(j) as NostrEvent).id);
+
+t.test('data, slots and tombstones survive close and reopen; sequence numbers continue', async (t) => {
+  const dir = tempDir(t);
+  const note = sign(1, NOW - 10, [['t', 'keep']]);
+  const meta1 = sign(0, NOW - 20);
+  const meta2 = sign(0, NOW - 10);
+  const gone = sign(1, NOW - 30);
+  const del = sign(5, NOW - 5, [['e', gone.id]]);
+  let s = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0 });
+  await s.put([note, meta1, meta2, gone, del]);
+  await s.close();
+  await t.rejects(s.put([sign(1, NOW)]), /closed/);
+  await t.rejects(s.query([{}]), /closed/);
+
+  s = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0 });
+  t.teardown(() => s.close());
+  t.equal(s.size(), 3);
+  t.same(idsOf(await s.query([{ '#t': ['keep'] }])), [note.id]);
+  t.ok(s.has(meta2.id));
+  t.same(await s.put([meta1]), [{ status: 'replaced' }]);
+  t.same(await s.put([gone]), [{ status: 'deleted' }]);
+  const fresh = sign(1, NOW - 1);
+  t.same(await s.put([fresh]), [{ status: 'stored', removed: [] }]);
+  t.same(idsOf(await s.query([{ kinds: [1] }])), [fresh.id, note.id], 'a new event does not overwrite an old one');
+});
+
+t.test('a store written by a newer schema is refused with a clear error', async (t) => {
+  const dir = tempDir(t);
+  const s = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0 });
+  await s.close();
+  const raw = open({ path: dir, maxDbs: 16 });
+  await raw.openDB('meta', {}).put('schemaVersion', SCHEMA_VERSION + 1);
+  await raw.close();
+  await t.rejects(openLmdbStore({ path: dir, purgeIntervalMs: 0 }), new RegExp(`schema version ${SCHEMA_VERSION + 1}.*newer`));
+});
+
+t.test('an unusable path fails with an error, not a crash', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'not-a-dir');
+  writeFileSync(file, 'x');
+  await t.rejects(openLmdbStore({ path: join(file, 'db'), purgeIntervalMs: 0 }));
+});
+
+t.test('puts from many callers in one tick share one durable write transaction', async (t) => {
+  const s = await openLmdbStore({ path: tempDir(t), clock, purgeIntervalMs: 0 });
+  t.teardown(() => s.close());
+  const events = Array.from({ length: 300 }, (_, i) => sign(1, NOW - 100 + (i % 7), [], `n${i}`));
+  const before = s.writerStats().transactions;
+  const results = await Promise.all(events.map((e) => s.put([e])));
+  t.ok(results.every((r) => r[0].status === 'stored'));
+  t.equal(s.writerStats().transactions - before, 1, '300 put() calls → 1 transaction');
+  t.equal(await s.count([{ kinds: [1] }]), 300);
+});
+
+t.test('an acknowledged put survives the writer process being killed', async (t) => {
+  const dir = tempDir(t);
+  const e = sign(1, NOW - 1, [], 'durable');
+  // The child stores the event, reports once put() resolved, then is SIGKILLed without closing.
+  const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', `
+    import { openLmdbStore } from ${JSON.stringify(new URL('../src/store/lmdb-store.ts', import.meta.url).href)};
+    const s = await openLmdbStore({ path: ${JSON.stringify(dir)}, purgeIntervalMs: 0, clock: () => ${NOW} });
+    const [out] = await s.put([${JSON.stringify(e)}]);
+    process.stdout.write(out.status + '\\n');
+    setInterval(() => {}, 1000);
+  `], { stdio: ['ignore', 'pipe', 'inherit'], cwd: new URL('..', import.meta.url).pathname });
+  const [line] = await once(child.stdout, 'data') as [Buffer];
+  t.equal(line.toString().trim(), 'stored');
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+  const s = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0 });
+  t.teardown(() => s.close());
+  t.ok(s.has(e.id));
+  t.same(idsOf(await s.query([{ ids: [e.id] }])), [e.id]);
+});
+
+t.test('purgeExpired removes expired events from disk and frees their slots', async (t) => {
+  const s = await openLmdbStore({ path: tempDir(t), clock, purgeIntervalMs: 0, purgeBatch: 2 });
+  t.teardown(() => s.close());
+  const heartbeat = sign(11998, NOW - 10, [['expiration', String(NOW + 30)]]);
+  const notes = [1, 2, 3].map((i) => sign(1, NOW - i, [['expiration', String(NOW + 10 * i)]]));
+  const keep = sign(1, NOW - 50);
+  await s.put([heartbeat, ...notes, keep]);
+  t.equal(s.size(), 5);
+  t.equal(await s.purgeExpired(NOW), 0, 'nothing expired yet');
+  t.equal(await s.purgeExpired(NOW + 20), 2, 'expiration <= now is purged');
+  t.equal(s.size(), 3);
+  t.equal(await s.purgeExpired(NOW + 100), 2, 'at most purgeBatch per run');
+  t.equal(await s.purgeExpired(NOW + 100), 0);
+  t.same(idsOf(await s.query([{}], { now: NOW })), [keep.id]);
+  // The heartbeat's replaceable slot is free again: an older version is accepted.
+  const older = sign(11998, NOW - 20);
+  t.same(await s.put([older]), [{ status: 'stored', removed: [] }]);
+});
+
+t.test('close waits for queued writes', async (t) => {
+  const s = await openLmdbStore({ path: tempDir(t), clock, purgeIntervalMs: 0 });
+  const pending = s.put([sign(1, NOW - 1)]);
+  await s.close();
+  t.same((await pending).map((o) => o.status), ['stored']);
+  t.equal(s.has('00'.repeat(32)), false);
+});
