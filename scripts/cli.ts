@@ -7,6 +7,7 @@ export const root: CommandSpec = {
   summary: 'Bazaar: an open market for verifiable compute, spoken entirely in Nostr events.',
   subcommands: {
     relay: async () => (await import('../relay/src/cli.ts')).relayCommand,
+    devnet: async () => (await import('../agents/devnet/src/cli.ts')).devnetCommand,
     up: async () => (await import('./up.ts')).upCommand,
   },
 };
