@@ -1,0 +1,559 @@
+// The Cashu side of an agent's wallet, over @cashu/cashu-ts v4, with every proof kept in
+// LMDB. The "couch" pattern: before any mint call that could lose value (swap, melt,
+// mint), the inputs are marked reserved and the blinded outputs (secrets and blinding
+// factors) are written durably, in one transaction. A crash at any point is repaired by
+// reconcile(): inputs still unspent go back to the purse; inputs spent by the call get
+// their outputs back through NUT-09 restore with the stored blinded messages.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import {
+  Amount,
+  MintOperationError,
+  OutputData,
+  Wallet,
+  getEncodedToken,
+  hashToCurve,
+  injectWebSocketImpl,
+  setGlobalRequestOptions,
+  type MeltQuoteBolt11Response,
+  type OutputDataLike,
+  type OutputType,
+  type P2PKOptions,
+  type Proof,
+  type SerializedBlindedSignature,
+  type SwapPreview,
+} from '@cashu/cashu-ts';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import type { Logger } from 'pino';
+import WebSocket from 'ws';
+
+export const CASHU_STORE_VERSION = 1;
+export const DEFAULT_TIMEOUT_MS = 15_000;
+
+// Node 20 has no global WebSocket; cashu-ts needs one for NUT-17 subscriptions.
+injectWebSocketImpl(WebSocket as unknown as Parameters<typeof injectWebSocketImpl>[0]);
+// Every cashu-ts HTTP call gets a timeout (process-wide: nothing may wait forever on a mint).
+setGlobalRequestOptions({ requestTimeout: DEFAULT_TIMEOUT_MS });
+
+/** A proof as stored and as sent on the wire (amount as a plain number). */
+export interface ProofJson {
+  id: string;
+  amount: number;
+  secret: string;
+  C: string;
+  dleq?: { e: string; s: string; r?: string };
+  witness?: string;
+}
+
+export type ProofState = 'ready' | 'reserved' | 'sent';
+export interface StoredProof {
+  readonly proof: ProofJson;
+  readonly state: ProofState;
+  /** Operation holding a reserved proof. */
+  readonly op?: string;
+  /** Free-form label: 'escrow:<id>' for locked sends. */
+  readonly tag?: string;
+  readonly at: number;
+}
+
+interface StoredOutput {
+  blindedMessage: { amount: number; B_: string; id: string };
+  blindingFactor: string;
+  secret: string;
+  /** Where the resulting proof goes: back to the purse, or out as a send. */
+  role: 'keep' | 'send';
+}
+
+export type OperationKind = 'swap' | 'melt' | 'mint' | 'claim';
+export interface Operation {
+  readonly id: string;
+  readonly kind: OperationKind;
+  /** Inputs handed to the mint; for claims they are not ours until redeemed. */
+  readonly inputs: ProofJson[];
+  readonly outputs: StoredOutput[];
+  readonly keysetId: string;
+  readonly quote?: string;
+  readonly amount?: number;
+  readonly fees?: number;
+  readonly tag?: string;
+  readonly createdAt: number;
+}
+
+export interface CashuWalletOptions {
+  readonly mintUrl: string;
+  /** Directory for this wallet's LMDB (created if missing). */
+  readonly dataDir: string;
+  readonly logger: Logger;
+  /** Wallet clock in unix seconds (injectable for locktime logic). */
+  readonly now?: () => number;
+  /**
+   * Test instrumentation: called after each durable step, named like 'swap:persisted'
+   * (outputs written, mint not yet called) or 'swap:answered' (mint answered, not yet
+   * committed locally). The crash tests kill the process from here.
+   */
+  readonly onStep?: (step: string) => void;
+}
+
+export interface ReconcileReport {
+  readonly restored: number;
+  readonly released: number;
+  readonly pending: number;
+}
+
+export class CashuWalletError extends Error {
+  override name = 'CashuWalletError';
+  readonly code?: number;
+  constructor(message: string, code?: number) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export const toProofJson = (p: Proof | ProofJson): ProofJson => ({
+  id: p.id,
+  amount: typeof p.amount === 'number' ? p.amount : (p.amount as Amount).toNumber(),
+  secret: p.secret,
+  C: p.C,
+  ...(p.dleq ? { dleq: { e: p.dleq.e, s: p.dleq.s, ...(p.dleq.r ? { r: p.dleq.r } : {}) } } : {}),
+  ...(p.witness ? { witness: typeof p.witness === 'string' ? p.witness : JSON.stringify(p.witness) } : {}),
+});
+
+export const fromProofJson = (p: ProofJson): Proof => ({ ...p, amount: Amount.from(p.amount) }) as unknown as Proof;
+
+export const sumJson = (ps: readonly ProofJson[]): number => ps.reduce((s, p) => s + p.amount, 0);
+
+export const proofY = (secret: string): string => hashToCurve(new TextEncoder().encode(secret)).toHex(true);
+
+function serializeOutput(o: OutputDataLike, role: 'keep' | 'send'): StoredOutput {
+  return {
+    blindedMessage: { amount: Number(o.blindedMessage.amount), B_: o.blindedMessage.B_, id: o.blindedMessage.id },
+    blindingFactor: o.blindingFactor.toString(16),
+    secret: bytesToHex(o.secret),
+    role,
+  };
+}
+
+function deserializeOutput(o: StoredOutput): OutputData {
+  return new OutputData({ amount: Amount.from(o.blindedMessage.amount), B_: o.blindedMessage.B_, id: o.blindedMessage.id } as never, BigInt('0x' + o.blindingFactor), hexToBytes(o.secret));
+}
+
+export class CashuWallet {
+  readonly mintUrl: string;
+  readonly wallet: Wallet;
+  private readonly root: RootDatabase;
+  private readonly proofsDb: Database<StoredProof, string>;
+  private readonly ops: Database<Operation, string>;
+  private readonly log: Logger;
+  readonly now: () => number;
+  private readonly onStep: (step: string) => void;
+
+  private constructor(opts: CashuWalletOptions, wallet: Wallet, root: RootDatabase) {
+    this.mintUrl = opts.mintUrl.replace(/\/+$/, '');
+    this.wallet = wallet;
+    this.root = root;
+    this.proofsDb = root.openDB({ name: 'proofs' });
+    this.ops = root.openDB({ name: 'ops' });
+    this.log = opts.logger;
+    this.now = opts.now ?? (() => Math.floor(Date.now() / 1000));
+    this.onStep = opts.onStep ?? (() => {});
+  }
+
+  /** Opens the store, loads the mint's keysets and repairs anything a crash left behind. */
+  static async open(opts: CashuWalletOptions): Promise<CashuWallet> {
+    mkdirSync(opts.dataDir, { recursive: true });
+    const root = open({ path: join(opts.dataDir, 'cashu.lmdb'), maxDbs: 8 });
+    const meta = root.openDB<unknown, string>({ name: 'meta' });
+    const version = meta.get('version');
+    if (version === undefined) root.transactionSync(() => meta.put('version', CASHU_STORE_VERSION));
+    else if (version !== CASHU_STORE_VERSION) {
+      await root.close();
+      throw new CashuWalletError(`cashu wallet store ${opts.dataDir} has version ${String(version)}, this build reads ${CASHU_STORE_VERSION}`);
+    }
+    const wallet = new Wallet(opts.mintUrl, { unit: 'sat' });
+    try {
+      await wallet.loadMint();
+    } catch (err) {
+      await root.close();
+      throw new CashuWalletError(`cannot reach mint ${opts.mintUrl}: ${(err as Error).message}`);
+    }
+    const w = new CashuWallet(opts, wallet, root);
+    await w.reconcile();
+    return w;
+  }
+
+  // ---------- purse ----------
+
+  list(state: ProofState = 'ready', tag?: string): ProofJson[] {
+    const out: ProofJson[] = [];
+    for (const { value } of this.proofsDb.getRange()) if (value.state === state && (tag === undefined || value.tag === tag)) out.push(value.proof);
+    return out;
+  }
+
+  /** Spendable sats. */
+  balance(): number {
+    return sumJson(this.list('ready'));
+  }
+
+  /** Everything the wallet accounts for: ready, reserved by an operation, and sent but not known spent. */
+  totals(): { ready: number; reserved: number; sent: number } {
+    return { ready: sumJson(this.list('ready')), reserved: sumJson(this.list('reserved')), sent: sumJson(this.list('sent')) };
+  }
+
+  fee(proofs: readonly ProofJson[]): number {
+    return this.wallet.getFeesForProofs(proofs.map(fromProofJson)).toNumber();
+  }
+
+  private select(amount: number, includeFees: boolean): ProofJson[] {
+    const ready = this.list('ready').map(fromProofJson);
+    const { send } = this.wallet.selectProofsToSend(ready, amount, includeFees);
+    const chosen = send.map(toProofJson);
+    const needed = amount + (includeFees ? this.fee(chosen) : 0);
+    if (sumJson(chosen) < needed) throw new CashuWalletError(`insufficient ecash: need ${needed} sat, have ${this.balance()} sat ready`);
+    return chosen;
+  }
+
+  // ---------- the couch: persist, call, commit ----------
+
+  private persist(op: Operation, reserve: readonly ProofJson[]): void {
+    const at = this.now();
+    this.root.transactionSync(() => {
+      for (const p of reserve) {
+        const cur = this.proofsDb.get(p.secret);
+        if (cur && cur.state !== 'ready') throw new CashuWalletError('proof is already reserved by another operation');
+        this.proofsDb.put(p.secret, { proof: p, state: 'reserved', op: op.id, at });
+      }
+      this.ops.put(op.id, op);
+    });
+  }
+
+  /** Commits an answered operation: inputs leave, new proofs land, the op record goes. */
+  private commit(op: Operation, produced: { proof: ProofJson; role: 'keep' | 'send' }[], spentInputs = true): void {
+    const at = this.now();
+    this.root.transactionSync(() => {
+      if (spentInputs) for (const p of op.inputs) this.proofsDb.remove(p.secret);
+      for (const { proof, role } of produced) {
+        this.proofsDb.put(proof.secret, { proof, state: role === 'keep' ? 'ready' : 'sent', ...(op.tag && role === 'send' ? { tag: op.tag } : {}), at });
+      }
+      this.ops.remove(op.id);
+    });
+  }
+
+  /** Definite failure (the mint refused): reserved inputs return to the purse. */
+  private release(op: Operation): void {
+    const at = this.now();
+    this.root.transactionSync(() => {
+      for (const p of op.inputs) {
+        const cur = this.proofsDb.get(p.secret);
+        if (cur?.op === op.id) this.proofsDb.put(p.secret, { proof: cur.proof, state: 'ready', at });
+      }
+      this.ops.remove(op.id);
+    });
+  }
+
+  private async run<T>(op: Operation, call: () => Promise<T>): Promise<T> {
+    this.onStep(`${op.kind}:persisted`);
+    let res: T;
+    try {
+      res = await call();
+    } catch (err) {
+      if (err instanceof MintOperationError || (err as { status?: number }).status === 400) {
+        // The mint answered with a refusal: nothing was spent (or, for 11001, the inputs
+        // were already gone — reconcile decides from their real state).
+        const code = (err as MintOperationError).code;
+        if (code === 11001 || code === 11002) await this.reconcileOne(op);
+        else if (op.kind === 'claim') this.ops.remove(op.id);
+        else this.release(op);
+        throw new CashuWalletError(`mint refused ${op.kind}: ${(err as Error).message}`, code);
+      }
+      this.log.warn({ op: op.id, kind: op.kind, err: (err as Error).message }, 'mint call failed ambiguously; operation kept for reconcile');
+      throw new CashuWalletError(`${op.kind} outcome unknown (kept for reconcile): ${(err as Error).message}`);
+    }
+    this.onStep(`${op.kind}:answered`);
+    return res;
+  }
+
+  private newOp(kind: OperationKind, fields: Omit<Operation, 'id' | 'kind' | 'createdAt'>): Operation {
+    return { id: `${kind}-${randomBytes(8).toString('hex')}`, kind, createdAt: this.now(), ...fields };
+  }
+
+  // ---------- swap-based operations ----------
+
+  private opFromSwap(kind: OperationKind, preview: SwapPreview, tag?: string): Operation {
+    return this.newOp(kind, {
+      inputs: preview.inputs.map(toProofJson),
+      outputs: [...(preview.keepOutputs ?? []).map((o) => serializeOutput(o, 'keep')), ...(preview.sendOutputs ?? []).map((o) => serializeOutput(o, 'send'))],
+      keysetId: preview.keysetId,
+      amount: preview.amount.toNumber(),
+      fees: preview.fees.toNumber(),
+      ...(tag ? { tag } : {}),
+    });
+  }
+
+  /** Rebuilds the cashu-ts SwapPreview of a stored operation (e.g. to complete a claim). */
+  previewOf(op: Operation): SwapPreview {
+    return {
+      amount: Amount.from(op.amount ?? 0),
+      fees: Amount.from(op.fees ?? 0),
+      keysetId: op.keysetId,
+      inputs: op.inputs.map(fromProofJson),
+      keepOutputs: op.outputs.filter((o) => o.role === 'keep').map(deserializeOutput),
+      sendOutputs: op.outputs.filter((o) => o.role === 'send').map(deserializeOutput),
+    };
+  }
+
+  private async completeSwapOp(op: Operation, preview: SwapPreview, privkey?: string): Promise<{ keep: ProofJson[]; send: ProofJson[] }> {
+    const res = await this.run(op, () => this.wallet.completeSwap(preview, privkey));
+    const keep = res.keep.map(toProofJson);
+    const send = res.send.map(toProofJson);
+    this.commit(op, [...keep.map((proof) => ({ proof, role: 'keep' as const })), ...send.map((proof) => ({ proof, role: 'send' as const }))]);
+    return { keep, send };
+  }
+
+  /**
+   * Receives a token (cashuB or cashuA) into the purse. `privkey` signs P2PK inputs locked
+   * to this wallet's payment key. Returns the sats received (after the mint's input fee).
+   */
+  async receive(token: string, opts: { privkey?: string } = {}): Promise<number> {
+    let decoded;
+    try {
+      decoded = this.wallet.decodeToken(token.trim());
+    } catch (err) {
+      throw new CashuWalletError(`not a valid Cashu token: ${(err as Error).message}`);
+    }
+    if (decoded.mint.replace(/\/+$/, '') !== this.mintUrl) throw new CashuWalletError(`token is for mint ${decoded.mint}, this wallet uses ${this.mintUrl}`);
+    if (decoded.unit && decoded.unit !== 'sat') throw new CashuWalletError(`token unit ${decoded.unit} is not sat`);
+    let preview: SwapPreview;
+    try {
+      preview = await this.wallet.prepareSwapToReceive(decoded);
+    } catch (err) {
+      throw new CashuWalletError(`cannot receive token: ${(err as Error).message}`);
+    }
+    const op = this.opFromSwap('swap', preview);
+    // The token's proofs are bearer value: store them (reserved) before the swap.
+    this.persist(op, op.inputs);
+    const { keep, send } = await this.completeSwapOp(op, preview, opts.privkey);
+    const got = sumJson(keep) + sumJson(send);
+    this.log.info({ amount: got, fee: op.fees }, 'cashu received');
+    return got;
+  }
+
+  /**
+   * Sends `amount` sat as a token; the receiver's fee is included by default. With `p2pk`,
+   * the sent proofs are locked (NUT-11). The sent proofs stay recorded as 'sent' (tagged)
+   * until confirmSent() sees them spent.
+   */
+  async send(amount: number, opts: { p2pk?: P2PKOptions; includeFees?: boolean; tag?: string } = {}): Promise<{ token: string; proofs: ProofJson[] }> {
+    if (!Number.isSafeInteger(amount) || amount <= 0) throw new CashuWalletError('amount must be a positive integer of sats');
+    const includeFees = opts.includeFees ?? true;
+    const inputs = this.select(amount, includeFees);
+    const outputConfig = opts.p2pk ? { send: { type: 'p2pk', options: opts.p2pk } as OutputType, keep: { type: 'random' } as OutputType } : undefined;
+    let preview: SwapPreview;
+    try {
+      preview = await this.wallet.prepareSwapToSend(amount, inputs.map(fromProofJson), { includeFees }, outputConfig);
+    } catch (err) {
+      throw new CashuWalletError(`cannot prepare send: ${(err as Error).message}`);
+    }
+    const op = this.opFromSwap('swap', preview, opts.tag);
+    this.persist(op, op.inputs);
+    const { send } = await this.completeSwapOp(op, preview);
+    // Any unselected inputs of cashu-ts's selection were not part of the swap.
+    const token = getEncodedToken({ mint: this.mintUrl, proofs: send.map(fromProofJson), unit: 'sat' });
+    this.log.info({ amount, locked: Boolean(opts.p2pk), tag: opts.tag }, 'cashu sent');
+    return { token, proofs: send };
+  }
+
+  /** Marks 'sent' proofs that the mint reports spent as gone; returns the sats confirmed. */
+  async confirmSent(tag?: string): Promise<number> {
+    const sent = this.list('sent', tag);
+    if (!sent.length) return 0;
+    const states = await this.wallet.checkProofsStates(sent.map(fromProofJson));
+    const spent = sent.filter((_, i) => states[i].state === 'SPENT');
+    this.root.transactionSync(() => {
+      for (const p of spent) this.proofsDb.remove(p.secret);
+    });
+    return sumJson(spent);
+  }
+
+  /** Takes back unredeemed bearer 'sent' proofs (not locked ones) into the purse. */
+  async reclaimSent(tag?: string): Promise<number> {
+    await this.confirmSent(tag);
+    const sent = this.list('sent', tag).filter((p) => !p.secret.startsWith('['));
+    if (!sent.length) return 0;
+    const preview = await this.wallet.prepareSwapToReceive(sent.map(fromProofJson));
+    const op = this.opFromSwap('swap', preview);
+    this.root.transactionSync(() => {
+      for (const p of sent) this.proofsDb.put(p.secret, { proof: p, state: 'reserved', op: op.id, at: this.now() });
+      this.ops.put(op.id, op);
+    });
+    const { keep, send } = await this.completeSwapOp(op, preview);
+    return sumJson(keep) + sumJson(send);
+  }
+
+  // ---------- Lightning in and out ----------
+
+  /** Asks the mint for a bolt11 to top up `amount` sat; the quote is stored durably. */
+  async requestMint(amount: number): Promise<{ quote: string; bolt11: string; expiry: number }> {
+    if (!Number.isSafeInteger(amount) || amount <= 0) throw new CashuWalletError('amount must be a positive integer of sats');
+    const q = await this.wallet.createMintQuoteBolt11(amount);
+    const op = this.newOp('mint', { inputs: [], outputs: [], keysetId: this.wallet.getKeyset().id, quote: q.quote, amount });
+    this.root.transactionSync(() => this.ops.put(op.id, op));
+    return { quote: q.quote, bolt11: q.request, expiry: q.expiry ?? 0 };
+  }
+
+  /** Waits (NUT-17 websocket, with a timeout) for a mint quote to be paid, then mints it. */
+  async completeMint(quote: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<number> {
+    const op = [...this.ops.getRange()].map((e) => e.value).find((o) => o.kind === 'mint' && o.quote === quote);
+    if (!op) throw new CashuWalletError(`no pending mint for quote ${quote}`);
+    const state = await this.wallet.checkMintQuoteBolt11(quote);
+    if (state.state === 'UNPAID') await this.wallet.on.onceMintPaid(quote, { timeoutMs: opts.timeoutMs ?? 60_000, ...(opts.signal ? { signal: opts.signal } : {}) });
+    return this.mintPaid(op);
+  }
+
+  private async mintPaid(op: Operation): Promise<number> {
+    let current = op;
+    let preview;
+    if (!current.outputs.length) {
+      preview = await this.wallet.prepareMint('bolt11', op.amount!, { quote: op.quote! });
+      current = { ...op, keysetId: preview.keysetId, outputs: preview.outputData.map((o) => serializeOutput(o, 'keep')) };
+      this.root.transactionSync(() => this.ops.put(op.id, current));
+    } else {
+      const outputs = current.outputs.map(deserializeOutput);
+      preview = await this.wallet.prepareMint('bolt11', op.amount!, { quote: op.quote! }, undefined, { type: 'custom', data: outputs });
+    }
+    const proofs = await this.run(current, () => this.wallet.completeMint(preview!));
+    const got = proofs.map(toProofJson);
+    this.commit(current, got.map((proof) => ({ proof, role: 'keep' as const })), false);
+    this.log.info({ amount: sumJson(got) }, 'cashu minted');
+    return sumJson(got);
+  }
+
+  /** Pays a bolt11 by melting; the unused fee reserve comes back as change. */
+  async payInvoice(bolt11: string, opts: { maxFeeSat?: number } = {}): Promise<{ preimage: string | null; amount: number; feePaid: number }> {
+    let quote: MeltQuoteBolt11Response;
+    try {
+      quote = await this.wallet.createMeltQuoteBolt11(bolt11);
+    } catch (err) {
+      throw new CashuWalletError(`mint will not pay this invoice: ${(err as Error).message}`, (err as MintOperationError).code);
+    }
+    const amount = quote.amount.toNumber();
+    const reserve = quote.fee_reserve.toNumber();
+    if (opts.maxFeeSat !== undefined && reserve > opts.maxFeeSat) throw new CashuWalletError(`fee reserve ${reserve} sat exceeds the budget of ${opts.maxFeeSat} sat`);
+    const inputs = this.select(amount + reserve, true);
+    const preview = await this.wallet.prepareMelt('bolt11', quote, inputs.map(fromProofJson));
+    const op = this.newOp('melt', {
+      inputs: preview.inputs.map(toProofJson),
+      outputs: preview.outputData.map((o) => serializeOutput(o, 'keep')),
+      keysetId: preview.keysetId,
+      quote: quote.quote,
+      amount,
+    });
+    this.persist(op, op.inputs);
+    const res = await this.run(op, () => this.wallet.completeMelt(preview));
+    if (res.quote.state !== 'PAID') {
+      // Not paid (yet): keep the op; reconcile() settles it from the proofs' state.
+      throw new CashuWalletError(`melt ${quote.quote} is ${res.quote.state}; kept for reconcile`);
+    }
+    const change = res.change.map(toProofJson);
+    this.commit(op, change.map((proof) => ({ proof, role: 'keep' as const })));
+    const spent = sumJson(op.inputs) - sumJson(change);
+    this.log.info({ amount, feePaid: spent - amount }, 'cashu melted');
+    return { preimage: res.quote.payment_preimage ?? null, amount, feePaid: spent - amount };
+  }
+
+  // ---------- claims of inputs we do not own yet (escrow) ----------
+
+  /** Persists a swap of foreign (e.g. escrow) inputs to our own fresh outputs. */
+  async prepareForeignSwap(inputs: readonly ProofJson[], tag?: string): Promise<{ op: Operation; preview: SwapPreview }> {
+    const preview = await this.wallet.prepareSwapToReceive(inputs.map(fromProofJson));
+    const op = this.opFromSwap('claim', preview, tag);
+    this.root.transactionSync(() => this.ops.put(op.id, op));
+    return { op, preview };
+  }
+
+  operation(id: string): Operation | undefined {
+    return this.ops.get(id);
+  }
+
+  /** Completes a stored claim with a (signed) preview; the outputs land in the purse. */
+  async completeForeignSwap(op: Operation, preview: SwapPreview): Promise<number> {
+    const { keep, send } = await this.completeSwapOp(op, preview);
+    return sumJson(keep) + sumJson(send);
+  }
+
+  // ---------- recovery ----------
+
+  /** Settles every operation a crash or an ambiguous failure left behind. */
+  async reconcile(): Promise<ReconcileReport> {
+    let restored = 0;
+    let released = 0;
+    let pending = 0;
+    for (const { value: op } of [...this.ops.getRange()]) {
+      const r = await this.reconcileOne(op);
+      restored += r.restored;
+      released += r.released;
+      pending += r.pending;
+    }
+    if (restored || released || pending) this.log.info({ restored, released, pending }, 'cashu wallet reconciled');
+    return { restored, released, pending };
+  }
+
+  private async reconcileOne(op: Operation): Promise<ReconcileReport> {
+    if (op.kind === 'mint') {
+      if (!op.outputs.length) {
+        const q = await this.wallet.checkMintQuoteBolt11(op.quote!).catch(() => undefined);
+        if (q?.state === 'PAID') return { restored: await this.mintPaid(op), released: 0, pending: 0 };
+        if (q && (q.state === 'ISSUED' || (q.expiry && q.expiry < this.now()))) this.ops.remove(op.id);
+        return { restored: 0, released: 0, pending: q?.state === 'UNPAID' ? 1 : 0 };
+      }
+      const got = await this.restoreOutputs(op);
+      if (got.length) {
+        this.commit(op, got, false);
+        return { restored: sumJson(got.map((x) => x.proof)), released: 0, pending: 0 };
+      }
+      const q = await this.wallet.checkMintQuoteBolt11(op.quote!).catch(() => undefined);
+      if (q?.state === 'PAID') return { restored: await this.mintPaid(op), released: 0, pending: 0 };
+      return { restored: 0, released: 0, pending: 1 };
+    }
+    const states = await this.wallet.checkProofsStates(op.inputs.map(fromProofJson));
+    if (states.some((s) => s.state === 'PENDING')) return { restored: 0, released: 0, pending: 1 };
+    if (states.every((s) => s.state === 'UNSPENT')) {
+      if (op.kind === 'claim') this.ops.remove(op.id);
+      else this.release(op);
+      return { restored: 0, released: op.kind === 'claim' ? 0 : sumJson(op.inputs), pending: 0 };
+    }
+    // Spent: the mint executed the call (or, for a claim, someone else did and nothing
+    // of ours was signed). Our outputs come back through NUT-09 restore.
+    const produced = await this.restoreOutputs(op);
+    this.commit(op, produced, op.kind !== 'claim');
+    const got = produced.map((x) => x.proof);
+    if (got.length) this.log.info({ op: op.id, amount: sumJson(got) }, 'outputs restored after an interrupted operation');
+    return { restored: sumJson(got), released: 0, pending: 0 };
+  }
+
+  private async restoreOutputs(op: Operation): Promise<{ proof: ProofJson; role: 'keep' | 'send' }[]> {
+    if (!op.outputs.length) return [];
+    const res = await this.wallet.mint.restore({ outputs: op.outputs.map((o) => ({ amount: o.blindedMessage.amount, id: o.blindedMessage.id, B_: o.blindedMessage.B_ })) as never });
+    const out: { proof: ProofJson; role: 'keep' | 'send' }[] = [];
+    res.outputs.forEach((bm, i) => {
+      const stored = op.outputs.find((o) => o.blindedMessage.B_ === bm.B_);
+      if (!stored) return;
+      const sig = res.signatures[i] as SerializedBlindedSignature;
+      const keyset = this.wallet.getKeyset(sig.id);
+      const proof = deserializeOutput({ ...stored, blindedMessage: { ...stored.blindedMessage, amount: Number(sig.amount) } }).toProof(sig, keyset);
+      out.push({ proof: toProofJson(proof), role: stored.role });
+    });
+    return out;
+  }
+
+  async checkStates(proofs: readonly ProofJson[]): Promise<('UNSPENT' | 'PENDING' | 'SPENT')[]> {
+    const states = await this.wallet.checkProofsStates(proofs.map(fromProofJson));
+    return states.map((s) => s.state as 'UNSPENT' | 'PENDING' | 'SPENT');
+  }
+
+  async close(): Promise<void> {
+    this.wallet.mint.disconnectWebSocket();
+    await this.root.close();
+  }
+}

@@ -1,0 +1,98 @@
+// CashuWallet against the real devnet mint: top up, send / receive, P2PK, melt with
+// change, bad tokens, budgets; the mint's outstanding ecash always equals what the
+// wallets hold.
+import t from 'tap';
+import { getEncodedToken } from '@cashu/cashu-ts';
+import { CashuWalletError, fromProofJson } from '../src/wallet/cashu.ts';
+import { newPaymentKey } from '../src/wallet/escrow.ts';
+import { startCashuFixture } from './helpers/cashu-fixture.ts';
+
+t.test('top up, send, receive, confirm', async (t) => {
+  const f = await startCashuFixture(t);
+  const alice = await f.openWallet();
+  const bob = await f.openWallet();
+  await f.fund(alice, 300);
+  t.equal(alice.balance(), 300);
+  const { token } = await alice.send(100);
+  t.match(token, /^cashuB/);
+  t.equal(alice.totals().sent, 100 + alice.fee(alice.list('sent')), 'the sent value covers the receiver fee');
+  const got = await bob.receive(token);
+  t.equal(got, 100, 'receiver gets the price; sender paid the fee');
+  t.equal(bob.balance(), 100);
+  const again = await bob.receive(token).catch((e: CashuWalletError) => e);
+  t.match(again, { name: 'CashuWalletError', code: 11001 }, 'second receive: already spent');
+  t.equal(bob.balance(), 100, 'a failed receive changes nothing');
+  t.ok((await alice.confirmSent()) > 0, 'sender learns the token was redeemed');
+  t.equal(alice.totals().sent, 0);
+  f.assertConserved(t, [alice, bob]);
+});
+
+t.test('P2PK: a token locked to a payment key needs that key', async (t) => {
+  const f = await startCashuFixture(t);
+  const alice = await f.openWallet();
+  const bob = await f.openWallet();
+  await f.fund(alice, 64);
+  const bobKey = newPaymentKey();
+  t.match(bobKey.pubkey, /^02[0-9a-f]{64}$/);
+  const { token } = await alice.send(20, { p2pk: { pubkey: bobKey.pubkey } });
+  const noKey = await bob.receive(token).catch((e: Error) => e);
+  t.type(noKey, CashuWalletError);
+  const wrong = await bob.receive(token, { privkey: newPaymentKey().secretKey }).catch((e: Error) => e);
+  t.type(wrong, CashuWalletError);
+  t.equal(bob.totals().reserved, 0, 'refused receives leave nothing reserved');
+  t.equal(await bob.receive(token, { privkey: bobKey.secretKey }), 20);
+  await alice.confirmSent();
+  f.assertConserved(t, [alice, bob]);
+});
+
+t.test('melt pays an invoice and keeps the change; budgets are enforced', async (t) => {
+  const f = await startCashuFixture(t);
+  const w = await f.openWallet();
+  await f.fund(w, 500);
+  const inv = await f.fake.createInvoice({ amountMsat: 100_000, description: 'x', expirySecs: 600 });
+  const over = await w.payInvoice(inv.bolt11, { maxFeeSat: 1 }).catch((e: Error) => e);
+  t.match(over, { name: 'CashuWalletError', message: /exceeds the budget/ }, 'fee reserve above budget refused');
+  t.equal(w.balance(), 500, 'refused payment spends nothing');
+  const res = await w.payInvoice(inv.bolt11);
+  t.equal(res.amount, 100);
+  t.match(res.preimage, /^[0-9a-f]{64}$/);
+  t.ok(res.feePaid >= 0 && res.feePaid < 5, 'only the input fee is lost; the reserve came back as change');
+  t.equal(w.balance(), 500 - 100 - res.feePaid);
+  const twice = await w.payInvoice(inv.bolt11).catch((e: Error) => e);
+  t.type(twice, CashuWalletError, 'an invoice is paid once');
+  const tooBig = await f.fake.createInvoice({ amountMsat: 10_000_000, description: 'x', expirySecs: 600 });
+  const poor = await w.payInvoice(tooBig.bolt11).catch((e: Error) => e);
+  t.match(poor, { message: /insufficient ecash/ });
+  f.assertConserved(t, [w]);
+});
+
+t.test('bad tokens: garbage, another mint, another unit, tampered proofs', async (t) => {
+  const f = await startCashuFixture(t, { inputFeePpk: 0 });
+  const alice = await f.openWallet();
+  const bob = await f.openWallet();
+  await f.fund(alice, 32);
+  t.match(await bob.receive('cashuBgarbage').catch((e: Error) => e), { name: 'CashuWalletError', message: /not a valid Cashu token/ });
+  const { proofs } = await alice.send(8);
+  const foreign = getEncodedToken({ mint: 'http://127.0.0.1:1', proofs: proofs.map(fromProofJson), unit: 'sat' });
+  t.match(await bob.receive(foreign).catch((e: Error) => e), { message: /token is for mint/ });
+  const usd = getEncodedToken({ mint: f.mint.url, proofs: proofs.map(fromProofJson), unit: 'usd' });
+  t.match(await bob.receive(usd).catch((e: Error) => e), { message: /unit usd/ });
+  const forged = getEncodedToken({ mint: f.mint.url, proofs: proofs.map((p) => fromProofJson({ ...p, secret: p.secret.replace(/.$/, (c) => (c === 'a' ? 'b' : 'a')) })), unit: 'sat' });
+  const bad = await bob.receive(forged).catch((e: Error) => e);
+  t.match(bad, { name: 'CashuWalletError' }, 'forged proofs refused');
+  t.equal(bob.balance(), 0);
+  t.equal(await bob.receive(getEncodedToken({ mint: f.mint.url, proofs: proofs.map(fromProofJson), unit: 'sat' })), 8, 'the genuine token still redeems');
+  await alice.confirmSent();
+  f.assertConserved(t, [alice, bob]);
+});
+
+t.test('the purse survives a reopen', async (t) => {
+  const f = await startCashuFixture(t);
+  const dir = f.tempDir();
+  const w = await f.openWallet(dir);
+  await f.fund(w, 128);
+  await w.close();
+  const again = await f.openWallet(dir);
+  t.equal(again.balance(), 128);
+  f.assertConserved(t, [again]);
+});
