@@ -72,6 +72,21 @@ async function runUp(f: FlagValues): Promise<number> {
 async function startOptionalParts(o: { dataDir: string; relayUrl: string; host: string; mintPort: number; logger: ReturnType<typeof createLogger> }): Promise<{ parts: Part[]; lines: string[] }> {
   const parts: Part[] = [];
   const lines: string[] = [];
-  void o;
+  // Devnet: dev Lightning network + NWC wallets over our relay + Cashu mint.
+  const { startDevnet } = await import('../agents/devnet/src/devnet.ts');
+  const devnet = await startDevnet({
+    dataDir: resolve(o.dataDir, 'devnet'),
+    relayUrl: o.relayUrl,
+    logger: o.logger.child({ component: 'devnet' }),
+    mint: { port: o.mintPort, host: o.host },
+  });
+  parts.push({ name: 'devnet', close: () => devnet.close() });
+  for (const [name, sats] of [['provider', 0], ['customer', 100_000]] as const) {
+    const conn = devnet.account(name);
+    // Fund a wallet only on first start, so restarts do not print money.
+    if (sats > 0 && devnet.network.balance(name) === 0) devnet.network.fund(name, sats * 1000);
+    lines.push(`  wallet     ${name.padEnd(9)} ${String(Math.floor(devnet.network.balance(name) / 1000)).padStart(7)} sats   NWC URI in ${conn.uriFile}`);
+  }
+  if (devnet.mintUrl) lines.push(`  mint       ${devnet.mintUrl}   (Cashu, unit sat)`);
   return { parts, lines };
 }
