@@ -211,11 +211,11 @@ export async function redeemClaim(wallet: CashuWallet, claimId: string, signedPa
   const preview = wallet.previewOf(op);
   const base = SigAll.extractSwapPackage(preview);
   const signatures = new Set<string>();
-  const digest = JSON.stringify({ i: base.inputs, o: base.outputs });
+  const digest = SigAll.computeDigests(base.inputs, base.outputs).v0;
   for (const s of signedPackages) {
     const p = SigAll.deserializePackage(s);
     // A package for other outputs is useless here; refuse it instead of failing at the mint.
-    if (JSON.stringify({ i: p.inputs, o: p.outputs }) !== digest) throw new CashuWalletError('a signed package is for a different transaction than this claim');
+    if (p.type !== 'swap' || SigAll.computeDigests(p.inputs, p.outputs).v0 !== digest) throw new CashuWalletError('a signed package is for a different transaction than this claim');
     for (const sig of p.witness?.signatures ?? []) signatures.add(sig);
   }
   let pkg: SigAllSigningPackage = { ...base, witness: { signatures: [...signatures] } };
