@@ -154,7 +154,10 @@ export function decodeParams(params: readonly (readonly [string, string])[], sch
     const path = `tags.param[${name}]`;
     const prop = schema.properties?.[name];
     if (!prop) {
-      out.push(problem(path, 'unexpected', `unknown param ${JSON.stringify(name)} (known: ${Object.keys(schema.properties ?? {}).join(', ')})`));
+      // Kinds that allow extra params (public NIP-90 kinds) keep them as strings; ours are strict.
+      if (schema.additionalProperties !== undefined && schema.additionalProperties !== false) {
+        if (!Object.hasOwn(value, name)) value[name] = raw;
+      } else out.push(problem(path, 'unexpected', `unknown param ${JSON.stringify(name)} (known: ${Object.keys(schema.properties ?? {}).join(', ')})`));
       continue;
     }
     const isArray = prop.type === 'array';

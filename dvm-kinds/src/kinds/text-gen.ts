@@ -14,12 +14,15 @@ export const textGenParamsSchema = {
   $id: 'https://bazaar.dev/schemas/5050/params.json',
   title: 'TextGen params',
   type: 'object',
-  additionalProperties: false,
+  // NIP-90 lets clients add application-specific params to 5050: kept as strings, never rejected.
+  additionalProperties: { type: 'string' },
   properties: {
     model: { description: 'Model name; the provider picks when absent', type: 'string', minLength: 1, maxLength: 256 },
     max_tokens: { type: 'integer', minimum: 1, maximum: 1000000 },
     temperature: { type: 'number', minimum: 0, maximum: 2 },
     top_p: { type: 'number', minimum: 0, maximum: 1 },
+    top_k: { type: 'integer', minimum: 1 },
+    frequency_penalty: { type: 'number', minimum: -2, maximum: 2 },
     system: { description: 'System prompt', type: 'string', maxLength: 100000 },
   },
 } as const satisfies JsonSchema;
@@ -36,7 +39,11 @@ export interface TextGenParams {
   readonly max_tokens?: number;
   readonly temperature?: number;
   readonly top_p?: number;
+  readonly top_k?: number;
+  readonly frequency_penalty?: number;
   readonly system?: string;
+  /** Application-specific params, as strings. */
+  readonly [extra: string]: string | number | undefined;
 }
 
 export interface TextGenRequest {

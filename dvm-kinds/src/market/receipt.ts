@@ -104,8 +104,8 @@ export function parseReceipt(e: EventLike): Parsed<Receipt> {
 const DOMAIN_SEPARATOR = utf8ToBytes('Secp256k1_HashToCurve_Cashu_');
 
 /** NUT-00 hash_to_curve: the point Y for a proof secret, as 33-byte compressed hex. */
-export function hashToCurve(secret: string): string {
-  const msgHash = sha256(concatBytes(DOMAIN_SEPARATOR, utf8ToBytes(secret)));
+export function hashToCurve(secret: string | Uint8Array): string {
+  const msgHash = sha256(concatBytes(DOMAIN_SEPARATOR, typeof secret === 'string' ? utf8ToBytes(secret) : secret));
   for (let counter = 0; counter < 2 ** 16; counter++) {
     const c = new Uint8Array(4);
     new DataView(c.buffer).setUint32(0, counter, true);
