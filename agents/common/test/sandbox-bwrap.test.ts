@@ -17,7 +17,7 @@ t.test('bubblewrap escape suite', async (t) => {
 
 t.test('cgroup metering: cpu-seconds and peak memory are measured', async (t) => {
   const cg = await runner.cgroupSupport();
-  if (!cg.version) return t.skip(`no usable cgroups here: ${cg.why ?? ''}`);
+  if (!cg.version) return t.plan(0, `no usable cgroups here: ${cg.why ?? ''}`);
   const r = await runner.run({ cmd: ['python3', '-c', 'b = b"x" * (48 * 1024 * 1024)\nx = 0\nfor i in range(3_000_000): x += i\nprint(len(b))'] });
   t.equal(r.exitCode, 0, r.stderr);
   t.ok(r.cpuSeconds !== null && r.cpuSeconds > 0.05, `cpu ${r.cpuSeconds}`);

@@ -79,13 +79,15 @@ export function escapeSuite(t: Test, runner: Runner): void {
     t.equal(connections, 0, 'the host listener saw no connection');
   });
 
-  t.test('resolving a hostname fails', async (t) => {
+  t.test('resolving a hostname fails (localhost still resolves)', async (t) => {
     const r = await runner.run({
       cmd: ['node', '-e', `require('dns').lookup('example.com', (e, a) => { console.log(e ? 'ERR ' + e.code : 'ADDR ' + a); process.exit(e ? 3 : 0) })`],
       limits: { wallMs: 20_000 },
     });
     t.equal(r.exitCode, 3, r.stdout + r.stderr);
     t.match(r.stdout, /^ERR (ENOTFOUND|EAI_AGAIN)/);
+    const local = await runner.run({ cmd: ['getent', 'hosts', 'localhost'] });
+    t.match(local.stdout, /^(127\.0\.0\.1|::1)\s+localhost/);
   });
 
   t.test('writes to the repo, /etc, /usr and outside the workspace fail; the workspace and /tmp work', async (t) => {

@@ -6,9 +6,8 @@
 // and metering through a per-job cgroup, falling back to rlimits (prlimit).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, chmod, chown, lstat, mkdtemp, readlink, writeFile } from 'node:fs/promises';
+import { access, chown, lstat, readlink } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { detectCgroups, JobCgroup, type CgroupSupport } from './cgroup.ts';
@@ -115,7 +114,7 @@ export class BwrapRunner implements Runner {
 
     const started = performance.now();
     const child = spawn(argv[0], argv.slice(1), {
-      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
       env: {},
       ...(asRoot ? { uid: this.#uid, gid: this.#gid } : {}),
     });
@@ -126,6 +125,10 @@ export class BwrapRunner implements Runner {
     const info = child.stdio[3] as NodeJS.ReadableStream | null;
     info?.on('data', (c: Buffer) => { infoText += c.toString('utf8'); });
     info?.on('error', () => undefined);
+    // fd 4: the sandbox's /etc/hosts (localhost only, nothing about the provider's network).
+    const hostsFd = child.stdio[4] as NodeJS.WritableStream | null;
+    hostsFd?.on('error', () => undefined);
+    hostsFd?.end('127.0.0.1 localhost sandbox\n::1 localhost ip6-localhost\n');
     const out = new OutputStream(this.#captureBytes, opts.onStdoutLine);
     const err = new OutputStream(this.#captureBytes, opts.onStderrLine);
     let stopReason: RunReason | null = null;
@@ -274,13 +277,6 @@ export class BwrapRunner implements Runner {
           // absent on this host
         }
       }
-      // A fixed hosts file: localhost only, nothing about the provider's network.
-      const dir = await mkdtemp(join(tmpdir(), 'bazaar-bwrap-etc-'));
-      await chown(dir, 0, 0).catch(() => undefined);
-      const hosts = join(dir, 'hosts');
-      await writeFile(hosts, '127.0.0.1 localhost sandbox\n::1 localhost ip6-localhost\n', { mode: 0o644 });
-      await chmod(dir, 0o755);
-      args.push('--ro-bind', hosts, '/etc/hosts');
       return args;
     })();
     return this.#systemArgs;
@@ -297,6 +293,7 @@ export class BwrapRunner implements Runner {
       '--clearenv',
       ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
       ...(await this.#systemMounts()),
+      '--perms', '0644', '--file', '4', '/etc/hosts',
       '--proc', '/proc', '--dev', '/dev',
       '--perms', '1777', '--size', String(limits.tmpfsBytes), '--tmpfs', '/tmp',
     ];

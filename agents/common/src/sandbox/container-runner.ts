@@ -1,0 +1,250 @@
+// ContainerRunner: jobs in a container through the Docker API (dockerode), against
+// Docker or podman's Docker-compatible service. The seed flags: --network none
+// --cap-drop ALL --read-only --tmpfs /workspace:rw,noexec,nosuid --pids-limit --memory,
+// plus a read-only repo bind, explicit ulimits, no-new-privileges and user nobody.
+import { randomBytes } from 'node:crypto';
+import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type Docker from 'dockerode';
+import type { Logger } from 'pino';
+import { DEFAULT_CAPTURE_BYTES, OutputStream } from './output.ts';
+import { signalName } from './proc.ts';
+import {
+  baseEnv, resolveLimits, SandboxError, validateSpec,
+  type RunOptions, type RunReason, type RunResult, type Runner, type RunSpec,
+} from './runner.ts';
+
+export interface ContainerRunnerOptions {
+  readonly docker: Docker;
+  readonly log: Logger;
+  /** Default image for specs without one (see sandbox-images/). */
+  readonly image: string;
+  /** OCI runtime, e.g. 'runsc' for gVisor; default: the engine's default runtime. */
+  readonly runtime?: string;
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly captureBytes?: number;
+  /** Timeout of each Docker API call (not of the job). */
+  readonly apiTimeoutMs?: number;
+}
+
+const STATS_POLL_MS = 500;
+/** How long we wait for the output stream to drain after the container exited. */
+const DRAIN_MS = 5_000;
+
+export class ContainerRunner implements Runner {
+  readonly kind = 'container';
+  readonly #o: ContainerRunnerOptions;
+  readonly #uid: number;
+  readonly #gid: number;
+  #engineKind: Promise<'podman' | 'docker'> | undefined;
+
+  constructor(opts: ContainerRunnerOptions) {
+    this.#o = opts;
+    this.#uid = opts.uid ?? 65534;
+    this.#gid = opts.gid ?? 65534;
+  }
+
+  #engine(): Promise<'podman' | 'docker'> {
+    this.#engineKind ??= (this.#o.docker.version as (o: object) => Promise<{ Components?: Array<{ Name?: string }> }>)
+      .call(this.#o.docker, { abortSignal: AbortSignal.timeout(this.#o.apiTimeoutMs ?? 30_000) })
+      .then((v) => (v.Components ?? []).some((c) => /podman/i.test(c.Name ?? '')) ? 'podman' as const : 'docker' as const)
+      .catch(() => 'docker' as const);
+    return this.#engineKind;
+  }
+
+  async run(spec: RunSpec, opts: RunOptions = {}): Promise<RunResult> {
+    validateSpec(spec);
+    const limits = resolveLimits(spec.limits);
+    if (opts.signal?.aborted) throw new SandboxError('aborted before start');
+    const docker = this.#o.docker;
+    const image = spec.image ?? this.#o.image;
+    const jobId = randomBytes(6).toString('hex');
+    const log = this.#o.log.child({ sandboxJob: jobId, runner: 'container' });
+    const apiTimeout = this.#o.apiTimeoutMs ?? 30_000;
+    const api = (): { abortSignal: AbortSignal } => ({ abortSignal: AbortSignal.timeout(apiTimeout) });
+
+    try {
+      await docker.getImage(image).inspect(api() as {});
+    } catch (err) {
+      throw new SandboxError(`container image ${image} is not available (${(err as Error).message}); build it with \`npm run images\``);
+    }
+    if (spec.workspace && process.getuid?.() === 0) await chown(spec.workspace, this.#uid, this.#gid);
+
+    // stdin through a read-only file: attaching stdin is not portable across Docker and podman's
+    // compat API (podman reads the attach request's body as stdin). Empty stdin is /dev/null.
+    let stdinDir: string | null = null;
+    let cmd = [...spec.cmd];
+    const mounts = [...(spec.mounts ?? [])];
+    if (spec.stdin !== undefined && Buffer.byteLength(spec.stdin) > 0) {
+      stdinDir = await mkdtemp(join(tmpdir(), 'bazaar-stdin-'));
+      await writeFile(join(stdinDir, 'stdin'), spec.stdin, { mode: 0o644 });
+      await chmod(stdinDir, 0o755);
+      mounts.push({ hostPath: stdinDir, sandboxPath: '/run/bazaar-stdin', readOnly: true });
+      cmd = ['/bin/sh', '-c', 'exec "$@" < /run/bazaar-stdin/stdin', 'sh', ...cmd];
+    }
+    const env = baseEnv(spec.env);
+    const tmpfs: Record<string, string> = { '/tmp': `rw,noexec,nosuid,nodev,size=${limits.tmpfsBytes}` };
+    // The workspace belongs to the sandbox user: Docker takes uid/gid tmpfs options, podman its own `U`.
+    const owner = (await this.#engine()) === 'podman' ? 'U' : `uid=${this.#uid},gid=${this.#gid}`;
+    if (!spec.workspace) tmpfs['/workspace'] = `rw,noexec,nosuid,nodev,size=${limits.tmpfsBytes},${owner}`;
+    const binds = [
+      ...(spec.repo ? [`${spec.repo}:/repo:ro`] : []),
+      ...(spec.workspace ? [`${spec.workspace}:/workspace:rw`] : []),
+      ...mounts.map((m) => `${m.hostPath}:${m.sandboxPath}:${m.readOnly ? 'ro' : 'rw'}`),
+    ];
+    const cpuLimit = Math.ceil(limits.cpuSeconds) + 1;
+    let container: Docker.Container;
+    try {
+      container = await docker.createContainer({
+        name: `bazaar-sandbox-${jobId}`,
+        Image: image,
+        Cmd: cmd,
+        Entrypoint: [],
+        Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+        WorkingDir: spec.cwd ?? '/workspace',
+        User: `${this.#uid}:${this.#gid}`,
+        Hostname: 'sandbox',
+        AttachStdin: false,
+        AttachStdout: true,
+        AttachStderr: true,
+        OpenStdin: false,
+        Tty: false,
+        NetworkDisabled: true,
+        Labels: { 'bazaar.sandbox': jobId },
+        HostConfig: {
+          NetworkMode: 'none',
+          CapDrop: ['ALL'],
+          ReadonlyRootfs: true,
+          Tmpfs: tmpfs,
+          PidsLimit: limits.pids,
+          Memory: limits.memoryBytes,
+          MemorySwap: limits.memoryBytes,
+          // nproc counts every process of the uid on the host, so the per-job cap is PidsLimit.
+          Ulimits: [
+            { Name: 'nofile', Soft: 1024, Hard: 1024 },
+            { Name: 'nproc', Soft: 4096, Hard: 4096 },
+            { Name: 'core', Soft: 0, Hard: 0 },
+            { Name: 'cpu', Soft: cpuLimit, Hard: cpuLimit },
+          ],
+          SecurityOpt: ['no-new-privileges'],
+          Binds: binds,
+          ...(this.#o.runtime ? { Runtime: this.#o.runtime } : {}),
+        },
+        ...api(),
+      } as Docker.ContainerCreateOptions);
+    } catch (err) {
+      if (stdinDir) await rm(stdinDir, { recursive: true, force: true });
+      throw new SandboxError(`cannot create the container: ${(err as Error).message}`);
+    }
+
+    const out = new OutputStream(this.#o.captureBytes ?? DEFAULT_CAPTURE_BYTES, opts.onStdoutLine);
+    const err = new OutputStream(this.#o.captureBytes ?? DEFAULT_CAPTURE_BYTES, opts.onStderrLine);
+    let stopReason: RunReason | null = null;
+    let exited = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    let cpuSeconds: number | null = null;
+    let peakMemoryBytes: number | null = null;
+
+    const kill = (signal: string): void => {
+      container.kill({ signal, ...api() }).catch(() => undefined);
+    };
+    const stop = (reason: RunReason, graceful: boolean): void => {
+      if (stopReason !== null || exited) return;
+      stopReason = reason;
+      log.info({ reason }, 'stopping container');
+      if (!graceful) return kill('SIGKILL');
+      kill('SIGTERM');
+      killTimer = setTimeout(() => kill('SIGKILL'), limits.killGraceMs);
+    };
+    const sink = (s: OutputStream): Writable => new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        s.push(chunk);
+        if (out.bytes + err.bytes > limits.outputBytes) stop('output-limit', false);
+        cb();
+      },
+    });
+
+    const started = performance.now();
+    let wallTimer: NodeJS.Timeout | undefined;
+    let statsTimer: NodeJS.Timeout | undefined;
+    const onAbort = (): void => stop('killed', true);
+    const streamAbort = new AbortController();
+    try {
+      // Output only: stdin comes from a mounted file (see below). The stream lives as long as the job.
+      const stream = (await container.attach({ stream: true, stdout: true, stderr: true, abortSignal: streamAbort.signal } as Docker.ContainerAttachOptions)) as NodeJS.ReadableStream;
+      const drained = new Promise<void>((resolve) => {
+        stream.once('end', resolve);
+        stream.once('close', resolve);
+        stream.once('error', () => resolve());
+      });
+      docker.modem.demuxStream(stream, sink(out), sink(err));
+      await container.start(api());
+
+      wallTimer = setTimeout(() => stop('timeout', true), limits.wallMs);
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      if (opts.signal?.aborted) onAbort();
+      const sample = async (): Promise<void> => {
+        try {
+          const s = (await container.stats({ stream: false, ...api() })) as unknown as {
+            cpu_stats?: { cpu_usage?: { total_usage?: number } };
+            memory_stats?: { max_usage?: number; usage?: number };
+          };
+          const ns = s.cpu_stats?.cpu_usage?.total_usage;
+          if (typeof ns === 'number' && ns > 0) cpuSeconds = Math.max(cpuSeconds ?? 0, ns / 1e9);
+          const mem = s.memory_stats?.max_usage || s.memory_stats?.usage;
+          if (typeof mem === 'number' && mem > 0) peakMemoryBytes = Math.max(peakMemoryBytes ?? 0, mem);
+          if (cpuSeconds !== null && cpuSeconds > limits.cpuSeconds) stop('timeout', true);
+        } catch {
+          // the container may have exited between two samples
+        }
+        if (!exited) statsTimer = setTimeout(() => void sample(), STATS_POLL_MS);
+      };
+      statsTimer = setTimeout(() => void sample(), STATS_POLL_MS);
+
+      const waited = (await container.wait({ abortSignal: AbortSignal.timeout(limits.wallMs + limits.killGraceMs + apiTimeout) })) as { StatusCode: number };
+      exited = true;
+      const wallMs = Math.round(performance.now() - started);
+      await Promise.race([drained, new Promise((r) => setTimeout(r, DRAIN_MS).unref())]);
+      const state = (await container.inspect(api())).State as { OOMKilled?: boolean; ExitCode?: number };
+      const exitCode = waited.StatusCode;
+      // Exit 137 (SIGKILL) under a memory limit that we did not send is the OOM killer (podman here does not set OOMKilled).
+      const oom = state.OOMKilled === true || (stopReason === null && exitCode === 137);
+      const reason: RunReason = stopReason ?? (oom ? 'oom' : 'exit');
+      const o = out.finish();
+      const e = err.finish();
+      const result: RunResult = {
+        reason,
+        exitCode,
+        signal: exitCode > 128 && exitCode < 160 ? signalName(exitCode - 128) : null,
+        stdout: o.text,
+        stderr: e.text,
+        stdoutTruncated: o.truncated,
+        stderrTruncated: e.truncated,
+        stdoutSha256: o.sha256,
+        stderrSha256: e.sha256,
+        stdoutBytes: o.bytes,
+        stderrBytes: e.bytes,
+        cpuSeconds: cpuSeconds === null ? null : Math.round((cpuSeconds as number) * 1000) / 1000,
+        wallMs,
+        peakMemoryBytes,
+      };
+      log.info({ reason, exitCode, wallMs, cpuSeconds: result.cpuSeconds, stdoutBytes: o.bytes, stderrBytes: e.bytes }, 'container finished');
+      return result;
+    } catch (e) {
+      if (e instanceof SandboxError) throw e;
+      throw new SandboxError(`container run failed: ${(e as Error).message}`);
+    } finally {
+      exited = true;
+      clearTimeout(wallTimer);
+      clearTimeout(killTimer);
+      clearTimeout(statsTimer);
+      streamAbort.abort();
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (stdinDir) await rm(stdinDir, { recursive: true, force: true });
+      await container.remove({ force: true, v: true, ...api() }).catch((e: Error) => log.warn({ err: e.message }, 'container remove failed'));
+    }
+  }
+}

@@ -1,0 +1,69 @@
+// Which runners work on this machine, and why not: what the provider's `doctor` prints
+// and what picks the default isolation.
+import Docker from 'dockerode';
+import type { Logger } from 'pino';
+import { BwrapRunner } from './bwrap-runner.ts';
+import { baseImageTag, imageExists } from './base-image.ts';
+import { execHost } from './proc.ts';
+
+export interface RunnerAvailability {
+  readonly kind: 'bwrap' | 'container';
+  readonly available: boolean;
+  /** Why it is unavailable, or a note on a degraded mode (e.g. rlimits instead of cgroups). */
+  readonly why?: string;
+  readonly details: Readonly<Record<string, string>>;
+}
+
+/** A Docker API client from `--docker-socket`/DOCKER_HOST (unix:// path, tcp://host:port) or the default socket. */
+export function dockerClient(socketOrHost?: string): Docker {
+  const target = socketOrHost ?? process.env.DOCKER_HOST;
+  if (!target) return new Docker({ socketPath: '/var/run/docker.sock' });
+  if (target.startsWith('unix://')) return new Docker({ socketPath: target.slice('unix://'.length) });
+  if (target.startsWith('/')) return new Docker({ socketPath: target });
+  const u = new URL(target.replace(/^tcp:/, 'http:'));
+  return new Docker({ host: u.hostname, port: Number(u.port || 2375), protocol: u.protocol === 'https:' ? 'https' : 'http' });
+}
+
+export async function detectRunners(opts: { log: Logger; dockerSocket?: string; image?: string; runtime?: string; signal?: AbortSignal }): Promise<RunnerAvailability[]> {
+  return Promise.all([detectBwrap(opts.log), detectContainer(opts)]);
+}
+
+async function detectBwrap(log: Logger): Promise<RunnerAvailability> {
+  if (process.platform !== 'linux') return { kind: 'bwrap', available: false, why: 'bubblewrap needs Linux', details: {} };
+  let version: string;
+  try {
+    version = (await execHost('bwrap', ['--version'], { timeoutMs: 5_000 })).stdout.trim();
+  } catch {
+    return { kind: 'bwrap', available: false, why: 'bwrap is not installed (apt-get install bubblewrap)', details: {} };
+  }
+  const runner = new BwrapRunner({ log });
+  const cg = await runner.cgroupSupport();
+  const details = { version, limits: cg.version ? `cgroup v${cg.version}` : `rlimits (${cg.why ?? 'no cgroups'})` };
+  try {
+    const r = await runner.run({ cmd: ['true'], limits: { wallMs: 10_000 } });
+    if (r.exitCode !== 0) return { kind: 'bwrap', available: false, why: `a trivial sandboxed command failed: ${r.stderr.trim()}`, details };
+  } catch (err) {
+    return { kind: 'bwrap', available: false, why: (err as Error).message, details };
+  }
+  return { kind: 'bwrap', available: true, ...(cg.version ? {} : { why: `limits through rlimits only: ${cg.why ?? ''}` }), details };
+}
+
+async function detectContainer(opts: { dockerSocket?: string; image?: string; runtime?: string; signal?: AbortSignal }): Promise<RunnerAvailability> {
+  const docker = dockerClient(opts.dockerSocket);
+  const details: Record<string, string> = { endpoint: opts.dockerSocket ?? process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock' };
+  try {
+    const v = (await (docker.version as (o: object) => Promise<unknown>).call(docker, { abortSignal: opts.signal ?? AbortSignal.timeout(5_000) })) as { Version?: string; Components?: Array<{ Name: string }> };
+    details.engine = `${v.Components?.[0]?.Name ?? 'docker'} ${v.Version ?? '?'}`;
+  } catch (err) {
+    return { kind: 'container', available: false, why: `no Docker API at ${details.endpoint}: ${(err as Error).message}`, details };
+  }
+  const image = opts.image ?? (await baseImageTag());
+  details.image = image;
+  if (!(await imageExists(docker, image, opts.signal))) return { kind: 'container', available: false, why: `image ${image} is missing (npm run images)`, details };
+  if (opts.runtime) {
+    const info = (await (docker.info as (o: object) => Promise<unknown>).call(docker, { abortSignal: AbortSignal.timeout(5_000) }).catch(() => ({}))) as { Runtimes?: Record<string, unknown> };
+    details.runtime = opts.runtime;
+    if (info.Runtimes && !(opts.runtime in info.Runtimes)) return { kind: 'container', available: false, why: `runtime ${opts.runtime} is not configured in the engine`, details };
+  }
+  return { kind: 'container', available: true, details };
+}

@@ -1,0 +1,43 @@
+// `npm run images`: builds (or reuses) the sandbox base image and imports it into the
+// Docker API endpoint (Docker or podman's service), without any image registry.
+import { runCommand, type CommandSpec } from '../scripts/lib/command.ts';
+import { createLogger } from '../scripts/lib/log.ts';
+import { baseImageTag, ensureBaseImage } from '../agents/common/src/sandbox/base-image.ts';
+import { dockerClient } from '../agents/common/src/sandbox/detect.ts';
+
+export const imagesCommand: CommandSpec = {
+  name: 'images',
+  summary: 'Build the sandbox base image (debootstrap from the Debian mirror) and import it through the Docker API.',
+  details: [
+    'The image is tagged bazaar/sandbox-base:<hash of sandbox-images/base/packages.txt>; an existing tag is reused.',
+    'With an image registry you can instead: docker build -t bazaar/sandbox-base sandbox-images/base',
+  ].join('\n'),
+  envPrefix: 'BAZAAR_IMAGES_',
+  flags: {
+    'docker-socket': { type: 'string', description: 'Docker API endpoint (unix:///path.sock or tcp://host:port)', env: 'DOCKER_HOST' },
+    'from-tar': { type: 'string', description: 'import this root filesystem tarball instead of running debootstrap' },
+    mirror: { type: 'string', description: 'Debian mirror for debootstrap', default: 'http://deb.debian.org/debian', env: 'BAZAAR_DEBIAN_MIRROR' },
+    force: { type: 'boolean', description: 'rebuild even when the image exists', default: false },
+    'print-tag': { type: 'boolean', description: 'only print the tag the current package list builds', default: false },
+  },
+  async run(flags) {
+    if (flags['print-tag']) {
+      console.log(await baseImageTag());
+      return 0;
+    }
+    const log = createLogger({ name: 'images' });
+    const docker = dockerClient(flags['docker-socket'] as string | undefined);
+    const tag = await ensureBaseImage(docker, {
+      log,
+      fromTar: flags['from-tar'] as string | undefined,
+      mirror: flags.mirror as string,
+      force: flags.force as boolean,
+    });
+    console.log(tag);
+    return 0;
+  },
+};
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  process.exitCode = await runCommand(imagesCommand, process.argv.slice(2));
+}
