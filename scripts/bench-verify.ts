@@ -8,10 +8,11 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import { verifyEvent as nostrToolsVerify } from 'nostr-tools/pure';
 import * as tiny from 'tiny-secp256k1';
+import { nativeBackend } from '../relay/src/ingest/verify-backend.mjs';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { runCommand, type CommandSpec } from './lib/command.ts';
 import { generateCorpus, nostrWasm } from './bench/corpus.ts';
-import { computeEventId, createVerifier, verifyEventSync } from '../relay/src/ingest/verify.ts';
+import { computeEventId, createVerifier, signatureBackend, verifyEventSync } from '../relay/src/ingest/verify.ts';
 
 interface Row {
   name: string;
@@ -35,8 +36,8 @@ function measure(name: string, events: readonly NostrEvent[], f: (e: NostrEvent)
   return { name, usPerOp: wallUs / events.length, opsPerSec: (events.length * 1e6) / wallUs, opsPerCpuSec: (events.length * 1e6) / (cpu.user + cpu.system) };
 }
 
-async function measurePool(workers: number, events: readonly NostrEvent[]): Promise<Row> {
-  const v = createVerifier({ workers });
+async function measurePool(workers: number, backend: 'native' | 'wasm', events: readonly NostrEvent[]): Promise<Row> {
+  const v = createVerifier({ workers, backend });
   await v.checkBatch(events.slice(0, 200)); // warm the workers' WASM
   const cpu0 = process.cpuUsage(); // includes worker threads
   const t0 = process.hrtime.bigint();
@@ -47,7 +48,7 @@ async function measurePool(workers: number, events: readonly NostrEvent[]): Prom
   const bad = out.filter((o) => o !== 'valid').length;
   if (bad) throw new Error(`pool(${workers}) rejected ${bad} valid events`);
   return {
-    name: `relay verifier, workers=${workers}`,
+    name: `relay verifier, ${backend}, workers=${workers}`,
     usPerOp: wallUs / events.length,
     opsPerSec: (events.length * 1e6) / wallUs,
     opsPerCpuSec: (events.length * 1e6) / (cpu.user + cpu.system),
@@ -77,6 +78,12 @@ export const benchVerifyCommand: CommandSpec = {
     const byEvent = new Map(events.map((e, i) => [e, bytes[i]]));
     const avgLen = events.reduce((n, e) => n + serialise(e).length, 0) / events.length;
     const nw = await nostrWasm();
+    let native: ReturnType<typeof nativeBackend> | undefined;
+    try {
+      native = nativeBackend();
+    } catch (err) {
+      console.log(`native libsecp256k1 unavailable (${(err as Error).message}); install Debian's libsecp256k1-1 (scripts/setup.sh)`);
+    }
 
     printTable(`id: serialisation + sha256 (average serialised length ${Math.round(avgLen)} chars)`, [
       measure('JSON.stringify only', events, (e) => serialise(e).length),
@@ -88,19 +95,22 @@ export const benchVerifyCommand: CommandSpec = {
     printTable('BIP-340 verify only (id/pubkey/sig pre-decoded)', [
       measure('@noble/curves schnorr.verify (pure JS)', slice, (e) => { const b = byEvent.get(e)!; return schnorr.verify(b.sig, b.id, b.pk); }),
       measure('tiny-secp256k1 verifySchnorr (libsecp256k1 WASM)', events, (e) => { const b = byEvent.get(e)!; return tiny.verifySchnorr(b.id, b.pk, b.sig); }),
+      ...(native ? [measure('libsecp256k1 0.2 native via koffi FFI', events, (e) => { const b = byEvent.get(e)!; return native.verify(b.id, b.pk, b.sig); })] : []),
     ]);
 
     printTable('full event verification (shape + id + signature), one thread', [
       measure('nostr-tools verifyEvent (noble)', slice, (e) => nostrToolsVerify({ ...e })),
       measure('nostr-wasm verifyEvent (libsecp256k1 WASM)', events, (e) => { nw.verifyEvent(e); return true; }),
-      measure('relay verifyEventSync (node:crypto + tiny)', events, (e) => verifyEventSync(e)),
+      measure(`relay verifyEventSync (node:crypto + ${signatureBackend.name})`, events, (e) => verifyEventSync(e)),
       measure('relay computeEventId only', events, (e) => computeEventId(e) === e.id),
     ]);
 
     const pools: Row[] = [];
-    for (const w of [0, 1, 2]) pools.push(await measurePool(w, events));
+    for (const backend of native ? (['native', 'wasm'] as const) : (['wasm'] as const)) {
+      for (const w of [0, 1, 2]) pools.push(await measurePool(w, backend, events));
+    }
     printTable('relay verifier pool (all events in flight at once; CPU includes worker threads)', pools);
-    console.log('\nNative: secp256k1@5.0.2 (the usual libsecp256k1 binding) has no BIP-340 API and ships no prebuilt binary (node-gyp in an install script), so it is not a candidate.');
+    console.log('\nNot candidates: secp256k1@5.0.2 (the usual N-API binding) has no BIP-340 API and ships no prebuilt binary (node-gyp in an install script).');
   },
 };
 

@@ -5,7 +5,7 @@ set -euo pipefail
 
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for pkg in bubblewrap podman runc git; do
+for pkg in bubblewrap podman runc git libsecp256k1-1; do
   have "$pkg" || need+=("$pkg")
 done
 

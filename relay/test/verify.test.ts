@@ -8,9 +8,14 @@ import {
   createVerifier,
   invalidReason,
   isWellFormedEvent,
+  signatureBackend,
   verifyEventSync,
   type VerifyOutcome,
 } from '../src/ingest/verify.ts';
+import { loadSchnorrBackend, nativeBackend, wasmBackend } from '../src/ingest/verify-backend.mjs';
+import { schnorr } from '@noble/curves/secp256k1.js';
+
+const BACKENDS = ['native', 'wasm'] as const;
 
 const sk = generateSecretKey();
 const otherSk = generateSecretKey();
@@ -75,11 +80,14 @@ t.test('valid events verify (sync and through the pool)', async (t) => {
     t.equal(checkEventSync(e), 'valid', `kind ${e.kind} sync`);
     t.ok(verifyEventSync(e));
   }
-  for (const workers of [0, 1, 2]) {
-    const v = createVerifier({ workers });
-    t.same(await v.checkBatch(events), events.map(() => 'valid'), `workers=${workers}`);
-    t.equal(v.pending, 0);
-    await v.close();
+  for (const backend of BACKENDS) {
+    for (const workers of [0, 1, 2]) {
+      const v = createVerifier({ workers, backend });
+      t.equal(v.backend, backend);
+      t.same(await v.checkBatch(events), events.map(() => 'valid'), `${backend}, workers=${workers}`);
+      t.equal(v.pending, 0);
+      await v.close();
+    }
   }
 });
 
@@ -100,13 +108,18 @@ t.test('tampered events fail with the right reason', async (t) => {
     ['content, id recomputed', withFreshId({ ...e, content: 'forged' }), 'bad-sig'],
     ['pubkey, id recomputed', withFreshId({ ...e, pubkey: getPublicKey(otherSk) }), 'bad-sig'],
   ];
-  const v = createVerifier({ workers: 1 });
-  for (const [name, ev, want] of cases) {
-    t.equal(checkEventSync(ev), want, `${name} (sync)`);
-    t.equal(await v.check(ev), want, `${name} (pool)`);
-    t.notOk(await v.verify(ev));
+  for (const backend of BACKENDS) {
+    const v = createVerifier({ workers: 1, backend });
+    const inline = createVerifier({ workers: 0, backend });
+    for (const [name, ev, want] of cases) {
+      t.equal(checkEventSync(ev), want, `${name} (sync)`);
+      t.equal(await v.check(ev), want, `${name} (${backend} pool)`);
+      t.equal(await inline.check(ev), want, `${name} (${backend} inline)`);
+      t.notOk(await v.verify(ev));
+    }
+    await v.close();
+    await inline.close();
   }
-  await v.close();
   t.match(invalidReason('bad-sig'), /^invalid: /);
   t.match(invalidReason('bad-id'), /^invalid: /);
   t.match(invalidReason('malformed'), /^invalid: /);
@@ -152,23 +165,28 @@ t.test('malformed input never throws, just fails', async (t) => {
     ['content number', { ...e, content: 5 }],
     ['content missing', { ...e, content: undefined }],
   ];
-  const v = createVerifier({ workers: 1 });
-  for (const [name, ev] of malformed) {
-    t.equal(isWellFormedEvent(ev), false, `${name}: not well-formed`);
-    t.doesNotThrow(() => t.equal(checkEventSync(ev), 'malformed', `${name} (sync)`));
-    t.equal(await v.check(ev), 'malformed', `${name} (pool)`);
+  for (const backend of BACKENDS) {
+    const v = createVerifier({ workers: 1, backend });
+    const inline = createVerifier({ workers: 0, backend });
+    for (const [name, ev] of malformed) {
+      t.equal(isWellFormedEvent(ev), false, `${name}: not well-formed`);
+      t.doesNotThrow(() => t.equal(checkEventSync(ev), 'malformed', `${name} (sync)`));
+      t.equal(await v.check(ev), 'malformed', `${name} (${backend} pool)`);
+    }
+    for (const [name, ev] of [
+      ['pubkey not on the curve', notOnCurve],
+      ['pubkey x >= p', xAboveP],
+      ['sig s >= n', sigSAboveN],
+      ['sig r >= p', sigRAboveP],
+    ] as const) {
+      t.ok(isWellFormedEvent(ev), `${name}: well-formed`);
+      t.doesNotThrow(() => t.equal(checkEventSync(ev), 'bad-sig', `${name} (sync)`));
+      t.equal(await v.check(ev), 'bad-sig', `${name} (${backend} pool)`);
+      t.equal(await inline.check(ev), 'bad-sig', `${name} (${backend} inline)`);
+    }
+    await v.close();
+    await inline.close();
   }
-  for (const [name, ev] of [
-    ['pubkey not on the curve', notOnCurve],
-    ['pubkey x >= p', xAboveP],
-    ['sig s >= n', sigSAboveN],
-    ['sig r >= p', sigRAboveP],
-  ] as const) {
-    t.ok(isWellFormedEvent(ev), `${name}: well-formed`);
-    t.doesNotThrow(() => t.equal(checkEventSync(ev), 'bad-sig', `${name} (sync)`));
-    t.equal(await v.check(ev), 'bad-sig', `${name} (pool)`);
-  }
-  await v.close();
 });
 
 t.test('pool: many concurrent calls give the same answers as the sync path', async (t) => {
@@ -182,7 +200,7 @@ t.test('pool: many concurrent calls give the same answers as the sync path', asy
   }
   const expected = events.map(checkEventSync);
   t.ok(expected.includes('valid') && expected.includes('bad-sig') && expected.includes('bad-id'));
-  const v = createVerifier({ workers: 2, maxBatch: 37 });
+  const v = createVerifier({ workers: 2, maxBatch: 37, backend: 'native' });
   t.equal(v.workers, 2);
   // Issued across several event-loop turns and interleaved with batch calls.
   const singles = events.map((e, i) => (i % 2 ? v.check(e) : new Promise<VerifyOutcome>((res) => setImmediate(() => res(v.check(e))))));
@@ -214,4 +232,56 @@ t.test('bad options are rejected clearly', async (t) => {
   t.throws(() => createVerifier({ workers: -1 }), RangeError);
   t.throws(() => createVerifier({ workers: 1.5 }), RangeError);
   t.throws(() => createVerifier({ maxBatch: 0 }), RangeError);
+});
+
+t.test('backends: native libsecp256k1 is installed (scripts/setup.sh) and is the default', async (t) => {
+  t.equal(signatureBackend.name, 'native', `native backend loads (${signatureBackend.fallbackReason ?? ''}); run scripts/setup.sh to install libsecp256k1-1`);
+  t.equal(loadSchnorrBackend({ backend: 'wasm' }).name, 'wasm');
+  t.throws(() => loadSchnorrBackend({ backend: 'native', libraryPath: '/nonexistent/libsecp256k1.so' }), /libsecp256k1 not found/);
+  const fallback = loadSchnorrBackend({ backend: 'auto', libraryPath: '/nonexistent/libsecp256k1.so' });
+  t.equal(fallback.name, 'wasm', 'auto falls back to WASM');
+  t.match(fallback.fallbackReason, /not found/);
+  t.throws(() => loadSchnorrBackend({ backend: 'fast' as never }), /unknown signature backend/);
+  t.throws(() => createVerifier({ backend: 'fast' as never }), /unknown signature backend/);
+});
+
+t.test('backends agree with each other and with @noble/curves on random and edge inputs', async (t) => {
+  const native = nativeBackend();
+  const wasm = wasmBackend();
+  const rand = (n: number) => crypto.getRandomValues(new Uint8Array(n));
+  let valid = 0;
+  let disagreements = 0;
+  for (let i = 0; i < 300; i++) {
+    const sk = rand(32);
+    const pk = schnorr.getPublicKey(sk);
+    const msg = rand(32);
+    const sig = schnorr.sign(msg, sk, rand(32));
+    const variants: [Uint8Array, Uint8Array, Uint8Array][] = [
+      [msg, pk, sig],
+      [rand(32), pk, sig],
+      [msg, rand(32), sig], // a random x is on the curve about half the time
+      [msg, pk, Uint8Array.from(sig, (b, j) => (j === i % 64 ? b ^ 1 : b))],
+      [msg, pk, rand(64)],
+    ];
+    for (const [m, p, s] of variants) {
+      const expected = (() => {
+        try {
+          return schnorr.verify(s, m, p);
+        } catch {
+          return false;
+        }
+      })();
+      const n = native.verify(m, p, s);
+      const w = wasm.verify(m, p, s);
+      if (n !== expected || w !== expected) disagreements++;
+      if (expected) valid++;
+    }
+  }
+  t.equal(disagreements, 0, 'native, wasm and noble agree');
+  t.equal(valid, 300, 'exactly the untampered signatures verify');
+  // Wrong lengths never reach libsecp256k1 (it reads fixed lengths from the pointers).
+  t.equal(native.verify(new Uint8Array(31), new Uint8Array(32), new Uint8Array(64)), false);
+  t.equal(native.verify(new Uint8Array(32), new Uint8Array(33), new Uint8Array(64)), false);
+  t.equal(native.verify(new Uint8Array(32), new Uint8Array(32), new Uint8Array(63)), false);
+  t.equal(wasm.verify(new Uint8Array(32), new Uint8Array(32), new Uint8Array(63)), false);
 });

@@ -1,13 +1,14 @@
 // NIP-01 event verification: shape, id (sha256 of the canonical serialisation)
-// and BIP-340 Schnorr signature. This is the ingest hot path, so the signature
-// check (≈200 µs, libsecp256k1 compiled to WASM by tiny-secp256k1) can run on a
-// small worker_threads pool while the cheap checks (shape, id) stay inline.
+// and BIP-340 Schnorr signature. This is the ingest hot path: the signature
+// check uses the system libsecp256k1 through FFI when it is there (≈40 µs),
+// else libsecp256k1 compiled to WASM (tiny-secp256k1, ≈210 µs), and can run on
+// a small worker_threads pool while the cheap checks (shape, id) stay inline.
 // See relay/README.md "Signature verification" for the measurements behind it.
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { verifySchnorr } from 'tiny-secp256k1';
 import type { Logger } from 'pino';
+import { loadSchnorrBackend, type BackendName, type SchnorrBackend } from './verify-backend.mjs';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 
 /** Why an event passed or failed verification. */
@@ -75,16 +76,14 @@ export function computeEventId(event: Pick<NostrEvent, 'pubkey' | 'created_at' |
     .digest('hex');
 }
 
-/** BIP-340 check of 32-byte id, 32-byte x-only pubkey, 64-byte sig. Never throws. */
-function schnorrOk(id: Uint8Array, pubkey: Uint8Array, sig: Uint8Array): boolean {
-  try {
-    return verifySchnorr(id, pubkey, sig);
-  } catch {
-    // tiny-secp256k1 throws for a pubkey that is not on the curve or a sig
-    // scalar out of range: for us that is simply an invalid signature.
-    return false;
-  }
-}
+/** The process-wide backend (BAZAAR_VERIFY_BACKEND=auto|native|wasm; default auto). */
+const defaultBackend: SchnorrBackend = loadSchnorrBackend();
+
+/** Which BIP-340 implementation verifyEventSync uses, and why native was skipped if it was. */
+export const signatureBackend: { readonly name: BackendName; readonly fallbackReason?: string } = {
+  name: defaultBackend.name,
+  ...(defaultBackend.fallbackReason ? { fallbackReason: defaultBackend.fallbackReason } : {}),
+};
 
 /** Shape and id checks only (the cheap part). Returns the outcome so far: 'valid' means "go check the signature". */
 function checkCheap(event: unknown): VerifyOutcome {
@@ -98,7 +97,7 @@ export function checkEventSync(event: unknown): VerifyOutcome {
   const cheap = checkCheap(event);
   if (cheap !== 'valid') return cheap;
   const e = event as NostrEvent;
-  return schnorrOk(Buffer.from(e.id, 'hex'), Buffer.from(e.pubkey, 'hex'), Buffer.from(e.sig, 'hex')) ? 'valid' : 'bad-sig';
+  return defaultBackend.verify(Buffer.from(e.id, 'hex'), Buffer.from(e.pubkey, 'hex'), Buffer.from(e.sig, 'hex')) ? 'valid' : 'bad-sig';
 }
 
 /** Full verification on the calling thread, for low-volume paths. Never throws. */
@@ -114,6 +113,8 @@ export interface VerifierOptions {
   readonly workers?: number;
   /** Signatures per message to a worker (amortises postMessage). Default 256. */
   readonly maxBatch?: number;
+  /** BIP-340 implementation: 'auto' (native libsecp256k1 if available, else WASM), 'native' (fail if absent) or 'wasm'. Default: BAZAAR_VERIFY_BACKEND or 'auto'. */
+  readonly backend?: 'auto' | BackendName;
   readonly logger?: Logger;
 }
 
@@ -126,6 +127,8 @@ export interface Verifier {
   /** Signatures queued or in a worker, for backpressure decisions. */
   readonly pending: number;
   readonly workers: number;
+  /** The BIP-340 implementation in use. */
+  readonly backend: BackendName;
   /** Finishes every queued check, then stops the workers. Idempotent. */
   close(): Promise<void>;
 }
@@ -155,11 +158,11 @@ interface PoolWorker {
 
 const WORKER_URL = new URL('./verify-worker.mjs', import.meta.url);
 
-function verifyBytesInline(bytes: Uint8Array, count: number): Uint8Array {
+function verifyBytesInline(backend: SchnorrBackend, bytes: Uint8Array, count: number): Uint8Array {
   const out = new Uint8Array(count);
   for (let i = 0; i < count; i++) {
     const o = i * JOB_BYTES;
-    out[i] = schnorrOk(bytes.subarray(o, o + 32), bytes.subarray(o + 32, o + 64), bytes.subarray(o + 64, o + 128)) ? 1 : 0;
+    out[i] = backend.verify(bytes.subarray(o, o + 32), bytes.subarray(o + 32, o + 64), bytes.subarray(o + 64, o + 128)) ? 1 : 0;
   }
   return out;
 }
@@ -175,6 +178,11 @@ export function createVerifier(opts: VerifierOptions = {}): Verifier {
   const maxBatch = opts.maxBatch ?? 256;
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
   const log = opts.logger;
+  // Resolved here, once, so a 'native' request fails now rather than in a worker,
+  // and every worker is told the same concrete backend.
+  const backend: SchnorrBackend = opts.backend === undefined ? defaultBackend : loadSchnorrBackend({ backend: opts.backend });
+  if (backend.fallbackReason) log?.warn({ reason: backend.fallbackReason }, 'native libsecp256k1 unavailable; verifying signatures with WASM');
+  log?.info({ backend: backend.name, workers: workerCount }, 'signature verifier ready');
 
   let closed = false;
   let closing: Promise<void> | undefined;
@@ -200,7 +208,7 @@ export function createVerifier(opts: VerifierOptions = {}): Verifier {
   const MAX_RESPAWNS = 3;
 
   const spawn = (): PoolWorker => {
-    const pw: PoolWorker = { worker: new Worker(WORKER_URL), inFlight: new Map(), jobs: 0, alive: true };
+    const pw: PoolWorker = { worker: new Worker(WORKER_URL, { workerData: { backend: backend.name } }), inFlight: new Map(), jobs: 0, alive: true };
     pw.worker.unref(); // referenced only while it holds work, so a forgotten verifier never keeps a process alive
     pw.worker.on('message', (msg: { seq: number; results: Uint8Array }) => {
       const batch = pw.inFlight.get(msg.seq);
@@ -218,7 +226,7 @@ export function createVerifier(opts: VerifierOptions = {}): Verifier {
       pw.jobs = 0;
       if (!closed || orphans.length) log?.error({ err, orphanBatches: orphans.length }, 'verify worker died; re-running its batches inline');
       // Never lose an event: the batches it held are verified here instead.
-      for (const b of orphans) settle(b, verifyBytesInline(b.bytes, b.count));
+      for (const b of orphans) settle(b, verifyBytesInline(backend, b.bytes, b.count));
       const idx = pool.indexOf(pw);
       if (idx >= 0) {
         if (closed || ++deaths > MAX_RESPAWNS) pool.splice(idx, 1);
@@ -245,7 +253,7 @@ export function createVerifier(opts: VerifierOptions = {}): Verifier {
     let target: PoolWorker | undefined;
     for (const pw of pool) if (pw.alive && (!target || pw.jobs < target.jobs)) target = pw;
     if (!target) {
-      settle(batch, verifyBytesInline(batch.bytes, batch.count));
+      settle(batch, verifyBytesInline(backend, batch.bytes, batch.count));
       return;
     }
     target.inFlight.set(batch.seq, batch);
@@ -273,8 +281,9 @@ export function createVerifier(opts: VerifierOptions = {}): Verifier {
     if (closed) throw new Error('verifier is closed');
     const cheap = checkCheap(event);
     if (cheap !== 'valid') return cheap;
-    if (pool.length === 0) return checkEventSync(event);
-    return (await enqueue(event as NostrEvent)) ? 'valid' : 'bad-sig';
+    const e = event as NostrEvent;
+    if (pool.length === 0) return backend.verify(Buffer.from(e.id, 'hex'), Buffer.from(e.pubkey, 'hex'), Buffer.from(e.sig, 'hex')) ? 'valid' : 'bad-sig';
+    return (await enqueue(e)) ? 'valid' : 'bad-sig';
   };
 
   return {
@@ -285,6 +294,7 @@ export function createVerifier(opts: VerifierOptions = {}): Verifier {
       return pending;
     },
     workers: workerCount,
+    backend: backend.name,
     close() {
       if (closing) return closing;
       closed = true;
