@@ -78,6 +78,8 @@ export interface Operation {
   readonly amount?: number;
   readonly fees?: number;
   readonly tag?: string;
+  /** A receive: if the mint never saw it, reconcile completes it instead of releasing. */
+  readonly receive?: boolean;
   readonly createdAt: number;
 }
 
@@ -330,7 +332,7 @@ export class CashuWallet {
     } catch (err) {
       throw new CashuWalletError(`cannot receive token: ${(err as Error).message}`);
     }
-    const op = this.opFromSwap('swap', preview);
+    const op: Operation = { ...this.opFromSwap('swap', preview), receive: true };
     // The token's proofs are bearer value: store them (reserved) before the swap.
     this.persist(op, op.inputs);
     const { keep, send } = await this.completeSwapOp(op, preview, opts.privkey);
@@ -519,6 +521,17 @@ export class CashuWallet {
     const states = await this.wallet.checkProofsStates(op.inputs.map(fromProofJson));
     if (states.some((s) => s.state === 'PENDING')) return { restored: 0, released: 0, pending: 1 };
     if (states.every((s) => s.state === 'UNSPENT')) {
+      if (op.receive) {
+        // Finish the interrupted receive with the outputs stored for it (the sender can
+        // still double-spend a bearer token until it is swapped).
+        try {
+          const { keep, send } = await this.completeSwapOp(op, this.previewOf(op));
+          return { restored: sumJson(keep) + sumJson(send), released: 0, pending: 0 };
+        } catch (err) {
+          this.log.warn({ op: op.id, err: (err as Error).message }, 'could not finish an interrupted receive');
+          return { restored: 0, released: 0, pending: this.ops.get(op.id) ? 1 : 0 };
+        }
+      }
       if (op.kind === 'claim') this.ops.remove(op.id);
       else this.release(op);
       return { restored: 0, released: op.kind === 'claim' ? 0 : sumJson(op.inputs), pending: 0 };
