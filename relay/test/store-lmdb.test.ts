@@ -60,6 +60,24 @@ t.test('a store written by a newer schema is refused with a clear error', async 
   await t.rejects(openLmdbStore({ path: dir, purgeIntervalMs: 0 }), new RegExp(`schema version ${SCHEMA_VERSION + 1}.*newer`));
 });
 
+t.test('a schema 1 store is migrated on open: the tag+kind index is built from the events', async (t) => {
+  const dir = tempDir(t);
+  let s = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0 });
+  const tagged = Array.from({ length: 30 }, (_, i) => sign(i % 2 === 0 ? 1 : 7, NOW - i, [['t', 'x'], ['p', 'ab'.repeat(32)]]));
+  await s.put(tagged);
+  await s.close();
+  // Turn it into what schema 1 wrote: no tag+kind index.
+  const raw = open({ path: dir, maxDbs: 16 });
+  raw.openDB('idx-tag-kind', { keyEncoding: 'binary' }).clearSync();
+  await raw.openDB('meta', {}).put('schemaVersion', 1);
+  await raw.close();
+  s = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0 });
+  t.teardown(() => s.close());
+  const want = tagged.filter((e) => e.kind === 7).map((e) => e.id);
+  t.same(idsOf(await s.query([{ kinds: [7], '#t': ['x'] }])), want);
+  t.equal(await s.count([{ kinds: [1], '#p': ['ab'.repeat(32)] }]), 15);
+});
+
 t.test('an unusable path fails with an error, not a crash', async (t) => {
   const dir = tempDir(t);
   const file = join(dir, 'not-a-dir');

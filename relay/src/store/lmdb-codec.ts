@@ -8,7 +8,7 @@ import { isTagLetter } from './event-rules.ts';
 /**
  * Packed record (value of the `events` table, keyed by seq):
  *   0  u32 header length H (JSON starts at H)
- *   4  u8  flags (bit 0: has expiration)
+ *   4  u8  flags (bit 0: has expiration; bit 1: the JSON is pure ASCII)
  *   5  u8  reserved, u16 reserved
  *   8  u32 kind
  *   12 u64 created_at
@@ -27,6 +27,8 @@ export const OFF_ID = 28;
 export const OFF_PUBKEY = 60;
 export const OFF_TAGS = 92;
 export const FLAG_EXPIRES = 1;
+/** Pure-ASCII JSON (nearly all events) decodes as latin1, which is cheaper than UTF-8. */
+export const FLAG_ASCII = 2;
 
 const TWO32 = 4294967296;
 
@@ -77,7 +79,7 @@ export function packEvent(e: NostrEvent, json: string, expiration: number | unde
   const b = Buffer.allocUnsafe(h + jsonLen);
   b.fill(0, 0, OFF_TAGS);
   writeU32(b, 0, h);
-  b[OFF_FLAGS] = expiration === undefined ? 0 : FLAG_EXPIRES;
+  b[OFF_FLAGS] = (expiration === undefined ? 0 : FLAG_EXPIRES) | (jsonLen === json.length ? FLAG_ASCII : 0);
   writeU32(b, OFF_KIND, e.kind);
   writeU64(b, OFF_CREATED_AT, e.created_at);
   writeU64(b, OFF_EXPIRATION, expiration ?? 0);
@@ -109,6 +111,8 @@ export function unpackTags(b: Uint8Array): IndexedTag[] {
 }
 
 export const headerLength = (b: Uint8Array): number => readU32(b, 0);
+/** The stored JSON of a packed record. */
+export const packedJson = (b: Buffer): string => b.toString((b[OFF_FLAGS] & FLAG_ASCII) !== 0 ? 'latin1' : 'utf8', readU32(b, 0), b.length);
 export const packedCreatedAt = (b: Uint8Array): number => readU64(b, OFF_CREATED_AT);
 export const packedKind = (b: Uint8Array): number => readU32(b, OFF_KIND);
 export const packedExpiration = (b: Uint8Array): number | undefined => (b[OFF_FLAGS] & FLAG_EXPIRES) !== 0 ? readU64(b, OFF_EXPIRATION) : undefined;
@@ -130,6 +134,15 @@ export function tagPrefix(letter: number, value: Buffer): Buffer {
   const b = Buffer.allocUnsafe(3 + value.length);
   b[0] = letter; b[1] = value.length >>> 8; b[2] = value.length & 0xff;
   value.copy(b, 3);
+  return b;
+}
+
+/** Tag+kind index prefix: the tag prefix ‖ u32 kind (serves `#x` filters that also name kinds). */
+export function tagKindPrefix(letter: number, value: Buffer, kind: number): Buffer {
+  const t = tagPrefix(letter, value);
+  const b = Buffer.allocUnsafe(t.length + 4);
+  t.copy(b, 0);
+  writeU32(b, t.length, kind);
   return b;
 }
 

@@ -16,11 +16,14 @@ import {
 import {
   addressKey, eventAddressKey, FLAG_EXPIRES, headerLength, indexedTags, indexKey, indexKeyEncoder, kindPrefix, lastKey,
   OFF_CREATED_AT, OFF_EXPIRATION, OFF_FLAGS, OFF_ID, OFF_KIND, OFF_PUBKEY, OFF_TAGS, packEvent, packedCreatedAt,
-  packedKind, pubkeyKindPrefix, readU32, readU64, tagPrefix, writeU32, writeU64,
+  packedJson, packedKind, pubkeyKindPrefix, readU32, readU64, tagKindPrefix, tagPrefix, writeU32, writeU64,
 } from './lmdb-codec.ts';
 
-/** On-disk format version. Bump on any incompatible change to tables, keys or the packed header. */
-export const SCHEMA_VERSION = 1;
+/**
+ * On-disk format version. Bump on any incompatible change to tables, keys or the packed header.
+ * 1: initial layout. 2: adds the tag+kind index (built from the events on first open).
+ */
+export const SCHEMA_VERSION = 2;
 
 export interface LmdbStoreOptions extends LimitOptions {
   /** Directory holding the LMDB environment (created if missing). */
@@ -52,8 +55,8 @@ const EMPTY = Buffer.alloc(0);
 const MAX_U32 = 0xffffffff;
 /** Letters whose values are ids or pubkeys: an index scan on them is nearly always the most selective. */
 const REFERENCE_LETTERS = new Set(['e', 'p', 'a', 'E', 'P', 'A', 'q']);
-/** Above this many authors×kinds we scan per author (fewer cursors) and post-filter kinds. */
-const MAX_PUBKEY_KIND_SCANS = 256;
+/** Above this many authors×kinds (or tag values×kinds) we use the coarser index (fewer cursors) and post-filter kinds. */
+const MAX_COMPOSITE_SCANS = 256;
 /** Above this many values per condition, membership uses a Set instead of byte compares. */
 const SET_THRESHOLD = 8;
 
@@ -177,6 +180,10 @@ function tagMatches(b: Buffer, cond: TagCondition): boolean {
 /** Every condition of the filter the index did not already guarantee, plus NIP-40. */
 function postMatch(b: Buffer, cf: CompiledFilter, implied: Implied, now: number): boolean {
   if ((b[OFF_FLAGS] & FLAG_EXPIRES) !== 0 && readU64(b, OFF_EXPIRATION) <= now) return false;
+  return conditionsMatch(b, cf, implied);
+}
+
+function conditionsMatch(b: Buffer, cf: CompiledFilter, implied: Implied): boolean {
   const ts = readU64(b, OFF_CREATED_AT);
   if (ts < cf.since || ts > cf.until) return false;
   if (cf.kinds !== undefined && !implied.kinds && !cf.kinds.includes(readU32(b, OFF_KIND))) return false;
@@ -248,8 +255,33 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
   const byPubkey = index('idx-pubkey');
   const byKind = index('idx-kind');
   const byTag = index('idx-tag');
+  const byTagKind = index('idx-tag-kind');
   const byTime = index('idx-created-at');
   const byExpiry = index('idx-expiration'); // key: u64 expiration ‖ seq
+
+  /** v1 → v2: build the tag+kind index from the stored events, in bounded transactions. */
+  async function migrateV1(path: string): Promise<void> {
+    log?.info({ path }, 'migrating lmdb store from schema 1 to 2: building the tag+kind index');
+    let after = 0;
+    let done = 0;
+    for (;;) {
+      const chunk: { seq: number; e: NostrEvent }[] = [];
+      for (const { key, value } of events.getRange({ start: after + 1, limit: 5000 })) {
+        chunk.push({ seq: key, e: JSON.parse(packedJson(value)) as NostrEvent });
+      }
+      if (chunk.length === 0) break;
+      await root.childTransaction(() => {
+        for (const { seq, e } of chunk) {
+          for (const t of indexedTags(e)) byTagKind.putSync(indexKey(tagKindPrefix(t.letter, t.value, e.kind), e.created_at, seq), EMPTY);
+        }
+      });
+      after = chunk[chunk.length - 1].seq;
+      done += chunk.length;
+    }
+    await meta.put('schemaVersion', SCHEMA_VERSION);
+    await root.flushed;
+    log?.info({ path, events: done }, 'lmdb store migrated to schema 2');
+  }
 
   try {
     const version = meta.get('schemaVersion');
@@ -257,6 +289,8 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
       if (events.getKeysCount({ limit: 1 }) > 0) throw new Error(`lmdb store at ${opts.path} has events but no schema version: not a Bazaar store, refusing to open`);
       await meta.put('schemaVersion', SCHEMA_VERSION);
       await root.flushed;
+    } else if (version === 1) {
+      await migrateV1(opts.path);
     } else if (version !== SCHEMA_VERSION) {
       throw new Error(
         `lmdb store at ${opts.path} has schema version ${JSON.stringify(version)}; this build reads version ${SCHEMA_VERSION}` +
@@ -294,21 +328,27 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
       const bref = REFERENCE_LETTERS.has(b.name);
       if ((ref && !bref) || (ref === bref && t.values.length < b.values.length)) best = i;
     }
-    const pkKindScans = cf.authors !== undefined && cf.kinds !== undefined ? cf.authors.length * cf.kinds.length : undefined;
-    const tagScan = (): Plan => ({
-      type: 'scan', index: 'tag', db: byTag, prefixes: cf.tags[best].values.map((v) => tagPrefix(cf.tags[best].letter, v)),
-      implied: { authors: false, kinds: false, tag: best },
-    });
-    if (best >= 0 && (pkKindScans === undefined || (REFERENCE_LETTERS.has(cf.tags[best].name) && cf.tags[best].values.length <= pkKindScans))) return tagScan();
-    if (pkKindScans !== undefined && pkKindScans <= MAX_PUBKEY_KIND_SCANS) {
+    const kinds = cf.kinds;
+    const pkKindScans = cf.authors !== undefined && kinds !== undefined ? cf.authors.length * kinds.length : undefined;
+    const tagScan = (): Plan => {
+      const tag = cf.tags[best];
+      if (kinds !== undefined && tag.values.length * kinds.length <= MAX_COMPOSITE_SCANS) {
+        const prefixes: Buffer[] = [];
+        for (const v of tag.values) for (const k of kinds) prefixes.push(tagKindPrefix(tag.letter, v, k));
+        return { type: 'scan', index: 'tag-kind', db: byTagKind, prefixes, implied: { authors: false, kinds: true, tag: best } };
+      }
+      return { type: 'scan', index: 'tag', db: byTag, prefixes: tag.values.map((v) => tagPrefix(tag.letter, v)), implied: { authors: false, kinds: false, tag: best } };
+    };
+    if (best >= 0 && (pkKindScans === undefined || (REFERENCE_LETTERS.has(cf.tags[best].name) && cf.tags[best].values.length <= cf.authors!.length))) return tagScan();
+    if (pkKindScans !== undefined && pkKindScans <= MAX_COMPOSITE_SCANS) {
       const prefixes: Buffer[] = [];
-      for (const a of cf.authors!) for (const k of cf.kinds!) prefixes.push(pubkeyKindPrefix(a, k));
+      for (const a of cf.authors!) for (const k of kinds!) prefixes.push(pubkeyKindPrefix(a, k));
       return { type: 'scan', index: 'pubkey-kind', db: byPubkeyKind, prefixes, implied: { authors: true, kinds: true, tag: -1 } };
     }
     if (best >= 0) return tagScan();
     if (cf.authors !== undefined) return { type: 'scan', index: 'pubkey', db: byPubkey, prefixes: cf.authors, implied: { authors: true, kinds: false, tag: -1 } };
-    if (cf.kinds !== undefined) {
-      return { type: 'scan', index: 'kind', db: byKind, prefixes: cf.kinds.map(kindPrefix), implied: { authors: false, kinds: true, tag: -1 } };
+    if (kinds !== undefined) {
+      return { type: 'scan', index: 'kind', db: byKind, prefixes: kinds.map(kindPrefix), implied: { authors: false, kinds: true, tag: -1 } };
     }
     return { type: 'scan', index: 'created-at', db: byTime, prefixes: [EMPTY], implied: { authors: false, kinds: false, tag: -1 } };
   }
@@ -337,7 +377,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     const heap: Cursor[] = [];
     const iters: Iterator<unknown>[] = [];
     // One event can carry several of the wanted tag values: it then shows up in several scans.
-    const seen = plan.index === 'tag' && plan.prefixes.length > 1 ? new Set<number>() : undefined;
+    const seen = (plan.index === 'tag' || plan.index === 'tag-kind') && plan.prefixes.length > 1 ? new Set<number>() : undefined;
     try {
       for (const prefix of plan.prefixes) {
         const it = plan.db.getKeys({ start: indexKey(prefix, cf.until, MAX_U32), end: indexKey(prefix, cf.since, 0), reverse: true })[Symbol.iterator]();
@@ -384,7 +424,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     walk(cf, now, (seq, ts, b) => {
       // Past the limit we only keep events tied with the last one, to order ties by id.
       if (ordered && recs.length >= limit && ts < boundary) return false;
-      recs.push({ ts, seq, json: b.toString('utf8', headerLength(b), b.length) });
+      recs.push({ ts, seq, json: packedJson(b) });
       if (recs.length === limit) boundary = ts;
       return true;
     });
@@ -393,9 +433,33 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     return recs;
   }
 
+  /**
+   * NIP-45 without touching events: when the chosen index implies every condition of
+   * the filter and its ranges cannot overlap, count index entries natively and subtract
+   * the expired-but-not-yet-purged events that match. Undefined when not applicable.
+   */
+  function countFromIndex(cf: CompiledFilter, now: number): number | undefined {
+    const plan = choosePlan(cf);
+    if (plan.type !== 'scan') return undefined;
+    if ((plan.index === 'tag' || plan.index === 'tag-kind') && plan.prefixes.length > 1) return undefined;
+    if (cf.authors !== undefined && !plan.implied.authors) return undefined;
+    if (cf.kinds !== undefined && !plan.implied.kinds) return undefined;
+    if (cf.tags.length > (plan.implied.tag >= 0 ? 1 : 0)) return undefined;
+    let n = 0;
+    // seq never reaches MAX_U32 (insert refuses it), so the exclusive end includes every entry at `until`.
+    for (const prefix of plan.prefixes) n += plan.db.getCount({ start: indexKey(prefix, cf.since, 0), end: indexKey(prefix, cf.until, MAX_U32) });
+    for (const seq of byExpiry.getKeys({ start: indexKey(EMPTY, 0, 0), end: indexKey(EMPTY, now + 1, 0) })) {
+      const b = events.getBinaryFast(seq as number);
+      if (b !== undefined && conditionsMatch(b, cf, NOTHING_IMPLIED)) n--;
+    }
+    return n;
+  }
+
   function countFilters(filters: readonly Filter[], now: number): number {
     const compiled = filters.map(compileFilter).filter((cf) => !cf.never);
     if (compiled.length === 1) {
+      const fast = countFromIndex(compiled[0], now);
+      if (fast !== undefined) return fast;
       let n = 0;
       walk(compiled[0], now, () => { n++; return true; });
       return n;
@@ -410,6 +474,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
   function putU32(n: number): Buffer { const b = Buffer.allocUnsafe(4); writeU32(b, 0, n); return b; }
 
   function insert(e: NostrEvent, idBytes: Buffer, pubkey: Buffer, addr: Buffer | undefined): void {
+    if (nextSeq >= MAX_U32) throw new Error('lmdb store: event sequence numbers exhausted (4 billion events written)');
     const seq = nextSeq++;
     const json = canonicalJson(e);
     const expiration = expirationTs(e);
@@ -421,7 +486,10 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     byPubkey.putSync(indexKey(pubkey, ts, seq), EMPTY);
     byKind.putSync(indexKey(kindPrefix(e.kind), ts, seq), EMPTY);
     byTime.putSync(indexKey(EMPTY, ts, seq), EMPTY);
-    for (const t of tags) byTag.putSync(indexKey(tagPrefix(t.letter, t.value), ts, seq), EMPTY);
+    for (const t of tags) {
+      byTag.putSync(indexKey(tagPrefix(t.letter, t.value), ts, seq), EMPTY);
+      byTagKind.putSync(indexKey(tagKindPrefix(t.letter, t.value, e.kind), ts, seq), EMPTY);
+    }
     if (expiration !== undefined) byExpiry.putSync(indexKey(EMPTY, expiration, seq), EMPTY);
     if (addr !== undefined) slots.putSync(addr, putU32(seq));
   }
@@ -439,7 +507,10 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     byPubkey.removeSync(indexKey(pubkey, ts, seq));
     byKind.removeSync(indexKey(kindPrefix(e.kind), ts, seq));
     byTime.removeSync(indexKey(EMPTY, ts, seq));
-    for (const t of indexedTags(e)) byTag.removeSync(indexKey(tagPrefix(t.letter, t.value), ts, seq));
+    for (const t of indexedTags(e)) {
+      byTag.removeSync(indexKey(tagPrefix(t.letter, t.value), ts, seq));
+      byTagKind.removeSync(indexKey(tagKindPrefix(t.letter, t.value, e.kind), ts, seq));
+    }
     const expiration = expirationTs(e);
     if (expiration !== undefined) byExpiry.removeSync(indexKey(EMPTY, expiration, seq));
     const addr = eventAddressKey(e, pubkey, isReplaceableKind(e.kind));
