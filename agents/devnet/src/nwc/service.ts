@@ -69,12 +69,19 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
 
   // The pool's own publish() resolves with a string even when it cannot connect, so
   // publish through each relay directly: success means some relay answered OK true.
+  const inflight = new Set<Promise<unknown>>();
   async function publish(event: NostrEvent): Promise<void> {
     const signal = AbortSignal.timeout(publishTimeoutMs);
-    await Promise.any(relayUrls.map(async (url) => {
+    const p = Promise.any(relayUrls.map(async (url) => {
       const relay = await ws.pool.ensureRelay(url, { connectionTimeout: publishTimeoutMs, abort: signal });
       await relay.publish(event as never);
     }));
+    inflight.add(p);
+    try {
+      await p;
+    } finally {
+      inflight.delete(p);
+    }
   }
 
   async function respond(request: NostrEvent, walletSecret: string, enc: Encryption, response: NwcResponse): Promise<void> {
@@ -234,6 +241,8 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
       offSettled();
       offChange();
       await refreshing.catch(() => undefined);
+      // Let responses and notifications already sent get their OK before the sockets close.
+      if (inflight.size) await Promise.allSettled([...inflight]);
       sub?.close('shutdown');
       ws.close();
       log.info({}, 'nwc wallet service stopped');

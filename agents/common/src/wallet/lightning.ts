@@ -1,0 +1,334 @@
+// Lightning for agents through Nostr Wallet Connect (NIP-47) with @getalby/sdk's NWCClient:
+// pay, make invoices, wait for settlement, balance. The same code talks to the devnet's
+// wallet service or a real one (Alby Hub, Coinos, Primal…) — only the URI differs.
+//
+// Defensive by design: amounts are checked against the caller's ceiling before paying,
+// the preimage returned by the wallet is verified against the invoice's payment hash, and
+// every call has a deadline. A pay_invoice that times out is reported as *unknown* (the
+// wallet may still complete it), never as failed.
+import { decode as decodeBolt11 } from 'light-bolt11-decoder';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import type { Logger } from 'pino';
+import { loadNwcSdk, sdkLogger } from './alby-sdk.ts';
+
+type Sdk = Awaited<ReturnType<typeof loadNwcSdk>>;
+type Client = InstanceType<Sdk['NWCClient']>;
+
+export const LightningWalletErrorCode = {
+  /** Invoice does not decode or has no amount. */
+  INVALID_INVOICE: 'INVALID_INVOICE',
+  /** The invoice asks for more than the caller allowed. */
+  OVER_BUDGET: 'OVER_BUDGET',
+  /** The wallet answered with a NIP-47 error (see `nip47Code`). */
+  WALLET_ERROR: 'WALLET_ERROR',
+  /** No answer before the deadline; for a payment the outcome is unknown. */
+  TIMEOUT: 'TIMEOUT',
+  ABORTED: 'ABORTED',
+  /** The wallet returned a preimage that does not hash to the payment hash. */
+  BAD_PREIMAGE: 'BAD_PREIMAGE',
+  /** The invoice expired (or failed) before it was paid. */
+  EXPIRED: 'EXPIRED',
+} as const;
+export type LightningWalletErrorCode = (typeof LightningWalletErrorCode)[keyof typeof LightningWalletErrorCode];
+
+export class LightningWalletError extends Error {
+  override name = 'LightningWalletError';
+  readonly code: LightningWalletErrorCode;
+  /** NIP-47 error code when the wallet answered with one (INSUFFICIENT_BALANCE, PAYMENT_FAILED…). */
+  readonly nip47Code: string | undefined;
+  constructor(code: LightningWalletErrorCode, message: string, nip47Code?: string) {
+    super(message);
+    this.code = code;
+    this.nip47Code = nip47Code;
+  }
+}
+
+export interface DecodedInvoice {
+  readonly bolt11: string;
+  readonly amountMsat: number;
+  readonly paymentHash: string;
+  readonly description?: string;
+  /** Unix seconds. */
+  readonly expiresAt: number;
+  readonly payee?: string;
+}
+
+/** Decodes a BOLT11 invoice (amount, hash, expiry). Throws LightningWalletError INVALID_INVOICE. */
+export function decodeInvoice(bolt11: string): DecodedInvoice {
+  const pr = bolt11.trim().toLowerCase().replace(/^lightning:/, '');
+  let d: ReturnType<typeof decodeBolt11>;
+  try {
+    d = decodeBolt11(pr);
+  } catch (err) {
+    throw new LightningWalletError('INVALID_INVOICE', `invoice does not decode: ${(err as Error).message}`);
+  }
+  const section = (name: string) => (d.sections as { name: string; value?: unknown }[]).find((s) => s.name === name)?.value;
+  const amount = section('amount');
+  const hash = section('payment_hash');
+  const timestamp = section('timestamp');
+  if (typeof amount !== 'string' || !/^\d+$/.test(amount) || amount === '0') throw new LightningWalletError('INVALID_INVOICE', 'invoice has no amount');
+  if (typeof hash !== 'string') throw new LightningWalletError('INVALID_INVOICE', 'invoice has no payment hash');
+  const description = section('description');
+  const payee = section('payee');
+  return {
+    bolt11: pr,
+    amountMsat: Number(amount),
+    paymentHash: hash,
+    ...(typeof description === 'string' ? { description } : {}),
+    expiresAt: (typeof timestamp === 'number' ? timestamp : 0) + (d.expiry ?? 3600),
+    ...(typeof payee === 'string' ? { payee } : {}),
+  };
+}
+
+export function preimageMatches(preimageHex: string, paymentHash: string): boolean {
+  if (!/^[0-9a-f]{64}$/i.test(preimageHex)) return false;
+  return bytesToHex(sha256(hexToBytes(preimageHex.toLowerCase()))) === paymentHash.toLowerCase();
+}
+
+export interface LightningWalletOptions {
+  /** `nostr+walletconnect://` URI (secret: never logged). */
+  readonly nwcUri: string;
+  readonly logger: Logger;
+  /** Deadline for each NWC request (ms). */
+  readonly requestTimeoutMs?: number;
+  /** lookup_invoice polling interval while waiting for settlement (ms). */
+  readonly pollIntervalMs?: number;
+}
+
+export interface Payment {
+  readonly paymentHash: string;
+  readonly preimage: string;
+  readonly amountMsat: number;
+  readonly feesPaidMsat: number;
+}
+
+export interface CreatedInvoice {
+  readonly bolt11: string;
+  readonly paymentHash: string;
+  readonly amountMsat: number;
+  readonly expiresAt: number;
+}
+
+export interface Settlement {
+  readonly paymentHash: string;
+  readonly preimage?: string;
+  readonly amountMsat: number;
+  readonly settledAt?: number;
+}
+
+interface NwcTx {
+  type: string;
+  state?: string;
+  payment_hash: string;
+  preimage?: string;
+  amount: number;
+  settled_at?: number;
+  expires_at?: number;
+}
+
+type Waiter = { resolve: (s: Settlement) => void; reject: (err: Error) => void };
+
+export class LightningWallet {
+  private readonly client: Client;
+  private readonly log: Logger;
+  private readonly requestTimeoutMs: number;
+  private readonly pollIntervalMs: number;
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private unsubscribe: (() => void) | undefined;
+  private subscribing: Promise<void> | undefined;
+  private closed = false;
+
+  private constructor(client: Client, opts: LightningWalletOptions) {
+    this.client = client;
+    this.log = opts.logger;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
+    this.pollIntervalMs = opts.pollIntervalMs ?? 2_000;
+  }
+
+  static async connect(opts: LightningWalletOptions): Promise<LightningWallet> {
+    const { NWCClient } = await loadNwcSdk();
+    let client: Client;
+    try {
+      client = new NWCClient({ nostrWalletConnectUrl: opts.nwcUri, logger: sdkLogger(opts.logger), requireSecret: true });
+    } catch (err) {
+      // The SDK's messages never include the secret; ours must not either.
+      throw new Error(`invalid NWC connection URI: ${(err as Error).message}`);
+    }
+    return new LightningWallet(client, opts);
+  }
+
+  /** Wallet-service public key (not secret); useful in logs. */
+  get walletPubkey(): string {
+    return this.client.walletPubkey;
+  }
+
+  private async call<T>(what: string, fn: () => Promise<T>, signal?: AbortSignal, timeoutMs = this.requestTimeoutMs): Promise<T> {
+    if (this.closed) throw new Error('lightning wallet is closed');
+    if (signal?.aborted) throw new LightningWalletError('ABORTED', `${what} aborted`);
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const guard = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new LightningWalletError('TIMEOUT', `${what}: no answer from the wallet within ${timeoutMs} ms`)), timeoutMs);
+      onAbort = () => reject(new LightningWalletError('ABORTED', `${what} aborted`));
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([fn(), guard]);
+    } catch (err) {
+      if (err instanceof LightningWalletError) throw err;
+      const code = (err as { code?: string }).code;
+      const name = (err as Error).name ?? '';
+      if (/Timeout/.test(name) || /timeout/i.test((err as Error).message ?? '')) {
+        throw new LightningWalletError('TIMEOUT', `${what}: ${(err as Error).message}`);
+      }
+      throw new LightningWalletError('WALLET_ERROR', `${what} failed: ${(err as Error).message}`, code);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async balanceMsat(opts: { signal?: AbortSignal } = {}): Promise<number> {
+    const r = await this.call('get_balance', () => this.client.getBalance(), opts.signal);
+    return r.balance;
+  }
+
+  /**
+   * Pays `bolt11`, refusing before any request if it asks for more than `maxAmountMsat`.
+   * On TIMEOUT the payment may still complete: check with `lookup()` before retrying.
+   */
+  async pay(bolt11: string, opts: { maxAmountMsat?: number; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Payment> {
+    const inv = decodeInvoice(bolt11);
+    if (opts.maxAmountMsat !== undefined && inv.amountMsat > opts.maxAmountMsat) {
+      throw new LightningWalletError('OVER_BUDGET', `invoice asks ${inv.amountMsat} msat, more than the allowed ${opts.maxAmountMsat} msat`);
+    }
+    if (inv.expiresAt <= Math.floor(Date.now() / 1000)) throw new LightningWalletError('EXPIRED', `invoice ${inv.paymentHash} has expired`);
+    this.log.info({ paymentHash: inv.paymentHash, amountMsat: inv.amountMsat }, 'paying invoice');
+    const r = await this.call('pay_invoice', () => this.client.payInvoice({ invoice: inv.bolt11 }), opts.signal, opts.timeoutMs);
+    if (!preimageMatches(r.preimage, inv.paymentHash)) {
+      throw new LightningWalletError('BAD_PREIMAGE', `wallet returned a preimage that does not match payment hash ${inv.paymentHash}`);
+    }
+    this.log.info({ paymentHash: inv.paymentHash, amountMsat: inv.amountMsat, feesPaidMsat: r.fees_paid ?? 0 }, 'invoice paid');
+    return { paymentHash: inv.paymentHash, preimage: r.preimage, amountMsat: inv.amountMsat, feesPaidMsat: r.fees_paid ?? 0 };
+  }
+
+  async makeInvoice(req: { amountMsat: number; description?: string; expirySecs?: number; signal?: AbortSignal }): Promise<CreatedInvoice> {
+    if (!Number.isSafeInteger(req.amountMsat) || req.amountMsat <= 0) throw new LightningWalletError('INVALID_INVOICE', `amount must be a positive integer of msat, got ${req.amountMsat}`);
+    const tx = await this.call(
+      'make_invoice',
+      () => this.client.makeInvoice({ amount: req.amountMsat, ...(req.description !== undefined ? { description: req.description } : {}), ...(req.expirySecs !== undefined ? { expiry: req.expirySecs } : {}) }),
+      req.signal,
+    );
+    // Trust the invoice, not the wallet's summary of it.
+    const inv = decodeInvoice(tx.invoice);
+    if (inv.amountMsat !== req.amountMsat) throw new LightningWalletError('INVALID_INVOICE', `wallet made an invoice for ${inv.amountMsat} msat, asked ${req.amountMsat}`);
+    this.log.info({ paymentHash: inv.paymentHash, amountMsat: inv.amountMsat }, 'invoice created');
+    return { bolt11: inv.bolt11, paymentHash: inv.paymentHash, amountMsat: inv.amountMsat, expiresAt: inv.expiresAt };
+  }
+
+  /** lookup_invoice; undefined when the wallet does not know the hash (NOT_FOUND). */
+  async lookup(paymentHash: string, opts: { signal?: AbortSignal } = {}): Promise<{ state: string; settlement?: Settlement } | undefined> {
+    try {
+      const tx = (await this.call('lookup_invoice', () => this.client.lookupInvoice({ payment_hash: paymentHash }), opts.signal)) as unknown as NwcTx;
+      const settled = tx.state === 'settled' || (tx.state === undefined && typeof tx.settled_at === 'number' && tx.settled_at > 0);
+      const state = settled ? 'settled' : tx.state ?? 'pending';
+      return settled ? { state, settlement: toSettlement(tx) } : { state };
+    } catch (err) {
+      if (err instanceof LightningWalletError && err.nip47Code === 'NOT_FOUND') return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Resolves when the incoming invoice `paymentHash` is settled: on a payment_received
+   * notification, or on a lookup_invoice poll (for wallets without notifications or a
+   * notification lost on a reconnect). Rejects on timeout, abort or an expired invoice.
+   */
+  async waitForSettlement(paymentHash: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<Settlement> {
+    const hash = paymentHash.toLowerCase();
+    if (opts.signal?.aborted) throw new LightningWalletError('ABORTED', 'wait aborted');
+    await this.ensureNotifications();
+    return new Promise<Settlement>((resolve, reject) => {
+      let done = false;
+      let pollTimer: NodeJS.Timeout | undefined;
+      const waiter: Waiter = { resolve: (s) => finish(() => resolve(s)), reject: (err) => finish(() => reject(err)) };
+      const finish = (fn: () => void) => {
+        if (done) return;
+        done = true;
+        clearTimeout(deadline);
+        clearTimeout(pollTimer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        const set = this.waiters.get(hash);
+        set?.delete(waiter);
+        if (set && set.size === 0) this.waiters.delete(hash);
+        fn();
+      };
+      const onAbort = () => finish(() => reject(new LightningWalletError('ABORTED', 'wait aborted')));
+      const deadline = setTimeout(() => finish(() => reject(new LightningWalletError('TIMEOUT', `invoice ${hash} not settled within ${opts.timeoutMs} ms`))), opts.timeoutMs);
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      let set = this.waiters.get(hash);
+      if (!set) this.waiters.set(hash, (set = new Set()));
+      set.add(waiter);
+      const poll = async () => {
+        if (done) return;
+        try {
+          const r = await this.lookup(hash);
+          if (r?.settlement) return waiter.resolve(r.settlement);
+          if (r && (r.state === 'failed' || r.state === 'expired')) return finish(() => reject(new LightningWalletError('EXPIRED', `invoice ${hash} ${r.state} unpaid`)));
+        } catch (err) {
+          this.log.debug({ err, paymentHash: hash }, 'settlement poll failed; will retry');
+        }
+        if (!done) pollTimer = setTimeout(() => void poll(), this.pollIntervalMs);
+      };
+      void poll();
+    });
+  }
+
+  private async ensureNotifications(): Promise<void> {
+    if (this.unsubscribe || this.closed) return;
+    this.subscribing ??= (async () => {
+      try {
+        this.unsubscribe = await this.call(
+          'subscribe notifications',
+          () => this.client.subscribeNotifications((n) => this.onNotification(n as { notification_type: string; notification: NwcTx }), ['payment_received']),
+        );
+      } catch (err) {
+        // Polling still covers settlement; try notifications again on the next wait.
+        this.log.warn({ err }, 'nwc notifications unavailable; relying on lookup_invoice polling');
+        this.subscribing = undefined;
+      }
+    })();
+    await this.subscribing;
+  }
+
+  private onNotification(n: { notification_type: string; notification: NwcTx }): void {
+    if (n.notification_type !== 'payment_received') return;
+    const hash = n.notification?.payment_hash?.toLowerCase();
+    const set = hash ? this.waiters.get(hash) : undefined;
+    if (!set) return;
+    const s = toSettlement(n.notification);
+    if (s.preimage !== undefined && !preimageMatches(s.preimage, s.paymentHash)) {
+      this.log.warn({ paymentHash: hash }, 'notification preimage does not match; waiting for lookup');
+      return;
+    }
+    for (const w of [...set]) w.resolve(s);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const set of [...this.waiters.values()]) for (const w of [...set]) w.reject(new LightningWalletError('ABORTED', 'lightning wallet closed'));
+    this.unsubscribe?.();
+    this.client.close();
+  }
+}
+
+function toSettlement(tx: NwcTx): Settlement {
+  return {
+    paymentHash: tx.payment_hash.toLowerCase(),
+    amountMsat: tx.amount,
+    ...(tx.preimage ? { preimage: tx.preimage } : {}),
+    ...(typeof tx.settled_at === 'number' ? { settledAt: tx.settled_at } : {}),
+  };
+}

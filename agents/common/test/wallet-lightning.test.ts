@@ -1,0 +1,102 @@
+// The agents' Lightning wallet (NWCClient) against the devnet wallet service over our relay.
+import t, { type Test } from 'tap';
+import { rmSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { startRelay } from '@bazaar/relay/server';
+import { startDevnet, type RunningDevnet } from '@bazaar/devnet/devnet';
+import { LightningNetwork } from '@bazaar/devnet/lightning/network';
+import { Wallet } from '../src/wallet/wallet.ts';
+import { LightningWallet, decodeInvoice, preimageMatches } from '../src/wallet/lightning.ts';
+
+const logger = pino({ level: 'silent' });
+
+async function setup(t: Test): Promise<{ devnet: RunningDevnet; buyer: Wallet; provider: Wallet; open: (uri: string, poll?: number) => Promise<LightningWallet> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'bazaar-wallet-ln-'));
+  const relay = await startRelay({ port: 0, host: '127.0.0.1', dataDir: join(dir, 'relay'), transport: 'ws', verifyWorkers: 0, logger });
+  const devnet = await startDevnet({ dataDir: join(dir, 'devnet'), relayUrl: relay.url, logger, mint: false });
+  const closers: (() => Promise<void> | void)[] = [];
+  t.teardown(async () => {
+    for (const c of closers) await c();
+    await devnet.close();
+    await relay.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const b = devnet.account('buyer', { fundSats: 100 });
+  const p = devnet.account('provider');
+  await devnet.nwc.refresh();
+  const buyer = await Wallet.open({ logger, lightning: { nwcUri: b.uri } });
+  const provider = await Wallet.open({ logger, lightning: { nwcUri: p.uri, pollIntervalMs: 60_000 } });
+  closers.push(() => buyer.close(), () => provider.close());
+  const open = async (uri: string, poll = 50) => {
+    const w = await LightningWallet.connect({ nwcUri: uri, logger, pollIntervalMs: poll });
+    closers.push(() => w.close());
+    return w;
+  };
+  return { devnet, buyer, provider, open };
+}
+
+t.test('make an invoice, pay it within budget, wait for settlement by notification', async (t) => {
+  const { devnet, buyer, provider } = await setup(t);
+  t.equal(await buyer.lightning.balanceMsat(), 100_000);
+  const inv = await provider.lightning.makeInvoice({ amountMsat: 21_000, description: 'job 5930', expirySecs: 600 });
+  t.equal(decodeInvoice(inv.bolt11).amountMsat, 21_000);
+  // The provider polls only every 60 s here, so a quick settlement proves the notification path.
+  const settled = provider.lightning.waitForSettlement(inv.paymentHash, { timeoutMs: 20_000 });
+  const paid = await buyer.lightning.pay(inv.bolt11, { maxAmountMsat: 21_000 });
+  t.ok(preimageMatches(paid.preimage, inv.paymentHash));
+  t.equal(paid.amountMsat, 21_000);
+  const s = await settled;
+  t.equal(s.paymentHash, inv.paymentHash);
+  t.equal(s.preimage, paid.preimage);
+  t.equal(s.amountMsat, 21_000);
+  t.equal(await provider.lightning.balanceMsat(), 21_000);
+  // Already settled: resolves from the first lookup.
+  const again = await provider.lightning.waitForSettlement(inv.paymentHash, { timeoutMs: 5_000 });
+  t.equal(again.preimage, paid.preimage);
+  const looked = await buyer.lightning.lookup(inv.paymentHash);
+  t.equal(looked?.state, 'settled');
+  t.equal(await buyer.lightning.lookup('00'.repeat(32)), undefined, 'NOT_FOUND is undefined');
+  t.ok(devnet.network.checkInvariant().ok);
+});
+
+t.test('settlement by lookup_invoice polling when no notification comes', async (t) => {
+  const { devnet, open } = await setup(t);
+  const provider = await open(devnet.account('provider').uri, 50);
+  const inv = await provider.makeInvoice({ amountMsat: 5_000, description: 'poll me' });
+  const settled = provider.waitForSettlement(inv.paymentHash, { timeoutMs: 20_000 });
+  // Paid through a second handle on the network files (as another process would): the
+  // service in this process sees no settlement event, so only polling can notice it.
+  const other = LightningNetwork.open({ path: devnet.paths.lightning, logger });
+  t.teardown(() => other.close());
+  other.pay('buyer', inv.bolt11);
+  const s = await settled;
+  t.equal(s.paymentHash, inv.paymentHash);
+  t.ok(s.preimage && preimageMatches(s.preimage, inv.paymentHash));
+});
+
+t.test('clear errors; nothing paid on refusal', async (t) => {
+  const { devnet, buyer, provider } = await setup(t);
+  const inv = await provider.lightning.makeInvoice({ amountMsat: 30_000, description: 'pricey' });
+  await t.rejects(buyer.lightning.pay(inv.bolt11, { maxAmountMsat: 29_999 }), { code: 'OVER_BUDGET' });
+  const huge = await provider.lightning.makeInvoice({ amountMsat: 500_000, description: 'too much' });
+  await t.rejects(buyer.lightning.pay(huge.bolt11), { code: 'WALLET_ERROR', nip47Code: 'INSUFFICIENT_BALANCE' });
+  await t.rejects(buyer.lightning.pay('lnbc1notaninvoice'), { code: 'INVALID_INVOICE' });
+  const ac = new AbortController();
+  ac.abort();
+  await t.rejects(buyer.lightning.pay(inv.bolt11, { signal: ac.signal }), { code: 'ABORTED' });
+  await t.rejects(provider.lightning.waitForSettlement(inv.paymentHash, { timeoutMs: 200 }), { code: 'TIMEOUT' });
+  await buyer.lightning.pay(inv.bolt11, { maxAmountMsat: 30_000 });
+  await t.rejects(buyer.lightning.pay(inv.bolt11), { code: 'WALLET_ERROR', nip47Code: 'PAYMENT_FAILED' }, 'never pays twice');
+  t.equal(await buyer.lightning.balanceMsat(), 70_000);
+  t.ok(devnet.network.checkInvariant().ok);
+
+  const none = await Wallet.open({ logger });
+  t.equal(none.hasLightning, false);
+  t.throws(() => none.lightning, /no Lightning wallet configured/);
+  const secret = 'ab'.repeat(32);
+  const err = await LightningWallet.connect({ nwcUri: `nostr+walletconnect://nothex?relay=ws%3A%2F%2Fx&secret=${secret}`, logger }).then(() => undefined, (e: Error) => e);
+  t.match(err?.message, /invalid NWC connection URI/);
+  t.notOk(err?.message.includes(secret), 'the error does not echo the secret');
+});
