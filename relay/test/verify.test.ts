@@ -6,6 +6,7 @@ import {
   checkEventSync,
   computeEventId,
   createVerifier,
+  defaultVerifierWorkers,
   invalidReason,
   isWellFormedEvent,
   signatureBackend,
@@ -243,6 +244,11 @@ t.test('backends: native libsecp256k1 is installed (scripts/setup.sh) and is the
   t.match(fallback.fallbackReason, /not found/);
   t.throws(() => loadSchnorrBackend({ backend: 'fast' as never }), /unknown signature backend/);
   t.throws(() => createVerifier({ backend: 'fast' as never }), /unknown signature backend/);
+  t.equal(defaultVerifierWorkers('native'), 0, 'native checks inline by default');
+  t.ok(defaultVerifierWorkers('wasm') >= 1, 'WASM checks on workers by default');
+  const v = createVerifier({ backend: 'wasm' });
+  t.equal(v.workers, defaultVerifierWorkers('wasm'));
+  await v.close();
 });
 
 t.test('backends agree with each other and with @noble/curves on random and edge inputs', async (t) => {
