@@ -96,3 +96,18 @@ t.test('the purse survives a reopen', async (t) => {
   t.equal(again.balance(), 128);
   f.assertConserved(t, [again]);
 });
+
+t.test('the Wallet facade carries the Cashu rail', async (t) => {
+  const { Wallet } = await import('../src/wallet/wallet.ts');
+  const { quiet } = await import('./helpers/cashu-fixture.ts');
+  const f = await startCashuFixture(t);
+  const none = await Wallet.open({ logger: quiet });
+  t.equal(none.hasCashu, false);
+  t.throws(() => none.cashu, /no Cashu wallet configured/);
+  const w = await Wallet.open({ logger: quiet, cashu: { mintUrl: f.mint.url, dataDir: f.tempDir() } });
+  t.teardown(() => w.close());
+  t.equal(w.hasCashu, true);
+  await f.fund(w.cashu, 16);
+  t.equal(w.cashu.balance(), 16);
+  f.assertConserved(t, [w.cashu]);
+});

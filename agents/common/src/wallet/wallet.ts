@@ -4,23 +4,35 @@
 // configured rail gets a clear error when it tries to use it.
 import type { Logger } from 'pino';
 import { LightningWallet, type LightningWalletOptions } from './lightning.ts';
+import { CashuWallet, type CashuWalletOptions } from './cashu.ts';
 
 export interface WalletOptions {
   readonly logger: Logger;
   /** Lightning through Nostr Wallet Connect. */
   readonly lightning?: Omit<LightningWalletOptions, 'logger'>;
+  /** Cashu ecash at one mint, proofs in LMDB under `dataDir`. */
+  readonly cashu?: Omit<CashuWalletOptions, 'logger'>;
 }
 
 export class Wallet {
   private readonly ln: LightningWallet | undefined;
+  private readonly ecash: CashuWallet | undefined;
 
-  private constructor(ln: LightningWallet | undefined) {
+  private constructor(ln: LightningWallet | undefined, ecash: CashuWallet | undefined) {
     this.ln = ln;
+    this.ecash = ecash;
   }
 
   static async open(opts: WalletOptions): Promise<Wallet> {
     const ln = opts.lightning ? await LightningWallet.connect({ ...opts.lightning, logger: opts.logger.child({ rail: 'lightning' }) }) : undefined;
-    return new Wallet(ln);
+    let ecash: CashuWallet | undefined;
+    try {
+      ecash = opts.cashu ? await CashuWallet.open({ ...opts.cashu, logger: opts.logger.child({ rail: 'cashu' }) }) : undefined;
+    } catch (err) {
+      ln?.close();
+      throw err;
+    }
+    return new Wallet(ln, ecash);
   }
 
   get hasLightning(): boolean {
@@ -33,7 +45,18 @@ export class Wallet {
     return this.ln;
   }
 
+  get hasCashu(): boolean {
+    return this.ecash !== undefined;
+  }
+
+  /** The Cashu rail (see escrow.ts for escrow over it); throws if no mint is configured. */
+  get cashu(): CashuWallet {
+    if (!this.ecash) throw new Error('no Cashu wallet configured (give the agent a mint URL and a data directory)');
+    return this.ecash;
+  }
+
   async close(): Promise<void> {
     this.ln?.close();
+    await this.ecash?.close();
   }
 }
