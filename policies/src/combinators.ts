@@ -14,7 +14,10 @@ async function call(policy: Policy, event: NostrEvent, ctx: PolicyContext): Prom
 /** All must accept; the first reject or shadowReject wins and later policies are not run. */
 export function seq(...policies: Policy[]): Policy {
   if (policies.length === 0) return () => ACCEPT;
-  if (policies.length === 1) return policies[0];
+  if (policies.length === 1) {
+    const only = policies[0];
+    return (event, ctx) => call(only, event, ctx);
+  }
   return async (event, ctx) => {
     for (const p of policies) {
       const v = await call(p, event, ctx);
