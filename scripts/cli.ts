@@ -8,6 +8,7 @@ export const root: CommandSpec = {
   subcommands: {
     relay: async () => (await import('../relay/src/cli.ts')).relayCommand,
     devnet: async () => (await import('../agents/devnet/src/cli.ts')).devnetCommand,
+    provider: async () => (await import('../agents/provider/src/cli.ts')).providerCommand,
     up: async () => (await import('./up.ts')).upCommand,
   },
 };

@@ -1,0 +1,34 @@
+// Repo checkout on the host for a job: `git clone` of a customer URL into the job's
+// workspace, then the requested ref, detached. Hooks never run (core.hooksPath=/dev/null),
+// only network schemes are allowed unless the operator enables file:// (tests, local mirrors),
+// and the whole thing has a deadline.
+import { execFile } from 'node:child_process';
+
+export class CheckoutError extends Error {
+  override name = 'CheckoutError';
+}
+
+function git(args: string[], opts: { cwd?: string; signal: AbortSignal; timeoutMs: number }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('git', ['-c', 'core.hooksPath=/dev/null', '-c', 'protocol.file.allow=always', ...args], { cwd: opts.cwd, signal: opts.signal, timeout: opts.timeoutMs, maxBuffer: 4 * 1024 * 1024, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GIT_TERMINAL_PROMPT: '0', HOME: '/nonexistent', GIT_CONFIG_NOSYSTEM: '1' } }, (err, stdout, stderr) => {
+      if (err) reject(new CheckoutError(`git ${args[0]} failed: ${String(stderr).trim().split('\n').slice(-2).join(' ') || err.message}`));
+      else resolve(String(stdout));
+    });
+  });
+}
+
+export async function checkoutRepo(url: string, ref: string | undefined, dir: string, opts: { signal: AbortSignal; timeoutMs: number; allowFile: boolean }): Promise<{ commit: string }> {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new CheckoutError(`not a URL: ${JSON.stringify(url)}`);
+  }
+  const allowed = ['https:', 'http:', 'git:', ...(opts.allowFile ? ['file:'] : [])];
+  if (!allowed.includes(u.protocol)) throw new CheckoutError(`repo URL scheme ${u.protocol} is not allowed (allowed: ${allowed.join(' ')})`);
+  if (ref !== undefined && (ref.startsWith('-') || /[\s\0]/.test(ref))) throw new CheckoutError(`invalid ref ${JSON.stringify(ref)}`);
+  await git(['clone', '--quiet', '--no-checkout', '--', url, dir], { signal: opts.signal, timeoutMs: opts.timeoutMs });
+  await git(['checkout', '--quiet', '--detach', ref ?? 'HEAD', '--'], { cwd: dir, signal: opts.signal, timeoutMs: opts.timeoutMs });
+  const commit = (await git(['rev-parse', 'HEAD'], { cwd: dir, signal: opts.signal, timeoutMs: opts.timeoutMs })).trim();
+  return { commit };
+}

@@ -1,0 +1,600 @@
+// The provider agent: intake → decide → execute → deliver → settle.
+//   intake   one subscription on every configured relay for our job kinds, pings and
+//            cancellations; events verified and de-duplicated (pool + LMDB insert-if-absent)
+//   decide   targeting (`p`), expiry (NIP-40), decryption (NIP-44), validation (dvm-kinds),
+//            per-customer rate limit, capacity + bounded queue, payment terms
+//   execute  the kind's backend in the sandbox, with a trajectory log
+//   deliver  the signed result is stored first, then published (so a restart republishes the
+//            same event id, never a second result)
+//   settle   invoices watched through NWC notifications and lookup_invoice polling; an
+//            earning is written with the job's move to `settled`
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { finalizeEvent } from 'nostr-tools/pure';
+import type { EventTemplate, Filter, NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import { expirationOf } from '@bazaar/dvm-kinds/nostr';
+import { buildFeedback, FEEDBACK_KIND, type ErrorCode, type FeedbackInput } from '@bazaar/dvm-kinds/feedback';
+import { formatProblems, type Problem } from '@bazaar/dvm-kinds/problem';
+import { openJobRequest, sealJobResult } from '@bazaar/dvm-kinds/private';
+import { priceFor } from '@bazaar/dvm-kinds/pricing';
+import { JOB_KINDS, paramSchemasFor } from '@bazaar/dvm-kinds/registry';
+import { SANDBOX_RUN_KIND, buildSandboxRunResult, type SandboxRunRequest } from '@bazaar/dvm-kinds/kinds/sandbox-run';
+import { buildAnnouncement } from '@bazaar/dvm-kinds/market/announcement';
+import { buildHeartbeat } from '@bazaar/dvm-kinds/market/heartbeat';
+import { PING_KIND, buildPong, parsePing } from '@bazaar/dvm-kinds/market/ping';
+import { buildPaymentInfo } from '@bazaar/dvm-kinds/market/payment-info';
+import type { Identity } from '@bazaar/agents-common/identity/keystore';
+import { RelayPool } from '@bazaar/agents-common/relay-pool';
+import { recoverJobState, type JobState } from '@bazaar/agents-common/job-state';
+import type { Runner } from '@bazaar/agents-common/sandbox/runner';
+import { termsFor, type ProviderConfig } from './config.ts';
+import { ProviderStore, type JobRecord } from './store.ts';
+import type { Invoicer } from './nwc-invoicer.ts';
+import { Trajectory } from './trajectory.ts';
+import { runSandboxRun, sandboxRunUnits } from './backends/sandbox-run.ts';
+
+export const DELETION_KIND = 5;
+export const ANNOUNCEMENT_D = 'bazaar-provider';
+
+export interface ProviderOptions {
+  readonly config: ProviderConfig;
+  readonly identity: Identity;
+  readonly dataDir: string;
+  readonly logger: Logger;
+  readonly runner: Runner;
+  /** The wallet that issues invoices; null runs without payments (results carry only an amount). */
+  readonly invoicer: Invoicer | null;
+  readonly store?: ProviderStore;
+  /** How often unpaid invoices are looked up (ms). */
+  readonly invoicePollMs?: number;
+  readonly publishTimeoutMs?: number;
+  /** Allow file:// repo inputs (tests, local mirrors). */
+  readonly allowFileRepos?: boolean;
+  /** Relay pool reconnect backoff (tests shorten it). */
+  readonly minBackoffMs?: number;
+}
+
+export interface ProviderStatus {
+  readonly pubkey: string;
+  readonly startedAt: number;
+  readonly relays: { url: string; connected: boolean }[];
+  readonly active: number;
+  readonly queued: number;
+  readonly capacity: number;
+  readonly kinds: readonly number[];
+  readonly isolation: string;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/** What a backend produced, before it is priced and delivered. */
+interface Produced {
+  readonly template: EventTemplate;
+  readonly units: number;
+}
+
+export class Provider {
+  readonly store: ProviderStore;
+  readonly pool: RelayPool;
+  readonly #o: ProviderOptions;
+  readonly #log: Logger;
+  readonly #id: Identity;
+  #config: ProviderConfig;
+  readonly #queue: string[] = [];
+  readonly #running = new Map<string, AbortController>();
+  readonly #buckets = new Map<string, Bucket>();
+  readonly #watching = new Set<string>();
+  readonly #settling = new Set<string>();
+  readonly #startedAt = Date.now();
+  readonly #intake: Promise<void>[] = [];
+  #timers: NodeJS.Timeout[] = [];
+  #unsubPaid: (() => void) | undefined;
+  #stopped = false;
+  #sub: { close(): void } | undefined;
+  /** Resolves when every in-flight job has finished (for stop()). */
+  readonly #jobPromises = new Set<Promise<void>>();
+
+  constructor(o: ProviderOptions) {
+    this.#o = o;
+    this.#config = o.config;
+    this.#log = o.logger;
+    this.#id = o.identity;
+    this.store = o.store ?? ProviderStore.open(join(o.dataDir, 'db'));
+    this.pool = new RelayPool({ urls: o.config.relays, logger: o.logger.child({ part: 'pool' }), ...(o.minBackoffMs ? { minBackoffMs: o.minBackoffMs } : {}) });
+  }
+
+  get pubkey(): string {
+    return this.#id.pubkey;
+  }
+
+  get config(): ProviderConfig {
+    return this.#config;
+  }
+
+  status(): ProviderStatus {
+    return {
+      pubkey: this.#id.pubkey,
+      startedAt: this.#startedAt,
+      relays: this.pool.status().map(({ url, connected }) => ({ url, connected })),
+      active: this.#running.size,
+      queued: this.#queue.length,
+      capacity: this.#config.capacity,
+      kinds: this.#config.kinds,
+      isolation: this.#config.isolation,
+    };
+  }
+
+  async start(): Promise<void> {
+    await mkdir(join(this.#o.dataDir, 'work'), { recursive: true });
+    await this.#recover();
+    const since = () => Math.floor(Date.now() / 1000) - this.#config.lookbackSecs;
+    const filters = (): Filter[] => [
+      { kinds: [...this.#config.kinds], since: since() },
+      { kinds: [PING_KIND], '#p': [this.#id.pubkey], since: Math.floor(Date.now() / 1000) - 60 },
+      { kinds: [DELETION_KIND], since: since() },
+    ];
+    this.#sub = this.pool.subscribe(filters(), (e, url) => this.#track(this.#onEvent(e, url)), { refilter: filters });
+    if (this.#o.invoicer) this.#unsubPaid = this.#o.invoicer.onPaid((hash) => void this.#onPaymentHash(hash));
+    const poll = setInterval(() => void this.#pollInvoices(), this.#o.invoicePollMs ?? 10_000);
+    const beat = setInterval(() => void this.#publishHeartbeat(), this.#config.heartbeatSecs * 1000);
+    this.#timers.push(poll, beat);
+    try {
+      await this.pool.waitConnected({ timeoutMs: 10_000 });
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'no relay connected yet; will keep trying');
+    }
+    await this.announce();
+    this.#pump();
+    this.#log.info({ pubkey: this.#id.pubkey, kinds: this.#config.kinds, relays: this.#config.relays, capacity: this.#config.capacity, isolation: this.#config.isolation }, 'provider started');
+  }
+
+  /** NIP-89 announcement, NIP-61 payment info, and a heartbeat. Called on start and on config change. */
+  async announce(): Promise<void> {
+    const c = this.#config;
+    const prices = Object.fromEntries(c.kinds.map((k) => [k, c.prices[k]]));
+    const isolation = c.isolation === 'gvisor' ? 'gvisor' : c.isolation;
+    await this.#publish(buildAnnouncement({ d: ANNOUNCEMENT_D, kinds: c.kinds, prices, capacity: c.capacity, isolation, paramSchemas: paramSchemasFor(c.kinds), name: c.name, about: c.about }), 'announcement');
+    if (c.mints.length) await this.#publish(buildPaymentInfo({ relays: c.relays, mints: c.mints.map((url) => ({ url })), p2pkPubkey: this.#id.paymentPubkey }), 'payment info');
+    else this.#log.info({}, 'no trusted mints configured: kind 10019 payment info not published');
+    await this.#publishHeartbeat();
+  }
+
+  async reconfigure(config: ProviderConfig): Promise<void> {
+    this.#config = config;
+    await this.announce();
+    this.#pump();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    this.#sub?.close();
+    this.#unsubPaid?.();
+    await Promise.allSettled(this.#intake);
+    for (const ac of this.#running.values()) ac.abort();
+    await Promise.allSettled([...this.#jobPromises]);
+    await this.pool.close();
+    await rm(join(this.#o.dataDir, 'status.json'), { force: true }).catch(() => {});
+    if (!this.#o.store) await this.store.close();
+    this.#log.info({}, 'provider stopped');
+  }
+
+  #track(p: Promise<void>): void {
+    this.#intake.push(p);
+    p.finally(() => this.#intake.splice(this.#intake.indexOf(p), 1));
+  }
+
+  // ---- intake ----
+
+  async #onEvent(e: NostrEvent, url: string): Promise<void> {
+    if (this.#stopped) return;
+    try {
+      if (e.kind === PING_KIND) return await this.#onPing(e);
+      if (e.kind === DELETION_KIND) return await this.#onDeletion(e);
+      if (this.#config.kinds.includes(e.kind)) return await this.#onRequest(e, url);
+    } catch (err) {
+      this.#log.error({ err, eventId: e.id, kind: e.kind }, 'intake failed');
+    }
+  }
+
+  async #onPing(e: NostrEvent): Promise<void> {
+    const p = parsePing(e);
+    if (!p.ok || p.value.provider !== this.#id.pubkey) return;
+    if (p.value.expiration !== undefined && p.value.expiration <= Math.floor(Date.now() / 1000)) return;
+    await this.#publish(buildPong(e, { active: this.#running.size, capacity: this.#config.capacity }), 'pong');
+  }
+
+  /** NIP-09: a customer deleting their own request cancels it if it has not started. */
+  async #onDeletion(e: NostrEvent): Promise<void> {
+    for (const t of e.tags) {
+      if (t[0] !== 'e' || !t[1]) continue;
+      const job = this.store.get(t[1]);
+      if (!job || job.customer !== e.pubkey) continue;
+      if (job.state === 'queued' || job.state === 'awaiting-payment' || job.state === 'received') {
+        const i = this.#queue.indexOf(job.id);
+        if (i >= 0) this.#queue.splice(i, 1);
+        await this.store.transition(job.id, { type: 'cancel' });
+        this.#log.info({ jobId: job.id }, 'job cancelled by its customer');
+      } else {
+        this.#log.info({ jobId: job.id, state: job.state }, 'cancellation ignored: job already started');
+      }
+    }
+  }
+
+  async #onRequest(e: NostrEvent, relay: string): Promise<void> {
+    const targets = e.tags.filter((t) => t[0] === 'p').map((t) => t[1]);
+    if (targets.length && !targets.includes(this.#id.pubkey)) return;
+    const log = this.#log.child({ jobId: e.id, kind: e.kind, customer: e.pubkey });
+    const encrypted = e.tags.some((t) => t[0] === 'encrypted');
+    const expiration = expirationOf(e);
+    const rec: JobRecord = {
+      id: e.id,
+      kind: e.kind,
+      customer: e.pubkey,
+      state: 'received',
+      request: e,
+      encrypted,
+      terms: termsFor(this.#config, e.kind),
+      receivedAt: Date.now(),
+      updatedAt: Date.now(),
+      attempts: 0,
+      ...(expiration !== undefined ? { expiration } : {}),
+    };
+    if (!(await this.store.insert(rec))) {
+      log.debug({ relay }, 'duplicate request ignored');
+      return;
+    }
+    log.info({ relay, encrypted }, 'job request received');
+    await this.#decide(rec, log);
+  }
+
+  /** Open (decrypt) and parse a request; the parsed value or the problems. */
+  #parse(rec: JobRecord): { ok: true; event: NostrEvent; value: unknown } | { ok: false; problems: readonly Problem[] } {
+    let event = rec.request;
+    if (rec.encrypted) {
+      const opened = openJobRequest(rec.request, this.#id.secretKey);
+      if (!opened.ok) return { ok: false, problems: opened.errors };
+      event = opened.value as NostrEvent;
+    }
+    const spec = JOB_KINDS.get(rec.kind);
+    if (!spec) return { ok: false, problems: [{ path: 'kind', code: 'kind', message: `kind ${rec.kind} is not served` }] };
+    const parsed = spec.parseRequest(event);
+    if (!parsed.ok) return { ok: false, problems: parsed.errors };
+    return { ok: true, event, value: parsed.value };
+  }
+
+  async #decide(rec: JobRecord, log: Logger): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
+    if (rec.expiration !== undefined && rec.expiration <= now) {
+      await this.store.transition(rec.id, { type: 'expire' });
+      await this.#feedback(rec, { status: 'error', errorCode: 'EXPIRED', message: `the request expired at ${rec.expiration}` });
+      log.info({ expiration: rec.expiration }, 'expired request refused');
+      return;
+    }
+    const parsed = this.#parse(rec);
+    if (!parsed.ok) {
+      const code: ErrorCode = parsed.problems.some((p) => p.path.startsWith('tags.param')) ? 'INVALID_PARAMETER' : 'BAD_REQUEST';
+      await this.store.transition(rec.id, { type: 'reject', reason: code }, { error: formatProblems(parsed.problems) });
+      await this.#feedback(rec, { status: 'error', errorCode: code, message: formatProblems(parsed.problems), content: JSON.stringify({ problems: parsed.problems }) });
+      log.info({ problems: parsed.problems.length }, 'invalid request refused');
+      return;
+    }
+    if (!this.#takeToken(rec.customer)) {
+      await this.store.transition(rec.id, { type: 'reject', reason: 'RATE_LIMITED' }, { error: 'rate limited' });
+      await this.#feedback(rec, { status: 'error', errorCode: 'RATE_LIMITED', message: `at most ${this.#config.rateLimit.perMinute} jobs per minute per customer` });
+      log.info({}, 'request rate-limited');
+      return;
+    }
+    const waiting = this.#queue.length + this.#running.size;
+    if (waiting >= this.#config.capacity + this.#config.queue) {
+      await this.store.transition(rec.id, { type: 'reject', reason: 'SERVICE_UNAVAILABLE' }, { error: 'at capacity' });
+      await this.#feedback(rec, { status: 'error', errorCode: 'SERVICE_UNAVAILABLE', message: `at capacity: ${this.#running.size} running, ${this.#queue.length} queued` });
+      log.info({ running: this.#running.size, queued: this.#queue.length }, 'at capacity: request refused');
+      return;
+    }
+    if (rec.terms === 'escrow') {
+      await this.store.transition(rec.id, { type: 'reject', reason: 'escrow' }, { error: 'escrow terms are not supported by this build' });
+      await this.#feedback(rec, { status: 'error', errorCode: 'SERVICE_UNAVAILABLE', message: 'escrow terms are not supported by this provider yet' });
+      return;
+    }
+    await this.store.transition(rec.id, { type: 'accept' });
+    if (rec.terms === 'prepay') {
+      await this.#requestPrepayment(rec, parsed.value, log);
+      return;
+    }
+    this.#queue.push(rec.id);
+    this.#pump();
+  }
+
+  #takeToken(customer: string): boolean {
+    const { burst, perMinute } = this.#config.rateLimit;
+    const now = Date.now();
+    const b = this.#buckets.get(customer) ?? { tokens: burst, at: now };
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 60_000) * perMinute);
+    b.at = now;
+    this.#buckets.set(customer, b);
+    if (this.#buckets.size > 10_000) this.#buckets.delete(this.#buckets.keys().next().value as string);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  /** The most a job can cost before it runs: what prepay asks for. */
+  #maxPrice(rec: JobRecord, value: unknown): number {
+    const entry = this.#config.prices[rec.kind];
+    let units = 1;
+    if (rec.kind === SANDBOX_RUN_KIND) units = (value as SandboxRunRequest).params.time_limit_secs;
+    const p = priceFor(rec.kind, this.#config.prices, units);
+    return p.ok ? p.value.msats : entry?.baseMsats ?? 0;
+  }
+
+  async #requestPrepayment(rec: JobRecord, value: unknown, log: Logger): Promise<void> {
+    if (!this.#o.invoicer) {
+      await this.store.transition(rec.id, { type: 'fail', reason: 'no wallet' }, { error: 'prepay terms need a wallet' });
+      await this.#feedback(rec, { status: 'error', errorCode: 'SERVICE_UNAVAILABLE', message: 'the provider has no wallet to take payment' });
+      return;
+    }
+    const msats = this.#maxPrice(rec, value);
+    let invoice;
+    try {
+      invoice = await this.#o.invoicer.makeInvoice(msats, `bazaar job ${rec.id}`, this.#config.invoiceExpirySecs);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'make_invoice failed');
+      await this.store.transition(rec.id, { type: 'fail', reason: 'wallet' }, { error: 'make_invoice failed' });
+      await this.#feedback(rec, { status: 'error', errorCode: 'SERVICE_UNAVAILABLE', message: 'the provider wallet is unavailable' });
+      return;
+    }
+    await this.store.transition(rec.id, { type: 'request-payment' }, { invoice, priceMsats: msats });
+    this.#watching.add(rec.id);
+    await this.#feedback(rec, { status: 'payment-required', amount: { msats, bolt11: invoice.bolt11 }, message: 'pay this invoice to start the job' });
+    log.info({ msats }, 'payment requested');
+  }
+
+  // ---- execute ----
+
+  #pump(): void {
+    while (!this.#stopped && this.#running.size < this.#config.capacity && this.#queue.length) {
+      const id = this.#queue.shift()!;
+      const p = this.#execute(id).catch((err) => this.#log.error({ err, jobId: id }, 'job crashed'));
+      this.#jobPromises.add(p);
+      void p.finally(() => {
+        this.#jobPromises.delete(p);
+        this.#pump();
+      });
+    }
+  }
+
+  async #execute(id: string): Promise<void> {
+    let rec = this.store.get(id);
+    if (!rec || rec.state !== 'queued') return;
+    const log = this.#log.child({ jobId: id, kind: rec.kind });
+    if (rec.expiration !== undefined && rec.expiration <= Math.floor(Date.now() / 1000)) {
+      await this.store.transition(id, { type: 'expire' });
+      await this.#feedback(rec, { status: 'error', errorCode: 'EXPIRED', message: 'the request expired before it could start' });
+      return;
+    }
+    const ac = new AbortController();
+    this.#running.set(id, ac);
+    try {
+      rec = await this.store.transition(id, { type: 'start' }, { startedAt: Date.now(), attempts: rec.attempts + 1 });
+      await this.#feedback(rec, { status: 'processing', message: 'job started' });
+      log.info({ attempt: rec.attempts }, 'job started');
+      const parsed = this.#parse(rec);
+      if (!parsed.ok) throw new Error(formatProblems(parsed.problems));
+      const trajectory = new Trajectory();
+      trajectory.add({ step: 'start', kind: rec.kind, requestId: id, isolation: this.#o.runner.kind });
+      const workRoot = join(this.#o.dataDir, 'work', id);
+      await mkdir(workRoot, { recursive: true });
+      let produced: Produced;
+      try {
+        produced = await this.#runBackend(rec, parsed.event, parsed.value, { trajectory, workRoot, signal: ac.signal, log });
+      } finally {
+        await rm(workRoot, { recursive: true, force: true }).catch(() => {});
+      }
+      trajectory.add({ step: 'done', units: produced.units });
+      const trajectorySha256 = await trajectory.save(join(this.#o.dataDir, 'trajectories'), id);
+      await this.#deliver(rec, produced, trajectorySha256, log);
+    } catch (err) {
+      const message = this.#stopped ? 'the provider stopped during the job' : (err as Error).message;
+      log.warn({ err: (err as Error).message }, 'job failed');
+      const cur = this.store.get(id);
+      if (cur?.state === 'running') {
+        if (this.#stopped) return; // left `running`: the next start retries it once
+        const failed = await this.store.transition(id, { type: 'fail', reason: message }, { error: message, finishedAt: Date.now() });
+        await this.#feedback(failed, { status: 'error', message: message.slice(0, 500) });
+      }
+    } finally {
+      this.#running.delete(id);
+    }
+  }
+
+  async #runBackend(rec: JobRecord, event: NostrEvent, value: unknown, c: { trajectory: Trajectory; workRoot: string; signal: AbortSignal; log: Logger }): Promise<Produced> {
+    const ctx = {
+      runner: this.#o.runner,
+      log: c.log,
+      trajectory: c.trajectory,
+      workRoot: c.workRoot,
+      signal: c.signal,
+      allowFileRepos: this.#o.allowFileRepos ?? false,
+      onProgress: (fraction: number, message: string) => {
+        if (fraction > 0) void this.#feedback(rec, { status: 'partial', progress: Math.round(fraction * 100) / 100, message });
+      },
+    };
+    switch (rec.kind) {
+      case SANDBOX_RUN_KIND: {
+        const output = await runSandboxRun(value as SandboxRunRequest, ctx);
+        return { template: buildSandboxRunResult(event, output, rec.encrypted ? { omitRequest: true } : {}), units: sandboxRunUnits(output) };
+      }
+      default:
+        throw new Error(`kind ${rec.kind} has no backend in this build`);
+    }
+  }
+
+  // ---- deliver ----
+
+  async #deliver(rec: JobRecord, produced: Produced, trajectorySha256: string, log: Logger): Promise<void> {
+    const price = priceFor(rec.kind, this.#config.prices, produced.units);
+    const msats = rec.terms === 'prepay' ? rec.priceMsats ?? 0 : price.ok ? price.value.msats : 0;
+    let invoice = rec.invoice;
+    if (rec.terms === 'after-verify' && msats > 0 && this.#o.invoicer) {
+      try {
+        invoice = await this.#o.invoicer.makeInvoice(msats, `bazaar job ${rec.id}`, this.#config.invoiceExpirySecs);
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'make_invoice failed; the result carries the amount without an invoice');
+      }
+    }
+    const template = produced.template;
+    // The amount tag: what is owed and, after-verify, the invoice to pay it with.
+    const withAmount: EventTemplate = {
+      ...template,
+      tags: [...template.tags.filter((t) => t[0] !== 'amount'), ...(rec.terms === 'after-verify' ? [invoice ? ['amount', String(msats), invoice.bolt11] : ['amount', String(msats)]] : []), ['trajectory_sha256', trajectorySha256]],
+    };
+    const sealed = rec.encrypted ? sealJobResult(withAmount, this.#id.secretKey, rec.customer) : ({ ok: true, value: withAmount } as const);
+    if (!sealed.ok) throw new Error(formatProblems(sealed.errors));
+    const result = finalizeEvent(sealed.value, this.#id.secretKey) as NostrEvent;
+    const settledAlready = rec.terms === 'prepay';
+    const next = await this.store.transition(rec.id, { type: 'finish' }, { result, resultPublished: false, trajectorySha256, priceMsats: msats, finishedAt: Date.now(), ...(invoice ? { invoice } : {}) });
+    await this.#publishResult(next, log);
+    if (settledAlready) {
+      await this.store.transition(rec.id, { type: 'paid' }, { paidAt: rec.paidAt ?? Date.now() });
+    } else if (invoice) {
+      this.#watching.add(rec.id);
+    }
+    await this.#feedback(next, { status: 'success', message: 'result delivered' });
+    log.info({ msats, resultId: result.id, terms: rec.terms }, 'result delivered');
+  }
+
+  async #publishResult(rec: JobRecord, log: Logger): Promise<void> {
+    if (!rec.result) return;
+    const res = await this.pool.publish(rec.result, { timeoutMs: this.#o.publishTimeoutMs ?? 10_000 });
+    if (res.some((r) => r.ok || r.message.startsWith('duplicate:'))) await this.store.update(rec.id, { resultPublished: true });
+    else log.warn({ relays: res.map((r) => `${r.url}: ${r.message}`) }, 'no relay accepted the result yet; it will be republished');
+  }
+
+  // ---- settle ----
+
+  async #onPaymentHash(hash: string): Promise<void> {
+    for (const id of this.#watching) {
+      const rec = this.store.get(id);
+      if (rec?.invoice?.paymentHash === hash) await this.#checkPaid(rec);
+    }
+  }
+
+  async #pollInvoices(): Promise<void> {
+    for (const id of [...this.#watching]) {
+      const rec = this.store.get(id);
+      if (rec) await this.#checkPaid(rec);
+    }
+    // Results that no relay accepted yet are retried on the same tick.
+    for (const rec of this.store.jobsIn(['delivered', 'settled'])) if (rec.result && !rec.resultPublished) await this.#publishResult(rec, this.#log.child({ jobId: rec.id }));
+    await this.#writeStatusFile();
+  }
+
+  async #checkPaid(rec: JobRecord): Promise<void> {
+    if (!rec.invoice || !this.#o.invoicer || this.#settling.has(rec.id)) return;
+    this.#settling.add(rec.id);
+    try {
+      const look = await this.#o.invoicer.lookup(rec.invoice.paymentHash);
+      const cur = this.store.get(rec.id);
+      if (!cur) return;
+      if (look.state === 'paid') {
+        this.#watching.delete(rec.id);
+        const paidAt = look.settledAt ? look.settledAt * 1000 : Date.now();
+        const earning = { source: 'lightning' as const, msats: cur.invoice!.msats, paidAt, paymentHash: cur.invoice!.paymentHash };
+        if (cur.state === 'awaiting-payment') {
+          // Prepaid: the earning is booked now, the job runs next.
+          await this.store.transition(cur.id, { type: 'paid' }, { paidAt }, earning);
+          this.#log.info({ jobId: cur.id, msats: earning.msats }, 'prepayment received');
+          this.#queue.push(cur.id);
+          this.#pump();
+        } else if (cur.state === 'delivered' || cur.state === 'unpaid') {
+          await this.store.transition(cur.id, { type: 'paid' }, { paidAt }, earning);
+          this.#log.info({ jobId: cur.id, msats: earning.msats }, 'invoice paid: job settled');
+        }
+      } else if (look.state === 'expired' || rec.invoice.expiresAt < Date.now() / 1000) {
+        this.#watching.delete(rec.id);
+        if (cur.state === 'delivered') await this.store.transition(cur.id, { type: 'unpaid' });
+        else if (cur.state === 'awaiting-payment') {
+          await this.store.transition(cur.id, { type: 'fail', reason: 'PAYMENT_TIMEOUT' }, { error: 'the invoice expired unpaid' });
+          await this.#feedback(cur, { status: 'error', errorCode: 'PAYMENT_TIMEOUT', message: 'the invoice expired unpaid' });
+        }
+        this.#log.info({ jobId: cur.id }, 'invoice expired unpaid');
+      }
+    } catch (err) {
+      this.#log.warn({ jobId: rec.id, err: (err as Error).message }, 'invoice lookup failed; will retry');
+    } finally {
+      this.#settling.delete(rec.id);
+    }
+  }
+
+  // ---- restart ----
+
+  async #recover(): Promise<void> {
+    const open: JobState[] = ['received', 'queued', 'awaiting-payment', 'running', 'delivered'];
+    for (const rec of this.store.jobsIn(open)) {
+      const log = this.#log.child({ jobId: rec.id });
+      const r = recoverJobState(rec.state, rec.attempts);
+      if (!r.ok) continue;
+      if (rec.state === 'received') {
+        await this.#decide(rec, log);
+        continue;
+      }
+      if (r.state === 'failed') {
+        const failed = await this.store.transition(rec.id, { type: 'fail', reason: 'restart' }, { error: 'the provider restarted during the job twice' });
+        await this.#feedback(failed, { status: 'error', message: 'the provider restarted during the job' });
+        log.warn({}, 'job failed after a second restart');
+        continue;
+      }
+      if (rec.state === 'running') await this.store.transition(rec.id, { type: 'restart' });
+      if (r.state === 'queued') {
+        this.#queue.push(rec.id);
+        log.info({ attempts: rec.attempts }, 'job resumed after restart');
+      } else if (r.state === 'awaiting-payment' || r.state === 'delivered') {
+        if (rec.invoice) this.#watching.add(rec.id);
+        if (r.state === 'delivered' && rec.result && !rec.resultPublished) this.#track(this.#publishResult(rec, log));
+        log.info({ state: r.state }, 'watching the invoice again after restart');
+      }
+    }
+  }
+
+  // ---- publishing ----
+
+  async #feedback(rec: JobRecord, f: Omit<FeedbackInput, 'request'>): Promise<void> {
+    const template = buildFeedback({ ...f, request: { id: rec.id, pubkey: rec.customer } });
+    const t = rec.encrypted ? sealJobResult(template, this.#id.secretKey, rec.customer) : ({ ok: true, value: template } as const);
+    if (!t.ok) return;
+    await this.#publish({ ...t.value, kind: FEEDBACK_KIND }, `feedback ${f.status}`);
+  }
+
+  async #publish(template: EventTemplate, what: string): Promise<NostrEvent> {
+    const event = finalizeEvent(template, this.#id.secretKey) as NostrEvent;
+    const res = await this.pool.publish(event, { timeoutMs: this.#o.publishTimeoutMs ?? 10_000 });
+    if (!res.some((r) => r.ok)) this.#log.warn({ what, eventId: event.id, relays: res.map((r) => `${r.url}: ${r.message}`) }, 'publish failed on every relay');
+    return event;
+  }
+
+  async #publishHeartbeat(): Promise<void> {
+    if (this.#stopped) return;
+    const c = this.#config;
+    const active = this.#running.size;
+    await this.#publish(buildHeartbeat({ status: active >= c.capacity ? 'busy' : 'online', active, capacity: c.capacity, kinds: c.kinds, ttlSecs: c.heartbeatSecs * 2 }), 'heartbeat');
+    await this.#writeStatusFile();
+  }
+
+  async #writeStatusFile(): Promise<void> {
+    if (this.#stopped) return;
+    const s = { ...this.status(), pid: process.pid, updatedAt: Date.now() };
+    // Written to a temp file and renamed, so `status` never reads half a file.
+    const path = join(this.#o.dataDir, 'status.json');
+    const tmp = `${path}.${Math.random().toString(36).slice(2)}.tmp`;
+    await writeFile(tmp, JSON.stringify(s) + '\n')
+      .then(() => rename(tmp, path))
+      .catch(() => {});
+  }
+}

@@ -1,0 +1,79 @@
+// Wiring shared by `serve`, `doctor` and `bazaar up`: where things live in the data
+// directory, and the runner / wallet a config asks for.
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { BwrapRunner } from '@bazaar/agents-common/sandbox/bwrap-runner';
+import type { Runner } from '@bazaar/agents-common/sandbox/runner';
+import { unlockKeystoreFile, type Identity } from '@bazaar/agents-common/identity/keystore';
+import { loadConfig, type ProviderConfig } from './config.ts';
+import { connectNwcInvoicer, type Invoicer } from './nwc-invoicer.ts';
+import { Provider } from './provider.ts';
+
+export const DEFAULT_DATA_DIR = './data/provider';
+
+export interface ProviderPaths {
+  readonly root: string;
+  readonly keys: string;
+  readonly config: string;
+  readonly db: string;
+  readonly status: string;
+  readonly trajectories: string;
+}
+
+export function providerPaths(dataDir: string, configPath?: string): ProviderPaths {
+  const root = resolve(dataDir);
+  return { root, keys: join(root, 'keys.json'), config: configPath ? resolve(configPath) : join(root, 'config.jsonc'), db: join(root, 'db'), status: join(root, 'status.json'), trajectories: join(root, 'trajectories') };
+}
+
+/** Output of a 16 MiB-capped stream fits: the largest `max_output_bytes` a SandboxRun may ask for. */
+const CAPTURE_BYTES = 16 * 1024 * 1024;
+
+export async function createRunner(config: ProviderConfig, log: Logger): Promise<Runner> {
+  if (config.isolation === 'bwrap') return new BwrapRunner({ log: log.child({ part: 'sandbox' }), captureBytes: CAPTURE_BYTES });
+  const { ContainerRunner } = await import('@bazaar/agents-common/sandbox/container-runner');
+  const { dockerClient } = await import('@bazaar/agents-common/sandbox/detect');
+  const { baseImageTag } = await import('@bazaar/agents-common/sandbox/base-image');
+  const image = config.backends.docker?.image ?? (await baseImageTag());
+  return new ContainerRunner({ docker: dockerClient(config.backends.docker?.socket), log: log.child({ part: 'sandbox' }), image, captureBytes: CAPTURE_BYTES, ...(config.isolation === 'gvisor' ? { runtime: 'runsc' } : {}) });
+}
+
+export async function createInvoicer(config: ProviderConfig, log: Logger): Promise<Invoicer | null> {
+  if (!config.nwcUri) {
+    log.warn({}, 'no NWC wallet configured (nwc_uri / BAZAAR_NWC_URI): results will carry an amount but no invoice');
+    return null;
+  }
+  return connectNwcInvoicer({ uri: config.nwcUri, logger: log.child({ part: 'nwc' }) });
+}
+
+export interface RunningProvider {
+  readonly provider: Provider;
+  readonly identity: Identity;
+  readonly paths: ProviderPaths;
+  close(): Promise<void>;
+}
+
+/** Unlock the identity, load the config, start the agent. */
+export async function startProvider(o: { dataDir: string; configPath?: string; passphrase: string; logger: Logger; overrides?: Partial<ProviderConfig>; invoicePollMs?: number; allowFileRepos?: boolean; minBackoffMs?: number }): Promise<RunningProvider> {
+  const paths = providerPaths(o.dataDir, o.configPath);
+  const identity = await unlockKeystoreFile(paths.keys, o.passphrase);
+  const config = { ...(await loadConfig(paths.config)), ...o.overrides };
+  const runner = await createRunner(config, o.logger);
+  const invoicer = await createInvoicer(config, o.logger);
+  const provider = new Provider({ config, identity, dataDir: paths.root, logger: o.logger, runner, invoicer, ...(o.invoicePollMs ? { invoicePollMs: o.invoicePollMs } : {}), ...(o.allowFileRepos ? { allowFileRepos: true } : {}), ...(o.minBackoffMs ? { minBackoffMs: o.minBackoffMs } : {}) });
+  try {
+    await provider.start();
+  } catch (err) {
+    await provider.stop().catch(() => {});
+    await invoicer?.close();
+    throw err;
+  }
+  return {
+    provider,
+    identity,
+    paths,
+    async close() {
+      await provider.stop();
+      await invoicer?.close();
+    },
+  };
+}

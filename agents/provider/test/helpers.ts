@@ -1,0 +1,150 @@
+// Test fixture: a real local market — our relay on an ephemeral port, the devnet (dev
+// Lightning network + NWC wallet service over that relay), a provider with a sealed
+// identity in a temp dir — and a raw nostr-tools customer. Everything is torn down.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import WebSocket from 'ws';
+import type { Test } from 'tap';
+import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure';
+import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import { startRelay, type RunningRelay } from '@bazaar/relay/server';
+import { startDevnet, type RunningDevnet } from '@bazaar/devnet/devnet';
+import { createKeystoreFile } from '@bazaar/agents-common/identity/keystore';
+import { configTemplate } from '../src/config.ts';
+import { startProvider, type RunningProvider } from '../src/runtime.ts';
+
+export const PASSPHRASE = 'test passphrase 123';
+export const logger: Logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+export const tempDir = (prefix: string): string => mkdtempSync(join(tmpdir(), prefix));
+
+/** Wait until `cond()` holds, checking after each relay frame or every 25 ms; fails after `ms`. */
+export async function waitFor<T>(cond: () => T | undefined | false | Promise<T | undefined | false>, ms = 15_000, what = 'condition'): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await cond();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export interface Market {
+  relay: RunningRelay;
+  devnet: RunningDevnet;
+  providerDir: string;
+  customerUri: string;
+  providerUri: string;
+}
+
+export async function startMarket(t: Test, opts: { relayPort?: number; relayDir?: string } = {}): Promise<Market> {
+  const relayDir = opts.relayDir ?? tempDir('bazaar-prov-relay-');
+  const relay = await startRelay({ port: opts.relayPort ?? 0, host: '127.0.0.1', dataDir: relayDir, transport: 'ws', verifyWorkers: 0, logger });
+  const devDir = tempDir('bazaar-prov-devnet-');
+  const devnet = await startDevnet({ dataDir: devDir, relayUrl: relay.url, logger, mint: false, nwc: { refreshIntervalMs: 200 } });
+  const provider = devnet.account('provider');
+  const customer = devnet.account('customer', { fundSats: 10_000 });
+  await devnet.nwc.refresh();
+  const providerDir = tempDir('bazaar-prov-data-');
+  await createKeystoreFile(join(providerDir, 'keys.json'), PASSPHRASE, { logN: 10 });
+  writeFileSync(join(providerDir, 'config.jsonc'), configTemplate({ relays: [relay.url], nwcUri: provider.uri }), { mode: 0o600 });
+  t.teardown(async () => {
+    await devnet.close();
+    await relay.close();
+    for (const d of [devDir, providerDir, ...(opts.relayDir ? [] : [relayDir])]) rmSync(d, { recursive: true, force: true });
+  });
+  return { relay, devnet, providerDir, customerUri: customer.uri, providerUri: provider.uri };
+}
+
+export async function runProvider(t: Test, m: Market, overrides: Parameters<typeof startProvider>[0]['overrides'] = {}, extra: { dataDir?: string; allowFileRepos?: boolean } = {}): Promise<RunningProvider> {
+  const p = await startProvider({ dataDir: extra.dataDir ?? m.providerDir, passphrase: PASSPHRASE, logger, overrides: { heartbeatSecs: 3600, ...overrides }, invoicePollMs: 300, minBackoffMs: 100, ...(extra.allowFileRepos ? { allowFileRepos: true } : {}) });
+  let closed = false;
+  t.teardown(async () => {
+    if (!closed) await p.close();
+  });
+  const close = p.close;
+  return { ...p, close: async () => { closed = true; await close(); } };
+}
+
+/** A raw NIP-01 customer over `ws` (no Bazaar code): signs with its own key, collects every event. */
+export class Customer {
+  readonly sk = generateSecretKey();
+  readonly pubkey = getPublicKey(this.sk);
+  readonly events: NostrEvent[] = [];
+  readonly ws: WebSocket;
+  readonly #oks = new Map<string, (v: [boolean, string]) => void>();
+  readonly #open: Promise<void>;
+  #listeners = new Set<() => void>();
+
+  constructor(url: string) {
+    this.ws = new WebSocket(url);
+    this.#open = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('error', reject);
+    });
+    this.ws.on('message', (d) => {
+      const m = JSON.parse(d.toString()) as unknown[];
+      if (m[0] === 'EVENT') {
+        this.events.push(m[2] as NostrEvent);
+        for (const l of this.#listeners) l();
+      } else if (m[0] === 'OK') this.#oks.get(m[1] as string)?.([m[2] as boolean, m[3] as string]);
+    });
+  }
+
+  async ready(): Promise<this> {
+    await this.#open;
+    this.ws.send(JSON.stringify(['REQ', 'mine', { kinds: [6930, 6931, 6932, 6933, 6050, 7000], '#p': [this.pubkey] }]));
+    return this;
+  }
+
+  sign(t: { kind: number; tags: string[][]; content?: string; created_at?: number }): NostrEvent {
+    return finalizeEvent({ kind: t.kind, tags: t.tags, content: t.content ?? '', created_at: t.created_at ?? Math.floor(Date.now() / 1000) }, this.sk) as NostrEvent;
+  }
+
+  async publish(e: NostrEvent): Promise<[boolean, string]> {
+    const ok = new Promise<[boolean, string]>((resolve) => this.#oks.set(e.id, resolve));
+    this.ws.send(JSON.stringify(['EVENT', e]));
+    return ok;
+  }
+
+  /** Resolves with the first event (already received or to come) matching `pred`. */
+  waitEvent(pred: (e: NostrEvent) => boolean, ms = 20_000, what = 'event'): Promise<NostrEvent> {
+    const found = this.events.find(pred);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#listeners.delete(l);
+        reject(new Error(`timed out waiting for ${what}`));
+      }, ms);
+      const l = () => {
+        const e = this.events.find(pred);
+        if (!e) return;
+        clearTimeout(timer);
+        this.#listeners.delete(l);
+        resolve(e);
+      };
+      this.#listeners.add(l);
+    });
+  }
+
+  feedbackFor(jobId: string, status?: string): NostrEvent[] {
+    return this.events.filter((e) => e.kind === 7000 && e.tags.some((t) => t[0] === 'e' && t[1] === jobId) && (!status || e.tags.some((t) => t[0] === 'status' && t[1] === status)));
+  }
+
+  resultsFor(jobId: string): NostrEvent[] {
+    return this.events.filter((e) => e.kind >= 6000 && e.kind < 7000 && e.tags.some((t) => t[0] === 'e' && t[1] === jobId));
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+export const isFeedback = (jobId: string, status: string) => (e: NostrEvent) => e.kind === 7000 && e.tags.some((t) => t[0] === 'e' && t[1] === jobId) && e.tags.some((t) => t[0] === 'status' && t[1] === status);
+export const isResult = (jobId: string) => (e: NostrEvent) => e.kind >= 6000 && e.kind < 7000 && e.tags.some((t) => t[0] === 'e' && t[1] === jobId);
+
+export function sandboxJob(c: Customer, cmds: string[], extra: string[][] = [], timeLimit = 30): NostrEvent {
+  return c.sign({ kind: 5930, tags: [...cmds.map((x) => ['param', 'cmd', x]), ['param', 'time_limit_secs', String(timeLimit)], ...extra] });
+}
