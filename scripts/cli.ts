@@ -9,6 +9,7 @@ export const root: CommandSpec = {
     relay: async () => (await import('../relay/src/cli.ts')).relayCommand,
     devnet: async () => (await import('../agents/devnet/src/cli.ts')).devnetCommand,
     provider: async () => (await import('../agents/provider/src/cli.ts')).providerCommand,
+    policy: async () => (await import('../policies/src/cli.ts')).policyCommand,
     up: async () => (await import('./up.ts')).upCommand,
   },
 };

@@ -1,0 +1,92 @@
+// strfry write-policy plugin protocol (docs/plugins.md): one JSON request per stdin line,
+// exactly one JSON response per line on stdout, in order. Logs go to stderr only.
+import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import { withTimeout } from './combinators.ts';
+import type { Policy, PolicyContext, ReadStore, Verdict } from './policy.ts';
+
+export interface StrfryRequest {
+  readonly type: string;
+  readonly event: NostrEvent;
+  readonly receivedAt: number;
+  readonly sourceType: 'IP4' | 'IP6' | 'Import' | 'Stream' | 'Sync' | string;
+  readonly sourceInfo: string;
+  /** NIP-42 pubkey the connection authenticated as (newer strfry versions). */
+  readonly authed?: string;
+}
+
+export interface StrfryResponse {
+  readonly id: string;
+  readonly action: 'accept' | 'reject' | 'shadowReject';
+  readonly msg?: string;
+}
+
+const SOURCE_TYPES: Readonly<Record<string, PolicyContext['source']['type']>> = { IP4: 'ws', IP6: 'ws', Import: 'import', Stream: 'stream', Sync: 'sync' };
+
+const isEvent = (e: unknown): e is NostrEvent => {
+  const x = e as NostrEvent;
+  return typeof x === 'object' && x !== null && typeof x.id === 'string' && typeof x.pubkey === 'string' && Number.isInteger(x.kind) && Number.isInteger(x.created_at) && typeof x.content === 'string' && typeof x.sig === 'string' && Array.isArray(x.tags) && x.tags.every((t) => Array.isArray(t) && t.every((v) => typeof v === 'string'));
+};
+
+/** strfry sends seconds; tolerate milli/microseconds so a version change cannot break NIP-40 checks. */
+const toSeconds = (t: unknown): number | undefined => {
+  if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) return undefined;
+  if (t > 1e14) return Math.floor(t / 1e6);
+  if (t > 1e11) return Math.floor(t / 1e3);
+  return Math.floor(t);
+};
+
+const verdictToResponse = (id: string, v: Verdict): StrfryResponse =>
+  v.action === 'accept' ? { id, action: 'accept' } : v.action === 'reject' ? { id, action: 'reject', msg: v.message } : { id, action: 'shadowReject', msg: v.message ?? '' };
+
+/** Decide one request line. Never throws: bad input becomes a reject with an `error:`/`invalid:` message. */
+export async function handleStrfryLine(line: string, policy: Policy, store: ReadStore, log?: Pick<Logger, 'warn' | 'debug'>, connectionId = 'strfry'): Promise<StrfryResponse> {
+  let req: Partial<StrfryRequest>;
+  try {
+    req = JSON.parse(line);
+  } catch {
+    log?.warn({ length: line.length }, 'strfry plugin: input line is not JSON');
+    return { id: '', action: 'reject', msg: 'error: plugin received a malformed request' };
+  }
+  const rawId = (req as { event?: { id?: unknown } } | null)?.event?.id;
+  const id = typeof rawId === 'string' ? rawId : '';
+  if (typeof req !== 'object' || req === null || req.type !== 'new') {
+    log?.warn({ type: (req as { type?: unknown } | null)?.type }, 'strfry plugin: unexpected request type');
+    return { id, action: 'reject', msg: 'error: plugin received an unexpected request type' };
+  }
+  if (!isEvent(req.event)) return { id, action: 'reject', msg: 'invalid: malformed event' };
+  const sourceType = SOURCE_TYPES[req.sourceType ?? ''];
+  if (!sourceType) log?.warn({ sourceType: req.sourceType }, 'strfry plugin: unknown sourceType, treating the event as internal');
+  const receivedAt = toSeconds(req.receivedAt) ?? Math.floor(Date.now() / 1000);
+  const authed = typeof req.authed === 'string' && /^[0-9a-f]{64}$/.test(req.authed) ? req.authed : undefined;
+  const ctx: PolicyContext = {
+    source: { type: sourceType ?? 'internal', ip: typeof req.sourceInfo === 'string' ? req.sourceInfo : '', connectionId },
+    ...(authed ? { authedPubkey: authed } : {}),
+    receivedAt,
+    store,
+    size: Buffer.byteLength(JSON.stringify(req.event)),
+  };
+  const verdict = await policy(req.event, ctx);
+  log?.debug({ eventId: id, kind: req.event.kind, action: verdict.action }, 'strfry plugin decision');
+  return verdictToResponse(id, verdict);
+}
+
+/**
+ * Runs the plugin loop until `input` ends: requests are decided one at a time, in order, so the
+ * Nth output line always answers the Nth request. Blank lines are not requests and get no answer.
+ */
+export async function runStrfryPlugin(opts: { input: Readable; output: Writable; policy: Policy; store: ReadStore; timeoutMs?: number; log?: Pick<Logger, 'warn' | 'debug' | 'info'> }): Promise<{ requests: number }> {
+  const policy = withTimeout(opts.policy, opts.timeoutMs ?? 2000);
+  const rl = createInterface({ input: opts.input, crlfDelay: Infinity, terminal: false });
+  let requests = 0;
+  for await (const line of rl) {
+    if (line.trim() === '') continue;
+    requests++;
+    const res = await handleStrfryLine(line, policy, opts.store, opts.log);
+    if (!opts.output.write(JSON.stringify(res) + '\n')) await new Promise((r) => opts.output.once('drain', r));
+  }
+  opts.log?.info({ requests }, 'strfry plugin: input closed');
+  return { requests };
+}
