@@ -1,6 +1,6 @@
 // Composition you can see: seq, any, not, when, withTimeout. Each returns a plain Policy.
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
-import { ACCEPT, reject, type Policy, type PolicyContext, type Verdict } from './policy.ts';
+import { ACCEPT, reject, shadowReject, type Policy, type PolicyContext, type Verdict } from './policy.ts';
 
 /** Calls a policy, turning a throw (sync or async) into `error:` so one bad rule never crashes the relay. */
 async function call(policy: Policy, event: NostrEvent, ctx: PolicyContext): Promise<Verdict> {
@@ -79,5 +79,13 @@ export function withTimeout(policy: Policy, ms: number, onTimeout: Verdict = rej
       timer = setTimeout(() => resolve(onTimeout), ms);
     });
     return Promise.race([call(policy, event, ctx), timeout]).finally(() => clearTimeout(timer));
+  };
+}
+
+/** Turns a policy's rejections into shadow-rejections: the client sees `OK true`, nothing is stored (for spam you do not want to teach). */
+export function shadow(policy: Policy): Policy {
+  return async (event, ctx) => {
+    const v = await call(policy, event, ctx);
+    return v.action === 'reject' ? shadowReject(v.message) : v;
   };
 }

@@ -5,7 +5,7 @@ import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc
 import type { Logger } from 'pino';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { systemClock, type Clock } from './clock.ts';
-import { any, not, seq, when, withTimeout } from './combinators.ts';
+import { any, not, seq, shadow, when, withTimeout } from './combinators.ts';
 import type { Policy, PolicyContext } from './policy.ts';
 import { createdAtWindow } from './rules/created-at-window.ts';
 import { maxEventSize } from './rules/max-event-size.ts';
@@ -130,6 +130,7 @@ const RULES: Readonly<Record<string, RuleSpec>> = {
       return when(pred, b.rule(o.then), o.otherwise === undefined ? undefined : b.rule(o.otherwise));
     },
   },
+  shadow: { opts: { policy: { type: 'rule', required: true } }, build: (o, b) => shadow(b.rule(o.policy)) },
   withTimeout: { opts: { ms: { type: 'integer', required: true, min: 1 }, policy: { type: 'rule', required: true } }, build: (o, b) => withTimeout(b.rule(o.policy), o.ms) },
 };
 

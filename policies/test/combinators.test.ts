@@ -2,7 +2,7 @@
 import t from 'tap';
 import { alice, bob, ctx, short, sign } from './helpers.ts';
 import { accept, reject, shadowReject, type Policy } from '../src/policy.ts';
-import { any, kindIn, not, seq, when, withTimeout } from '../src/combinators.ts';
+import { any, kindIn, not, seq, shadow, when, withTimeout } from '../src/combinators.ts';
 import { fakeClock } from '../src/clock.ts';
 import { ipKey, rateLimitByIp } from '../src/rules/rate-limit-by-ip.ts';
 import { rateLimitByPubkey } from '../src/rules/rate-limit-by-pubkey.ts';
@@ -40,6 +40,8 @@ t.test('combinators', async (t) => {
     ['when: predicate true runs policy', when(kindIn([1]), R('blocked: k1')), 'blocked:'],
     ['when: predicate false accepts', when(kindIn([2]), R('blocked: k1')), 'accept'],
     ['when: otherwise branch', when(kindIn([2]), A, R('invalid: other')), 'invalid:'],
+    ['shadow: a rejection becomes a shadow-rejection', shadow(R('blocked: spam')), 'shadowReject'],
+    ['shadow: acceptance stays', shadow(A), 'accept'],
     ['when: throwing predicate is error:', when(() => { throw new Error('x'); }, A), 'error:'],
   ];
   for (const [name, p, expected] of rows) t.equal(short(await p(ev, ctx())), expected, name);

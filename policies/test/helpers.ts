@@ -25,7 +25,7 @@ export const rep = key('44444444444444444444444444444444444444444444444444444444
 
 export const T0 = 1_763_000_000;
 export const sign = (t: Partial<EventTemplate> & { kind: number }, sk: Uint8Array = alice.sk): NostrEvent =>
-  finalizeEvent({ created_at: T0, content: '', tags: [], ...t, tags: (t.tags ?? []).map((x) => [...x]) }, sk) as NostrEvent;
+  finalizeEvent({ created_at: T0, content: '', ...t, tags: (t.tags ?? []).map((x) => [...x]) }, sk) as NostrEvent;
 
 export function ctx(over: Partial<Omit<PolicyContext, 'source'>> & { ip?: string; type?: PolicyContext['source']['type'] } = {}): PolicyContext {
   const { ip, type, ...rest } = over;
