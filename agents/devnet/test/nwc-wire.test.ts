@@ -59,8 +59,14 @@ async function rawSetup(t: Test, serviceNow?: () => number) {
   });
 
   // The info event is stored (replaceable) and says what we support.
-  const info = await new Promise<Event>((resolve) => {
-    const sub = relay.subscribe([{ kinds: [13194], authors: [walletPubkey] }], { onevent: (e) => { sub.close(); resolve(e); } });
+  // Stored, so it arrives before EOSE; close on EOSE (closing earlier would leave
+  // nostr-tools' EOSE timer running).
+  const info = await new Promise<Event>((resolve, reject) => {
+    let got: Event | undefined;
+    const sub = relay.subscribe([{ kinds: [13194], authors: [walletPubkey] }], {
+      onevent: (e) => { got = e; },
+      oneose: () => { sub.close(); if (got) resolve(got); else reject(new Error('no info event stored')); },
+    });
   });
   t.ok(info.content.split(' ').includes('get_balance'));
   t.match(info.tags.find((x) => x[0] === 'encryption')?.[1] ?? '', /nip44_v2/);
@@ -128,4 +134,19 @@ t.test('raw NIP-47 over the relay', async (t) => {
   t.equal(p44.notification_type, 'payment_received');
   t.equal(p44.notification.payment_hash, r2.result.payment_hash);
   t.same(p04, p44, 'same notification in NIP-04 and NIP-44');
+});
+
+t.test('a re-sent request runs once', async (t) => {
+  const { fx, relay, ck, send, responseTo } = await rawSetup(t);
+  const inv = fx.network.createInvoice('bob', 1_000, 'once', 600);
+  const req = await send(nip44.encrypt(JSON.stringify({ method: 'pay_invoice', params: { invoice: inv.bolt11 } }), ck), [['encryption', 'nip44_v2']]);
+  const r = JSON.parse(nip44.decrypt((await responseTo(req.id)).content, ck)) as { result: { preimage: string } };
+  t.ok(r.result.preimage);
+  await relay.publish(req); // the very same signed event again
+  // A later request is answered after the duplicate was seen (arrival order), so by then a
+  // second payment would have happened.
+  const probe = await send(nip44.encrypt(JSON.stringify({ method: 'get_balance', params: {} }), ck), [['encryption', 'nip44_v2']]);
+  const b = JSON.parse(nip44.decrypt((await responseTo(probe.id)).content, ck)) as { result: { balance: number } };
+  t.equal(b.result.balance, 4_000, 'paid once');
+  t.equal(fx.network.balance('bob'), 6_000);
 });

@@ -59,7 +59,9 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
   const maxAge = opts.maxRequestAgeSecs ?? 600;
   const publishTimeoutMs = opts.publishTimeoutMs ?? 10_000;
   const buckets = new Map<string, Bucket>();
-  const seen = new Set<string>();
+  // Request id -> our signed response (undefined while in progress or when ignored). A
+  // client that re-sends the same request gets the same answer; nothing runs twice.
+  const seen = new Map<string, NostrEvent | undefined>();
   const announced = new Set<string>();
   let subscribedTo = '';
   let sub: { close: (reason?: string) => void } | undefined;
@@ -91,6 +93,7 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
       { kind: NWC_KINDS.response, created_at: nowSecs(), tags: [['p', request.pubkey], ['e', request.id]], content },
       walletSecret,
     )) as NostrEvent;
+    if (seen.has(request.id)) seen.set(request.id, event);
     await publish(event);
   }
 
@@ -106,9 +109,13 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
   }
 
   async function onRequest(event: NostrEvent): Promise<void> {
-    if (seen.has(event.id)) return;
-    seen.add(event.id);
-    if (seen.size > SEEN_MAX) seen.delete(seen.values().next().value as string);
+    if (seen.has(event.id)) {
+      const previous = seen.get(event.id);
+      if (previous) await publish(previous);
+      return;
+    }
+    seen.set(event.id, undefined);
+    if (seen.size > SEEN_MAX) seen.delete(seen.keys().next().value as string);
     const rlog = log.child({ requestId: event.id, client: event.pubkey });
     if (event.kind !== NWC_KINDS.request) return;
     const now = nowSecs();
@@ -204,12 +211,22 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
     const key = pubkeys.join(',');
     if (key === subscribedTo || closed) return;
     const old = sub;
+    const connectedOnce = new Set<string>();
     sub = pubkeys.length
       ? ws.pool.subscribe(relayUrls, { kinds: [NWC_KINDS.request], '#p': pubkeys }, {
           onevent: (ev) => {
             onRequest(ev as NostrEvent).catch((err: unknown) => log.error({ err, requestId: (ev as NostrEvent).id }, 'nwc request handling failed'));
           },
-          onconnect: (url) => log.debug({ url }, 'nwc relay connected'),
+          onconnect: (url) => {
+            log.debug({ url }, 'nwc relay connected');
+            // After a reconnect the relay may have lost our replaceable info events (a wiped
+            // dev relay): announce again; replacing an identical event is harmless.
+            if (connectedOnce.has(url)) {
+              announced.clear();
+              void scheduleRefresh();
+            }
+            connectedOnce.add(url);
+          },
           ondisconnect: (url, reason) => log.warn({ url, reason }, 'nwc relay disconnected'),
         })
       : undefined;
