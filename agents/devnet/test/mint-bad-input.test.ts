@@ -162,3 +162,49 @@ t.test('websocket: garbage gets JSON-RPC errors and the connection survives', as
   t.match(replies[1], { id: 1, error: { code: -32602 } });
   t.match(replies[2], { id: 2, result: { status: 'OK', subId: 'b' } });
 });
+
+t.test('melt in flight: inputs PENDING, concurrent swap and second melt refused, then SPENT', async (t) => {
+  const fake = new FakeWallet({ paidAfterMs: 20 });
+  t.teardown(() => fake.close());
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  // The Lightning payment waits on a gate so the test can look at the mint mid-melt.
+  const gated = Object.assign(Object.create(fake) as FakeWallet, {
+    pay: async (pr: string, o: { maxFeeMsat: number; signal?: AbortSignal }) => {
+      await gate;
+      return fake.pay(pr, o);
+    },
+  });
+  const h = await startTestMint(t, { inputFeePpk: 0, lightning: gated });
+  const w = await h.wallet();
+  const proofs = await h.fund(w, 64);
+  const inv = await fake.createInvoice({ amountMsat: 10_000, description: 'x', expirySecs: 600 });
+  const mq = await w.createMeltQuoteBolt11(inv.bolt11);
+  const pending = new Promise<void>((resolve) => {
+    const on = (p: { state: string }): void => {
+      if (p.state === 'PENDING') {
+        h.running.mint.off('proofState', on);
+        resolve();
+      }
+    };
+    h.running.mint.on('proofState', on);
+  });
+  const melting = postJson(`${h.url}/v1/melt/bolt11`, { quote: mq.quote, inputs: proofs.map(wire), outputs: blinded(outputs(h, 63)).map((o) => ({ ...o, amount: 1 })) }); // six blank outputs
+  await pending;
+  t.same((await w.checkProofsStates(proofs)).map((s) => s.state), proofs.map(() => 'PENDING'), 'inputs are PENDING during the payment');
+  const swap = await postJson(`${h.url}/v1/swap`, { inputs: proofs.map(wire), outputs: blinded(outputs(h, 64)) });
+  t.match(swap.json, { code: 11002 }, 'a swap of pending proofs is refused');
+  const again = await postJson(`${h.url}/v1/melt/bolt11`, { quote: mq.quote, inputs: proofs.map(wire) });
+  t.match(again.json, { code: 20005 }, 'the quote is pending');
+  t.equal((await w.checkMeltQuoteBolt11(mq.quote)).state, 'PENDING');
+  open();
+  const done = await melting;
+  t.equal(done.status, 200);
+  t.equal(done.json.state, 'PAID');
+  t.same((await w.checkProofsStates(proofs)).map((s) => s.state), proofs.map(() => 'SPENT'));
+  const change = done.json.change as { C_: string; id: string; amount: number }[];
+  t.equal(change.reduce((s, c) => s + c.amount, 0), 64 - 10, 'change for everything above the invoice (no routing fee spent)');
+  const l = h.running.mint.store.ledger();
+  t.equal(l.signed - l.spent, 54, 'outstanding ecash is exactly the change');
+  t.equal(l.lnIn - l.lnOut, l.signed - l.spent + l.feesCollected, 'Lightning in - out == outstanding + fees');
+});
