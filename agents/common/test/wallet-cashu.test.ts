@@ -53,7 +53,9 @@ t.test('melt pays an invoice and keeps the change; budgets are enforced', async 
   const over = await w.payInvoice(inv.bolt11, { maxFeeSat: 1 }).catch((e: Error) => e);
   t.match(over, { name: 'CashuWalletError', message: /exceeds the budget/ }, 'fee reserve above budget refused');
   t.equal(w.balance(), 500, 'refused payment spends nothing');
-  const res = await w.payInvoice(inv.bolt11);
+  t.match(await w.payInvoice(inv.bolt11, { maxAmountSat: 99 }).catch((e: Error) => e), { message: /over the budget of 99 sat/ }, 'over-budget invoice refused');
+  t.equal(w.balance(), 500);
+  const res = await w.payInvoice(inv.bolt11, { maxAmountSat: 100 });
   t.equal(res.amount, 100);
   t.match(res.preimage, /^[0-9a-f]{64}$/);
   t.ok(res.feePaid >= 0 && res.feePaid < 5, 'only the input fee is lost; the reserve came back as change');

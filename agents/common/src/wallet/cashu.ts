@@ -432,7 +432,7 @@ export class CashuWallet {
   }
 
   /** Pays a bolt11 by melting; the unused fee reserve comes back as change. */
-  async payInvoice(bolt11: string, opts: { maxFeeSat?: number } = {}): Promise<{ preimage: string | null; amount: number; feePaid: number }> {
+  async payInvoice(bolt11: string, opts: { maxFeeSat?: number; maxAmountSat?: number } = {}): Promise<{ preimage: string | null; amount: number; feePaid: number }> {
     let quote: MeltQuoteBolt11Response;
     try {
       quote = await this.wallet.createMeltQuoteBolt11(bolt11);
@@ -441,6 +441,7 @@ export class CashuWallet {
     }
     const amount = quote.amount.toNumber();
     const reserve = quote.fee_reserve.toNumber();
+    if (opts.maxAmountSat !== undefined && amount > opts.maxAmountSat) throw new CashuWalletError(`invoice asks ${amount} sat, over the budget of ${opts.maxAmountSat} sat`);
     if (opts.maxFeeSat !== undefined && reserve > opts.maxFeeSat) throw new CashuWalletError(`fee reserve ${reserve} sat exceeds the budget of ${opts.maxFeeSat} sat`);
     const inputs = this.select(amount + reserve, true);
     const preview = await this.wallet.prepareMelt('bolt11', quote, inputs.map(fromProofJson));
