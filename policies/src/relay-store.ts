@@ -22,10 +22,13 @@ export class RelayReadStore implements ReadStore {
   }
 
   query(filters: Filter[], opts: { signal?: AbortSignal } = {}): Promise<NostrEvent[]> {
+    if (opts.signal?.aborted) return Promise.reject(new Error('query aborted'));
     return new Promise<NostrEvent[]>((resolve, reject) => {
       const subId = `policy-${++this.seq}`;
       const events: NostrEvent[] = [];
       const ws = new WebSocket(this.url);
+      // Attached first: terminating a socket that is still connecting emits 'error'.
+      ws.on('error', (err) => finish(err));
       let done = false;
       const finish = (err?: Error) => {
         if (done) return;
@@ -39,7 +42,6 @@ export class RelayReadStore implements ReadStore {
       };
       const onAbort = () => finish(new Error('query aborted'));
       const timer = setTimeout(() => finish(new Error(`relay query timed out after ${this.timeoutMs} ms`)), this.timeoutMs);
-      if (opts.signal?.aborted) return onAbort();
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       ws.on('open', () => ws.send(JSON.stringify(['REQ', subId, ...filters])));
       ws.on('message', (data) => {
@@ -54,7 +56,6 @@ export class RelayReadStore implements ReadStore {
         else if (msg[0] === 'EOSE') finish();
         else if (msg[0] === 'CLOSED') finish(new Error(`relay closed the query: ${String(msg[2] ?? '')}`));
       });
-      ws.on('error', (err) => finish(err));
       ws.on('close', () => finish(new Error('relay connection closed before EOSE')));
     });
   }
