@@ -47,15 +47,21 @@ export async function startMarket(t: Test, opts: { relayPort?: number; relayDir?
   const provider = devnet.account('provider');
   const customer = devnet.account('customer', { fundSats: 10_000 });
   await devnet.nwc.refresh();
-  const providerDir = tempDir('bazaar-prov-data-');
-  await createKeystoreFile(join(providerDir, 'keys.json'), PASSPHRASE, { logN: 10 });
-  writeFileSync(join(providerDir, 'config.jsonc'), configTemplate({ relays: [relay.url], nwcUri: provider.uri }), { mode: 0o600 });
+  const providerDir = await makeProviderDir([relay.url], provider.uri);
   t.teardown(async () => {
     await devnet.close();
     await relay.close();
     for (const d of [devDir, providerDir, ...(opts.relayDir ? [] : [relayDir])]) rmSync(d, { recursive: true, force: true });
   });
   return { relay, devnet, providerDir, customerUri: customer.uri, providerUri: provider.uri };
+}
+
+/** A provider data dir with a sealed identity (cheap scrypt for tests) and a config from the template. */
+export async function makeProviderDir(relays: string[], nwcUri?: string): Promise<string> {
+  const dir = tempDir('bazaar-prov-data-');
+  await createKeystoreFile(join(dir, 'keys.json'), PASSPHRASE, { logN: 10 });
+  writeFileSync(join(dir, 'config.jsonc'), configTemplate({ relays, ...(nwcUri ? { nwcUri } : {}) }), { mode: 0o600 });
+  return dir;
 }
 
 export async function runProvider(t: Test, m: Market, overrides: Parameters<typeof startProvider>[0]['overrides'] = {}, extra: { dataDir?: string; allowFileRepos?: boolean } = {}): Promise<RunningProvider> {

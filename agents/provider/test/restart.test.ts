@@ -1,0 +1,162 @@
+// Restart safety with a real process: `bazaar provider serve` is SIGKILLed mid-job and again
+// after delivering but before being paid. The job is resumed (not lost), its result is
+// published exactly once, and the invoice paid while the provider was down is still seen.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import t from 'tap';
+import WebSocket from 'ws';
+import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import { loadNwcSdk } from '@bazaar/agents-common/wallet/alby-sdk';
+import { startRelay } from '@bazaar/relay/server';
+import { Customer, isFeedback, isResult, logger, makeProviderDir, PASSPHRASE, runProvider, sandboxJob, startMarket, tempDir, waitFor } from './helpers.ts';
+
+const ROOT = new URL('../../..', import.meta.url).pathname;
+
+function bazaar(args: string[]): ChildProcess & { out: () => string; waitFor: (re: RegExp, ms?: number) => Promise<void>; exited: Promise<number | null> } {
+  const p = spawn(process.execPath, ['--import=tsx', 'scripts/bazaar.mjs', ...args], { cwd: ROOT, env: { ...process.env, BAZAAR_PASSPHRASE: PASSPHRASE, BAZAAR_LOG_FORMAT: 'json', BAZAAR_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const waiters = new Set<() => void>();
+  const on = (d: Buffer) => {
+    out += d.toString();
+    for (const w of waiters) w();
+  };
+  p.stdout!.on('data', on);
+  p.stderr!.on('data', on);
+  const exited = new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)));
+  return Object.assign(p, {
+    out: () => out,
+    exited,
+    waitFor: (re: RegExp, ms = 30_000) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => { waiters.delete(check); reject(new Error(`timed out waiting for ${re} in provider output:\n${out.slice(-2000)}`)); }, ms);
+        const check = () => {
+          if (re.test(out)) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            resolve();
+          }
+        };
+        waiters.add(check);
+        check();
+      }),
+  });
+}
+
+async function cliJson<T>(args: string[]): Promise<T> {
+  const p = bazaar(args);
+  const code = await p.exited;
+  if (code !== 0) throw new Error(`bazaar ${args.join(' ')} exited ${code}: ${p.out()}`);
+  return JSON.parse(p.out()) as T;
+}
+
+/** Every event on the relay matching `filter` (REQ until EOSE). */
+function query(url: string, filter: object): Promise<NostrEvent[]> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    const got: NostrEvent[] = [];
+    const timer = setTimeout(() => { ws.terminate(); reject(new Error('query timed out')); }, 10_000);
+    ws.on('open', () => ws.send(JSON.stringify(['REQ', 'q', filter])));
+    ws.on('message', (d) => {
+      const m = JSON.parse(d.toString()) as unknown[];
+      if (m[0] === 'EVENT') got.push(m[2] as NostrEvent);
+      if (m[0] === 'EOSE') {
+        clearTimeout(timer);
+        ws.close();
+        resolve(got);
+      }
+    });
+    ws.on('error', reject);
+  });
+}
+
+t.test('SIGKILL mid-job and after delivery: resumed, delivered once, invoice still watched', async (t) => {
+  const m = await startMarket(t);
+  const c = await new Customer(m.relay.url).ready();
+  t.teardown(() => c.close());
+  const serve = () => bazaar(['provider', 'serve', '--data', m.providerDir, '--invoice-poll-ms', '300']);
+
+  let p = serve();
+  t.teardown(() => { p.kill('SIGKILL'); });
+  await p.waitFor(/"msg":"provider started"/);
+  const job = sandboxJob(c, ['sleep 2; echo survived'], [], 60);
+  await c.publish(job);
+  await c.waitEvent(isFeedback(job.id, 'processing'), 20_000, 'processing');
+  p.kill('SIGKILL');
+  await p.exited;
+  t.same(c.resultsFor(job.id), [], 'no result before the crash');
+
+  p = serve();
+  await p.waitFor(/"msg":"job resumed after restart"/);
+  const result = await c.waitEvent(isResult(job.id), 30_000, 'result after restart');
+  t.equal(JSON.parse(result.content).commands[0].stdout, 'survived\n', 'the resumed job ran to completion');
+  const bolt11 = result.tags.find((x) => x[0] === 'amount')?.[2];
+  t.ok(bolt11, 'the result carries an invoice');
+  await p.waitFor(/"msg":"result delivered"/);
+  p.kill('SIGKILL');
+  await p.exited;
+
+  // The customer pays while the provider is down.
+  const { NWCClient } = await loadNwcSdk();
+  const wallet = new NWCClient({ nostrWalletConnectUrl: m.customerUri });
+  t.teardown(() => wallet.close());
+  await wallet.payInvoice({ invoice: bolt11! });
+
+  p = serve();
+  await p.waitFor(/"msg":"invoice paid: job settled"/);
+  const earnings = await cliJson<{ totalMsats: number; count: number }>(['provider', 'earnings', '--json', '--data', m.providerDir]);
+  t.equal(earnings.count, 1, 'the payment made during the outage is booked');
+  t.ok(earnings.totalMsats > 0);
+  const results = await query(m.relay.url, { kinds: [6930], '#e': [job.id] });
+  t.equal(results.length, 1, 'exactly one result event on the relay');
+  t.equal(results[0].id, result.id);
+  p.kill('SIGTERM');
+  t.equal(await p.exited, 0, 'SIGTERM stops the provider cleanly');
+});
+
+t.test('two relays: duplicates ignored, relay restart reconnects', async (t) => {
+  const dirA = tempDir('bazaar-prov-ra-');
+  const dirB = tempDir('bazaar-prov-rb-');
+  let a = await startRelay({ port: 0, host: '127.0.0.1', dataDir: dirA, transport: 'ws', verifyWorkers: 0, logger });
+  const b = await startRelay({ port: 0, host: '127.0.0.1', dataDir: dirB, transport: 'ws', verifyWorkers: 0, logger });
+  const portA = Number(new URL(a.url).port);
+  const providerDir = await makeProviderDir([a.url, b.url]);
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+    for (const d of [dirA, dirB, providerDir]) rmSync(d, { recursive: true, force: true });
+  });
+  const running = await runProvider(t, { providerDir } as never);
+  await waitFor(() => running.provider.pool.connectedCount() === 2, 10_000, 'both relays connected');
+  const ca = await new Customer(a.url).ready();
+  const cb = await new Customer(b.url).ready();
+  t.teardown(() => { ca.close(); cb.close(); });
+
+  const twice = sandboxJob(ca, ['echo once']);
+  await ca.publish(twice);
+  await cb.publish(twice);
+  await ca.waitEvent(isResult(twice.id), 20_000, 'result on relay A');
+  await ca.waitEvent(isFeedback(twice.id, 'success'), 20_000, 'success');
+  t.equal(ca.feedbackFor(twice.id, 'processing').length, 1, 'one job, though the request came from two relays');
+  const onA = await query(a.url, { kinds: [6930], '#e': [twice.id] });
+  const onB = await query(b.url, { kinds: [6930], '#e': [twice.id] });
+  t.equal(onA.length, 1, 'one result on relay A');
+  t.same(onB.map((e) => e.id), onA.map((e) => e.id), 'the same result event on relay B');
+  const processingOnB = (await query(b.url, { kinds: [7000], '#e': [twice.id] })).filter(isFeedback(twice.id, 'processing'));
+  t.same(processingOnB.map((e) => e.id), ca.feedbackFor(twice.id, 'processing').map((e) => e.id), 'the same single processing feedback on both relays');
+
+  ca.close();
+  await a.close();
+  await waitFor(() => running.provider.pool.connectedCount() === 1, 10_000, 'provider notices relay A is gone');
+  const viaB = sandboxJob(cb, ['echo via b']);
+  await cb.publish(viaB);
+  await cb.waitEvent(isResult(viaB.id), 20_000, 'jobs still flow through relay B');
+
+  a = await startRelay({ port: portA, host: '127.0.0.1', dataDir: dirA, transport: 'ws', verifyWorkers: 0, logger });
+  await waitFor(() => running.provider.pool.connectedCount() === 2, 20_000, 'provider reconnects to relay A');
+  const ca2 = await new Customer(a.url).ready();
+  t.teardown(() => ca2.close());
+  const viaA = sandboxJob(ca2, ['echo via a again']);
+  await ca2.publish(viaA);
+  await ca2.waitEvent(isResult(viaA.id), 20_000, 'jobs flow through relay A after it came back');
+  t.pass('reconnected');
+});
