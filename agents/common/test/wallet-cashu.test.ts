@@ -113,3 +113,28 @@ t.test('the Wallet facade carries the Cashu rail', async (t) => {
   t.equal(w.cashu.balance(), 16);
   f.assertConserved(t, [w.cashu]);
 });
+
+t.test('restore from seed after losing the store (NUT-09 + NUT-13)', async (t) => {
+  const { randomBytes } = await import('node:crypto');
+  const { rmSync } = await import('node:fs');
+  const f = await startCashuFixture(t);
+  const seed = randomBytes(64);
+  const dir = f.tempDir();
+  const a = await f.openWallet(dir, { seed });
+  const bob = await f.openWallet();
+  await f.fund(a, 200);
+  await bob.receive((await a.send(50)).token);
+  const kept = a.balance();
+  t.ok(kept > 0 && kept < 150);
+  await a.close();
+  rmSync(dir, { recursive: true, force: true }); // the disk is gone
+  const a2 = await f.openWallet(f.tempDir(), { seed });
+  t.equal(a2.balance(), 0);
+  t.equal(await a2.restoreFromSeed(), kept, 'every unspent sat comes back; spent ones do not');
+  t.equal(a2.balance(), kept);
+  const again = await a2.send(10);
+  t.match(again.token, /^cashuB/, 'counters moved past the restored ones: new outputs are not reused');
+  t.equal(await a2.restoreFromSeed(), 0, 'a second restore finds nothing new');
+  await a2.confirmSent();
+  f.assertConserved(t, [a2, bob]);
+});

@@ -19,6 +19,8 @@ import {
   type MeltQuoteBolt11Response,
   type OutputDataLike,
   type OutputType,
+  type CounterRange,
+  type CounterSource,
   type P2PKOptions,
   type Proof,
   type SerializedBlindedSignature,
@@ -91,6 +93,11 @@ export interface CashuWalletOptions {
   /** Wallet clock in unix seconds (injectable for locktime logic). */
   readonly now?: () => number;
   /**
+   * BIP39 seed (64 bytes). With it, outputs are deterministic (NUT-13, counters kept in
+   * LMDB) and restoreFromSeed() can rebuild the purse from the mint after losing the store.
+   */
+  readonly seed?: Uint8Array;
+  /**
    * Test instrumentation: called after each durable step, named like 'swap:persisted'
    * (outputs written, mint not yet called) or 'swap:answered' (mint answered, not yet
    * committed locally). The crash tests kill the process from here.
@@ -141,6 +148,31 @@ function deserializeOutput(o: StoredOutput): OutputData {
   return new OutputData({ amount: Amount.from(o.blindedMessage.amount), B_: o.blindedMessage.B_, id: o.blindedMessage.id } as never, BigInt('0x' + o.blindingFactor), hexToBytes(o.secret));
 }
 
+/** NUT-13 counters in LMDB: a counter is durably reserved before its outputs reach the mint. */
+function lmdbCounterSource(root: RootDatabase, db: Database<number, string>): CounterSource {
+  const get = (k: string): number => db.get(k) ?? 0;
+  return {
+    async reserve(keysetId: string, n: number): Promise<CounterRange> {
+      return root.transactionSync(() => {
+        const start = get(keysetId);
+        db.put(keysetId, start + n);
+        return { start, count: n };
+      });
+    },
+    async advanceToAtLeast(keysetId: string, minNext: number): Promise<void> {
+      root.transactionSync(() => {
+        if (get(keysetId) < minNext) db.put(keysetId, minNext);
+      });
+    },
+    async snapshot(): Promise<Record<string, number>> {
+      return Object.fromEntries([...db.getRange()].map((e) => [e.key, e.value]));
+    },
+    async setNext(keysetId: string, next: number): Promise<void> {
+      root.transactionSync(() => db.put(keysetId, next));
+    },
+  };
+}
+
 export class CashuWallet {
   readonly mintUrl: string;
   readonly wallet: Wallet;
@@ -173,7 +205,8 @@ export class CashuWallet {
       await root.close();
       throw new CashuWalletError(`cashu wallet store ${opts.dataDir} has version ${String(version)}, this build reads ${CASHU_STORE_VERSION}`);
     }
-    const wallet = new Wallet(opts.mintUrl, { unit: 'sat' });
+    const counters = root.openDB<number, string>({ name: 'counters' });
+    const wallet = new Wallet(opts.mintUrl, { unit: 'sat', ...(opts.seed ? { bip39seed: opts.seed, counterSource: lmdbCounterSource(root, counters) } : {}) });
     try {
       await wallet.loadMint();
     } catch (err) {
@@ -559,6 +592,36 @@ export class CashuWallet {
       out.push({ proof: toProofJson(proof), role: stored.role });
     });
     return out;
+  }
+
+  /**
+   * Rebuilds the purse from the mint with the wallet's seed (NUT-09 + NUT-13): every keyset
+   * is scanned, unspent proofs not already held are added as ready, counters move past the
+   * last used one. Returns the sats recovered.
+   */
+  async restoreFromSeed(opts: { gapLimit?: number; batchSize?: number } = {}): Promise<number> {
+    const { keysets } = await this.wallet.mint.getKeySets();
+    let recovered = 0;
+    for (const ks of keysets) {
+      if (ks.unit !== 'sat') continue;
+      let res;
+      try {
+        res = await this.wallet.batchRestore(opts.gapLimit ?? 100, opts.batchSize ?? 100, 0, ks.id);
+      } catch (err) {
+        throw new CashuWalletError(`restore from seed failed on keyset ${ks.id}: ${(err as Error).message}`);
+      }
+      if (res.lastCounterWithSignature !== undefined) await this.wallet.counters.advanceToAtLeast(ks.id, res.lastCounterWithSignature + 1);
+      if (!res.proofs.length) continue;
+      const states = await this.wallet.checkProofsStates(res.proofs);
+      const fresh = res.proofs.map(toProofJson).filter((p, i) => states[i].state === 'UNSPENT' && !this.proofsDb.get(p.secret));
+      const at = this.now();
+      this.root.transactionSync(() => {
+        for (const p of fresh) this.proofsDb.put(p.secret, { proof: p, state: 'ready', at });
+      });
+      recovered += sumJson(fresh);
+    }
+    this.log.info({ recovered }, 'cashu wallet restored from seed');
+    return recovered;
   }
 
   async checkStates(proofs: readonly ProofJson[]): Promise<('UNSPENT' | 'PENDING' | 'SPENT')[]> {
