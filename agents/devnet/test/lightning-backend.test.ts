@@ -24,6 +24,11 @@ t.test('the mint account issues invoices a user pays, and is told when they sett
   t.equal(await mint.invoiceState(inv.paymentHash), 'paid');
   t.equal(net.balance('mint'), 10_000);
   await t.rejects(mint.invoiceState('00'.repeat(32)), /no invoice/);
+  // Someone else's payment of a third party's invoice is not the mint's payment.
+  net.createAccount('third');
+  const other = net.createInvoice('third', 1_000, 'x', 600);
+  net.pay('user', other.bolt11);
+  t.equal(await mint.invoiceState(other.paymentHash), 'unpaid');
 });
 
 t.test('the mint account pays (melts) invoices of other accounts', async (t) => {
@@ -34,7 +39,9 @@ t.test('the mint account pays (melts) invoices of other accounts', async (t) => 
   const mint = accountLightningBackend(net, 'mint');
   const userInv = net.createInvoice('user', 7_000, 'melt', 600);
   t.equal(mint.feeReserveMsat(7_000), 0, 'free routing: no reserve by default');
+  t.equal(await mint.invoiceState(userInv.paymentHash), 'unpaid', 'not yet paid by the mint');
   const res = await mint.pay(userInv.bolt11, { maxFeeMsat: 0 });
+  t.equal(await mint.invoiceState(userInv.paymentHash), 'paid', 'the mint can tell its payment happened (melt recovery)');
   t.equal(bytesToHex(sha256(hexToBytes(res.preimage))), userInv.paymentHash);
   t.equal(res.feeMsat, 0);
   t.equal(net.balance('mint'), 13_000);
