@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { BwrapRunner } from '../src/sandbox/bwrap-runner.ts';
 import { SandboxError } from '../src/sandbox/runner.ts';
 import { escapeSuite } from './sandbox-escape-suite.ts';
+import { proxySuite } from './sandbox-proxy-suite.ts';
 
 const log = pino({ level: process.env.BAZAAR_TEST_LOG ?? 'silent' });
 const runner = new BwrapRunner({ log });
@@ -13,6 +14,10 @@ t.test('bubblewrap escape suite', async (t) => {
   const cg = await runner.cgroupSupport();
   t.comment(`limits through ${cg.version ? `cgroup v${cg.version}` : `rlimits (${cg.why ?? ''})`}`);
   escapeSuite(t, runner);
+});
+
+t.test('bubblewrap and the credential proxy', async (t) => {
+  proxySuite(t, runner);
 });
 
 t.test('cgroup metering: cpu-seconds and peak memory are measured', async (t) => {
@@ -48,5 +53,5 @@ t.test('bad input and setup failures are errors, not results', async (t) => {
   await t.rejects(runner.run({ cmd: ['true'], repo: '/nonexistent/repo' }), /mount source does not exist/);
   await t.rejects(runner.run({ cmd: ['true'], cwd: 'relative' }), /invalid sandbox path/);
   const missing = await runner.run({ cmd: ['definitely-not-a-command'] });
-  t.not(missing.exitCode, 0, 'a missing command is the job failing, reported as a result');
+  t.equal(missing.exitCode, 127, 'a missing command is the job failing, reported as a result (127)');
 });

@@ -6,6 +6,7 @@ import { ensureBaseImage } from '../src/sandbox/base-image.ts';
 import { ContainerRunner } from '../src/sandbox/container-runner.ts';
 import { detectRunners } from '../src/sandbox/detect.ts';
 import { escapeSuite } from './sandbox-escape-suite.ts';
+import { proxySuite } from './sandbox-proxy-suite.ts';
 import { dockerForTests } from './podman-service.ts';
 
 const log = pino({ level: process.env.BAZAAR_TEST_LOG ?? 'silent' });
@@ -24,6 +25,10 @@ if ('unavailable' in api) {
     escapeSuite(t, runner);
   });
 
+  t.test('containers and the credential proxy', async (t) => {
+    proxySuite(t, runner);
+  });
+
   t.test('the container runs with the seed flags', async (t) => {
     const r = await runner.run({ cmd: ['sh', '-c', 'id -u; grep -E "^Cap(Eff|Bnd)" /proc/self/status; grep NoNewPrivs /proc/self/status; ulimit -n; touch /workspace/x && /workspace/x; mount | grep -E " /workspace | / "'] });
     t.equal(r.reason, 'exit');
@@ -37,8 +42,10 @@ if ('unavailable' in api) {
     t.match(r.stdout, /on \/ type \w+ \(ro/);
   });
 
-  t.test('a missing image is a clear error', async (t) => {
+  t.test('a missing image is a clear error; a missing command is the job failing (127)', async (t) => {
     await t.rejects(runner.run({ cmd: ['true'], image: 'bazaar/no-such-image:0' }), /npm run images/);
+    const missing = await runner.run({ cmd: ['definitely-not-a-command'] });
+    t.match(missing, { reason: 'exit', exitCode: 127, stderr: /definitely-not-a-command/ });
   });
 
   t.test('detectRunners reports both runners and why one is not usable', async (t) => {

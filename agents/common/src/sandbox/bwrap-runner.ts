@@ -6,7 +6,7 @@
 // and metering through a per-job cgroup, falling back to rlimits (prlimit).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, chown, lstat, readlink } from 'node:fs/promises';
+import { access, chown, lstat, mkdir, readlink } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -42,6 +42,8 @@ const ETC_ENTRIES = [
   'ssl', 'ca-certificates', 'localtime', 'os-release', 'debian_version', 'mime.types', 'protocols', 'services',
 ];
 const CPU_POLL_MS = 200;
+/** Mount point of each job's staging tmpfs, inside the job's private mount namespace only. */
+const STAGE_DIR = '/run/bazaar-sandbox-stage';
 
 export class BwrapRunner implements Runner {
   readonly kind = 'bwrap';
@@ -93,7 +95,6 @@ export class BwrapRunner implements Runner {
     if (support.version !== null) {
       try {
         cgroup = await JobCgroup.create(support, this.#cgroupParent, jobId, limits);
-        await cgroup.allowJoin(this.#uid, this.#gid);
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'cgroup setup failed; falling back to rlimits');
         await cgroup?.destroy();
@@ -101,30 +102,41 @@ export class BwrapRunner implements Runner {
       }
     }
 
-    const bwrapArgs = await this.#bwrapArgs(spec, limits);
+    const bindSpecs = [
+      ...(spec.repo ? [{ hostPath: spec.repo, sandboxPath: '/repo', readOnly: true }] : []),
+      ...(spec.workspace ? [{ hostPath: spec.workspace, sandboxPath: '/workspace', readOnly: false }] : []),
+      ...(spec.mounts ?? []),
+    ];
+    // As root, bwrap runs as the sandbox user, who may not be able to walk to a bind source (e.g.
+    // under a 0700 data dir). So a private mount namespace (gone with the job) first bind-mounts
+    // every source onto a 0755 staging tmpfs, and bwrap binds from there.
+    if (asRoot) await mkdir(STAGE_DIR, { recursive: true });
+    const binds = bindSpecs.map((b, i) => ({ ...b, source: asRoot ? `${STAGE_DIR}/${i}` : b.hostPath }));
+    const bwrapArgs = await this.#bwrapArgs(spec, limits, binds);
     // rlimits: always no core dumps, a per-process cpu backstop and the container runner's nofile;
     // without a cgroup also processes and data size (weaker: per process / per uid).
     const rl = [`--core=0`, `--cpu=${Math.ceil(limits.cpuSeconds) + 1}`, `--nofile=1024`];
     if (!cgroup) rl.push(`--nproc=${limits.pids}`, `--data=${limits.memoryBytes}`);
     const inner = [this.#prlimit, ...rl, '--', this.#bwrap, ...bwrapArgs];
-    // The job joins its cgroup before bwrap starts, so no process of it ever runs outside.
-    const argv = cgroup
-      ? ['/bin/sh', '-c', `${cgroup.procsFiles.map((f) => `echo $$ > ${shellQuote(f)}`).join(' && ')} && exec "$@"`, 'bazaar-sandbox', ...inner]
-      : inner;
+    let argv = inner;
+    if (asRoot) {
+      // The job joins its cgroup before bwrap starts, so no process of it ever runs outside.
+      const steps = [
+        ...(cgroup ? cgroup.procsFiles.map((f) => `echo $$ > ${shellQuote(f)}`) : []),
+        `mount -t tmpfs -o mode=0755,size=64k bazaar-stage ${STAGE_DIR}`,
+        ...binds.flatMap((b, i) => [`mkdir ${b.source}`, `mount --bind ${shellQuote(bindSpecs[i].hostPath)} ${b.source}`]),
+        `exec setpriv --reuid=${this.#uid} --regid=${this.#gid} --clear-groups -- "$@"`,
+      ];
+      argv = ['unshare', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', steps.join(' && '), 'bazaar-sandbox', ...inner];
+    }
 
     const started = performance.now();
     const child = spawn(argv[0], argv.slice(1), {
-      stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
-      env: {},
-      ...(asRoot ? { uid: this.#uid, gid: this.#gid } : {}),
+      stdio: ['pipe', 'pipe', 'pipe', 'ignore', 'pipe'],
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
     });
     log.debug({ pid: child.pid, cmd: spec.cmd[0], cgroup: cgroup ? `v${cgroup.version}` : 'none' }, 'sandbox started');
 
-    // bwrap writes a JSON line to its info fd once the sandbox is set up: no line = setup failed.
-    let infoText = '';
-    const info = child.stdio[3] as NodeJS.ReadableStream | null;
-    info?.on('data', (c: Buffer) => { infoText += c.toString('utf8'); });
-    info?.on('error', () => undefined);
     // fd 4: the sandbox's /etc/hosts (localhost only, nothing about the provider's network).
     const hostsFd = child.stdio[4] as NodeJS.WritableStream | null;
     hostsFd?.on('error', () => undefined);
@@ -157,16 +169,16 @@ export class BwrapRunner implements Runner {
     };
 
     let exited = false;
-    child.stdout.on('data', (c: Buffer) => {
+    child.stdout!.on('data', (c: Buffer) => {
       out.push(c);
       if (out.bytes + err.bytes > limits.outputBytes) stop('output-limit', false);
     });
-    child.stderr.on('data', (c: Buffer) => {
+    child.stderr!.on('data', (c: Buffer) => {
       err.push(c);
       if (out.bytes + err.bytes > limits.outputBytes) stop('output-limit', false);
     });
-    child.stdin.on('error', () => undefined); // the job may exit without reading its stdin
-    child.stdin.end(spec.stdin === undefined ? undefined : Buffer.from(spec.stdin));
+    child.stdin!.on('error', () => undefined); // the job may exit without reading its stdin
+    child.stdin!.end(spec.stdin === undefined ? undefined : Buffer.from(spec.stdin));
 
     const wallTimer = setTimeout(() => stop('timeout', true), limits.wallMs);
     const onAbort = (): void => stop('killed', true);
@@ -219,13 +231,17 @@ export class BwrapRunner implements Runner {
     const reason: RunReason = stopReason ?? (oom ? 'oom' : 'exit');
     const o = out.finish();
     const e = err.finish();
-    if (stopReason === null && !infoText.includes('child-pid')) {
-      // bwrap's own failures (bad mount, no user namespaces) are setup errors, not job results.
-      throw new SandboxError(`sandbox setup failed: ${e.text.trim().split('\n').slice(-3).join(' | ') || `bwrap exited with ${String(exit.code ?? exit.signal)}`}`);
+    const bwrapLine = stopReason === null && exit.code === 1 && o.bytes === 0 && /^bwrap: [^\n]*\n?$/.test(e.text);
+    // The command missing (or its cwd) is the job's failure: exit 127 like a shell, as the container runner does.
+    const notFound = bwrapLine && /^bwrap: (execvp|Can't chdir)/.test(e.text);
+    if (bwrapLine && !notFound) {
+      // bwrap's own failures (no user namespaces, a mount it cannot make) are setup errors, not
+      // job results. A job could print the same line and exit 1; it would only fail its own run.
+      throw new SandboxError(`sandbox setup failed: ${e.text.trim()}`);
     }
     const result: RunResult = {
       reason,
-      exitCode: exit.code,
+      exitCode: notFound ? 127 : exit.code,
       signal: exit.signal ?? (exit.code !== null && exit.code > 128 && exit.code < 160 ? signalName(exit.code - 128) : null),
       stdout: o.text,
       stderr: e.text,
@@ -282,10 +298,9 @@ export class BwrapRunner implements Runner {
     return this.#systemArgs;
   }
 
-  async #bwrapArgs(spec: RunSpec, limits: RunLimits): Promise<string[]> {
+  async #bwrapArgs(spec: RunSpec, limits: RunLimits, binds: Array<{ source: string; sandboxPath: string; readOnly: boolean }>): Promise<string[]> {
     const env = baseEnv(spec.env);
     const a: string[] = [
-      '--info-fd', '3',
       '--unshare-all', '--unshare-user', '--disable-userns',
       '--uid', String(this.#uid), '--gid', String(this.#gid),
       '--hostname', 'sandbox',
@@ -297,10 +312,8 @@ export class BwrapRunner implements Runner {
       '--proc', '/proc', '--dev', '/dev',
       '--perms', '1777', '--size', String(limits.tmpfsBytes), '--tmpfs', '/tmp',
     ];
-    if (spec.workspace) a.push('--bind', spec.workspace, '/workspace');
-    else a.push('--perms', '0755', '--size', String(limits.tmpfsBytes), '--tmpfs', '/workspace');
-    if (spec.repo) a.push('--ro-bind', spec.repo, '/repo');
-    for (const m of spec.mounts ?? []) a.push(m.readOnly ? '--ro-bind' : '--bind', m.hostPath, m.sandboxPath);
+    if (!spec.workspace) a.push('--perms', '0755', '--size', String(limits.tmpfsBytes), '--tmpfs', '/workspace');
+    for (const b of binds) a.push(b.readOnly ? '--ro-bind' : '--bind', b.source, b.sandboxPath);
     a.push('--remount-ro', '/', '--chdir', spec.cwd ?? '/workspace', '--', ...spec.cmd);
     return a;
   }

@@ -2,7 +2,7 @@
 // memory metering, OOM detection and whole-tree kill. cgroup v1 (one hierarchy per
 // controller, as on these hosts) and v2 (unified) are both supported; the job cgroups
 // live under `<controller>/<parent>/<job>` at the top of each hierarchy.
-import { access, chown, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { signalPids } from './proc.ts';
@@ -106,11 +106,6 @@ export class JobCgroup {
   get procsFiles(): string[] {
     const set = new Set([this.dirs.memory, this.dirs.pids, ...(this.dirs.cpu ? [this.dirs.cpu] : [])]);
     return [...set].map((d) => join(d, 'cgroup.procs'));
-  }
-
-  /** Lets an unprivileged process (the sandbox user) move itself into the job's cgroups. */
-  async allowJoin(uid: number, gid: number): Promise<void> {
-    for (const f of this.procsFiles) await chown(f, uid, gid);
   }
 
   async pids(): Promise<number[]> {

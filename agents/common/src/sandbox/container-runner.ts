@@ -2,8 +2,8 @@
 // Docker or podman's Docker-compatible service. The seed flags: --network none
 // --cap-drop ALL --read-only --tmpfs /workspace:rw,noexec,nosuid --pids-limit --memory,
 // plus a read-only repo bind, explicit ulimits, no-new-privileges and user nobody.
-import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, chown, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -70,6 +70,11 @@ export class ContainerRunner implements Runner {
       await docker.getImage(image).inspect(api() as {});
     } catch (err) {
       throw new SandboxError(`container image ${image} is not available (${(err as Error).message}); build it with \`npm run images\``);
+    }
+    for (const p of [spec.repo, spec.workspace, ...(spec.mounts ?? []).map((m) => m.hostPath)]) {
+      if (p === undefined) continue;
+      if (!p.startsWith('/')) throw new SandboxError(`mount source must be an absolute path: ${p}`);
+      if (!(await stat(p).catch(() => null))) throw new SandboxError(`mount source does not exist: ${p}`);
     }
     if (spec.workspace && process.getuid?.() === 0) await chown(spec.workspace, this.#uid, this.#gid);
 
@@ -173,15 +178,29 @@ export class ContainerRunner implements Runner {
     const onAbort = (): void => stop('killed', true);
     const streamAbort = new AbortController();
     try {
-      // Output only: stdin comes from a mounted file (see below). The stream lives as long as the job.
-      const stream = (await container.attach({ stream: true, stdout: true, stderr: true, abortSignal: streamAbort.signal } as Docker.ContainerAttachOptions)) as NodeJS.ReadableStream;
+      // Output only: stdin comes from a mounted file (see above). The stream lives as long as the job.
+      let stream: NodeJS.ReadableStream;
+      try {
+        stream = (await container.attach({ stream: true, stdout: true, stderr: true, abortSignal: streamAbort.signal } as Docker.ContainerAttachOptions)) as NodeJS.ReadableStream;
+      } catch (attachErr) {
+        // podman creates the process when attaching: a missing command surfaces here.
+        const nf = notFound(attachErr as Error, started);
+        if (nf) return nf;
+        throw attachErr;
+      }
       const drained = new Promise<void>((resolve) => {
         stream.once('end', resolve);
         stream.once('close', resolve);
         stream.once('error', () => resolve());
       });
       docker.modem.demuxStream(stream, sink(out), sink(err));
-      await container.start(api());
+      try {
+        await container.start(api());
+      } catch (startErr) {
+        const nf = notFound(startErr as Error, started);
+        if (nf) return nf;
+        throw startErr;
+      }
 
       wallTimer = setTimeout(() => stop('timeout', true), limits.wallMs);
       opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -247,4 +266,16 @@ export class ContainerRunner implements Runner {
       await container.remove({ force: true, v: true, ...api() }).catch((e: Error) => log.warn({ err: e.message }, 'container remove failed'));
     }
   }
+}
+
+/** A command that does not exist is the job's failure (exit 127, like a shell), not the sandbox's. */
+function notFound(err: Error, started: number): RunResult | null {
+  if (!/executable file not found|command that was not found|exec: "[^"]*": (stat [^:]*: )?no such file or directory/i.test(err.message)) return null;
+  const text = `${err.message.replace(/^\(HTTP code \d+\) [^-]*- /, '').trim()}\n`;
+  const empty = createHash('sha256').digest('hex');
+  return {
+    reason: 'exit', exitCode: 127, signal: null, stdout: '', stderr: text, stdoutTruncated: false, stderrTruncated: false,
+    stdoutSha256: empty, stderrSha256: createHash('sha256').update(text).digest('hex'), stdoutBytes: 0, stderrBytes: Buffer.byteLength(text),
+    cpuSeconds: null, wallMs: Math.round(performance.now() - started), peakMemoryBytes: null,
+  };
 }
