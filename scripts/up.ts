@@ -88,5 +88,13 @@ async function startOptionalParts(o: { dataDir: string; relayUrl: string; host: 
     lines.push(`  wallet     ${name.padEnd(9)} ${String(Math.floor(devnet.network.balance(name) / 1000)).padStart(7)} sats   NWC URI in ${conn.uriFile}`);
   }
   if (devnet.mintUrl) lines.push(`  mint       ${devnet.mintUrl}   (Cashu, unit sat)`);
+  // Provider: every kind it can serve, pay-after-verify, paid into the devnet 'provider' wallet.
+  const { startUpProvider } = await import('../agents/provider/src/up.ts');
+  const provider = await startUpProvider({ dataDir: resolve(o.dataDir, 'provider'), relayUrl: o.relayUrl, nwcUri: devnet.account('provider').uri, ...(devnet.mintUrl ? { mintUrl: devnet.mintUrl } : {}), logger: o.logger.child({ component: 'provider' }) }).catch(async (err: unknown) => {
+    await devnet.close(); // not yet handed to the caller's stop list
+    throw err;
+  });
+  parts.push({ name: 'provider', close: () => provider.close() });
+  lines.push(...provider.lines);
   return { parts, lines };
 }
