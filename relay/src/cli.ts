@@ -16,7 +16,7 @@ export const relayCommand: CommandSpec = {
     host: { type: 'string', default: '127.0.0.1', description: 'Address to bind' },
     data: { type: 'string', default: './data/relay', description: 'Data directory (LMDB files)' },
     transport: { type: 'string', choices: ['uws', 'ws'], default: 'uws', description: 'WebSocket transport' },
-    policies: { type: 'string', description: 'Write-policy file (see policies/README.md)' },
+    policies: { type: 'string', description: "Write-policy file (see policies/README.md); 'none' runs no policy. Default: built-in rate limits for non-loopback clients + valid job requests" },
     'public-url': { type: 'string', description: 'Public ws(s):// URL of this relay, checked in NIP-42 AUTH' },
     'auth-required': { type: 'boolean', default: false, description: 'Require NIP-42 AUTH before any REQ, COUNT or EVENT' },
     name: { type: 'string', default: 'bazaar', description: 'NIP-11 name' },
@@ -67,10 +67,17 @@ async function runRelay(f: FlagValues): Promise<number> {
   const logger = createLogger({ name: 'relay', level: f['log-level'] as string });
   const { startRelay } = await import('./server.ts');
   let policy;
-  if (f.policies) {
-    const { loadPolicyFile } = await import('@bazaar/policies/load');
-    policy = await loadPolicyFile(resolve(f.policies as string), { logger });
-  }
+  if (f.policies === 'none') policy = undefined;
+  else if (f.policies) {
+    const { loadPolicyFile, PolicyConfigError } = await import('@bazaar/policies/load');
+    try {
+      policy = await loadPolicyFile(resolve(f.policies as string), { logger, ...(pubkey ? { reputationPubkey: pubkey } : {}) });
+    } catch (err) {
+      // A bad policy file is a usage error: say exactly what is wrong and stop.
+      if (err instanceof PolicyConfigError || (err as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError((err as Error).message);
+      throw err;
+    }
+  } else policy = (await import('./default-policy.ts')).relayDefaultPolicy();
   const relay = await startRelay({
     port: f.port as number,
     host: f.host as string,
