@@ -5,7 +5,8 @@ set -euo pipefail
 
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for pkg in bubblewrap podman runc git libsecp256k1-1; do
+# bubblewrap/podman/runc: the sandbox runners; debootstrap: the registry-free sandbox image.
+for pkg in bubblewrap podman runc git libsecp256k1-1 debootstrap; do
   have "$pkg" || need+=("$pkg")
 done
 
@@ -18,4 +19,21 @@ if ((${#need[@]})); then
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
+fi
+
+# Podman for the container sandbox: runc (crun refuses this host's hybrid cgroups) and
+# default ulimits within this host's hard limits (podman's defaults are above them).
+containers_conf=/etc/containers/containers.conf
+if [ "$(id -u)" = 0 ] && command -v podman >/dev/null && ! grep -q '^# bazaar-sandbox v1' "$containers_conf" 2>/dev/null; then
+  mkdir -p /etc/containers
+  [ -f "$containers_conf" ] && cp "$containers_conf" "$containers_conf.bazaar-bak"
+  cat >"$containers_conf" <<'CONF'
+# bazaar-sandbox v1 (written by scripts/setup.sh; the previous file, if any, is *.bazaar-bak)
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+
+[engine]
+runtime = "runc"
+CONF
+  echo "setup: wrote $containers_conf" >&2
 fi
