@@ -45,6 +45,8 @@ export interface LmdbStore extends EventStore {
   purgeExpired(now?: number): Promise<number>;
   /** Number of events on disk (including expired ones not yet purged). */
   size(): number;
+  /** The index the planner picks for a filter and how many range scans it opens (for operators and tests). */
+  explain(filter: Filter): { readonly index: string; readonly scans: number };
   /** Writer counters: committed write transactions and the jobs (put/purge calls) they carried. */
   writerStats(): { readonly transactions: number; readonly jobs: number };
 }
@@ -339,12 +341,16 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
       }
       return { type: 'scan', index: 'tag', db: byTag, prefixes: tag.values.map((v) => tagPrefix(tag.letter, v)), implied: { authors: false, kinds: false, tag: best } };
     };
-    if (best >= 0 && (pkKindScans === undefined || (REFERENCE_LETTERS.has(cf.tags[best].name) && cf.tags[best].values.length <= cf.authors!.length))) return tagScan();
+    // A reference tag (an id or pubkey) beats authors unless there are fewer authors than values.
+    const refTag = best >= 0 && REFERENCE_LETTERS.has(cf.tags[best].name);
+    if (refTag && (cf.authors === undefined || cf.tags[best].values.length <= cf.authors.length)) return tagScan();
     if (pkKindScans !== undefined && pkKindScans <= MAX_COMPOSITE_SCANS) {
       const prefixes: Buffer[] = [];
       for (const a of cf.authors!) for (const k of kinds!) prefixes.push(pubkeyKindPrefix(a, k));
       return { type: 'scan', index: 'pubkey-kind', db: byPubkeyKind, prefixes, implied: { authors: true, kinds: true, tag: -1 } };
     }
+    // Other tags (t, d, k, …) are often shared widely: one author's events are the smaller set.
+    if (cf.authors !== undefined && !refTag) return { type: 'scan', index: 'pubkey', db: byPubkey, prefixes: cf.authors, implied: { authors: true, kinds: false, tag: -1 } };
     if (best >= 0) return tagScan();
     if (cf.authors !== undefined) return { type: 'scan', index: 'pubkey', db: byPubkey, prefixes: cf.authors, implied: { authors: true, kinds: false, tag: -1 } };
     if (kinds !== undefined) {
@@ -360,7 +366,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
    * until onMatch returns false. The packed buffer handed to onMatch is only valid
    * during the call (lmdb-js reuses it).
    */
-  function walk(cf: CompiledFilter, now: number, onMatch: (seq: number, ts: number, b: Buffer) => boolean): void {
+  function walk(cf: CompiledFilter, now: number, onMatch: (seq: number, ts: number, b: Buffer) => boolean, floor?: { ts: number }): void {
     const plan = choosePlan(cf);
     if (plan.type === 'ids') {
       const seen = new Set<number>();
@@ -390,6 +396,8 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
         const top = heap[0];
         const seq = top.seq;
         const ts = top.ts;
+        // Scans are newest-first: once below the caller's floor nothing further can be wanted.
+        if (floor !== undefined && ts < floor.ts) return;
         const r = top.it.next();
         if (r.done === true) {
           const last = heap.pop()!;
@@ -419,15 +427,16 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     const cf = compileFilter(f);
     if (cf.never) return [];
     const recs: Rec[] = [];
-    let boundary = -1;
-    const ordered = cf.ids === undefined; // id lookups come in request order, index scans newest-first
+    // Once `limit` events are collected, the scan continues only through events tied
+    // with the last one's created_at, so ties are ordered by id exactly. (Id lookups
+    // come in request order and are simply all collected, then sorted.)
+    const floor = { ts: -1 };
+    const ordered = cf.ids === undefined;
     walk(cf, now, (seq, ts, b) => {
-      // Past the limit we only keep events tied with the last one, to order ties by id.
-      if (ordered && recs.length >= limit && ts < boundary) return false;
       recs.push({ ts, seq, json: packedJson(b) });
-      if (recs.length === limit) boundary = ts;
+      if (ordered && recs.length === limit) floor.ts = ts;
       return true;
-    });
+    }, floor);
     recs.sort(byNewest);
     if (recs.length > limit) recs.length = limit;
     return recs;
@@ -759,6 +768,12 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     size,
     purgeExpired,
     writerStats: () => ({ transactions, jobs: jobsWritten }),
+    explain(filter) {
+      const cf = compileFilter(filter);
+      if (cf.never) return { index: 'none', scans: 0 };
+      const plan = choosePlan(cf);
+      return plan.type === 'ids' ? { index: 'ids', scans: cf.ids!.length } : { index: plan.index, scans: plan.prefixes.length };
+    },
     async close() {
       if (closed) return;
       closed = true;
