@@ -246,7 +246,19 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
   const timer = setInterval(() => void scheduleRefresh(), opts.refreshIntervalMs ?? 2000);
   timer.unref();
 
-  await refresh();
+  // Connect first, so an unreachable relay is one clear error (not the SDK's console noise).
+  try {
+    await Promise.any(relayUrls.map((u) => ws.pool.ensureRelay(u, { connectionTimeout: 5000 })));
+    await refresh();
+  } catch (err) {
+    closed = true;
+    clearInterval(timer);
+    offSettled();
+    offChange();
+    sub?.close('startup failed');
+    ws.close();
+    throw new Error(`cannot connect to relay ${relayUrls.join(', ')}: ${(err as Error).message}`);
+  }
   log.info({ relays: relayUrls, connections: opts.connections.records().length, methods: NWC_METHODS }, 'nwc wallet service started');
 
   return {
