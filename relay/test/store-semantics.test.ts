@@ -268,6 +268,16 @@ for (const [name, make] of Object.entries(factories)) {
       t.equal(await s.count([]), 0);
     });
 
+    withStore('malformed filter values match nothing instead of throwing', async (s, t) => {
+      const e = sign(alice, 1, NOW - 1, [['e', 'ab'.repeat(32)]]);
+      await s.put([e]);
+      const bad = [{ ids: e.id }, { authors: alicePk }, { kinds: ['1'] }, { '#e': 'ab'.repeat(32) }, { '#e': [1] }, { ids: [e.id.toUpperCase()] }] as unknown as Filter[];
+      for (const f of bad) t.same(await s.query([f]), [], JSON.stringify(f));
+      // Non-numeric since/until are ignored, fractional ones compare numerically.
+      t.same(ids(await s.query([{ since: 'x', until: NOW - 0.5 } as unknown as Filter])), [e.id]);
+      t.same(await s.query([{ since: NOW - 0.5 }]), []);
+    });
+
     withStore('a batch applies in order; concurrent puts all land', async (s, t) => {
       const v1 = sign(alice, 10000, NOW - 2);
       const v2 = sign(alice, 10000, NOW - 1);

@@ -24,16 +24,17 @@ interface Stored {
 export function matchesFilter(e: NostrEvent, f: Filter): boolean {
   for (const [key, value] of Object.entries(f)) {
     if (value === undefined) continue;
-    if (key === 'ids') { if (!(value as unknown[]).includes(e.id)) return false; }
-    else if (key === 'authors') { if (!(value as unknown[]).includes(e.pubkey)) return false; }
-    else if (key === 'kinds') { if (!(value as unknown[]).includes(e.kind)) return false; }
+    if (key === 'ids') { if (!Array.isArray(value) || !value.includes(e.id)) return false; }
+    else if (key === 'authors') { if (!Array.isArray(value) || !value.includes(e.pubkey)) return false; }
+    else if (key === 'kinds') { if (!Array.isArray(value) || !value.includes(e.kind)) return false; }
     else if (key === 'since') { if (typeof value === 'number' && e.created_at < value) return false; }
     else if (key === 'until') { if (typeof value === 'number' && e.created_at > value) return false; }
     else if (key === 'search') return false; // NIP-50 is not supported: match nothing rather than everything
     else if (key.startsWith('#')) {
       const letter = key.slice(1);
       if (!isTagLetter(letter)) return false;
-      const wanted = value as unknown[];
+      if (!Array.isArray(value)) return false;
+      const wanted: unknown[] = value;
       if (!e.tags.some((t) => t[0] === letter && t.length >= 2 && wanted.includes(t[1]))) return false;
     }
   }
