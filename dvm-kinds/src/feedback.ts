@@ -1,8 +1,8 @@
 // NIP-90 job feedback (kind 7000): status, optional amount (millisats + bolt11), error codes, progress.
 import type { EventTemplate, NostrEvent } from './nostr.ts';
 import { isHex64 } from './hash.ts';
-import { problem, type Parsed, type Problem, result } from './problem.ts';
-import { amountTag, checkKind, nowSecs, parseDecimal, readAmount, tagsNamed, type Amount, type EventLike } from './tags.ts';
+import { fail, problem, type Parsed, type Problem, result } from './problem.ts';
+import { amountTag, checkKind, nowSecs, parseDecimal, readAmount, shapeProblems, tagsNamed, type Amount, type EventLike } from './tags.ts';
 
 export const FEEDBACK_KIND = 7000;
 
@@ -69,6 +69,8 @@ export function normalizeStatus(s: string | undefined): FeedbackStatus | undefin
 }
 
 export function parseFeedback(e: EventLike): Parsed<Feedback> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const out: Problem[] = [];
   checkKind(e, FEEDBACK_KIND, out, 'job feedback');
   const statusTags = tagsNamed(e.tags, 'status');

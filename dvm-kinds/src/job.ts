@@ -2,9 +2,9 @@
 // Kind modules add their params/inputs/content on top; nothing here knows a particular kind.
 import type { EventTemplate, NostrEvent } from './nostr.ts';
 import { isHex64 } from './hash.ts';
-import { problem, type Parsed, type Problem, result } from './problem.ts';
+import { fail, problem, type Parsed, type Problem, result } from './problem.ts';
 import { validateSchema, type JsonSchema } from './schema.ts';
-import { amountTag, checkKind, isRelayUrl, nowSecs, parseDecimal, readAmount, readUintTag, tagsNamed, type Amount, type EventLike, type Tag } from './tags.ts';
+import { amountTag, checkKind, isRelayUrl, nowSecs, parseDecimal, readAmount, readUintTag, shapeProblems, tagsNamed, type Amount, type EventLike, type Tag } from './tags.ts';
 
 export const isJobRequestKind = (k: number): boolean => k >= 5000 && k <= 5999;
 export const isJobResultKind = (k: number): boolean => k >= 6000 && k <= 6999;
@@ -81,12 +81,16 @@ export function buildJobRequest(kind: number, inputs: readonly JobInput[], param
 
 /** Parse the NIP-90 request envelope. `expectedKind` narrows the accepted kind. */
 export function parseJobRequest(e: EventLike, expectedKind?: number): Parsed<JobRequestEnvelope> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const { envelope, problems } = readJobRequest(e, expectedKind);
   return result(problems, () => envelope);
 }
 
 /** Best-effort read of the envelope plus its problems, so kind parsers can report everything at once. */
 export function readJobRequest(e: EventLike, expectedKind?: number): { envelope: JobRequestEnvelope; problems: Problem[] } {
+  const shape = shapeProblems(e);
+  if (shape.length) return { envelope: { kind: -1, createdAt: 0, content: '', inputs: [], params: [], relays: [], providers: [], encrypted: false }, problems: shape };
   const out: Problem[] = [];
   checkKind(e, expectedKind ?? isJobRequestKind, out, 'job request');
   const encrypted = e.tags.some((t) => t[0] === 'encrypted');
@@ -242,6 +246,8 @@ function looksLikeEvent(v: unknown): v is NostrEvent {
 }
 
 export function parseJobResult(e: EventLike, expectedKind?: number): Parsed<JobResultEnvelope> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const out: Problem[] = [];
   checkKind(e, expectedKind ?? isJobResultKind, out, 'job result');
   const eTag = tagsNamed(e.tags, 'e')[0];

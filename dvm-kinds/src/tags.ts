@@ -96,3 +96,17 @@ export function checkKind(e: EventLike, expected: number | ((k: number) => boole
 }
 
 export const nowSecs = (): number => Math.floor(Date.now() / 1000);
+
+/** Structural problems that make an object unusable as an event (checked before anything else). */
+export function shapeProblems(e: unknown): Problem[] {
+  const x = e as Record<string, unknown> | null;
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) return [problem('(root)', 'invalid', 'not an event object')];
+  const out: Problem[] = [];
+  if (!Number.isInteger(x.kind)) out.push(problem('kind', 'invalid', 'kind must be an integer'));
+  if (!Number.isInteger(x.created_at)) out.push(problem('created_at', 'invalid', 'created_at must be an integer'));
+  if (typeof x.content !== 'string') out.push(problem('content', 'invalid', 'content must be a string'));
+  if (!Array.isArray(x.tags) || !x.tags.every((t) => Array.isArray(t) && t.every((v) => typeof v === 'string'))) out.push(problem('tags', 'invalid', 'tags must be an array of arrays of strings'));
+  if (x.id !== undefined && typeof x.id !== 'string') out.push(problem('id', 'invalid', 'id must be a string'));
+  if (x.pubkey !== undefined && typeof x.pubkey !== 'string') out.push(problem('pubkey', 'invalid', 'pubkey must be a string'));
+  return out;
+}

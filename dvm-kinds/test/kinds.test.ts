@@ -6,7 +6,7 @@ import { verifyEvent } from 'nostr-tools/pure';
 import type { NostrEvent } from '../src/nostr.ts';
 import { buyer, provider, sign, T0, template } from './helpers.ts';
 import { golden, PATCH } from './fixtures/inputs.ts';
-import { parseFeedback } from '../src/feedback.ts';
+import { buildFeedback, parseFeedback } from '../src/feedback.ts';
 import { sha256Hex } from '../src/hash.ts';
 import { buildTextGenRequest, buildTextGenResult, parseTextGenRequest, parseTextGenResult, verifyTextGen } from '../src/kinds/text-gen.ts';
 import { buildSandboxRunRequest, commandResult, parseSandboxRunRequest, parseSandboxRunResult, sandboxRunOutput, verifySandboxRun, verifySandboxRunByRerun, buildSandboxRunResult } from '../src/kinds/sandbox-run.ts';
@@ -30,6 +30,15 @@ t.test('every fixture carries a valid signature', async (t) => {
     const f = load(name);
     for (const e of [f.request, f.result, f.feedback]) t.ok(verifyEvent(e), `${name} ${e.kind}`);
   }
+});
+
+t.test('feedback builders reproduce the golden feedback', async (t) => {
+  const T = (name: string) => load(name);
+  t.same(buildFeedback({ request: T('5050-text-gen').request, status: 'processing', progress: 0.5, createdAt: T0 + 1 }), template(T('5050-text-gen').feedback));
+  t.same(buildFeedback({ request: T('5930-sandbox-run').request, status: 'payment-required', amount: { msats: 21000 }, createdAt: T0 + 1 }), template(T('5930-sandbox-run').feedback));
+  t.same(buildFeedback({ request: T('5931-repo-index').request, status: 'error', errorCode: 'RATE_LIMITED', message: 'too many jobs, retry in 60s', createdAt: T0 + 1 }), template(T('5931-repo-index').feedback));
+  t.same(buildFeedback({ request: T('5932-patch-gen').request, status: 'partial', progress: 0.25, content: 'tests written', createdAt: T0 + 1 }), template(T('5932-patch-gen').feedback));
+  t.same(buildFeedback({ request: T('5933-code-review').request, status: 'success', createdAt: T0 + 6 }), template(T('5933-code-review').feedback));
 });
 
 t.test('5050 TextGen', async (t) => {
@@ -58,6 +67,11 @@ t.test('5930 SandboxRun', async (t) => {
   t.same(buildSandboxRunRequest({ ...golden.sandboxRun.request, ...common }), template(f.request));
   const req = value(parseSandboxRunRequest(f.request));
   t.same(req.params.cmd, ['echo hello', 'ls'], 'cmd is repeatable and ordered');
+  const golden5930 = sandboxRunOutput([
+    commandResult({ cmd: 'echo hello', exitCode: 0, stdout: 'hello\n', stderr: '', wallMs: 3, cpuMs: 1 }),
+    commandResult({ cmd: 'ls', exitCode: 0, stdout: 'README.md\nsrc\n', stderr: '', wallMs: 4, cpuMs: 2 }),
+  ]);
+  t.same(buildSandboxRunResult(f.request, golden5930, { createdAt: T0 + 5 }), template(f.result), 'builder reproduces the golden result');
   t.same(req.repo, { url: 'https://git.example.com/acme/calc.git', ref: 'main' });
   t.equal(req.params.time_limit_secs, 60);
   const res = value(parseSandboxRunResult(f.result));

@@ -5,7 +5,7 @@ import { diffPaths, parseUnifiedDiff } from '../diff.ts';
 import { buildJobRequest, buildJobResult, decodeParams, encodeParams, readJobRequest, parseJobResult, parseJsonContent, type JobInput, type JobRequestCommon, type JobRequestEnvelope, type JobResultCommon, type JobResultEnvelope } from '../job.ts';
 import { fail, problem, result, type Parsed, type Problem } from '../problem.ts';
 import { JSON_SCHEMA_DIALECT, validateSchema, type JsonSchema } from '../schema.ts';
-import { tagValue, type EventLike } from '../tags.ts';
+import { tagValue, type EventLike, shapeProblems } from '../tags.ts';
 import { verification, type Verification } from '../verify.ts';
 
 export const CODE_REVIEW_KIND = 5933;
@@ -90,6 +90,8 @@ export function buildCodeReviewRequest(input: CodeReviewRequestInput): EventTemp
 }
 
 export function parseCodeReviewRequest(e: EventLike): Parsed<CodeReviewRequest> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const { envelope, problems: out } = readJobRequest(e, CODE_REVIEW_KIND);
   if (envelope.encrypted) return fail([...out, problem('content', 'encrypted', 'inputs and params are encrypted: open the request with the provider key first')]);
   const { value, problems: paramProblems } = decodeParams(envelope.params, codeReviewParamsSchema);
@@ -123,6 +125,8 @@ export function buildCodeReviewResult(request: NostrEvent, review: CodeReviewOut
 }
 
 export function parseCodeReviewResult(e: EventLike): Parsed<CodeReviewResult> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const env = parseJobResult(e, CODE_REVIEW_RESULT_KIND);
   if (!env.ok) return env;
   if (env.value.encrypted) return fail([problem('content', 'encrypted', 'the result is encrypted: open it with the customer key first')]);

@@ -5,7 +5,7 @@ import { diffPaths, globMatch, parseUnifiedDiff } from '../diff.ts';
 import { buildJobRequest, buildJobResult, decodeParams, encodeParams, readJobRequest, parseJobResult, type JobRequestCommon, type JobRequestEnvelope, type JobResultCommon, type JobResultEnvelope } from '../job.ts';
 import { fail, problem, result, type Parsed, type Problem } from '../problem.ts';
 import { JSON_SCHEMA_DIALECT, type JsonSchema } from '../schema.ts';
-import { readUintTag, tagValue, type EventLike } from '../tags.ts';
+import { readUintTag, tagValue, type EventLike, shapeProblems } from '../tags.ts';
 import { verification, type Verification } from '../verify.ts';
 
 export const PATCH_GEN_KIND = 5932;
@@ -77,6 +77,8 @@ export function buildPatchGenRequest(input: PatchGenRequestInput): EventTemplate
 }
 
 export function parsePatchGenRequest(e: EventLike): Parsed<PatchGenRequest> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const { envelope, problems: out } = readJobRequest(e, PATCH_GEN_KIND);
   if (envelope.encrypted) return fail([...out, problem('content', 'encrypted', 'inputs and params are encrypted: open the request with the provider key first')]);
   const { value, problems: paramProblems } = decodeParams(envelope.params, patchGenParamsSchema);
@@ -120,6 +122,8 @@ export function buildPatchGenResult(request: NostrEvent, r: { patch: string; tes
 }
 
 export function parsePatchGenResult(e: EventLike): Parsed<PatchGenResult> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const env = parseJobResult(e, PATCH_GEN_RESULT_KIND);
   if (!env.ok) return env;
   if (env.value.encrypted) return fail([problem('content', 'encrypted', 'the result is encrypted: open it with the customer key first')]);

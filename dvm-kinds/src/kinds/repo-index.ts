@@ -5,7 +5,7 @@ import { globMatch } from '../diff.ts';
 import { buildJobRequest, buildJobResult, decodeParams, encodeParams, readJobRequest, parseJobResult, parseJsonContent, type JobRequestCommon, type JobRequestEnvelope, type JobResultCommon, type JobResultEnvelope } from '../job.ts';
 import { fail, problem, result, type Parsed, type Problem } from '../problem.ts';
 import { JSON_SCHEMA_DIALECT, validateSchema, type JsonSchema } from '../schema.ts';
-import type { EventLike } from '../tags.ts';
+import { shapeProblems, type EventLike } from '../tags.ts';
 import { verification, type Verification } from '../verify.ts';
 
 export const REPO_INDEX_KIND = 5931;
@@ -99,6 +99,8 @@ export function buildRepoIndexRequest(input: RepoIndexRequestInput): EventTempla
 }
 
 export function parseRepoIndexRequest(e: EventLike): Parsed<RepoIndexRequest> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const { envelope, problems: out } = readJobRequest(e, REPO_INDEX_KIND);
   if (envelope.encrypted) return fail([...out, problem('content', 'encrypted', 'inputs and params are encrypted: open the request with the provider key first')]);
   const { value, problems: paramProblems } = decodeParams(envelope.params, repoIndexParamsSchema);
@@ -120,6 +122,8 @@ export function buildRepoIndexResult(request: NostrEvent, index: RepoIndexOutput
 }
 
 export function parseRepoIndexResult(e: EventLike): Parsed<RepoIndexResult> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const env = parseJobResult(e, REPO_INDEX_RESULT_KIND);
   if (!env.ok) return env;
   if (env.value.encrypted) return fail([problem('content', 'encrypted', 'the result is encrypted: open it with the customer key first')]);

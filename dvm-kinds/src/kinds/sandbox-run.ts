@@ -4,7 +4,7 @@ import { sha256Hex } from '../hash.ts';
 import { buildJobRequest, buildJobResult, decodeParams, encodeParams, readJobRequest, parseJobResult, parseJsonContent, type JobRequestCommon, type JobRequestEnvelope, type JobResultCommon, type JobResultEnvelope } from '../job.ts';
 import { fail, problem, result, type Parsed, type Problem } from '../problem.ts';
 import { JSON_SCHEMA_DIALECT, validateSchema, type JsonSchema } from '../schema.ts';
-import type { EventLike } from '../tags.ts';
+import { shapeProblems, type EventLike } from '../tags.ts';
 import { verification, type Verification } from '../verify.ts';
 
 export const SANDBOX_RUN_KIND = 5930;
@@ -122,6 +122,8 @@ export function buildSandboxRunRequest(input: SandboxRunRequestInput): EventTemp
 }
 
 export function parseSandboxRunRequest(e: EventLike): Parsed<SandboxRunRequest> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const { envelope, problems: out } = readJobRequest(e, SANDBOX_RUN_KIND);
   if (envelope.encrypted) return fail([...out, problem('content', 'encrypted', 'inputs and params are encrypted: open the request with the provider key first')]);
   const { value, problems: paramProblems } = decodeParams(envelope.params, sandboxRunParamsSchema);
@@ -150,6 +152,8 @@ export function buildSandboxRunResult(request: NostrEvent, output: SandboxRunOut
 }
 
 export function parseSandboxRunResult(e: EventLike): Parsed<SandboxRunResult> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const env = parseJobResult(e, SANDBOX_RUN_RESULT_KIND);
   if (!env.ok) return env;
   if (env.value.encrypted) return fail([problem('content', 'encrypted', 'the result is encrypted: open it with the customer key first')]);

@@ -3,7 +3,7 @@ import type { EventTemplate, NostrEvent } from '../nostr.ts';
 import { buildJobRequest, buildJobResult, decodeParams, encodeParams, readJobRequest, parseJobResult, type JobInput, type JobRequestCommon, type JobRequestEnvelope, type JobResultCommon, type JobResultEnvelope } from '../job.ts';
 import { fail, problem, result, type Parsed, type Problem } from '../problem.ts';
 import { JSON_SCHEMA_DIALECT, type JsonSchema } from '../schema.ts';
-import type { EventLike } from '../tags.ts';
+import { shapeProblems, type EventLike } from '../tags.ts';
 import { verification, type Verification } from '../verify.ts';
 
 export const TEXT_GEN_KIND = 5050;
@@ -64,6 +64,8 @@ export function buildTextGenRequest(input: TextGenRequestInput): EventTemplate {
 }
 
 export function parseTextGenRequest(e: EventLike): Parsed<TextGenRequest> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const { envelope, problems: out } = readJobRequest(e, TEXT_GEN_KIND);
   if (envelope.encrypted) return fail([...out, problem('content', 'encrypted', 'inputs and params are encrypted: open the request with the provider key first')]);
   const { value, problems: paramProblems } = decodeParams(envelope.params, textGenParamsSchema);
@@ -84,6 +86,8 @@ export function buildTextGenResult(request: NostrEvent, text: string, common?: J
 }
 
 export function parseTextGenResult(e: EventLike): Parsed<TextGenResult> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const env = parseJobResult(e, TEXT_GEN_RESULT_KIND);
   if (!env.ok) return env;
   return result([], () => ({ envelope: env.value, text: e.content }));

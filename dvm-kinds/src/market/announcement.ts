@@ -1,9 +1,9 @@
 // NIP-89 handler information (kind 31990) for a Bazaar provider: kinds served, prices, capacity,
 // isolation, models, and each kind's param schema in the content.
 import type { EventTemplate } from '../nostr.ts';
-import { problem, type Parsed, type Problem, result } from '../problem.ts';
+import { fail, problem, type Parsed, type Problem, result } from '../problem.ts';
 import { validateSchema, type JsonSchema } from '../schema.ts';
-import { checkKind, nowSecs, parseUint, readSingleTag, readUintTag, tagsNamed, type EventLike } from '../tags.ts';
+import { checkKind, nowSecs, parseUint, readSingleTag, readUintTag, tagsNamed, type EventLike, shapeProblems } from '../tags.ts';
 import { isJobRequestKind, parseJsonContent } from '../job.ts';
 import type { Pricebook, PriceEntry } from '../pricing.ts';
 
@@ -58,6 +58,8 @@ export function buildAnnouncement(a: AnnouncementInput): EventTemplate {
 }
 
 export function parseAnnouncement(e: EventLike): Parsed<Announcement> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const out: Problem[] = [];
   checkKind(e, ANNOUNCEMENT_KIND, out, 'announcement');
   const d = readSingleTag(e.tags, 'd', out, true);

@@ -1,9 +1,9 @@
 // Dispute (kind 39300, addressable, d = job request id): the buyer contests a result before an arbiter.
 import type { EventTemplate } from '../nostr.ts';
 import { isHex64 } from '../hash.ts';
-import { problem, type Parsed, type Problem, result } from '../problem.ts';
+import { fail, problem, type Parsed, type Problem, result } from '../problem.ts';
 import { validateSchema } from '../schema.ts';
-import { checkKind, nowSecs, readSingleTag, tagsNamed, type EventLike, type Tag } from '../tags.ts';
+import { checkKind, nowSecs, readSingleTag, tagsNamed, type EventLike, type Tag, shapeProblems } from '../tags.ts';
 import { parseJsonContent } from '../job.ts';
 
 export const DISPUTE_KIND = 39300;
@@ -50,6 +50,8 @@ export function readMarked(tags: readonly Tag[], name: string, marker: string, o
 }
 
 export function parseDispute(e: EventLike): Parsed<Dispute> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const out: Problem[] = [];
   checkKind(e, DISPUTE_KIND, out, 'dispute');
   const d = readSingleTag(e.tags, 'd', out, true)?.[1];

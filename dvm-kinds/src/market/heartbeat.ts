@@ -1,7 +1,7 @@
 // Provider heartbeat (kind 11998, replaceable): "I am up, this busy", expiring by NIP-40.
 import type { EventTemplate } from '../nostr.ts';
-import { problem, type Parsed, type Problem, result } from '../problem.ts';
-import { checkKind, nowSecs, parseUint, readSingleTag, readUintTag, tagsNamed, type EventLike } from '../tags.ts';
+import { fail, problem, type Parsed, type Problem, result } from '../problem.ts';
+import { checkKind, nowSecs, parseUint, readSingleTag, readUintTag, tagsNamed, type EventLike, shapeProblems } from '../tags.ts';
 import { isJobRequestKind } from '../job.ts';
 
 export const HEARTBEAT_KIND = 11998;
@@ -41,6 +41,8 @@ export function buildHeartbeat(h: HeartbeatInput): EventTemplate {
 }
 
 export function parseHeartbeat(e: EventLike): Parsed<Heartbeat> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const out: Problem[] = [];
   checkKind(e, HEARTBEAT_KIND, out, 'heartbeat');
   const expiration = readUintTag(e.tags, 'expiration', out, true);

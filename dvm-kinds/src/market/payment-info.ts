@@ -1,8 +1,8 @@
 // NIP-61 payment info (kind 10019, replaceable): the relays, trusted mints and P2PK key to pay an agent with.
 import type { EventTemplate } from '../nostr.ts';
 import { isHex } from '../hash.ts';
-import { problem, type Parsed, type Problem, result } from '../problem.ts';
-import { checkKind, isHttpUrl, isRelayUrl, nowSecs, readSingleTag, tagsNamed, type EventLike } from '../tags.ts';
+import { fail, problem, type Parsed, type Problem, result } from '../problem.ts';
+import { checkKind, isHttpUrl, isRelayUrl, nowSecs, readSingleTag, tagsNamed, type EventLike, shapeProblems } from '../tags.ts';
 
 export const PAYMENT_INFO_KIND = 10019;
 
@@ -25,6 +25,8 @@ export function buildPaymentInfo(p: { relays?: readonly string[]; mints: readonl
 }
 
 export function parsePaymentInfo(e: EventLike): Parsed<PaymentInfo> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const out: Problem[] = [];
   checkKind(e, PAYMENT_INFO_KIND, out, 'payment info');
   const relays: string[] = [];

@@ -1,8 +1,8 @@
 // Liveness: a ping (kind 7007) to one provider, answered by a `pong` job feedback (kind 7000).
 import type { EventTemplate, NostrEvent } from '../nostr.ts';
 import { isHex64 } from '../hash.ts';
-import { problem, type Parsed, type Problem, result } from '../problem.ts';
-import { checkKind, nowSecs, parseUint, readSingleTag, readUintTag, tagsNamed, type EventLike } from '../tags.ts';
+import { fail, problem, type Parsed, type Problem, result } from '../problem.ts';
+import { checkKind, nowSecs, parseUint, readSingleTag, readUintTag, tagsNamed, type EventLike, shapeProblems } from '../tags.ts';
 import { FEEDBACK_KIND } from '../feedback.ts';
 
 export const PING_KIND = 7007;
@@ -22,6 +22,8 @@ export function buildPing(p: { provider: string; createdAt?: number; ttlSecs?: n
 }
 
 export function parsePing(e: EventLike): Parsed<Ping> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const out: Problem[] = [];
   checkKind(e, PING_KIND, out, 'ping');
   const p = tagsNamed(e.tags, 'p');
@@ -51,6 +53,8 @@ export function isPong(e: EventLike): boolean {
 }
 
 export function parsePong(e: EventLike): Parsed<Pong> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const out: Problem[] = [];
   checkKind(e, FEEDBACK_KIND, out, 'pong');
   if (!isPong(e)) out.push(problem('tags.k', 'missing', 'a pong carries ["k", "7007"]'));

@@ -5,8 +5,8 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import type { EventTemplate } from '../nostr.ts';
 import { isHex, isHex64, sha256Hex } from '../hash.ts';
-import { problem, type Parsed, type Problem, result } from '../problem.ts';
-import { checkKind, isHttpUrl, nowSecs, parseDecimal, readAmount, readSingleTag, tagsNamed, type EventLike } from '../tags.ts';
+import { fail, problem, type Parsed, type Problem, result } from '../problem.ts';
+import { checkKind, isHttpUrl, nowSecs, parseDecimal, readAmount, readSingleTag, tagsNamed, type EventLike, shapeProblems } from '../tags.ts';
 import { readMarked } from './dispute.ts';
 import { verification, type Verification } from '../verify.ts';
 
@@ -55,6 +55,8 @@ export function buildReceipt(r: ReceiptInput): EventTemplate {
 }
 
 export function parseReceipt(e: EventLike): Parsed<Receipt> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const out: Problem[] = [];
   checkKind(e, RECEIPT_KIND, out, 'receipt');
   const d = readSingleTag(e.tags, 'd', out, true)?.[1];

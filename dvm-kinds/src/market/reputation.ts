@@ -1,8 +1,8 @@
 // NIP-85 trusted assertion about a provider (kind 30382, d = provider pubkey), signed by a relay's reputation key.
 import type { EventTemplate } from '../nostr.ts';
 import { isHex64 } from '../hash.ts';
-import { problem, type Parsed, type Problem, result } from '../problem.ts';
-import { checkKind, nowSecs, parseUint, readSingleTag, readUintTag, tagsNamed, type EventLike } from '../tags.ts';
+import { fail, problem, type Parsed, type Problem, result } from '../problem.ts';
+import { checkKind, nowSecs, parseUint, readSingleTag, readUintTag, tagsNamed, type EventLike, shapeProblems } from '../tags.ts';
 import { isJobRequestKind } from '../job.ts';
 
 export const REPUTATION_KIND = 30382;
@@ -66,6 +66,8 @@ export function buildReputationAssertion(provider: string, s: ReputationStats, c
 }
 
 export function parseReputationAssertion(e: EventLike): Parsed<ReputationAssertion> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const out: Problem[] = [];
   checkKind(e, REPUTATION_KIND, out, 'reputation assertion');
   const provider = readSingleTag(e.tags, 'd', out, true)?.[1];

@@ -1,8 +1,8 @@
 // Verdict (kind 39301, addressable, d = job request id): an arbiter's ruling on a dispute.
 import type { EventTemplate } from '../nostr.ts';
-import { problem, type Parsed, type Problem, result } from '../problem.ts';
+import { fail, problem, type Parsed, type Problem, result } from '../problem.ts';
 import { validateSchema } from '../schema.ts';
-import { checkKind, nowSecs, parseDecimal, readSingleTag, type EventLike } from '../tags.ts';
+import { checkKind, nowSecs, parseDecimal, readSingleTag, type EventLike, shapeProblems } from '../tags.ts';
 import { parseJsonContent } from '../job.ts';
 import { DISPUTE_KIND, readMarked } from './dispute.ts';
 
@@ -44,6 +44,8 @@ const contentSchema = {
 } as const;
 
 export function parseVerdict(e: EventLike): Parsed<DisputeVerdict> {
+  const shape = shapeProblems(e);
+  if (shape.length) return fail(shape);
   const out: Problem[] = [];
   checkKind(e, VERDICT_KIND, out, 'verdict');
   const d = readSingleTag(e.tags, 'd', out, true)?.[1];
