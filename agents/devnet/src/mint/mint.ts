@@ -300,7 +300,8 @@ export class CashuMint extends EventEmitter<MintEvents> {
   swap(body: unknown): { signatures: BlindSignatureJson[] } {
     if (!isObj(body)) return bad('request body must be a JSON object');
     const inputs = this.parseProofs(body.inputs);
-    const outputs = this.parseOutputs(body.outputs);
+    // No outputs is legal when the inputs only cover their own fee.
+    const outputs = this.parseOutputs(body.outputs, { allowEmpty: Array.isArray(body.outputs) });
     const { ys, fee, total } = this.verifyInputs(inputs, outputs);
     const outTotal = outputs.reduce((s, o) => s + o.amount, 0);
     if (total - fee !== outTotal) fail(E.transactionNotBalanced, `inputs (${total}) - fee (${fee}) must equal outputs (${outTotal})`);
