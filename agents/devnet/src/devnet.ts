@@ -56,6 +56,8 @@ export interface DevnetStores {
 export function openDevnetStores(dataDir: string, logger: Logger): DevnetStores {
   const paths = devnetPaths(dataDir);
   mkdirSync(paths.root, { recursive: true, mode: 0o700 });
+  // The LMDB files below hold account node keys and wallet-service secrets.
+  chmodSync(paths.root, 0o700);
   const network = LightningNetwork.open({ path: paths.lightning, logger: logger.child({ part: 'lightning' }) });
   let connections: ConnectionStore;
   try {

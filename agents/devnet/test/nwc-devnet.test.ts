@@ -24,6 +24,7 @@ t.test('startDevnet: accounts with URI files, NWC payments, mint quotes paid ove
   t.equal(statSync(provider.uriFile).mode & 0o777, 0o600, 'URI file is 0600');
   t.equal(readFileSync(provider.uriFile, 'utf8').trim(), provider.uri);
   t.equal(statSync(devnet.paths.connections).mode & 0o777, 0o700);
+  t.equal(statSync(devnet.paths.root).mode & 0o777, 0o700, 'the data dir (node keys, wallet secrets) is private');
   const again = devnet.account('provider');
   t.equal(again.walletPubkey, provider.walletPubkey, 'idempotent: the stored connection is reused');
 

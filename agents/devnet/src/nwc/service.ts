@@ -257,7 +257,8 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
     offChange();
     sub?.close('startup failed');
     ws.close();
-    throw new Error(`cannot connect to relay ${relayUrls.join(', ')}: ${(err as Error).message}`);
+    const reason = err instanceof AggregateError ? err.errors.map((e: unknown) => (e as Error)?.message ?? String(e)).join('; ') : (err as Error).message;
+    throw new Error(`cannot connect to relay ${relayUrls.join(', ')}: ${reason}`);
   }
   log.info({ relays: relayUrls, connections: opts.connections.records().length, methods: NWC_METHODS }, 'nwc wallet service started');
 
