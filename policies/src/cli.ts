@@ -32,8 +32,10 @@ const strfryCommand: CommandSpec = {
   relay { writePolicy { plugin = "bazaar policy strfry --policies /etc/bazaar/policies.jsonc --relay ws://127.0.0.1:7777" } }
 Logs go to stderr (strfry shows them in its log); stdout carries only decisions.`,
   run: async (f) => {
+    // Not createLogger(): stdout belongs to strfry's protocol, so logs go to stderr (fd 2), still redacted.
     const { pino } = await import('pino');
-    const log = pino({ name: 'policy-strfry', level: f['log-level'] as string }, pino.destination(2));
+    const { REDACT_PATHS } = await import('../../scripts/lib/log.ts');
+    const log = pino({ name: 'policy-strfry', level: f['log-level'] as string, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, pino.destination(2));
     const relay = f.relay as string | undefined;
     if (relay !== undefined && !/^wss?:\/\/./.test(relay)) throw new UsageError('--relay must start with ws:// or wss://');
     const policy = await load(f.policies, hex64(f['reputation-pubkey'], '--reputation-pubkey'), log);

@@ -1,5 +1,6 @@
-// strfry write-policy plugin protocol (docs/plugins.md): one JSON request per stdin line,
-// exactly one JSON response per line on stdout, in order. Logs go to stderr only.
+// strfry write-policy plugin protocol (docs/plugins.md, src/PluginEventSifter.h): one JSON request
+// per stdin line, exactly one JSON response per line on stdout, in order, echoing the event id
+// (strfry treats an id mismatch as a plugin failure). Logs go to stderr only.
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -38,8 +39,12 @@ const toSeconds = (t: unknown): number | undefined => {
   return Math.floor(t);
 };
 
+/** strfry reads plugin answers with an 8 KiB record limit: keep messages well under it. */
+export const MAX_MSG_CHARS = 2000;
+const clip = (m: string): string => (m.length > MAX_MSG_CHARS ? `${m.slice(0, MAX_MSG_CHARS - 1)}…` : m);
+
 const verdictToResponse = (id: string, v: Verdict): StrfryResponse =>
-  v.action === 'accept' ? { id, action: 'accept' } : v.action === 'reject' ? { id, action: 'reject', msg: v.message } : { id, action: 'shadowReject', msg: v.message ?? '' };
+  v.action === 'accept' ? { id, action: 'accept' } : v.action === 'reject' ? { id, action: 'reject', msg: clip(v.message) } : { id, action: 'shadowReject', msg: clip(v.message ?? '') };
 
 /** Decide one request line. Never throws: bad input becomes a reject with an `error:`/`invalid:` message. */
 export async function handleStrfryLine(line: string, policy: Policy, store: ReadStore, log?: Pick<Logger, 'warn' | 'debug'>, connectionId = 'strfry'): Promise<StrfryResponse> {
