@@ -15,7 +15,7 @@ import { openFileLimits, rssKiB, startRelayChild, type RelayChild } from './benc
 import { round } from './bench/stats.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
-const PHASES = ['ingest', 'queries', 'fanout', 'idle'] as const;
+const PHASES = ['idle', 'ingest', 'queries', 'fanout'] as const;
 
 /** strfry on this machine class, for comparison. */
 export const TARGETS = {
@@ -112,8 +112,10 @@ async function run(flags: FlagValues): Promise<number> {
 
   const ingestCount = flags['ingest-events'] as number;
   const storeCount = Math.max(flags['store-events'] as number, ingestCount);
-  const needStore = phases.has('queries');
-  const corpusCount = needStore ? storeCount : ingestCount;
+  const preloaded = flags.preloaded as boolean;
+  if (preloaded && !relayUrl) throw new UsageError('--preloaded needs --relay-url (a relay child always starts empty)');
+  const needStore = phases.has('queries') && !preloaded;
+  const corpusCount = phases.has('queries') ? storeCount : ingestCount;
   const corpusPath = resolve(ROOT, flags.corpus as string);
   console.log(`corpus: ${corpusCount} signed events (${corpusPath})…`);
   const tc = performance.now();
@@ -146,6 +148,12 @@ async function run(flags: FlagValues): Promise<number> {
       pid = child.pid;
       console.log(`relay pid ${pid} at ${url}, RSS ${rssKiB(pid)} KiB`);
     }
+    // Idle first, on the fresh relay: later phases leave freed heap and mapped LMDB pages
+    // behind that new connections would reuse, hiding their cost in the RSS delta.
+    if (phases.has('idle')) {
+      console.log(`idle: opening ${idleCount} connections…`);
+      report.idle = await runIdle(url, pid, { connections: idleCount });
+    }
     const connections = flags.connections as number;
     const window = flags.window as number;
     const phaseTimeoutMs = (flags['phase-timeout'] as number) * 1000;
@@ -169,10 +177,6 @@ async function run(flags: FlagValues): Promise<number> {
       const spc = flags['subs-per-connection'] as number;
       console.log(`fan-out: ${fc * spc} subscriptions on ${fc} connections, ${flags['fanout-rate'] as number} events/s for ${flags['fanout-seconds'] as number} s…`);
       report.fanout = await runFanout(url, pid, { connections: fc, subsPerConn: spc, rate: flags['fanout-rate'] as number, seconds: flags['fanout-seconds'] as number });
-    }
-    if (phases.has('idle')) {
-      console.log(`idle: opening ${idleCount} connections…`);
-      report.idle = await runIdle(url, pid, { connections: idleCount });
     }
   } finally {
     await cleanup();
@@ -224,6 +228,7 @@ reads that relay's CPU and RSS from /proc/<--pid>. Relay CPU is utime+stime from
     'fanout-rate': { type: 'number', integer: true, min: 1, max: 100_000, default: 500, description: 'Offered publish rate in the fan-out phase (events/s)' },
     'fanout-seconds': { type: 'number', min: 1, max: 600, default: 10, description: 'Duration of the fan-out publishing' },
     idle: { type: 'number', integer: true, min: 1, max: 100_000, default: 5000, description: 'Idle connections to open' },
+    preloaded: { type: 'boolean', default: false, description: 'The --relay-url relay already holds the corpus (a previous run): query it without loading' },
     'phase-timeout': { type: 'number', min: 5, max: 3600, default: 120, description: 'Upper bound on each timed phase, seconds' },
     corpus: { type: 'string', default: 'bench-results/corpus-v1.jsonl', description: 'Cached signed-event file (generated when missing or too short)' },
   },

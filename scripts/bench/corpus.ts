@@ -7,7 +7,12 @@ import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import { initNostrWasm, type Nostr } from 'nostr-wasm';
-import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import type { EventTemplate, NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import { buildTextGenRequest } from '@bazaar/dvm-kinds/kinds/text-gen';
+import { buildSandboxRunRequest } from '@bazaar/dvm-kinds/kinds/sandbox-run';
+import { buildRepoIndexRequest } from '@bazaar/dvm-kinds/kinds/repo-index';
+import { buildPatchGenRequest } from '@bazaar/dvm-kinds/kinds/patch-gen';
+import { buildCodeReviewRequest } from '@bazaar/dvm-kinds/kinds/code-review';
 
 let nwPromise: Promise<Nostr> | undefined;
 export const nostrWasm = (): Promise<Nostr> => (nwPromise ??= initNostrWasm());
@@ -111,18 +116,26 @@ export async function generateCorpus(opts: CorpusOptions): Promise<NostrEvent[]>
       content = rand() < 0.8 ? '+' : '🤙';
       tags = [['e', target.id], ['p', target.pubkey], ['k', '1']];
     } else if (r < 0.6 || requests.length === 0) {
+      // Job requests are built by dvm-kinds, so they pass the relay's validJobRequest policy.
       key = pick(users);
-      kind = pick(JOB_KINDS);
-      const provider = pick(providers);
-      tags = [
-        ['i', kind === 5050 ? words(12) : `https://git.example.com/repo-${Math.floor(rand() * 50)}.git`, kind === 5050 ? 'text' : 'url'],
-        ['param', 'cmd', 'npm test'],
-        ['param', 'time_limit_secs', String(60 + Math.floor(rand() * 600))],
-        ['bid', String(1000 * (1 + Math.floor(rand() * 100)))],
-        ['expiration', String(now + 86_400 * 365)],
-      ];
-      if (rand() < 0.6) tags.push(['p', provider.pubkey]);
-      content = '';
+      const common = {
+        bidMsats: 1000 * (1 + Math.floor(rand() * 100)),
+        expiration: now + 86_400 * 365,
+        createdAt: created_at,
+        ...(rand() < 0.6 ? { providers: [pick(providers).pubkey] } : {}),
+      };
+      const repoUrl = `https://git.example.com/repo-${Math.floor(rand() * 50)}.git`;
+      const timeLimit = 60 + Math.floor(rand() * 600);
+      const k = pick(JOB_KINDS);
+      let tmpl: EventTemplate;
+      if (k === 5050) tmpl = buildTextGenRequest({ ...common, prompt: words(12) });
+      else if (k === 5930) tmpl = buildSandboxRunRequest({ ...common, repoUrl, params: { cmd: ['npm ci', 'npm test'], time_limit_secs: timeLimit, repo_ref: 'main' } });
+      else if (k === 5931) tmpl = buildRepoIndexRequest({ ...common, repoUrl, params: { repo_ref: 'main' } });
+      else if (k === 5932) tmpl = buildPatchGenRequest({ ...common, repoUrl, issueBody: words(40), params: { repo_ref: 'main', issue_title: words(6), time_limit_secs: timeLimit, test_cmd: 'npm test' } });
+      else tmpl = buildCodeReviewRequest({ ...common, repoUrl, params: { base_ref: 'main', head_ref: `feature-${Math.floor(rand() * 20)}`, depth: 'quick' } });
+      kind = tmpl.kind;
+      tags = tmpl.tags;
+      content = tmpl.content;
     } else if (r < 0.75) {
       key = pick(providers);
       kind = 7000;

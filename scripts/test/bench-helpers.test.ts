@@ -9,6 +9,8 @@ import { generateCorpus, loadOrGenerateCorpus, rng } from '../bench/corpus.ts';
 import { buildQueryMix } from '../bench/phases.ts';
 import { clockTicksPerSecond, cpuSeconds, freePort, openFileLimits, rssKiB } from '../bench/proc.ts';
 import { percentile, summarise } from '../bench/stats.ts';
+import { validJobRequest } from '@bazaar/policies/market/valid-job-request';
+import type { PolicyContext } from '@bazaar/policies/policy';
 
 t.test('corpus: valid signed events with a NIP-90 mix and real references', async (t) => {
   const events = await generateCorpus({ count: 1500, seed: 3, authors: 60, now: 1_800_000_000, spanSecs: 86_400 });
@@ -26,6 +28,15 @@ t.test('corpus: valid signed events with a NIP-90 mix and real references', asyn
     t.equal(req.kind, e.kind - 1000, 'result refers to a request of its kind');
     t.equal(e.tags.find((x) => x[0] === 'p')![1], req.pubkey, 'result p-tags the buyer');
     t.same(JSON.parse(e.tags.find((x) => x[0] === 'request')![1]), req, 'request tag holds the request');
+  }
+  // Job requests are well-formed for our kinds, as the relay's default policy demands.
+  const policy = validJobRequest();
+  const requests = events.filter((e) => e.kind >= 5000 && e.kind < 6000);
+  t.ok(requests.length > 100);
+  t.same(new Set(requests.map((e) => e.kind)), new Set([5050, 5930, 5931, 5932, 5933]), 'all five job kinds');
+  for (const e of requests) {
+    const verdict = await policy(e, {} as PolicyContext);
+    if (verdict.action !== 'accept') t.fail(`request ${e.kind} rejected: ${JSON.stringify(verdict)}`);
   }
   t.ok(events.every((e, i) => i === 0 || e.created_at >= events[i - 1].created_at), 'created_at ascending');
   t.ok(events.every((e) => e.created_at <= 1_800_000_000 && e.created_at >= 1_800_000_000 - 86_400), 'created_at within the span');
