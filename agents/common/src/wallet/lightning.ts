@@ -123,6 +123,7 @@ interface NwcTx {
   payment_hash: string;
   preimage?: string;
   amount: number;
+  fees_paid?: number;
   settled_at?: number;
   expires_at?: number;
 }
@@ -196,12 +197,20 @@ export class LightningWallet {
 
   /**
    * Pays `bolt11`, refusing before any request if it asks for more than `maxAmountMsat`.
-   * On TIMEOUT the payment may still complete: check with `lookup()` before retrying.
+   * Idempotent per invoice: paying an invoice this wallet already paid returns the earlier
+   * payment. On TIMEOUT the payment may still complete; calling `pay` again is safe.
    */
   async pay(bolt11: string, opts: { maxAmountMsat?: number; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Payment> {
     const inv = decodeInvoice(bolt11);
     if (opts.maxAmountMsat !== undefined && inv.amountMsat > opts.maxAmountMsat) {
       throw new LightningWalletError('OVER_BUDGET', `invoice asks ${inv.amountMsat} msat, more than the allowed ${opts.maxAmountMsat} msat`);
+    }
+    // Idempotent: if this wallet already paid the invoice (a retry after TIMEOUT, a job
+    // re-delivered), return that payment instead of trying again.
+    const prior = await this.findOutgoing(inv, opts.signal);
+    if (prior) {
+      this.log.info({ paymentHash: inv.paymentHash, amountMsat: prior.amountMsat }, 'invoice already paid by this wallet; returning the earlier payment');
+      return prior;
     }
     if (inv.expiresAt <= Math.floor(Date.now() / 1000)) throw new LightningWalletError('EXPIRED', `invoice ${inv.paymentHash} has expired`);
     this.log.info({ paymentHash: inv.paymentHash, amountMsat: inv.amountMsat }, 'paying invoice');
@@ -211,6 +220,19 @@ export class LightningWallet {
     }
     this.log.info({ paymentHash: inv.paymentHash, amountMsat: inv.amountMsat, feesPaidMsat: r.fees_paid ?? 0 }, 'invoice paid');
     return { paymentHash: inv.paymentHash, preimage: r.preimage, amountMsat: inv.amountMsat, feesPaidMsat: r.fees_paid ?? 0 };
+  }
+
+  /** This wallet's settled outgoing payment of `inv`, if lookup_invoice knows one. */
+  private async findOutgoing(inv: DecodedInvoice, signal?: AbortSignal): Promise<Payment | undefined> {
+    let tx: NwcTx;
+    try {
+      tx = (await this.call('lookup_invoice', () => this.client.lookupInvoice({ payment_hash: inv.paymentHash }), signal)) as unknown as NwcTx;
+    } catch (err) {
+      if (err instanceof LightningWalletError && err.code === 'ABORTED') throw err;
+      return undefined; // NOT_FOUND, or a wallet that cannot look up payments: pay normally
+    }
+    if (tx.type !== 'outgoing' || tx.state !== 'settled' || !tx.preimage || !preimageMatches(tx.preimage, inv.paymentHash)) return undefined;
+    return { paymentHash: inv.paymentHash, preimage: tx.preimage, amountMsat: tx.amount, feesPaidMsat: tx.fees_paid ?? 0 };
   }
 
   async makeInvoice(req: { amountMsat: number; description?: string; expirySecs?: number; signal?: AbortSignal }): Promise<CreatedInvoice> {
