@@ -101,6 +101,7 @@ export function parseFeedback(e: EventLike): Parsed<Feedback> {
     }
   }
   const amount = readAmount(e.tags, out);
+  if (status === 'payment-required' && !e.tags.some((t) => t[0] === 'amount')) out.push(problem('tags.amount', 'missing', 'payment-required feedback says how much (["amount", "<msats>", "<bolt11>?"])'));
   const message = statusTags[0]?.[2];
   return result(out, () => ({
     ...(e.id !== undefined ? { id: e.id } : {}),

@@ -54,11 +54,25 @@ export function openJobRequest<E extends EventLike>(e: E, providerSecretKey: Uin
   return ok({ ...e, content: '', tags: [...e.tags.filter((t) => t[0] !== 'encrypted'), ...(tags as string[][])] as Tag[] });
 }
 
-/** Encrypt a result (or feedback) template's content to the customer; drops the plaintext `request` and `i` tags. */
+/** True when a `request` tag embeds the still-encrypted request (safe to publish, as NIP-90 shows). */
+function embedsSealedRequest(t: readonly string[]): boolean {
+  try {
+    const e = JSON.parse(t[1] ?? '') as { tags?: unknown };
+    return Array.isArray(e.tags) && e.tags.some((x) => Array.isArray(x) && x[0] === 'encrypted');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Encrypt a result (or feedback) template's content to the customer. Plaintext inputs never leak:
+ * `i` tags are dropped, and a `request` tag is kept only when it embeds the sealed request
+ * (a result built from the opened request would otherwise echo its inputs in clear).
+ */
 export function sealJobResult(template: EventTemplate, providerSecretKey: Uint8Array, customer: string): Parsed<EventTemplate> {
   if (!isHex64(customer)) return fail([problem('customer', 'invalid', 'customer must be a 64-char hex pubkey')]);
   const key = nip44.v2.utils.getConversationKey(providerSecretKey, customer);
-  const tags = template.tags.filter((t) => t[0] !== 'request' && t[0] !== 'i' && t[0] !== 'encrypted');
+  const tags = template.tags.filter((t) => t[0] !== 'i' && t[0] !== 'encrypted' && (t[0] !== 'request' || embedsSealedRequest(t)));
   return ok({ ...template, content: template.content === '' ? '' : nip44.v2.encrypt(template.content, key), tags: [...tags, ['encrypted']] });
 }
 

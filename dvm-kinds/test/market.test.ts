@@ -36,6 +36,7 @@ t.test('feedback: statuses, aliases, amounts, error codes, progress', async (t) 
   const bad = parseFeedback({ kind: 7000, created_at: T0, content: '', tags: [['status', 'done'], ['amount', '1.5 sats'], ['error', 'OOPS'], ['progress', '2']] });
   t.same(paths(bad).sort(), ['tags.amount', 'tags.e', 'tags.error', 'tags.p', 'tags.progress', 'tags.status']);
   t.same(paths(parseFeedback({ kind: 7000, created_at: T0, content: '', tags: [['status', 'success'], ['error', 'EXPIRED'], ['e', REQ], ['p', buyer.pk]] })), ['tags.error'], 'error code only with error');
+  t.same(paths(parseFeedback({ kind: 7000, created_at: T0, content: '', tags: [['status', 'payment-required'], ['e', REQ], ['p', buyer.pk]] })), ['tags.amount'], 'payment-required says how much');
 });
 
 t.test('announcement (NIP-89 31990)', async (t) => {

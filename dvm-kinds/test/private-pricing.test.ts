@@ -31,11 +31,16 @@ t.test('a private request hides inputs and params from everyone but its provider
   const smuggled = sign({ ...tpl, content: nip44.v2.encrypt(JSON.stringify([['p', arbiter.pk]]), nip44.v2.utils.getConversationKey(buyer.sk, provider.pk)), tags: [['p', provider.pk], ['encrypted']] }, buyer.sk);
   t.notOk(openJobRequest(smuggled, provider.sk).ok, 'only job tags may hide in the payload');
 
-  const result = buildSandboxRunResult(sealed, sandboxRunOutput([commandResult({ cmd: 'make test', exitCode: 0, stdout: 'ok', stderr: '', wallMs: 1, cpuMs: 1 })]), { createdAt: T0 + 1 });
-  const sealedResult = sign(value(sealJobResult(result, provider.sk, buyer.pk)), provider.sk);
-  t.notOk(sealedResult.tags.some((x) => x[0] === 'request' || x[0] === 'i'), 'the plaintext request is not echoed');
+  const output = sandboxRunOutput([commandResult({ cmd: 'make test', exitCode: 0, stdout: 'ok', stderr: '', wallMs: 1, cpuMs: 1 })]);
+  const sealedResult = sign(value(sealJobResult(buildSandboxRunResult(sealed, output, { createdAt: T0 + 1 }), provider.sk, buyer.pk)), provider.sk);
+  t.notMatch(JSON.stringify(sealedResult), /secret\.git|make test/, 'nothing private in the result');
+  t.ok(sealedResult.tags.some((x) => x[0] === 'request'), 'the sealed request may be embedded (NIP-90)');
+  const fromOpened = sign(value(sealJobResult(buildSandboxRunResult(opened as never, output, { createdAt: T0 + 1 }), provider.sk, buyer.pk)), provider.sk);
+  t.notMatch(JSON.stringify(fromOpened), /secret\.git|make test/, 'built from the opened request: its clear copy is dropped');
+  t.notOk(fromOpened.tags.some((x) => x[0] === 'request' || x[0] === 'i'));
   const clear = value(parseSandboxRunResult(value(openJobResult(sealedResult, buyer.sk))));
   t.equal(clear.output.commands[0].stdout, 'ok');
+  t.equal(clear.envelope.requestId, sealed.id);
 });
 
 t.test('priceFor: base + per-unit, cap, tier premium', async (t) => {
