@@ -111,6 +111,10 @@ t.test('raw NIP-47 over the relay', async (t) => {
   t.equal(r2.result_type, 'make_invoice');
   t.match(r2.result.invoice, /^lnbcrt20n1/);
 
+  const tagless44 = await send(nip44.encrypt(JSON.stringify({ method: 'get_balance', params: {} }), ck), []);
+  const r2b = JSON.parse(nip44.decrypt((await responseTo(tagless44.id)).content, ck)) as { result: { balance: number } };
+  t.equal(r2b.result.balance, 5_000, 'a NIP-44 payload without an encryption tag is recognised');
+
   const odd = await send(await nip04Key.enc(JSON.stringify({ method: 'get_balance' })), [['encryption', 'nip44_v9']]);
   const r3 = JSON.parse(await nip04Key.dec((await responseTo(odd.id)).content)) as { error: { code: string } };
   t.equal(r3.error.code, 'UNSUPPORTED_ENCRYPTION');

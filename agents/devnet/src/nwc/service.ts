@@ -135,7 +135,10 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
       return;
     }
     const encTag = event.tags.find((t) => t[0] === 'encryption')?.[1];
-    const enc: Encryption | undefined = encTag === undefined ? 'nip04' : encTag === 'nip04' || encTag === 'nip44_v2' ? encTag : undefined;
+    // No tag means NIP-04 (NIP-47); a tagless payload that is not NIP-04 shaped
+    // (`base64?iv=base64`) is read as NIP-44 v2 rather than answered with garbage.
+    const enc: Encryption | undefined =
+      encTag === undefined ? (event.content.includes('?iv=') ? 'nip04' : 'nip44_v2') : encTag === 'nip04' || encTag === 'nip44_v2' ? encTag : undefined;
     if (enc === undefined) {
       rlog.warn({ encryption: encTag }, 'nwc request with unsupported encryption');
       await respond(event, conn.walletSecret, 'nip04', errorResponse('', 'UNSUPPORTED_ENCRYPTION', `encryption ${JSON.stringify(encTag)} is not supported; use nip44_v2 or nip04`));
