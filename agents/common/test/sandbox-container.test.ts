@@ -7,10 +7,11 @@ import { ContainerRunner } from '../src/sandbox/container-runner.ts';
 import { detectRunners } from '../src/sandbox/detect.ts';
 import { escapeSuite } from './sandbox-escape-suite.ts';
 import { proxySuite } from './sandbox-proxy-suite.ts';
-import { dockerForTests } from './podman-service.ts';
+import { connectDocker } from '../src/sandbox/podman-service.ts';
 
 const log = pino({ level: process.env.BAZAAR_TEST_LOG ?? 'silent' });
-const api = await dockerForTests();
+// $DOCKER_HOST (scripts/test.sh serves podman's API) or a private podman service for this file.
+const api = await connectDocker({ startPodman: true });
 
 if ('unavailable' in api) {
   t.comment(`SKIP container tests: ${api.unavailable}`);

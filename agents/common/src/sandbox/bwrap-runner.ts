@@ -115,19 +115,31 @@ export class BwrapRunner implements Runner {
     const bwrapArgs = await this.#bwrapArgs(spec, limits, binds);
     // rlimits: always no core dumps, a per-process cpu backstop and the container runner's nofile;
     // without a cgroup also processes and data size (weaker: per process / per uid).
-    const rl = [`--core=0`, `--cpu=${Math.ceil(limits.cpuSeconds) + 1}`, `--nofile=1024`];
-    if (!cgroup) rl.push(`--nproc=${limits.pids}`, `--data=${limits.memoryBytes}`);
-    const inner = [this.#prlimit, ...rl, '--', this.#bwrap, ...bwrapArgs];
-    let argv = inner;
+    const cpuLimit = Math.ceil(limits.cpuSeconds) + 1;
+    let argv: string[];
     if (asRoot) {
-      // The job joins its cgroup before bwrap starts, so no process of it ever runs outside.
+      // One root shell prepares everything, then drops to the sandbox user and becomes bwrap:
+      // cgroup join first (no process of the job ever runs outside it), rlimits (no core dumps,
+      // a per-process cpu backstop, the container runner's nofile; without a cgroup also
+      // processes and data size), then the staged bind mounts.
       const steps = [
         ...(cgroup ? cgroup.procsFiles.map((f) => `echo $$ > ${shellQuote(f)}`) : []),
-        `mount -t tmpfs -o mode=0755,size=64k bazaar-stage ${STAGE_DIR}`,
-        ...binds.flatMap((b, i) => [`mkdir ${b.source}`, `mount --bind ${shellQuote(bindSpecs[i].hostPath)} ${b.source}`]),
+        'ulimit -c 0', `ulimit -t ${cpuLimit}`, 'ulimit -n 1024',
+        ...(cgroup ? [] : [`ulimit -p ${limits.pids}`, `ulimit -d ${Math.ceil(limits.memoryBytes / 1024)}`]),
+        ...(binds.length
+          ? [
+              `mount -t tmpfs -o mode=0755,size=64k bazaar-stage ${STAGE_DIR}`,
+              ...binds.flatMap((b, i) => [`mkdir ${b.source}`, `mount --bind ${shellQuote(bindSpecs[i].hostPath)} ${b.source}`]),
+            ]
+          : []),
         `exec setpriv --reuid=${this.#uid} --regid=${this.#gid} --clear-groups -- "$@"`,
       ];
-      argv = ['unshare', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', steps.join(' && '), 'bazaar-sandbox', ...inner];
+      const shell = ['/bin/sh', '-c', steps.join(' && '), 'bazaar-sandbox', this.#bwrap, ...bwrapArgs];
+      // A private mount namespace only when there is something to stage.
+      argv = binds.length ? ['unshare', '--mount', '--propagation', 'private', '--', ...shell] : shell;
+    } else {
+      const rl = ['--core=0', `--cpu=${cpuLimit}`, '--nofile=1024', `--nproc=${limits.pids}`, `--data=${limits.memoryBytes}`];
+      argv = [this.#prlimit, ...rl, '--', this.#bwrap, ...bwrapArgs];
     }
 
     const started = performance.now();
@@ -220,11 +232,11 @@ export class BwrapRunner implements Runner {
     let peakMemoryBytes: number | null = null;
     let oom = false;
     if (cgroup) {
-      // bwrap's exit takes its pid namespace with it; make sure, then read the meters.
-      await cgroup.signalAll('SIGKILL');
-      cpuSeconds = await cgroup.cpuSeconds();
-      peakMemoryBytes = await cgroup.peakMemoryBytes();
-      oom = (await cgroup.oomKills()) > 0;
+      // bwrap's exit takes its pid namespace with it; read the meters, then make sure and clean up.
+      const [cpu, peak, ooms] = await Promise.all([cgroup.cpuSeconds(), cgroup.peakMemoryBytes(), cgroup.oomKills()]);
+      cpuSeconds = cpu;
+      peakMemoryBytes = peak;
+      oom = ooms > 0;
       await cgroup.destroy();
     }
 

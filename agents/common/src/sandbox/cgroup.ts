@@ -37,11 +37,19 @@ export async function detectCgroups(root = '/sys/fs/cgroup'): Promise<CgroupSupp
   }
 }
 
-async function cpuacctDir(root: string): Promise<string | null> {
-  for (const name of ['cpuacct', 'cpu,cpuacct', 'cpuacct,cpu']) {
-    if (await exists(join(root, name, 'cpuacct.usage'))) return join(root, name);
+const cpuacctDirs = new Map<string, Promise<string | null>>();
+function cpuacctDir(root: string): Promise<string | null> {
+  let found = cpuacctDirs.get(root);
+  if (!found) {
+    found = (async () => {
+      for (const name of ['cpuacct', 'cpu,cpuacct', 'cpuacct,cpu']) {
+        if (await exists(join(root, name, 'cpuacct.usage'))) return join(root, name);
+      }
+      return null;
+    })();
+    cpuacctDirs.set(root, found);
   }
-  return null;
+  return found;
 }
 
 const readNumber = async (p: string): Promise<number | null> => {
@@ -93,12 +101,14 @@ export class JobCgroup {
     const pids = join(support.root, 'pids', parent, name);
     const cpuRoot = await cpuacctDir(support.root);
     const cpu = cpuRoot ? join(cpuRoot, parent, name) : null;
-    for (const d of [memory, pids, cpu]) if (d) await mkdir(d, { recursive: true });
+    await Promise.all([memory, pids, cpu].map((d) => (d ? mkdir(d, { recursive: true }) : undefined)));
     const cg = new JobCgroup(1, { memory, pids, cpu });
-    await writeFile(join(memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
-    // Without swap accounting this file is absent; the memory limit alone still applies.
-    await writeFile(join(memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes)).catch(() => undefined);
-    await writeFile(join(pids, 'pids.max'), String(limits.pids));
+    await Promise.all([
+      writeFile(join(memory, 'memory.limit_in_bytes'), String(limits.memoryBytes))
+        // Without swap accounting this file is absent; the memory limit alone still applies.
+        .then(() => writeFile(join(memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes)).catch(() => undefined)),
+      writeFile(join(pids, 'pids.max'), String(limits.pids)),
+    ]);
     return cg;
   }
 
@@ -155,8 +165,6 @@ export class JobCgroup {
       signalPids(left, 'SIGKILL');
       await new Promise((r) => setTimeout(r, 20));
     }
-    for (const d of new Set([this.dirs.memory, this.dirs.pids, this.dirs.cpu])) {
-      if (d) await rmdir(d).catch(() => undefined);
-    }
+    await Promise.all([...new Set([this.dirs.memory, this.dirs.pids, this.dirs.cpu])].map((d) => (d ? rmdir(d).catch(() => undefined) : undefined)));
   }
 }
