@@ -2,6 +2,7 @@ import t from 'tap';
 import bolt11 from 'bolt11';
 import { decode as lightDecode } from 'light-bolt11-decoder';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { LightningNetwork, preimageMatches } from '../src/lightning/network.ts';
 import { isLightningError, type LightningErrorCode } from '../src/lightning/errors.ts';
@@ -102,6 +103,17 @@ t.test('failures are clear and move no money', async (t) => {
   throwsCode(t, () => net.pay('alice', moreExpensive), 'INVALID_INVOICE', /does not decode|tampered/);
   // A flipped data bit (timestamp) with a valid checksum: signature check fails.
   throwsCode(t, () => net.pay('alice', flipDataWord(inv.bolt11, 3)), 'INVALID_INVOICE');
+
+  // Same payment hash, re-signed by a key that is not the payee's: valid signature, wrong invoice.
+  const d = bolt11.decode(inv.bolt11);
+  const forged = bolt11.sign(bolt11.encode({
+    network: d.network,
+    millisatoshis: '1000',
+    timestamp: d.timestamp,
+    tags: d.tags.filter((x) => x.tagName !== 'payee_node_key'),
+  }, false), bytesToHex(secp256k1.utils.randomSecretKey())).paymentRequest!;
+  t.equal(bolt11.decode(forged).tagsObject.payment_hash, inv.paymentHash);
+  throwsCode(t, () => net.pay('alice', forged), 'INVALID_INVOICE', /tampered/);
 
   // An invoice from another network with a valid signature is unroutable.
   const other = LightningNetwork.open({ path: tempDir(), logger: silentLogger });
