@@ -10,6 +10,9 @@ export const isJobRequestKind = (k: number): boolean => k >= 5000 && k <= 5999;
 export const isJobResultKind = (k: number): boolean => k >= 6000 && k <= 6999;
 export const resultKindFor = (requestKind: number): number => requestKind + 1000;
 
+/** NIP-40: true when the request has expired at `nowSecs` — a provider never starts such a job. */
+export const isRequestExpired = (r: { readonly expiration?: number }, nowSecs: number): boolean => r.expiration !== undefined && r.expiration <= nowSecs;
+
 export const INPUT_TYPES = ['url', 'event', 'job', 'text'] as const;
 export type InputType = (typeof INPUT_TYPES)[number];
 

@@ -8,7 +8,7 @@ import { buyer, provider, sign, T0 } from './helpers.ts';
 import type { NostrEvent } from '../src/nostr.ts';
 import type { Parsed } from '../src/problem.ts';
 import { buildFeedback, parseFeedback } from '../src/feedback.ts';
-import { parseJobRequest, parseJobResult } from '../src/job.ts';
+import { isRequestExpired, parseJobRequest, parseJobResult } from '../src/job.ts';
 import { openJobRequest } from '../src/private.ts';
 import { buildSandboxRunResult, commandResult, parseSandboxRunRequest, sandboxRunOutput } from '../src/kinds/sandbox-run.ts';
 import { buildTextGenRequest, buildTextGenResult, parseTextGenRequest, parseTextGenResult } from '../src/kinds/text-gen.ts';
@@ -148,4 +148,6 @@ t.test('raw nostr-tools events written from the NIP-90 examples parse', async (t
   const fb = value(parseFeedback(feedback));
   t.same([fb.status, fb.message, fb.content], ['partial', 'first tokens', 'Par']);
   t.notOk(parseJobRequest({ ...request, kind: 1 }).ok, 'kind outside 5000-5999 is not a job request');
+  const expiring = value(parseJobRequest({ ...request, tags: [...request.tags, ['expiration', String(T0 + 60)]] }));
+  t.same([isRequestExpired(expiring, T0 + 59), isRequestExpired(expiring, T0 + 60), isRequestExpired(req.envelope, T0 + 1e9)], [false, true, false]);
 });
