@@ -65,6 +65,17 @@ export interface MeltQuoteRecord {
   readonly change?: readonly SignatureRecord[];
   /** Set when the invoice belongs to one of our own mint quotes. */
   readonly internalMintQuote?: string;
+  /** While PENDING: what finishing the melt needs, so a restart can settle it. */
+  readonly pending?: PendingMelt;
+}
+
+export interface PendingMelt {
+  readonly ys: readonly string[];
+  readonly inputs: readonly { readonly amount: number; readonly keysetId: string; readonly witness: string | null }[];
+  readonly total: number;
+  readonly inputFee: number;
+  /** NUT-08 blank outputs for change. */
+  readonly blanks: readonly { readonly amount: number; readonly id: string; readonly B_: string }[];
 }
 
 /** Totals in sats. Invariant: lnIn - lnOut == (signed - spent) + feesCollected. */

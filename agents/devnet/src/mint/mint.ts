@@ -9,7 +9,7 @@ import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import type { Logger } from 'pino';
 import type { LightningBackend } from '../lightning-backend.ts';
 import { MintError, MintErrorCode as E, fail } from './errors.ts';
-import type { KeysetRecord, MeltQuoteRecord, MintQuoteRecord, MintStore, ProofRecord, SignatureRecord } from './mint-store.ts';
+import type { KeysetRecord, MeltQuoteRecord, MintQuoteRecord, MintStore, PendingMelt, SignatureRecord } from './mint-store.ts';
 import { verifyTransactionConditions } from './spending-conditions.ts';
 
 export const UNIT = 'sat';
@@ -55,6 +55,8 @@ export interface MintOptions {
   readonly name?: string;
   readonly quoteExpirySecs?: number;
   readonly maxAmount?: number;
+  /** Test instrumentation: called at 'melt:reserved' and 'melt:paid' (crash tests kill the process there). */
+  readonly onStep?: (step: string) => void;
 }
 
 export interface MintEvents {
@@ -96,6 +98,9 @@ export class CashuMint extends EventEmitter<MintEvents> {
   private readonly shortIds = new Map<string, string>();
   private readonly watchers = new Map<string, () => void>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly onStep: (step: string) => void;
+  /** Resolves once melts left PENDING by a crash are settled or released (startMint waits for it). */
+  resumed: Promise<void> = Promise.resolve();
 
   constructor(opts: MintOptions) {
     super();
@@ -106,6 +111,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
     this.name = opts.name ?? 'Bazaar devnet mint';
     this.quoteExpirySecs = opts.quoteExpirySecs ?? 3600;
     this.maxAmount = opts.maxAmount ?? 10_000_000;
+    this.onStep = opts.onStep ?? (() => {});
     const seed = this.seed();
     this.pubkey = bytesToHex(createNewMintKeys(1, hmac(seed, 'bazaar-mint/identity')).pubKeys['1']);
     this.loadKeysets(seed, opts.inputFeePpk);
@@ -504,17 +510,25 @@ export class CashuMint extends EventEmitter<MintEvents> {
     const needed = q.amount + q.feeReserve + fee;
     if (total < needed) fail(E.transactionNotBalanced, `inputs (${total}) must cover amount (${q.amount}) + fee reserve (${q.feeReserve}) + input fee (${fee})`);
     const now = this.now();
-    // Reserve: inputs PENDING and the quote PENDING, atomically, before any payment.
+    const pending: PendingMelt = {
+      ys,
+      inputs: inputs.map((p) => ({ amount: p.amount, keysetId: p.id, witness: p.witness ?? null })),
+      total,
+      inputFee: fee,
+      blanks,
+    };
+    // Reserve: inputs PENDING and the quote PENDING (with what settling needs), atomically,
+    // before any payment.
     this.store.root.transactionSync(() => {
       const cur = this.store.meltQuotes.get(quoteId)!;
       if (cur.state !== 'UNPAID') fail(cur.state === 'PAID' ? E.invoiceAlreadyPaid : E.quotePending, cur.state === 'PAID' ? 'invoice already paid' : 'quote is pending');
       this.assertFresh(ys, blanks);
       inputs.forEach((p, i) => this.store.proofs.put(ys[i], { state: 'PENDING', amount: p.amount, keysetId: p.id, witness: p.witness ?? null, quote: quoteId, at: now }));
-      this.store.meltQuotes.put(quoteId, { ...cur, state: 'PENDING' });
+      this.store.meltQuotes.put(quoteId, { ...cur, state: 'PENDING', pending });
     });
     ys.forEach((y, i) => this.emit('proofState', { Y: y, state: 'PENDING', witness: inputs[i].witness ?? null }));
     this.emit('meltQuote', this.store.meltQuotes.get(quoteId)!);
-    const settle = this.settleMelt(q, inputs, ys, blanks, total, fee);
+    const settle = this.payMelt(quoteId);
     this.inFlight.add(settle);
     try {
       return await settle;
@@ -523,59 +537,71 @@ export class CashuMint extends EventEmitter<MintEvents> {
     }
   }
 
-  private async settleMelt(q: MeltQuoteRecord, inputs: Proof[], ys: string[], blanks: BlindedMessage[], total: number, inputFee: number): Promise<Record<string, unknown>> {
-    let preimage: string | null = null;
-    let lnFeeSat = 0;
+  private async payMelt(quoteId: string): Promise<Record<string, unknown>> {
+    const q = this.store.meltQuotes.get(quoteId)!;
+    this.onStep('melt:reserved');
     if (q.internalMintQuote) {
       const mq = this.store.mintQuotes.get(q.internalMintQuote);
       if (!mq || mq.state !== 'UNPAID') {
-        this.releaseMelt(q.quote, ys);
+        this.releaseMelt(quoteId);
         return fail(E.invoiceAlreadyPaid, 'invoice already paid');
       }
-    } else {
-      try {
-        const res = await this.lightning.pay(q.request, { maxFeeMsat: q.feeReserve * 1000, signal: AbortSignal.timeout(60_000) });
-        preimage = res.preimage;
-        lnFeeSat = Math.ceil(res.feeMsat / 1000);
-      } catch (err) {
-        this.releaseMelt(q.quote, ys);
-        this.log.warn({ quote: q.quote, err: (err as Error).message }, 'melt payment failed');
-        return fail(E.lightningPaymentFailed, `Lightning payment failed: ${(err as Error).message}`);
-      }
+      return this.finishMelt(quoteId, null, 0);
     }
-    // NUT-08: return the overpaid fee reserve as change on the blank outputs.
-    const overpaid = total - inputFee - q.amount - lnFeeSat;
-    const amounts = splitPow2(overpaid).slice(0, blanks.length);
-    const changeOutputs = amounts.map((amount, i) => ({ ...blanks[i], amount }));
+    let res;
+    try {
+      res = await this.lightning.pay(q.request, { maxFeeMsat: q.feeReserve * 1000, signal: AbortSignal.timeout(60_000) });
+    } catch (err) {
+      this.releaseMelt(quoteId);
+      this.log.warn({ quote: quoteId, err: (err as Error).message }, 'melt payment failed');
+      return fail(E.lightningPaymentFailed, `Lightning payment failed: ${(err as Error).message}`);
+    }
+    this.onStep('melt:paid');
+    return this.finishMelt(quoteId, res.preimage, Math.ceil(res.feeMsat / 1000));
+  }
+
+  /** The payment happened: inputs SPENT, quote PAID, NUT-08 change on the blank outputs. */
+  private finishMelt(quoteId: string, preimage: string | null, lnFeeSat: number): Record<string, unknown> {
+    const q = this.store.meltQuotes.get(quoteId)!;
+    const pm = q.pending!;
+    const overpaid = pm.total - pm.inputFee - q.amount - lnFeeSat;
+    const amounts = splitPow2(Math.max(0, overpaid)).slice(0, pm.blanks.length);
+    const changeOutputs = amounts.map((amount, i) => ({ ...pm.blanks[i], amount }));
     const change = this.sign(changeOutputs);
     const changeTotal = amounts.reduce((s, a) => s + a, 0);
     const now = this.now();
     let paid: MeltQuoteRecord | undefined;
     this.store.root.transactionSync(() => {
-      const cur = this.store.meltQuotes.get(q.quote)!;
-      inputs.forEach((p, i) => this.store.proofs.put(ys[i], { state: 'SPENT', amount: p.amount, keysetId: p.id, witness: p.witness ?? null, at: now }));
+      const cur = this.store.meltQuotes.get(quoteId)!;
+      if (cur.state !== 'PENDING') fail(E.generic, `melt ${quoteId} is ${cur.state}, not PENDING`);
+      pm.ys.forEach((y, i) => this.store.proofs.put(y, { state: 'SPENT', amount: pm.inputs[i].amount, keysetId: pm.inputs[i].keysetId, witness: pm.inputs[i].witness, at: now }));
       change.forEach((s, i) => this.store.signatures.put(changeOutputs[i].B_, s));
-      paid = { ...cur, state: 'PAID', paymentPreimage: preimage, feePaid: lnFeeSat, change };
-      this.store.meltQuotes.put(q.quote, paid);
+      const { pending: _done, ...rest } = cur;
+      paid = { ...rest, state: 'PAID', paymentPreimage: preimage, feePaid: lnFeeSat, change };
+      this.store.meltQuotes.put(quoteId, paid);
       this.store.bumpLedger({
-        spent: total,
+        spent: pm.total,
         signed: changeTotal,
-        feesCollected: total - q.amount - lnFeeSat - changeTotal,
+        feesCollected: pm.total - q.amount - lnFeeSat - changeTotal,
         ...(q.internalMintQuote ? {} : { lnOut: q.amount + lnFeeSat }),
       });
     });
     if (q.internalMintQuote) this.markMintQuotePaid(q.internalMintQuote, false);
-    ys.forEach((y, i) => this.emit('proofState', { Y: y, state: 'SPENT', witness: inputs[i].witness ?? null }));
+    pm.ys.forEach((y, i) => this.emit('proofState', { Y: y, state: 'SPENT', witness: pm.inputs[i].witness }));
     this.emit('meltQuote', paid!);
-    this.log.info({ quote: q.quote, amount: q.amount, lnFeeSat, change: changeTotal, internal: Boolean(q.internalMintQuote) }, 'melt paid');
+    this.log.info({ quote: quoteId, amount: q.amount, lnFeeSat, change: changeTotal, internal: Boolean(q.internalMintQuote) }, 'melt paid');
     return meltQuoteJson(paid!);
   }
 
-  private releaseMelt(quoteId: string, ys: readonly string[]): void {
+  private releaseMelt(quoteId: string): void {
+    const ys = this.store.meltQuotes.get(quoteId)?.pending?.ys ?? [];
     this.store.root.transactionSync(() => {
       for (const y of ys) if (this.store.proofs.get(y)?.state === 'PENDING') this.store.proofs.remove(y);
       const cur = this.store.meltQuotes.get(quoteId);
-      if (cur?.state === 'PENDING') this.store.meltQuotes.put(quoteId, { ...cur, state: 'UNPAID' });
+      if (cur?.state === 'PENDING') {
+        const { pending: _released, ...rest } = cur;
+        this.store.meltQuotes.put(quoteId, { ...rest, state: 'UNPAID' });
+      }
     });
     for (const y of ys) this.emit('proofState', { Y: y, state: 'UNSPENT', witness: null });
     const q = this.store.meltQuotes.get(quoteId);
@@ -588,21 +614,42 @@ export class CashuMint extends EventEmitter<MintEvents> {
     for (const { value: q } of this.store.mintQuotes.getRange()) {
       if (q.state === 'UNPAID' && q.expiry > now) this.watchInvoice(q);
     }
+    const resolving: Promise<void>[] = [];
     for (const { value: q } of this.store.meltQuotes.getRange()) {
       if (q.state !== 'PENDING') continue;
-      const ys = [...this.store.proofs.getRange()].filter((e) => e.value.quote === q.quote).map((e) => e.key);
-      const p = this.lightning.invoiceState(q.paymentHash).then(
-        (state) => {
-          if (state === 'paid') this.log.warn({ quote: q.quote }, 'melt left pending by a crash was paid; inputs stay reserved for the operator');
-          else {
-            this.releaseMelt(q.quote, ys);
-            this.log.warn({ quote: q.quote }, 'melt left pending by a crash was not paid; inputs released');
-          }
-        },
-        (err: unknown) => this.log.warn({ quote: q.quote, err: (err as Error).message }, 'cannot resolve pending melt; inputs stay reserved'),
+      resolving.push(
+        withTimeout(this.resolvePendingMelt(q), 15_000, 'backend did not answer').catch((err: unknown) =>
+          this.log.warn({ quote: q.quote, err: (err as Error).message }, 'cannot resolve pending melt; inputs stay reserved'),
+        ),
       );
-      this.inFlight.add(p);
-      void p.finally(() => this.inFlight.delete(p));
+    }
+    this.resumed = Promise.all(resolving).then(() => undefined);
+  }
+
+  /**
+   * A melt left PENDING by a crash: ask the backend whether our payment of the invoice
+   * happened. Paid → finish it (change included; the routing fee is unknown and counted as
+   * 0, exact on the dev network); not paid → release the inputs; unknown → keep them
+   * reserved (never risk paying twice or un-spending paid inputs).
+   */
+  private async resolvePendingMelt(q: MeltQuoteRecord): Promise<void> {
+    if (!q.pending) {
+      this.log.warn({ quote: q.quote }, 'pending melt without settlement data; inputs stay reserved');
+      return;
+    }
+    if (q.internalMintQuote) {
+      const mq = this.store.mintQuotes.get(q.internalMintQuote);
+      if (mq?.state === 'UNPAID') this.finishMelt(q.quote, null, 0);
+      else this.releaseMelt(q.quote);
+      return;
+    }
+    const state = await this.lightning.invoiceState(q.paymentHash);
+    if (state === 'paid') {
+      this.finishMelt(q.quote, null, 0);
+      this.log.warn({ quote: q.quote }, 'melt left pending by a crash had been paid; settled');
+    } else {
+      this.releaseMelt(q.quote);
+      this.log.warn({ quote: q.quote, state }, 'melt left pending by a crash was not paid; inputs released');
     }
   }
 
@@ -612,6 +659,14 @@ export class CashuMint extends EventEmitter<MintEvents> {
     await Promise.allSettled([...this.inFlight]);
     this.removeAllListeners();
   }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
 function hmac(seed: Uint8Array, label: string): Uint8Array {

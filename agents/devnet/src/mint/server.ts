@@ -22,6 +22,8 @@ export interface StartMintOptions {
   /** Mint clock, unix seconds. */
   readonly now?: () => number;
   readonly name?: string;
+  /** Test instrumentation (crash tests): called at durable steps such as 'melt:reserved'. */
+  readonly onStep?: (step: string) => void;
 }
 
 export interface RunningMint {
@@ -35,7 +37,9 @@ export async function startMint(opts: StartMintOptions): Promise<RunningMint> {
   const store = new MintStore(opts.dataDir);
   let mint: CashuMint;
   try {
-    mint = new CashuMint({ store, lightning: opts.lightning, inputFeePpk: opts.inputFeePpk ?? 100, logger: log, now: opts.now, name: opts.name });
+    mint = new CashuMint({ store, lightning: opts.lightning, inputFeePpk: opts.inputFeePpk ?? 100, logger: log, now: opts.now, name: opts.name, onStep: opts.onStep });
+    // Settle melts a crash left PENDING before serving anyone.
+    await mint.resumed;
   } catch (err) {
     await store.close();
     throw err;
