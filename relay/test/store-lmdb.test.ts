@@ -170,6 +170,19 @@ t.test('the planner picks the most selective index for the market\'s filter shap
   t.equal(await s.count([{ authors: [...many, author], kinds: [1, 7, 5] }]), 1);
 });
 
+t.test('the purge timer removes events once they expire', async (t) => {
+  let now = NOW;
+  const s = await openLmdbStore({ path: tempDir(t), clock: () => now, purgeIntervalMs: 10 });
+  t.teardown(() => s.close());
+  await s.put([sign(1, NOW - 1, [['expiration', String(NOW + 5)]]), sign(1, NOW - 2)]);
+  t.equal(s.size(), 2);
+  now = NOW + 5;
+  // Wait for the condition (bounded), not for a fixed time.
+  const deadline = Date.now() + 5000;
+  while (s.size() !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  t.equal(s.size(), 1, 'the expired event was purged by the timer');
+});
+
 t.test('close waits for queued writes', async (t) => {
   const s = await openLmdbStore({ path: tempDir(t), clock, purgeIntervalMs: 0 });
   const pending = s.put([sign(1, NOW - 1)]);
