@@ -208,5 +208,9 @@ t.test('5933 CodeReview', async (t) => {
 
   const repoReq = value(parseCodeReviewRequest(sign(buildCodeReviewRequest({ repoUrl: 'https://git.example.com/a.git', params: { base_ref: 'main', head_ref: 'feature' }, createdAt: T0 }), buyer.sk)));
   t.same(repoReq.subject, { repo: { url: 'https://git.example.com/a.git', baseRef: 'main', headRef: 'feature' } });
+  const repoRes = { ...res, envelope: { ...res.envelope, requestId: repoReq.envelope.id! } };
+  t.ok(verifyCodeReview(repoReq, repoRes).ok, 'repo review without a diff: file check skipped');
+  t.ok(verifyCodeReview(repoReq, repoRes, { diff: PATCH }).ok, 'with the buyer-computed diff: files checked');
+  t.same(paths(verifyCodeReview(repoReq, repoRes, { diff: PATCH.split('diff --git a/test')[0] })), ['content.issues[0].file'], 'a file outside the buyer-computed diff is caught');
   t.same(paths(parseCodeReviewRequest(sign(buildCodeReviewRequest({ repoUrl: 'https://git.example.com/a.git', createdAt: T0 }), buyer.sk))).sort(), ['tags.param[base_ref]', 'tags.param[head_ref]']);
 });

@@ -139,18 +139,23 @@ export function parseCodeReviewResult(e: EventLike): Parsed<CodeReviewResult> {
   return result(out, () => ({ envelope: env.value, review: json as CodeReviewOutput, reviewSha256: h! }));
 }
 
-/** Pure checks: hash, non-trivial, line ranges sane, every referenced file is in the reviewed diff. */
-export function verifyCodeReview(request: CodeReviewRequest, res: CodeReviewResult, content?: string): Verification {
+/**
+ * Pure checks: hash, non-trivial, line ranges sane, every referenced file is in the reviewed diff.
+ * For a repo input, pass the diff between base_ref and head_ref from your own checkout as `opts.diff`.
+ */
+export function verifyCodeReview(request: CodeReviewRequest, res: CodeReviewResult, opts: { diff?: string } = {}): Verification {
   const out: Problem[] = [];
   const r = res.review;
   if (request.envelope.id !== undefined && res.envelope.requestId !== request.envelope.id) out.push(problem('tags.e', 'mismatch', 'the result answers another request'));
-  if (sha256Hex(content ?? res.envelope.content) !== res.reviewSha256) out.push(problem('review_sha256', 'mismatch', 'does not match the sha256 of the content'));
+  if (sha256Hex(res.envelope.content) !== res.reviewSha256) out.push(problem('review_sha256', 'mismatch', 'does not match the sha256 of the content'));
   if (r.summary.trim().length < MIN_SUMMARY_CHARS) out.push(problem('content.summary', 'invalid', `a summary of at least ${MIN_SUMMARY_CHARS} characters is required`));
   if (r.approval !== 'approve' && r.issues.length === 0 && r.suggestions.length === 0) out.push(problem('content.issues', 'missing', `"${r.approval}" without any issue or suggestion is trivial`));
   let files: Set<string> | undefined;
-  if ('diff' in request.subject) {
-    const d = parseUnifiedDiff(request.subject.diff);
+  const diff = 'diff' in request.subject ? request.subject.diff : opts.diff;
+  if (diff !== undefined) {
+    const d = parseUnifiedDiff(diff);
     if (d.ok) files = new Set(diffPaths(d.value));
+    else out.push(problem('diff', 'invalid', 'the reviewed diff does not parse'));
   }
   r.issues.forEach((iss, i) => {
     if (iss.line_end !== undefined && iss.line_end < iss.line_start) out.push(problem(`content.issues[${i}].line_end`, 'invalid', 'ends before it starts'));
