@@ -19,6 +19,8 @@ if ('unavailable' in api) {
 } else {
   t.teardown(() => api.stop());
   t.comment(`Docker API at ${api.endpoint}`);
+  // The first run on a machine debootstraps and imports the base image (1-3 min); later runs reuse it.
+  t.setTimeout(15 * 60_000);
   const image = await ensureBaseImage(api.docker, { log });
   const runner = new ContainerRunner({ docker: api.docker, image, log });
 

@@ -1,7 +1,7 @@
 // One escape suite, run against every runner: each attempt must be contained and end
 // with the right reason. Used by sandbox-bwrap.test.ts and sandbox-container.test.ts.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ async function makeRepo(): Promise<string> {
   await mkdir(join(repo, 'src'));
   await writeFile(join(repo, 'src', 'a.txt'), 'one\ntwo\nthree\n');
   const git = (...a: string[]) => execHost('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@t', ...a]);
+  await symlink('/etc', join(repo, 'etc-link'));
   await git('init', '-q');
   await git('add', '.');
   await git('commit', '-qm', 'init');
@@ -234,6 +235,13 @@ export function escapeSuite(t: Test, runner: Runner): void {
     t.equal(applied.applied, true, applied.applied ? '' : applied.reason);
     const check = await runner.run({ cmd: ['cat', '/workspace/src/a.txt'], workspace: ws });
     t.equal(check.stdout, 'one\nTWO\nthree\n');
+
+    // Lexically fine, but it writes through a symlink the repo already has: git refuses, in the sandbox.
+    const ws3 = await sharedTmp('bazaar-escape-ws3-');
+    t.teardown(() => rm(ws3, { recursive: true, force: true }));
+    const through = ['diff --git a/etc-link/evil b/etc-link/evil', 'new file mode 100644', 'index 0000000..e69de29', '--- /dev/null', '+++ b/etc-link/evil', '@@ -0,0 +1 @@', '+x', ''].join('\n');
+    const beyond = await applyPatch(runner, { repo, workspace: ws3, patch: through });
+    t.match(beyond, { applied: false, stage: 'check', reason: /beyond a symbolic link/ });
 
     const ws2 = await sharedTmp('bazaar-escape-ws2-');
     t.teardown(() => rm(ws2, { recursive: true, force: true }));
