@@ -138,3 +138,23 @@ t.test('restore from seed after losing the store (NUT-09 + NUT-13)', async (t) =
   await a2.confirmSent();
   f.assertConserved(t, [a2, bob]);
 });
+
+t.test('a token partly double-spent by its sender: the receiver keeps the unspent part', async (t) => {
+  const { Wallet: CashuTsWallet } = await import('@cashu/cashu-ts');
+  const f = await startCashuFixture(t, { inputFeePpk: 0 });
+  const alice = await f.openWallet();
+  const bob = await f.openWallet();
+  await f.fund(alice, 64);
+  const { token, proofs } = await alice.send(3);
+  t.same(proofs.map((p) => p.amount).sort(), [1, 2]);
+  const thief = new CashuTsWallet(f.mint.url, { unit: 'sat' });
+  await thief.loadMint();
+  const stolen = await thief.receive(proofs.filter((p) => p.amount === 2).map(fromProofJson));
+  t.equal(stolen.length, 1, 'the sender spent the 2-sat proof elsewhere first');
+  const res = await bob.receive(token).catch((e: CashuWalletError) => e);
+  t.match(res, { name: 'CashuWalletError', code: 11001 });
+  t.equal(bob.balance(), 1, 'the unspent 1-sat proof is kept');
+  t.equal(bob.totals().reserved, 0);
+  const { token: onward } = await bob.send(1, { includeFees: false });
+  t.equal(await alice.receive(onward), 1, 'and it is really spendable');
+});

@@ -573,6 +573,21 @@ export class CashuWallet {
     // Spent: the mint executed the call (or, for a claim, someone else did and nothing
     // of ours was signed). Our outputs come back through NUT-09 restore.
     const produced = await this.restoreOutputs(op);
+    if (!produced.length && op.kind !== 'claim' && states.some((s) => s.state === 'UNSPENT')) {
+      // Not our call that spent them (e.g. a sender double-spent part of a received
+      // token): keep what is still unspent, drop what is gone.
+      const at = this.now();
+      this.root.transactionSync(() => {
+        op.inputs.forEach((p, i) => {
+          if (states[i].state === 'UNSPENT') this.proofsDb.put(p.secret, { proof: p, state: 'ready', at });
+          else this.proofsDb.remove(p.secret);
+        });
+        this.ops.remove(op.id);
+      });
+      const kept = sumJson(op.inputs.filter((_, i) => states[i].state === 'UNSPENT'));
+      this.log.warn({ op: op.id, kept }, 'inputs partly spent elsewhere; the unspent ones are back in the purse');
+      return { restored: 0, released: kept, pending: 0 };
+    }
     this.commit(op, produced, op.kind !== 'claim');
     const got = produced.map((x) => x.proof);
     if (got.length) this.log.info({ op: op.id, amount: sumJson(got) }, 'outputs restored after an interrupted operation');
