@@ -165,3 +165,28 @@ t.test('signClaim refuses packages that do not spend the expected escrow', async
   t.throws(() => signClaim('sigallAgarbage', keys.arbiter.secretKey), /not a signing package/);
   f.assertConserved(t, all);
 });
+
+t.test('keys printed as "03" + x (odd y) work: the lock is written "02" + x-only', async (t) => {
+  const { secp256k1 } = await import('@noble/curves/secp256k1.js');
+  const { bytesToHex } = await import('@noble/hashes/utils.js');
+  const f = await startCashuFixture(t, { inputFeePpk: 0 });
+  const buyerW = await f.openWallet();
+  const providerW = await f.openWallet();
+  await f.fund(buyerW, 200);
+  let sk: Uint8Array;
+  let pk: string;
+  do {
+    sk = secp256k1.utils.randomSecretKey();
+    pk = bytesToHex(secp256k1.getPublicKey(sk, true));
+  } while (!pk.startsWith('03'));
+  const keys = { buyer: newPaymentKey(), arbiter: newPaymentKey() };
+  const terms: EscrowTerms = { price: 50, provider: pk, buyer: keys.buyer.pubkey, arbiter: keys.arbiter.pubkey, locktime: f.clock.now + 60 };
+  const escrow = await lockEscrow(buyerW, terms);
+  t.equal((JSON.parse(escrow.proofs[0].secret) as [string, { data: string }])[1].data, '02' + pk.slice(2));
+  t.ok((await checkEscrow(providerW, escrow.token, terms)).ok, 'checks compare x-only keys');
+  const claim = await prepareClaim(providerW, escrow.token);
+  const signed = signClaim(claim.package, keys.buyer.secretKey, escrow.proofs);
+  t.equal(await redeemClaim(providerW, claim.claimId, [signed], bytesToHex(sk)), 50, 'the odd-y key signs its claim');
+  await buyerW.confirmSent();
+  f.assertConserved(t, [buyerW, providerW]);
+});

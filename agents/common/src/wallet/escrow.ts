@@ -42,7 +42,9 @@ export interface PreparedClaim {
   readonly package: string;
 }
 
-const PAYMENT_KEY = /^02[0-9a-f]{64}$/;
+// "02" + x-only per DESIGN §4; "03…" (a compressed key with odd y, as some key stores print
+// it) names the same x-only key under NUT-11 and is accepted, then written as "02" + x.
+const PAYMENT_KEY = /^0[23][0-9a-f]{64}$/;
 
 /** A fresh payment key: secret hex and public key "02" + x-only (separate from Nostr identity keys). */
 export function newPaymentKey(): { secretKey: string; pubkey: string } {
@@ -55,12 +57,13 @@ export function paymentPubkey(secretKeyHex: string): string {
 }
 
 const xonly = (k: string): string => k.slice(-64).toLowerCase();
+const as02 = (k: string): string => '02' + xonly(k);
 const tagKey = (id: string): string => `escrow:${id}`;
 
 function validateTerms(t: EscrowTerms): void {
   if (!Number.isSafeInteger(t.price) || t.price <= 0) throw new CashuWalletError('escrow price must be a positive integer of sats');
   for (const [name, k] of [['provider', t.provider], ['buyer', t.buyer], ['arbiter', t.arbiter]] as const) {
-    if (!PAYMENT_KEY.test(k)) throw new CashuWalletError(`${name} payment key must be "02" + 64 lowercase hex (x-only)`);
+    if (!PAYMENT_KEY.test(k)) throw new CashuWalletError(`${name} payment key must be "02" + 64 lowercase hex (x-only public key)`);
   }
   if (new Set([t.provider, t.buyer, t.arbiter].map(xonly)).size !== 3) throw new CashuWalletError('provider, buyer and arbiter keys must differ');
   if (!Number.isSafeInteger(t.locktime) || t.locktime <= 0) throw new CashuWalletError('locktime must be a unix time in seconds');
@@ -85,7 +88,13 @@ export async function lockEscrow(wallet: CashuWallet, terms: EscrowTerms & { rea
   const { token, proofs } = await wallet.send(amount, {
     includeFees: false,
     tag: tagKey(terms.id ?? `${xonly(terms.provider).slice(0, 16)}-${terms.locktime}`),
-    p2pk: { pubkey: [terms.provider, terms.buyer, terms.arbiter], requiredSignatures: 2, locktime: terms.locktime, refundKeys: [terms.buyer], sigFlag: 'SIG_ALL' },
+    p2pk: {
+      pubkey: [terms.provider, terms.buyer, terms.arbiter].map(as02),
+      requiredSignatures: 2,
+      locktime: terms.locktime,
+      refundKeys: [as02(terms.buyer)],
+      sigFlag: 'SIG_ALL',
+    },
   });
   return { token, proofs, amount, terms };
 }
