@@ -49,6 +49,14 @@ function matchesType(v: unknown, t: JsonType): boolean {
   return actual === t;
 }
 
+const patterns = new Map<string, RegExp>();
+/** Compiled once per pattern: validation sits on the relay's write path. */
+const compiled = (pattern: string): RegExp => {
+  let re = patterns.get(pattern);
+  if (!re) patterns.set(pattern, (re = new RegExp(pattern, 'u')));
+  return re;
+};
+
 const join = (path: string, key: string | number): string => (typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${key}` : key);
 
 /** Validate `value` against `schema`; returns every problem found (empty = valid). */
@@ -68,7 +76,7 @@ export function validateSchema(schema: JsonSchema, value: unknown, path = ''): P
     const len = [...value].length;
     if (schema.minLength !== undefined && len < schema.minLength) out.push(problem(at, 'schema', `must be at least ${schema.minLength} characters`));
     if (schema.maxLength !== undefined && len > schema.maxLength) out.push(problem(at, 'schema', `must be at most ${schema.maxLength} characters`));
-    if (schema.pattern !== undefined && !new RegExp(schema.pattern, 'u').test(value)) out.push(problem(at, 'schema', `must match /${schema.pattern}/`));
+    if (schema.pattern !== undefined && !compiled(schema.pattern).test(value)) out.push(problem(at, 'schema', `must match /${schema.pattern}/`));
   }
   if (typeof value === 'number') {
     if (schema.minimum !== undefined && value < schema.minimum) out.push(problem(at, 'schema', `must be >= ${schema.minimum}`));
