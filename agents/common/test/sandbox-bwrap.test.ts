@@ -46,6 +46,27 @@ t.test('rlimit fallback (cgroups off) still caps processes and memory', async (t
   t.match(mem.stderr, /MemoryError/);
 });
 
+t.test('seccomp deny-list: kernel attack surface is refused, ordinary syscalls work', async (t) => {
+  if (process.arch !== 'x64') return t.plan(0, 'the seccomp filter is built for x86_64 only');
+  const py = [
+    'import ctypes',
+    'libc = ctypes.CDLL(None, use_errno=True)',
+    "for name, nr in [('getppid', 110), ('bpf', 321), ('keyctl', 250), ('perf_event_open', 298), ('userfaultfd', 323), ('unshare', 272), ('mount', 165), ('io_uring_setup', 425)]:",
+    '    ret = libc.syscall(nr, 0, 0, 0, 0, 0)',
+    "    print(name, 'errno', ctypes.get_errno() if ret == -1 else 0)",
+  ].join('\n');
+  const r = await runner.run({ cmd: ['python3', '-c', py] });
+  t.equal(r.exitCode, 0, r.stderr);
+  t.same(r.stdout.trim().split('\n'), [
+    'getppid errno 0', 'bpf errno 1', 'keyctl errno 1', 'perf_event_open errno 1', 'userfaultfd errno 1',
+    'unshare errno 1', 'mount errno 1', 'io_uring_setup errno 38',
+  ]);
+  const unfiltered = new BwrapRunner({ log, seccomp: false });
+  const u = await unfiltered.run({ cmd: ['python3', '-c', py] });
+  // unshare(0) is a no-op that succeeds: only the filter makes it fail.
+  t.match(u.stdout, /^unshare errno 0$/m, 'without the filter the same call succeeds');
+});
+
 t.test('bad input and setup failures are errors, not results', async (t) => {
   await t.rejects(runner.run({ cmd: [] }), SandboxError);
   await t.rejects(runner.run({ cmd: ['true'], limits: { wallMs: -1 } }), /invalid limit wallMs/);

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { detectCgroups, JobCgroup, type CgroupSupport } from './cgroup.ts';
 import { DEFAULT_CAPTURE_BYTES, OutputStream } from './output.ts';
+import { sandboxSeccompFilter } from './seccomp.ts';
 import { descendants, listProcesses, shellQuote, signalName, signalPids } from './proc.ts';
 import {
   baseEnv, resolveLimits, SandboxError, validateSpec,
@@ -32,6 +33,8 @@ export interface BwrapRunnerOptions {
   readonly cgroupParent?: string;
   /** Bytes of each stream kept in the result. */
   readonly captureBytes?: number;
+  /** The seccomp deny-list (default on, x86_64 only); false disables it. */
+  readonly seccomp?: boolean;
 }
 
 /** Host directories mounted read-only as the sandbox's system. */
@@ -57,6 +60,7 @@ export class BwrapRunner implements Runner {
   #cgroups: Promise<CgroupSupport> | undefined;
   #systemArgs: Promise<string[]> | undefined;
   readonly #opts: BwrapRunnerOptions;
+  readonly #seccomp: Buffer | null;
 
   constructor(opts: BwrapRunnerOptions) {
     this.#opts = opts;
@@ -67,6 +71,7 @@ export class BwrapRunner implements Runner {
     this.#gid = opts.gid ?? 65534;
     this.#captureBytes = opts.captureBytes ?? DEFAULT_CAPTURE_BYTES;
     this.#cgroupParent = opts.cgroupParent ?? 'bazaar-sandbox';
+    this.#seccomp = opts.seccomp === false ? null : sandboxSeccompFilter();
   }
 
   /** Which limit mechanism this runner uses here, and why. */
@@ -144,11 +149,16 @@ export class BwrapRunner implements Runner {
 
     const started = performance.now();
     const child = spawn(argv[0], argv.slice(1), {
-      stdio: ['pipe', 'pipe', 'pipe', 'ignore', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
     });
     log.debug({ pid: child.pid, cmd: spec.cmd[0], cgroup: cgroup ? `v${cgroup.version}` : 'none' }, 'sandbox started');
 
+    // fd 3: the seccomp filter (when there is one for this architecture).
+    const seccompFd = child.stdio[3] as NodeJS.WritableStream | null;
+    seccompFd?.on('error', () => undefined);
+    if (this.#seccomp) seccompFd?.end(this.#seccomp);
+    else seccompFd?.end();
     // fd 4: the sandbox's /etc/hosts (localhost only, nothing about the provider's network).
     const hostsFd = child.stdio[4] as NodeJS.WritableStream | null;
     hostsFd?.on('error', () => undefined);
@@ -320,6 +330,7 @@ export class BwrapRunner implements Runner {
       '--clearenv',
       ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
       ...(await this.#systemMounts()),
+      ...(this.#seccomp ? ['--seccomp', '3'] : []),
       '--perms', '0644', '--file', '4', '/etc/hosts',
       '--proc', '/proc', '--dev', '/dev',
       '--perms', '1777', '--size', String(limits.tmpfsBytes), '--tmpfs', '/tmp',
