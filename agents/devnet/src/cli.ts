@@ -3,7 +3,8 @@
 import type { CommandSpec, FlagSpec, FlagValues } from '../../../scripts/lib/command.ts';
 import { UsageError } from '../../../scripts/lib/command.ts';
 import { createLogger, type Logger } from '../../../scripts/lib/log.ts';
-import { DEFAULT_MINT_PORT, DEFAULT_RELAY_URL, ensureAccountConnection, openDevnetStores, startDevnet, type DevnetStores } from './devnet.ts';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { connectionFile, DEFAULT_MINT_PORT, DEFAULT_RELAY_URL, ensureAccountConnection, openDevnetStores, startDevnet, type DevnetStores } from './devnet.ts';
 import { BUDGET_RENEWALS, type BudgetRenewal } from './nwc/connections.ts';
 import { LightningError } from './lightning/errors.ts';
 
@@ -125,6 +126,28 @@ const accountList: CommandSpec = {
     }),
 };
 
+const accountRevoke: CommandSpec = {
+  name: 'revoke',
+  summary: "Revoke an account's NWC connection (its URI stops working at once) and delete its URI file.",
+  positionals: 'NAME',
+  flags: {
+    data: dataFlag,
+    label: { type: 'string', default: 'default', description: "Connection label ('default' for the one made by 'account add')", env: false },
+    'log-level': logLevelFlag,
+  },
+  run: (f, pos) =>
+    withStores(f, (s) => {
+      const name = oneName(pos, 'NAME');
+      s.network.requireAccount(name);
+      const file = connectionFile(s.paths, name, f.label as string);
+      if (!existsSync(file)) throw new UsageError(`no connection file ${file}`);
+      const walletPubkey = /^nostr\+walletconnect:\/\/([0-9a-f]{64})\?/.exec(readFileSync(file, 'utf8').trim())?.[1];
+      const revoked = walletPubkey ? s.connections.revoke(walletPubkey) : false;
+      rmSync(file, { force: true });
+      process.stdout.write(revoked ? `revoked connection ${walletPubkey} of ${name}\n` : `connection of ${name} was already revoked or unknown; file removed\n`);
+    }),
+};
+
 const accountCommand: CommandSpec = {
   name: 'account',
   summary: 'Manage dev-network accounts and their NWC connections.',
@@ -132,6 +155,7 @@ const accountCommand: CommandSpec = {
     add: async () => accountAdd,
     connect: async () => accountConnect,
     list: async () => accountList,
+    revoke: async () => accountRevoke,
   },
 };
 

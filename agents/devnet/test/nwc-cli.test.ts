@@ -1,6 +1,6 @@
 // `bazaar devnet` one-shot commands, run in-process through the CLI framework.
 import t from 'tap';
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from '../../../scripts/lib/command.ts';
 import { devnetCommand } from '../src/cli.ts';
@@ -61,6 +61,14 @@ t.test('account add / list / fund / balance / invoice / pay', async (t) => {
   const list = JSON.parse((await run(['account', 'list', '--json', ...data])).out) as { accounts: { name: string; balanceMsat: number; connections: unknown[] }[]; invariant: { ok: boolean } };
   t.same(list.accounts.map((a) => [a.name, a.balanceMsat, a.connections.length]), [['alice', 79_000, 1], ['bob', 26_000, 2]]);
   t.ok(list.invariant.ok);
+  const walletPubkey = /^nostr\+walletconnect:\/\/([0-9a-f]{64})/.exec(uri)![1];
+  const rev = await run(['account', 'revoke', 'alice', ...data]);
+  t.equal(rev.code, 0);
+  t.match(rev.out, new RegExp(`revoked connection ${walletPubkey}`));
+  t.notOk(existsSync(file), 'URI file removed');
+  t.equal((await run(['account', 'revoke', 'alice', ...data])).code, 2, 'nothing left to revoke');
+  const listed = JSON.parse((await run(['account', 'list', '--json', ...data])).out) as { accounts: { name: string; connections: unknown[] }[] };
+  t.equal(listed.accounts.find((a) => a.name === 'alice')?.connections.length, 0);
   t.equal((await run(['account', 'list', '--help'])).code, 0);
   t.equal((await run(['balance', ...data])).code, 2, 'missing NAME');
 });
