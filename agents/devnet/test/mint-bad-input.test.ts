@@ -208,3 +208,14 @@ t.test('melt in flight: inputs PENDING, concurrent swap and second melt refused,
   t.equal(l.signed - l.spent, 54, 'outstanding ecash is exactly the change');
   t.equal(l.lnIn - l.lnOut, l.signed - l.spent + l.feesCollected, 'Lightning in - out == outstanding + fees');
 });
+
+t.test('FakeWallet brr: a status check finds the quote paid at once (nutshell FAKEWALLET_BRR)', async (t) => {
+  const brr = new FakeWallet({ paidAfterMs: 60_000, brr: true });
+  t.teardown(() => brr.close());
+  const h = await startTestMint(t, { inputFeePpk: 0, lightning: brr });
+  const q = await postJson(`${h.url}/v1/mint/quote/bolt11`, { amount: 8, unit: 'sat' });
+  t.equal(q.json.state, 'UNPAID', 'a new quote is UNPAID');
+  const res = await postJson(`${h.url}/v1/mint/bolt11`, { quote: q.json.quote, outputs: blinded(outputs(h, 8)) });
+  t.equal(res.status, 200, 'minting right away works: the status check paid it');
+  t.equal((res.json.signatures as unknown[]).length, 1);
+});

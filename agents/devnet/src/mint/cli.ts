@@ -15,7 +15,8 @@ export const mintCommand: CommandSpec = {
     data: { type: 'string', default: './data/devnet/mint', description: 'Mint data directory (LMDB: seed, keysets, spent proofs, quotes)' },
     'input-fee-ppk': { type: 'number', integer: true, min: 0, max: 100_000, default: 100, description: 'Input fee per proof, parts per thousand of a sat (NUT-02)' },
     'fake-wallet': { type: 'boolean', default: false, description: 'Lightning side fakes payments like nutshell FakeWallet (mint quotes pay themselves)' },
-    'fake-wallet-delay': { type: 'number', integer: true, min: 0, max: 600_000, default: 1000, description: 'FakeWallet: ms before a mint quote counts as paid' },
+    'fake-wallet-delay': { type: 'number', integer: true, min: 0, max: 600_000, default: 1000, description: 'FakeWallet: ms before a mint quote is paid by itself (and notified over the websocket)' },
+    'fake-wallet-brr': { type: 'boolean', default: true, description: 'FakeWallet: a quote status check finds it paid at once, as nutshell FAKEWALLET_BRR (--no-fake-wallet-brr to wait for the delay)' },
     'lightning-data': { type: 'string', default: './data/devnet/lightning', description: 'Dev Lightning network data directory (ignored with --fake-wallet)' },
     account: { type: 'string', default: 'mint', description: "The mint's dev-network account (created if missing)" },
     name: { type: 'string', default: 'Bazaar devnet mint', description: 'Name in /v1/info' },
@@ -35,7 +36,7 @@ async function runMint(f: FlagValues): Promise<number> {
   let closeLightning: () => Promise<void> | void = () => {};
   if (f['fake-wallet']) {
     const { FakeWallet } = await import('./fake-wallet.ts');
-    const fw = new FakeWallet({ paidAfterMs: f['fake-wallet-delay'] as number });
+    const fw = new FakeWallet({ paidAfterMs: f['fake-wallet-delay'] as number, brr: f['fake-wallet-brr'] as boolean });
     lightning = fw;
     closeLightning = () => fw.close();
   } else {

@@ -1,6 +1,7 @@
 // A LightningBackend that behaves like nutshell's FakeWallet, for client conformance
 // tests without a Lightning network: invoices it issues (real signed BOLT11, by a
-// throwaway node key) settle by themselves after `paidAfterMs`; paying any well-formed,
+// throwaway node key) settle by themselves after `paidAfterMs`; with `brr` (nutshell's
+// FAKEWALLET_BRR) a status check finds them paid at once. Paying any well-formed,
 // unexpired invoice succeeds, with a fee reserve > 0 (max(2 sat, 1%)) and no fee spent.
 import { createHash, randomBytes } from 'node:crypto';
 import bolt11 from 'bolt11';
@@ -10,6 +11,8 @@ import type { InvoiceState, LightningBackend, LightningInvoice, PaymentResult } 
 export interface FakeWalletOptions {
   /** Delay before an issued invoice counts as paid (default 1000 ms). */
   readonly paidAfterMs?: number;
+  /** A status check settles the invoice immediately, as nutshell's FAKEWALLET_BRR (default false). */
+  readonly brr?: boolean;
   /** Clock in unix seconds. */
   readonly now?: () => number;
 }
@@ -44,10 +47,12 @@ export class FakeWallet implements LightningBackend {
   private readonly paidOut = new Set<string>();
   private readonly nodeKey = randomBytes(32).toString('hex');
   private readonly paidAfterMs: number;
+  private readonly brr: boolean;
   private readonly now: () => number;
 
   constructor(opts: FakeWalletOptions = {}) {
     this.paidAfterMs = opts.paidAfterMs ?? 1000;
+    this.brr = opts.brr ?? false;
     this.now = opts.now ?? (() => Math.floor(Date.now() / 1000));
   }
 
@@ -87,7 +92,13 @@ export class FakeWallet implements LightningBackend {
     // An invoice of an earlier process run would have settled by itself long ago.
     if (!inv) return 'paid';
     if (inv.paid) return 'paid';
-    return inv.expiresAt <= this.now() ? 'expired' : 'unpaid';
+    if (inv.expiresAt <= this.now()) return 'expired';
+    if (this.brr) {
+      clearTimeout(inv.timer);
+      this.settle(paymentHash);
+      return 'paid';
+    }
+    return 'unpaid';
   }
 
   onInvoicePaid(paymentHash: string, onPaid: () => void): () => void {
