@@ -73,6 +73,7 @@ t.test('bad input and setup failures are errors, not results', async (t) => {
   await t.rejects(runner.run({ cmd: ['true'], env: { 'BAD-NAME': 'x' } }), /invalid env name/);
   await t.rejects(runner.run({ cmd: ['true'], repo: '/nonexistent/repo' }), /mount source does not exist/);
   await t.rejects(runner.run({ cmd: ['true'], cwd: 'relative' }), /invalid sandbox path/);
+  await t.rejects(new BwrapRunner({ log, bwrapPath: '/nonexistent/bwrap' }).run({ cmd: ['true'] }), /bubblewrap is not usable/);
   const missing = await runner.run({ cmd: ['definitely-not-a-command'] });
   t.equal(missing.exitCode, 127, 'a missing command is the job failing, reported as a result (127)');
 });

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { detectCgroups, JobCgroup, type CgroupSupport } from './cgroup.ts';
 import { DEFAULT_CAPTURE_BYTES, OutputStream } from './output.ts';
 import { sandboxSeccompFilter } from './seccomp.ts';
-import { descendants, listProcesses, shellQuote, signalName, signalPids } from './proc.ts';
+import { descendants, execHost, listProcesses, shellQuote, signalName, signalPids } from './proc.ts';
 import {
   baseEnv, resolveLimits, SandboxError, validateSpec,
   type RunLimits, type RunOptions, type RunReason, type RunResult, type Runner, type RunSpec,
@@ -58,6 +58,7 @@ export class BwrapRunner implements Runner {
   readonly #captureBytes: number;
   readonly #cgroupParent: string;
   #cgroups: Promise<CgroupSupport> | undefined;
+  #installed: Promise<void> | undefined;
   #systemArgs: Promise<string[]> | undefined;
   readonly #opts: BwrapRunnerOptions;
   readonly #seccomp: Buffer | null;
@@ -92,6 +93,13 @@ export class BwrapRunner implements Runner {
     const jobId = randomBytes(6).toString('hex');
     const log = this.#log.child({ sandboxJob: jobId, runner: 'bwrap' });
 
+    this.#installed ??= execHost(this.#bwrap, ['--version'], { timeoutMs: 10_000 }).then(
+      (r) => { if (r.code !== 0) throw new Error(r.stderr.trim()); },
+    );
+    await this.#installed.catch((err: Error) => {
+      this.#installed = undefined;
+      throw new SandboxError(`bubblewrap is not usable (${err.message}); apt-get install bubblewrap`);
+    });
     await this.#checkReadable(spec);
     if (spec.workspace && asRoot) await chown(spec.workspace, this.#uid, this.#gid);
 
