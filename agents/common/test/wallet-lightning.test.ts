@@ -103,3 +103,16 @@ t.test('clear errors; nothing paid on refusal', async (t) => {
   t.match(err?.message, /invalid NWC connection URI/);
   t.notOk(err?.message.includes(secret), 'the error does not echo the secret');
 });
+
+t.test('a wallet service that stops answering: TIMEOUT within the deadline, nothing paid', async (t) => {
+  const { devnet, open } = await setup(t);
+  const buyer = await open(devnet.account('buyer').uri);
+  const provider = await open(devnet.account('provider').uri);
+  const inv = await provider.makeInvoice({ amountMsat: 1_000, description: 'never answered' });
+  t.equal(await buyer.balanceMsat(), 100_000);
+  await devnet.nwc.close();
+  const started = Date.now();
+  await t.rejects(buyer.pay(inv.bolt11, { timeoutMs: 400 }), { code: 'TIMEOUT' });
+  t.ok(Date.now() - started < 5_000, 'gave up at the deadline');
+  t.equal(devnet.network.balance('buyer'), 100_000);
+});

@@ -190,8 +190,23 @@ export class LightningWallet {
     }
   }
 
+  /**
+   * One NIP-47 request with our deadline. The SDK's public methods (getBalance, payInvoice…)
+   * print every wallet error to console.error with a stack and use fixed reply timeouts of
+   * up to 60 s that outlive our own deadline; its request primitive takes the timeouts, so
+   * we call that (the SDK version is pinned) and fall back to the public method if absent.
+   */
+  private request<T>(method: string, params: unknown, valid: (r: T) => boolean, fallback: () => Promise<T>, signal?: AbortSignal, timeoutMs = this.requestTimeoutMs): Promise<T> {
+    const exec = (this.client as unknown as { executeNip47Request?: (m: string, p: unknown, v: (r: T) => boolean, t: { replyTimeout: number; publishTimeout: number }) => Promise<T> }).executeNip47Request;
+    const fn = typeof exec === 'function'
+      ? () => exec.call(this.client, method, params, valid, { replyTimeout: timeoutMs, publishTimeout: Math.min(timeoutMs, 10_000) })
+      : fallback;
+    // Our guard fires just after the SDK's own timeout, which then has cleaned up its timers.
+    return this.call(method, fn, signal, timeoutMs + 250);
+  }
+
   async balanceMsat(opts: { signal?: AbortSignal } = {}): Promise<number> {
-    const r = await this.call('get_balance', () => this.client.getBalance(), opts.signal);
+    const r = await this.request<{ balance: number }>('get_balance', {}, (x) => typeof x?.balance === 'number', () => this.client.getBalance(), opts.signal);
     return r.balance;
   }
 
@@ -207,14 +222,21 @@ export class LightningWallet {
     }
     // Idempotent: if this wallet already paid the invoice (a retry after TIMEOUT, a job
     // re-delivered), return that payment instead of trying again.
-    const prior = await this.findOutgoing(inv, opts.signal);
+    const prior = await this.findOutgoing(inv, opts.signal, opts.timeoutMs);
     if (prior) {
       this.log.info({ paymentHash: inv.paymentHash, amountMsat: prior.amountMsat }, 'invoice already paid by this wallet; returning the earlier payment');
       return prior;
     }
     if (inv.expiresAt <= Math.floor(Date.now() / 1000)) throw new LightningWalletError('EXPIRED', `invoice ${inv.paymentHash} has expired`);
     this.log.info({ paymentHash: inv.paymentHash, amountMsat: inv.amountMsat }, 'paying invoice');
-    const r = await this.call('pay_invoice', () => this.client.payInvoice({ invoice: inv.bolt11 }), opts.signal, opts.timeoutMs);
+    const r = await this.request<{ preimage: string; fees_paid?: number }>(
+      'pay_invoice',
+      { invoice: inv.bolt11 },
+      (x) => typeof x?.preimage === 'string',
+      () => this.client.payInvoice({ invoice: inv.bolt11 }),
+      opts.signal,
+      opts.timeoutMs,
+    );
     if (!preimageMatches(r.preimage, inv.paymentHash)) {
       throw new LightningWalletError('BAD_PREIMAGE', `wallet returned a preimage that does not match payment hash ${inv.paymentHash}`);
     }
@@ -222,13 +244,25 @@ export class LightningWallet {
     return { paymentHash: inv.paymentHash, preimage: r.preimage, amountMsat: inv.amountMsat, feesPaidMsat: r.fees_paid ?? 0 };
   }
 
+  private lookupTx(paymentHash: string, signal?: AbortSignal, timeoutMs?: number): Promise<NwcTx> {
+    return this.request<NwcTx>(
+      'lookup_invoice',
+      { payment_hash: paymentHash },
+      (x) => typeof x?.payment_hash === 'string',
+      () => this.client.lookupInvoice({ payment_hash: paymentHash }) as unknown as Promise<NwcTx>,
+      signal,
+      timeoutMs,
+    );
+  }
+
   /** This wallet's settled outgoing payment of `inv`, if lookup_invoice knows one. */
-  private async findOutgoing(inv: DecodedInvoice, signal?: AbortSignal): Promise<Payment | undefined> {
+  private async findOutgoing(inv: DecodedInvoice, signal?: AbortSignal, timeoutMs?: number): Promise<Payment | undefined> {
     let tx: NwcTx;
     try {
-      tx = (await this.call('lookup_invoice', () => this.client.lookupInvoice({ payment_hash: inv.paymentHash }), signal)) as unknown as NwcTx;
+      tx = await this.lookupTx(inv.paymentHash, signal, timeoutMs);
     } catch (err) {
-      if (err instanceof LightningWalletError && err.code === 'ABORTED') throw err;
+      // A wallet that does not answer will not answer the payment either.
+      if (err instanceof LightningWalletError && (err.code === 'ABORTED' || err.code === 'TIMEOUT')) throw err;
       return undefined; // NOT_FOUND, or a wallet that cannot look up payments: pay normally
     }
     if (tx.type !== 'outgoing' || tx.state !== 'settled' || !tx.preimage || !preimageMatches(tx.preimage, inv.paymentHash)) return undefined;
@@ -237,11 +271,8 @@ export class LightningWallet {
 
   async makeInvoice(req: { amountMsat: number; description?: string; expirySecs?: number; signal?: AbortSignal }): Promise<CreatedInvoice> {
     if (!Number.isSafeInteger(req.amountMsat) || req.amountMsat <= 0) throw new LightningWalletError('INVALID_INVOICE', `amount must be a positive integer of msat, got ${req.amountMsat}`);
-    const tx = await this.call(
-      'make_invoice',
-      () => this.client.makeInvoice({ amount: req.amountMsat, ...(req.description !== undefined ? { description: req.description } : {}), ...(req.expirySecs !== undefined ? { expiry: req.expirySecs } : {}) }),
-      req.signal,
-    );
+    const params = { amount: req.amountMsat, ...(req.description !== undefined ? { description: req.description } : {}), ...(req.expirySecs !== undefined ? { expiry: req.expirySecs } : {}) };
+    const tx = await this.request<{ invoice: string }>('make_invoice', params, (x) => typeof x?.invoice === 'string', () => this.client.makeInvoice(params), req.signal);
     // Trust the invoice, not the wallet's summary of it.
     const inv = decodeInvoice(tx.invoice);
     if (inv.amountMsat !== req.amountMsat) throw new LightningWalletError('INVALID_INVOICE', `wallet made an invoice for ${inv.amountMsat} msat, asked ${req.amountMsat}`);
@@ -252,7 +283,7 @@ export class LightningWallet {
   /** lookup_invoice; undefined when the wallet does not know the hash (NOT_FOUND). */
   async lookup(paymentHash: string, opts: { signal?: AbortSignal } = {}): Promise<{ state: string; settlement?: Settlement } | undefined> {
     try {
-      const tx = (await this.call('lookup_invoice', () => this.client.lookupInvoice({ payment_hash: paymentHash }), opts.signal)) as unknown as NwcTx;
+      const tx = await this.lookupTx(paymentHash, opts.signal);
       const settled = tx.state === 'settled' || (tx.state === undefined && typeof tx.settled_at === 'number' && tx.settled_at > 0);
       const state = settled ? 'settled' : tx.state ?? 'pending';
       return settled ? { state, settlement: toSettlement(tx) } : { state };
