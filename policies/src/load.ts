@@ -95,6 +95,8 @@ interface Builder {
 }
 
 const SOURCE_TYPES = ['ws', 'import', 'stream', 'sync', 'internal'] as const;
+const NIP01_PREFIXES = ['invalid:', 'blocked:', 'rate-limited:', 'pow:', 'restricted:', 'auth-required:', 'duplicate:', 'error:'] as const;
+const NIP01_PREFIX = new RegExp(`^(${NIP01_PREFIXES.join('|')}) `);
 
 const RULES: Readonly<Record<string, RuleSpec>> = {
   defaults: { opts: { limits: { type: 'limits' } }, build: (o, b) => defaultPolicy(o.limits ?? {}, { ...b.deps, clock: b.clock }) },
@@ -175,6 +177,7 @@ function check(v: unknown, path: string, out: string[]): void {
         break;
       case 'string':
         if (typeof val !== 'string' || val === '') out.push(`${at}: must be a non-empty string`);
+        else if (key === 'message' && !NIP01_PREFIX.test(val)) out.push(`${at}: must start with a NIP-01 prefix (${NIP01_PREFIXES.join(', ')}), e.g. "blocked: not here"`);
         break;
       case 'hex64':
         if (typeof val !== 'string' || !/^[0-9a-f]{64}$/.test(val)) out.push(`${at}: must be a 64-char lowercase hex pubkey`);

@@ -15,7 +15,7 @@ export interface StrfryRequest {
   readonly sourceType: 'IP4' | 'IP6' | 'Import' | 'Stream' | 'Sync' | string;
   readonly sourceInfo: string;
   /** NIP-42 pubkey the connection authenticated as (newer strfry versions). */
-  readonly authed?: string;
+  readonly authed?: string | readonly string[];
 }
 
 export interface StrfryResponse {
@@ -65,7 +65,9 @@ export async function handleStrfryLine(line: string, policy: Policy, store: Read
   const sourceType = SOURCE_TYPES[req.sourceType ?? ''];
   if (!sourceType) log?.warn({ sourceType: req.sourceType }, 'strfry plugin: unknown sourceType, treating the event as internal');
   const receivedAt = toSeconds(req.receivedAt) ?? Math.floor(Date.now() / 1000);
-  const authed = typeof req.authed === 'string' && /^[0-9a-f]{64}$/.test(req.authed) ? req.authed : undefined;
+  // `authed` is the NIP-42 pubkey of the connection; tolerate a list (several AUTHs) by taking the first.
+  const authedRaw: unknown = Array.isArray(req.authed) ? req.authed[0] : req.authed;
+  const authed = typeof authedRaw === 'string' && /^[0-9a-f]{64}$/.test(authedRaw) ? authedRaw : undefined;
   const ctx: PolicyContext = {
     source: { type: sourceType ?? 'internal', ip: typeof req.sourceInfo === 'string' ? req.sourceInfo : '', connectionId },
     ...(authed ? { authedPubkey: authed } : {}),

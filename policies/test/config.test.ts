@@ -42,6 +42,7 @@ t.test('every problem in a bad config is listed with its path', async (t) => {
       { rule: 'when', kinds: [1], then: { rule: 'requirePow', difficulty: 'high' } },
       { rule: 'reputationFloor', minRank: 10 },
       'maxTags',
+      { rule: 'not', policy: { rule: 'rejectExpired' }, message: 'nope' },
     ],
     extra: true,
   };
@@ -58,6 +59,7 @@ t.test('every problem in a bad config is listed with its path', async (t) => {
     'rules[4].then.difficulty: must be an integer',
     "rules[5].reputationPubkey: required by reputationFloor (or give the relay's reputation key)",
     'rules[6]: a rule is an object like {"rule": "maxEventSize", "bytes": 65536}',
+    'rules[7].message: must start with a NIP-01 prefix (invalid:, blocked:, rate-limited:, pow:, restricted:, auth-required:, duplicate:, error:), e.g. "blocked: not here"',
   ]);
   t.match(err.message, /^test\.jsonc: invalid policy configuration:/);
   t.doesNotThrow(() => policyFromConfig({ rules: [{ rule: 'reputationFloor', minRank: 10 }] }, { reputationPubkey: rep.pk }), "the relay's reputation key fills in");

@@ -62,6 +62,7 @@ t.test('strfry plugin protocol', async (t) => {
   t.same(await p.send(req(prot, 'IP4', '198.51.100.9', { authed: bob.pk })), { id: prot.id, action: 'reject', msg: 'restricted: this event may only be published by its author' }, 'NIP-70 authed as someone else');
   t.same(await p.send(req(prot, 'IP4', '198.51.100.9', { authed: alice.pk })), { id: prot.id, action: 'accept' }, 'NIP-70 authed as the author');
   t.same(await p.send(req(prot, 'Import', '')), { id: prot.id, action: 'accept' }, 'imports are not client writes');
+  t.same(await p.send(req(prot, 'IP6', '2001:db8::9', { authed: [alice.pk] })), { id: prot.id, action: 'accept' }, 'authed as a list');
 
   const expired = sign({ kind: 1, tags: [['expiration', String(T0 - 10)]] });
   t.same(await p.send(req(expired, 'Sync', 'wss://other.example.com')), { id: expired.id, action: 'reject', msg: 'invalid: event has expired' }, 'receivedAt drives NIP-40');
