@@ -151,3 +151,40 @@ t.test('RelayReadStore never waits forever on a relay that does not answer', asy
   ac.abort();
   await t.rejects(pending, /aborted/);
 });
+
+t.test("a slow policy on one connection never blocks another connection's writes", async (t) => {
+  const { withTimeout, when, kindIn } = await import('../src/combinators.ts');
+  const dataDir = mkdtempSync(join(tmpdir(), 'bazaar-policies-relay-'));
+  // Kind 9999 waits on a gate that only the test opens; everything else is accepted at once.
+  let openGate!: () => void;
+  const gate = new Promise<void>((r) => (openGate = r));
+  const slow = when(kindIn([9999]), async () => {
+    await gate;
+    return { action: 'accept' } as const;
+  });
+  const relay = await startRelay({ port: 0, host: '127.0.0.1', dataDir, policy: withTimeout(slow, 60_000), policyTimeoutMs: 60_000, verifyWorkers: 0 });
+  const a = new Client(relay.url, '127.0.0.4');
+  const b = new Client(relay.url, '127.0.0.5');
+  t.teardown(async () => {
+    openGate();
+    a.close();
+    b.close();
+    await relay.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const stuck = sign({ kind: 9999, created_at: now(), content: 'slow' });
+  let stuckDone = false;
+  const pending = a.publish(stuck).then((r) => {
+    stuckDone = true;
+    return r;
+  });
+  const fast = sign({ kind: 1, created_at: now(), content: 'fast' }, bob.sk);
+  t.same(await b.publish(fast), [true, ''], "B's write is acknowledged while A's policy call is still running");
+  t.notOk(stuckDone, "A's event is still waiting on its policy");
+  openGate();
+  t.same(await pending, [true, ''], 'and A gets its answer once the policy decides');
+
+  // a policy that exceeds withTimeout's bound is rejected with error:, not left hanging
+  const bounded = withTimeout(() => new Promise(() => {}), 200);
+  t.same(await bounded(stuck, { source: { type: 'ws', ip: '127.0.0.4', connectionId: 'x' }, receivedAt: now(), store: { query: async () => [] } }), { action: 'reject', message: 'error: policy timed out' });
+});
