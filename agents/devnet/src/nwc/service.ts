@@ -97,12 +97,14 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
     await publish(event);
   }
 
-  function takeToken(walletPubkey: string): boolean {
+  function takeToken(key: string): boolean {
     const now = Date.now() / 1000;
-    const b = buckets.get(walletPubkey) ?? { tokens: rate.burst, at: now };
+    const b = buckets.get(key) ?? { tokens: rate.burst, at: now };
     b.tokens = Math.min(rate.burst, b.tokens + (now - b.at) * rate.perSecond);
     b.at = now;
-    buckets.set(walletPubkey, b);
+    buckets.set(key, b);
+    // Full buckets carry no information: drop them so strangers cannot grow the map forever.
+    if (buckets.size > 10_000) for (const [k, v] of buckets) if (v.tokens + (now - v.at) * rate.perSecond >= rate.burst) buckets.delete(k);
     if (b.tokens < 1) return false;
     b.tokens -= 1;
     return true;
@@ -153,6 +155,7 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
       params = parsed?.params;
     } catch {
       if (conn.clientPubkey !== event.pubkey || conn.revoked) {
+        if (!takeToken(`unauthorized:${event.pubkey}`)) return;
         await respond(event, conn.walletSecret, enc, errorResponse('', 'UNAUTHORIZED', 'this public key has no wallet connected'));
         return;
       }
@@ -163,6 +166,8 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
     const methodName = typeof method === 'string' ? method : '';
     let response: NwcResponse;
     if (conn.clientPubkey !== event.pubkey || conn.revoked) {
+      // Strangers get an answer too, but within a rate limit of their own: no amplification.
+      if (!takeToken(`unauthorized:${event.pubkey}`)) return;
       rlog.warn({ walletPubkey, method: methodName }, 'nwc request from an unauthorized client');
       response = errorResponse(methodName, 'UNAUTHORIZED', conn.revoked ? 'this connection was revoked' : 'this public key has no wallet connected');
     } else if (!takeToken(conn.walletPubkey)) {
@@ -190,7 +195,7 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
   function onSettled(e: SettledEvent): void {
     const jobs: Promise<void>[] = [];
     for (const conn of opts.connections.records({ account: e.invoice.account })) {
-      if (conn.methods.length) jobs.push(notify(conn, 'payment_received', invoiceToNwc({ ...e.invoice, state: 'paid' })));
+      jobs.push(notify(conn, 'payment_received', invoiceToNwc({ ...e.invoice, state: 'paid' })));
     }
     for (const conn of opts.connections.records({ account: e.payment.account })) {
       jobs.push(notify(conn, 'payment_sent', paymentToNwc(e.payment)));
