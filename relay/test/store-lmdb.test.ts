@@ -154,6 +154,7 @@ t.test('the planner picks the most selective index for the market\'s filter shap
     [{ authors: [pk], kinds: [1], '#t': ['nostr'] }, 'pubkey-kind', 1],
     [{ authors: [pk], '#d': ['x'] }, 'pubkey', 1],
     [{ authors: many, kinds: [1, 7, 6] }, 'pubkey', 100],
+    [{ authors: Array.from({ length: 300 }, (_, i) => (i + 1000).toString(16).padStart(64, '0')), kinds: [1] }, 'pubkey-kind', 300],
     [{ authors: [pk] }, 'pubkey', 1],
     [{ kinds: [5050, 5930], since: 1, until: 2 }, 'kind', 2],
     [{ since: 5 }, 'created-at', 1],
