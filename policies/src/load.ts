@@ -151,8 +151,8 @@ function kindSpec(v: unknown): KindSpec | undefined {
 }
 
 /** Checks a config value, collecting every problem with its JSON path; returns normalized options. */
-function check(v: unknown, path: string, out: string[]): void {
-  if (Array.isArray(v)) return v.forEach((r, i) => check(r, `${path}[${i}]`, out));
+function check(v: unknown, path: string, out: string[], deps: PolicyDeps): void {
+  if (Array.isArray(v)) return v.forEach((r, i) => check(r, `${path}[${i}]`, out, deps));
   if (typeof v !== 'object' || v === null) return void out.push(`${path}: a rule is an object like {"rule": "maxEventSize", "bytes": 65536}`);
   const o = v as Record<string, unknown>;
   const name = o.rule;
@@ -190,11 +190,11 @@ function check(v: unknown, path: string, out: string[]): void {
         if (!Array.isArray(val) || val.some((s) => !(SOURCE_TYPES as readonly unknown[]).includes(s))) out.push(`${at}: must be a list of ${SOURCE_TYPES.join(', ')}`);
         break;
       case 'rule':
-        check(val, at, out);
+        check(val, at, out, deps);
         break;
       case 'rules':
         if (!Array.isArray(val)) out.push(`${at}: must be a list of rules`);
-        else check(val, at, out);
+        else check(val, at, out, deps);
         break;
       case 'limits':
         if (typeof val !== 'object' || val === null || Array.isArray(val)) out.push(`${at}: must be an object`);
@@ -207,7 +207,7 @@ function check(v: unknown, path: string, out: string[]): void {
     }
   }
   for (const [key, opt] of Object.entries(spec.opts)) if (opt.required && !Object.hasOwn(o, key)) out.push(`${path}.${key}: required by ${name}`);
-  if (name === 'reputationFloor' && o.reputationPubkey === undefined) out.push(`${path}.reputationPubkey: required by reputationFloor (or give the relay's reputation key)`);
+  if (name === 'reputationFloor' && o.reputationPubkey === undefined && !deps.reputationPubkey) out.push(`${path}.reputationPubkey: required by reputationFloor (or give the relay's reputation key)`);
 }
 
 export interface PolicyConfig {
@@ -223,10 +223,8 @@ export function policyFromConfig(config: unknown, deps: PolicyDeps = {}, source 
   for (const k of Object.keys(c)) if (k !== 'rules' && k !== '$schema' && k !== 'comment') out.push(`${k}: unknown top-level key (expected "rules")`);
   if (c.rules !== undefined && !Array.isArray(c.rules)) out.push('rules: must be a list of rules');
   const rules = (Array.isArray(c.rules) ? c.rules : [{ rule: 'defaults' }]) as unknown[];
-  const deferred: string[] = [];
-  check(rules, 'rules', deferred);
-  // reputationFloor may take its key from deps instead of the file.
-  out.push(...deferred.filter((p) => !(deps.reputationPubkey && p.endsWith('.reputationPubkey: required by reputationFloor (or give the relay\'s reputation key)'))));
+  // reputationFloor may take its key from deps (the relay's reputation key) instead of the file.
+  check(rules, 'rules', out, deps);
   if (out.length) throw new PolicyConfigError(source, out);
   const clock = deps.clock ?? systemClock;
   const builder: Builder = {
