@@ -285,3 +285,28 @@ t.test('an input fee change rotates the keyset; old proofs stay redeemable', asy
   t.equal(sumProofs(swapped).toNumber(), 32 - 1, 'old keyset inputs redeem (paying their 100 ppk fee)');
   t.equal(swapped[0].id, m2.mint.activeKeyset().id, 'new proofs on the new keyset');
 });
+
+t.test('NUT-20: a quote locked to a pubkey mints only with its signature', async (t) => {
+  const { secp256k1 } = await import('@noble/curves/secp256k1.js');
+  const { OutputData } = await import('@cashu/cashu-ts');
+  const { amendedQuoteDigest } = await import('../src/mint/quote-signature.ts');
+  const h = await startTestMint(t);
+  const w = await h.wallet();
+  const sk = secp256k1.utils.randomSecretKey();
+  const pk = bytesToHex(secp256k1.getPublicKey(sk, true));
+  const q = await w.createLockedMintQuote(32, pk);
+  t.equal(q.pubkey, pk, 'the quote carries the pubkey');
+  await waitPaid(h.running, q.quote);
+  const ks = h.running.mint.keysResponse().keysets[0];
+  const outs = OutputData.createRandomData(32, { id: ks.id, keys: ks.keys }).map((o) => ({ ...o.blindedMessage, amount: Number(o.blindedMessage.amount) }));
+  const post = (body: unknown) => fetch(`${h.url}/v1/mint/bolt11`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json());
+  t.match(await post({ quote: q.quote, outputs: outs }), { code: 20008 }, 'no signature: refused');
+  const other = schnorr.utils.randomSecretKey();
+  const forged = bytesToHex(schnorr.sign(amendedQuoteDigest(q.quote, outs), other));
+  t.match(await post({ quote: q.quote, outputs: outs, signature: forged }), { code: 20008 }, 'a signature by another key: refused');
+  const proofs = await w.mintProofsBolt11(32, q, { privkey: bytesToHex(sk) });
+  t.equal(sumProofs(proofs).toNumber(), 32, 'the key holder mints (cashu-ts signs the amended message)');
+  const bad = await fetch(`${h.url}/v1/mint/quote/bolt11`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ amount: 1, unit: 'sat', pubkey: '02' + 'ff'.repeat(32) }) });
+  t.match(await bad.json(), { code: 20009 }, 'an invalid pubkey is refused');
+  await h.assertConserved(t, proofs);
+});

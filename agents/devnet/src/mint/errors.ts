@@ -28,6 +28,8 @@ export const MintErrorCode = {
   quotePending: 20005,
   invoiceAlreadyPaid: 20006,
   quoteExpired: 20007,
+  quoteSignatureInvalid: 20008,
+  quotePubkeyInvalid: 20009,
 } as const;
 
 export class MintError extends Error {

@@ -47,6 +47,9 @@ export interface MintQuoteRecord {
   readonly createdAt: number;
   /** Paid internally by a melt of this mint (no Lightning involved). */
   readonly internal?: boolean;
+  /** NUT-20: minting needs a signature by this key. */
+  readonly pubkey?: string;
+  readonly updatedAt?: number;
 }
 
 export type MeltQuoteState = 'UNPAID' | 'PENDING' | 'PAID';

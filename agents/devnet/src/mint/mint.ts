@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { LightningBackend } from '../lightning-backend.ts';
 import { MintError, MintErrorCode as E, fail } from './errors.ts';
 import type { KeysetRecord, MeltQuoteRecord, MintQuoteRecord, MintStore, PendingMelt, SignatureRecord } from './mint-store.ts';
+import { verifyQuoteSignature } from './quote-signature.ts';
 import { verifyTransactionConditions } from './spending-conditions.ts';
 
 export const UNIT = 'sat';
@@ -200,7 +201,9 @@ export class CashuMint extends EventEmitter<MintEvents> {
         '12': { supported: true },
         '14': { supported: true },
         '17': { supported: [{ method: 'bolt11', unit: UNIT, commands: ['bolt11_mint_quote', 'bolt11_melt_quote', 'proof_state'] }] },
+        '20': { supported: true },
       },
+      contact: [],
     };
   }
 
@@ -371,6 +374,16 @@ export class CashuMint extends EventEmitter<MintEvents> {
     if (amount > this.maxAmount) fail(E.amountOutOfLimits, `amount must be at most ${this.maxAmount}`);
     if (body.description !== undefined && typeof body.description !== 'string') bad('description must be a string');
     const description = typeof body.description === 'string' ? body.description.slice(0, 500) : `${this.name}: mint ${amount} sat`;
+    let pubkey: string | undefined;
+    if (body.pubkey !== undefined && body.pubkey !== null) {
+      if (typeof body.pubkey !== 'string' || !/^0[23][0-9a-fA-F]{64}$/.test(body.pubkey)) return fail(E.quotePubkeyInvalid, 'pubkey must be a 33-byte compressed public key in hex');
+      try {
+        pointFromHex(body.pubkey);
+      } catch {
+        return fail(E.quotePubkeyInvalid, 'pubkey is not a point on secp256k1');
+      }
+      pubkey = body.pubkey.toLowerCase();
+    }
     const inv = await this.lightning.createInvoice({ amountMsat: amount * 1000, description, expirySecs: this.quoteExpirySecs });
     const q: MintQuoteRecord = {
       quote: randomBytes(16).toString('hex'),
@@ -381,6 +394,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
       state: 'UNPAID',
       expiry: inv.expiresAt,
       createdAt: this.now(),
+      ...(pubkey ? { pubkey } : {}),
     };
     this.store.root.transactionSync(() => this.store.mintQuotes.put(q.quote, q));
     this.watchInvoice(q);
@@ -401,7 +415,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
     this.store.root.transactionSync(() => {
       const cur = this.store.mintQuotes.get(id);
       if (!cur || cur.state !== 'UNPAID') return;
-      updated = { ...cur, state: 'PAID', ...(lnIn ? {} : { internal: true }) };
+      updated = { ...cur, state: 'PAID', updatedAt: this.now(), ...(lnIn ? {} : { internal: true }) };
       this.store.mintQuotes.put(id, updated);
       if (lnIn) this.store.bumpLedger({ lnIn: cur.amount });
     });
@@ -435,6 +449,9 @@ export class CashuMint extends EventEmitter<MintEvents> {
     if (q.state === 'UNPAID') fail(q.expiry <= this.now() ? E.quoteExpired : E.quoteNotPaid, q.expiry <= this.now() ? 'quote is expired' : 'quote request is not paid');
     const total = outputs.reduce((s, o) => s + o.amount, 0);
     if (total !== q.amount) fail(E.transactionNotBalanced, `outputs (${total}) must equal the quote amount (${q.amount})`);
+    if (q.pubkey && !verifyQuoteSignature(q.pubkey, quoteId, outputs, body.signature)) {
+      fail(E.quoteSignatureInvalid, 'this quote is locked to a pubkey: a valid signature on the mint request is required (NUT-20)');
+    }
     const sigs = this.sign(outputs);
     let issued: MintQuoteRecord | undefined;
     this.store.root.transactionSync(() => {
@@ -443,7 +460,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
       if (cur.state !== 'PAID') fail(E.quoteNotPaid, 'quote request is not paid');
       this.assertFresh([], outputs);
       sigs.forEach((s, i) => this.store.signatures.put(outputs[i].B_, s));
-      issued = { ...cur, state: 'ISSUED' };
+      issued = { ...cur, state: 'ISSUED', updatedAt: this.now() };
       this.store.mintQuotes.put(quoteId, issued);
       this.store.bumpLedger({ signed: total });
     });
@@ -682,7 +699,19 @@ function toJson(s: SignatureRecord): BlindSignatureJson {
 }
 
 export function mintQuoteJson(q: MintQuoteRecord): Record<string, unknown> {
-  return { quote: q.quote, request: q.request, amount: q.amount, unit: q.unit, state: q.state, expiry: q.expiry, paid: q.state !== 'UNPAID' };
+  return {
+    quote: q.quote,
+    request: q.request,
+    amount: q.amount,
+    unit: q.unit,
+    state: q.state,
+    expiry: q.expiry,
+    paid: q.state !== 'UNPAID',
+    amount_paid: q.state === 'UNPAID' ? 0 : q.amount,
+    amount_issued: q.state === 'ISSUED' ? q.amount : 0,
+    updated_at: q.updatedAt ?? q.createdAt,
+    pubkey: q.pubkey ?? null,
+  };
 }
 
 export function meltQuoteJson(q: MeltQuoteRecord): Record<string, unknown> {
