@@ -29,12 +29,13 @@ import { RelayPool } from '@bazaar/agents-common/relay-pool';
 import { recoverJobState, type JobState } from '@bazaar/agents-common/job-state';
 import type { Runner } from '@bazaar/agents-common/sandbox/runner';
 import { termsFor, type ProviderConfig } from './config.ts';
-import { ProviderStore, type JobRecord } from './store.ts';
+import { ProviderStore, type InvoiceRef, type JobRecord } from './store.ts';
 import type { Invoicer } from './nwc-invoicer.ts';
 import { Trajectory } from './trajectory.ts';
 import { runSandboxRun, sandboxRunUnits } from './backends/sandbox-run.ts';
 
 export const DELETION_KIND = 5;
+const MAX_LOOKUPS_PER_TICK = 5;
 export const ANNOUNCEMENT_D = 'bazaar-provider';
 
 export interface ProviderOptions {
@@ -88,6 +89,7 @@ export class Provider {
   readonly #running = new Map<string, AbortController>();
   readonly #buckets = new Map<string, Bucket>();
   readonly #watching = new Set<string>();
+  readonly #nextCheck = new Map<string, { at: number; n: number }>();
   readonly #settling = new Set<string>();
   readonly #startedAt = Date.now();
   readonly #intake: Promise<void>[] = [];
@@ -343,7 +345,7 @@ export class Provider {
     const msats = this.#maxPrice(rec, value);
     let invoice;
     try {
-      invoice = await this.#o.invoicer.makeInvoice(msats, `bazaar job ${rec.id}`, this.#config.invoiceExpirySecs);
+      invoice = await this.#makeInvoice(msats, rec.id);
     } catch (err) {
       log.error({ err: (err as Error).message }, 'make_invoice failed');
       await this.store.transition(rec.id, { type: 'fail', reason: 'wallet' }, { error: 'make_invoice failed' });
@@ -383,7 +385,9 @@ export class Provider {
     this.#running.set(id, ac);
     try {
       rec = await this.store.transition(id, { type: 'start' }, { startedAt: Date.now(), attempts: rec.attempts + 1 });
-      await this.#feedback(rec, { status: 'processing', message: 'job started' });
+      // Not awaited: the feedback is sent on the socket now (so it precedes the result on
+      // each relay) and the job does not wait a relay round trip for its OK.
+      this.#track(this.#feedback(rec, { status: 'processing', message: 'job started' }));
       log.info({ attempt: rec.attempts }, 'job started');
       const parsed = this.#parse(rec);
       if (!parsed.ok) throw new Error(formatProblems(parsed.problems));
@@ -444,7 +448,7 @@ export class Provider {
     let invoice = rec.invoice;
     if (rec.terms === 'after-verify' && msats > 0 && this.#o.invoicer) {
       try {
-        invoice = await this.#o.invoicer.makeInvoice(msats, `bazaar job ${rec.id}`, this.#config.invoiceExpirySecs);
+        invoice = await this.#makeInvoice(msats, rec.id);
       } catch (err) {
         log.error({ err: (err as Error).message }, 'make_invoice failed; the result carries the amount without an invoice');
       }
@@ -470,6 +474,20 @@ export class Provider {
     log.info({ msats, resultId: result.id, terms: rec.terms }, 'result delivered');
   }
 
+  /** make_invoice, retried on a wallet's rate limit (3 attempts, 250 ms then 1 s apart). */
+  async #makeInvoice(msats: number, jobId: string): Promise<InvoiceRef> {
+    const inv = this.#o.invoicer!;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await inv.makeInvoice(msats, `bazaar job ${jobId}`, this.#config.invoiceExpirySecs);
+      } catch (err) {
+        const limited = (err as { code?: string }).code === 'RATE_LIMITED' || /rate|too many|per second/i.test((err as Error).message);
+        if (!limited || attempt >= 2 || this.#stopped) throw err;
+        await new Promise((r) => setTimeout(r, attempt === 0 ? 250 : 1000));
+      }
+    }
+  }
+
   async #publishResult(rec: JobRecord, log: Logger): Promise<void> {
     if (!rec.result) return;
     const res = await this.pool.publish(rec.result, { timeoutMs: this.#o.publishTimeoutMs ?? 10_000 });
@@ -486,10 +504,25 @@ export class Provider {
     }
   }
 
+  /**
+   * Notifications are the fast path; polling is the safety net, so it is gentle on the
+   * wallet (NWC services rate-limit per connection): each invoice is looked up with
+   * exponential backoff (poll interval × 2^n, at most 5 min) and a bounded number per tick.
+   */
   async #pollInvoices(): Promise<void> {
-    for (const id of [...this.#watching]) {
+    const now = Date.now();
+    const base = this.#o.invoicePollMs ?? 10_000;
+    const due = [...this.#watching].filter((id) => (this.#nextCheck.get(id)?.at ?? 0) <= now).slice(0, MAX_LOOKUPS_PER_TICK);
+    for (const id of due) {
       const rec = this.store.get(id);
-      if (rec) await this.#checkPaid(rec);
+      if (!rec) {
+        this.#watching.delete(id);
+        continue;
+      }
+      const n = this.#nextCheck.get(id)?.n ?? 0;
+      this.#nextCheck.set(id, { at: now + Math.min(300_000, base * 2 ** n), n: n + 1 });
+      await this.#checkPaid(rec);
+      if (!this.#watching.has(id)) this.#nextCheck.delete(id);
     }
     // Results that no relay accepted yet are retried on the same tick.
     for (const rec of this.store.jobsIn(['delivered', 'settled'])) if (rec.result && !rec.resultPublished) await this.#publishResult(rec, this.#log.child({ jobId: rec.id }));

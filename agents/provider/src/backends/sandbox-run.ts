@@ -39,9 +39,12 @@ export async function runSandboxRun(req: SandboxRunRequest, ctx: BackendContext)
   const { params } = req;
   const cap = params.max_output_bytes ?? DEFAULT_MAX_OUTPUT_BYTES;
   const deadline = Date.now() + params.time_limit_secs * 1000;
-  const workspace = await mkdtemp(join(ctx.workRoot, 'ws-'));
+  // One command and no repo needs no state between runs: the sandbox's own tmpfs
+  // workspace is cheaper than a host directory made writable for the sandbox user.
+  const shared = req.repo !== undefined || params.cmd.length > 1;
+  const workspace = shared ? await mkdtemp(join(ctx.workRoot, 'ws-')) : undefined;
   try {
-    if (req.repo) {
+    if (req.repo && workspace) {
       const t0 = Date.now();
       const co = await checkoutRepo(req.repo.url, req.repo.ref, workspace, { signal: ctx.signal, timeoutMs: Math.max(1000, deadline - Date.now()), allowFile: ctx.allowFileRepos ?? false });
       ctx.trajectory.add({ step: 'checkout', command: `git clone ${req.repo.url}${req.repo.ref ? ` @ ${req.repo.ref}` : ''}`, exit: 0, durationMs: Date.now() - t0, commit: co.commit });
@@ -54,7 +57,7 @@ export async function runSandboxRun(req: SandboxRunRequest, ctx: BackendContext)
       const r = await ctx.runner.run(
         {
           cmd: ['/bin/sh', '-c', cmd],
-          workspace,
+          ...(workspace ? { workspace } : {}),
           cwd: '/workspace',
           limits: {
             wallMs: remaining,
@@ -86,7 +89,7 @@ export async function runSandboxRun(req: SandboxRunRequest, ctx: BackendContext)
     }
     return sandboxRunOutput(commands);
   } finally {
-    await rm(workspace, { recursive: true, force: true }).catch(() => {});
+    if (workspace) await rm(workspace, { recursive: true, force: true }).catch(() => {});
   }
 }
 
