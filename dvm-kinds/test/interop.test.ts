@@ -1,7 +1,7 @@
 // Interop: NDK's DVM classes and raw nostr-tools events written from the NIP-90 examples
 // parse with our modules, and NDK reads what we build.
 import t from 'tap';
-import NDK, { NDKDVMJobFeedback, NDKDVMJobResult, NDKDVMRequest, NDKEvent, NDKPrivateKeySigner, NDKUser } from '@nostr-dev-kit/ndk';
+import NDK, { NDKAppHandlerEvent, NDKCashuMintList, NDKDVMJobFeedback, NDKDVMJobResult, NDKDVMRequest, NDKEvent, NDKPrivateKeySigner, NDKUser } from '@nostr-dev-kit/ndk';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { finalizeEvent, verifyEvent } from 'nostr-tools/pure';
 import { buyer, provider, sign, T0 } from './helpers.ts';
@@ -12,6 +12,8 @@ import { isRequestExpired, parseJobRequest, parseJobResult } from '../src/job.ts
 import { openJobRequest } from '../src/private.ts';
 import { buildSandboxRunResult, commandResult, parseSandboxRunRequest, sandboxRunOutput } from '../src/kinds/sandbox-run.ts';
 import { buildTextGenRequest, buildTextGenResult, parseTextGenRequest, parseTextGenResult } from '../src/kinds/text-gen.ts';
+import { buildPaymentInfo, parsePaymentInfo } from '../src/market/payment-info.ts';
+import { buildAnnouncement } from '../src/market/announcement.ts';
 
 const value = <T>(p: Parsed<T>): T => {
   if (!p.ok) throw new Error(`expected ok, got ${JSON.stringify(p.errors)}`);
@@ -150,4 +152,28 @@ t.test('raw nostr-tools events written from the NIP-90 examples parse', async (t
   t.notOk(parseJobRequest({ ...request, kind: 1 }).ok, 'kind outside 5000-5999 is not a job request');
   const expiring = value(parseJobRequest({ ...request, tags: [...request.tags, ['expiration', String(T0 + 60)]] }));
   t.same([isRequestExpired(expiring, T0 + 59), isRequestExpired(expiring, T0 + 60), isRequestExpired(req.envelope, T0 + 1e9)], [false, true, false]);
+});
+
+t.test('NIP-61 payment info and NIP-89 announcements interoperate with NDK', async (t) => {
+  const ours = sign(buildPaymentInfo({ relays: ['wss://relay.example.com'], mints: [{ url: 'https://mint.example.com', units: ['sat'] }], p2pkPubkey: '02' + provider.pk, createdAt: T0 }), provider.sk);
+  const ndkList = NDKCashuMintList.from(new NDKEvent(ndk, ours));
+  t.same(ndkList.mints, ['https://mint.example.com']);
+  t.same(ndkList.relays, ['wss://relay.example.com']);
+  t.equal(ndkList.p2pk, '02' + provider.pk);
+
+  const theirs = new NDKCashuMintList(ndk);
+  theirs.mints = ['https://mint.example.com'];
+  theirs.relays = ['wss://relay.example.com'];
+  theirs.p2pk = '02' + buyer.pk;
+  theirs.created_at = T0;
+  await theirs.sign(buyerSigner);
+  const parsed = value(parsePaymentInfo(raw(theirs)));
+  t.same(parsed.mints.map((m) => m.url), ['https://mint.example.com']);
+  t.equal(parsed.p2pkPubkey, '02' + buyer.pk);
+
+  const ann = sign(buildAnnouncement({ d: 'bazaar', kinds: [5930], name: 'Bazaar provider', about: 'sandboxed jobs', createdAt: T0 }), provider.sk);
+  const handler = new NDKAppHandlerEvent(ndk, ann);
+  const profile = await handler.fetchProfile();
+  t.equal(profile?.name, 'Bazaar provider', 'NDK reads the announcement content as the handler profile');
+  t.same(handler.getMatchingTags('k').map((x) => x[1]), ['5930']);
 });
