@@ -3,7 +3,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import { ConnectionStore } from '../src/nwc/connections.ts';
-import { budgetPeriod, handleNwcRequest, type HandlerContext } from '../src/nwc/handler.ts';
+import { budgetPeriod, handleMultiPayInvoice, handleNwcRequest, type HandlerContext } from '../src/nwc/handler.ts';
 import { manualClock, openTestNetwork, silentLogger, tempDir } from './helpers/network.ts';
 
 t.test('budget periods follow the UTC calendar', async (t) => {
@@ -69,4 +69,14 @@ t.test('params validation and error mapping', async (t) => {
   t.ok(info.methods.includes('list_transactions') && !info.methods.includes('notifications' as never));
   t.same(info.notifications, ['payment_received', 'payment_sent']);
   t.equal(network.balance('alice'), 5_000, 'nothing paid');
+
+  const multi = (params: unknown, c = ctx) => handleMultiPayInvoice(c, params);
+  t.equal(multi({}).at(0)?.response.error?.code, 'OTHER');
+  t.equal(multi({ invoices: [] }).at(0)?.response.error?.code, 'OTHER');
+  t.equal(multi({ invoices: Array.from({ length: 51 }, () => ({ invoice: 'x' })) }).at(0)?.response.error?.code, 'OTHER');
+  const ro = store.create({ account: 'alice', relayUrls: ['ws://127.0.0.1:1'], methods: ['get_balance'] });
+  t.equal(multi({ invoices: [{ invoice: 'x' }] }, { ...ctx, connection: store.get(ro.connection.walletPubkey)! }).at(0)?.response.error?.code, 'RESTRICTED');
+  const parts = multi({ invoices: [{ invoice: 'garbage' }, { id: 'x', invoice: network.createInvoice('bob', 100, 'ok', 60).bolt11 }] });
+  t.same(parts.map((p) => [p.d, p.response.error?.code ?? 'ok']), [['0', 'PAYMENT_FAILED'], ['x', 'ok']], 'undecodable item keyed by index; the others still paid');
+  t.equal(handleNwcRequest(ctx, 'multi_pay_invoice', {}).error?.code, 'INTERNAL', 'multi responses come from handleMultiPayInvoice');
 });

@@ -82,6 +82,13 @@ t.test('NWCClient: info, balance, invoices, payments, lookups, history, notifica
   t.equal((await bob.client.listTransactions({ unpaid: true })).transactions.length, 2);
   t.equal((await alice.client.listTransactions({ type: 'outgoing' })).transactions.length, 1);
   t.same((await alice.client.listTransactions({ type: 'incoming' })).transactions, []);
+
+  const m1 = await bob.client.makeInvoice({ amount: 1_000, description: 'm1' });
+  const m2 = await bob.client.makeInvoice({ amount: 2_000, description: 'm2' });
+  const multi = await alice.client.multiPayInvoice({ invoices: [{ id: 'a', invoice: m1.invoice }, { invoice: m2.invoice }] });
+  t.same(multi.invoices.map((x) => x.dTag).sort(), ['a', m2.payment_hash].sort(), 'multi_pay_invoice answers per invoice');
+  t.ok(multi.invoices.every((x) => x.preimage.length === 64));
+  t.same(await alice.client.getBalance(), { balance: 76_000 });
 });
 
 t.test('NIP-47 error codes', async (t) => {

@@ -154,3 +154,24 @@ t.test('a re-sent request runs once', async (t) => {
   t.equal(b.result.balance, 4_000, 'paid once');
   t.equal(fx.network.balance('bob'), 6_000);
 });
+
+t.test('multi_pay_invoice: one response per invoice, tagged d = id or payment hash', async (t) => {
+  const { fx, ck, send, responses, clientPubkey } = await rawSetup(t);
+  const good = fx.network.createInvoice('bob', 1_000, 'first', 600);
+  const noId = fx.network.createInvoice('bob', 500, 'second', 600);
+  const tooBig = fx.network.createInvoice('bob', 100_000, 'third', 600);
+  const req = await send(nip44.encrypt(JSON.stringify({
+    method: 'multi_pay_invoice',
+    params: { invoices: [{ id: 'job-1', invoice: good.bolt11 }, { invoice: noId.bolt11 }, { id: 'job-3', invoice: tooBig.bolt11 }] },
+  }), ck), [['encryption', 'nip44_v2']]);
+  const forReq = (e: Event) => e.tags.some((x) => x[0] === 'e' && x[1] === req.id);
+  await responses.next(() => responses.events.filter(forReq).length >= 3);
+  const byD = new Map(responses.events.filter(forReq).map((e) => [e.tags.find((x) => x[0] === 'd')?.[1], JSON.parse(nip44.decrypt(e.content, ck)) as { result_type: string; result: { preimage: string } | null; error: { code: string } | null }]));
+  t.same([...byD.keys()].sort(), ['job-1', 'job-3', noId.paymentHash].sort());
+  t.ok(responses.events.filter(forReq).every((e) => e.tags.some((x) => x[0] === 'p' && x[1] === clientPubkey)));
+  t.equal(byD.get('job-1')?.result_type, 'multi_pay_invoice');
+  t.ok(byD.get('job-1')?.result?.preimage);
+  t.ok(byD.get(noId.paymentHash)?.result?.preimage);
+  t.equal(byD.get('job-3')?.error?.code, 'INSUFFICIENT_BALANCE');
+  t.equal(fx.network.balance('alice'), 3_500, 'the two affordable invoices paid, the third not');
+});

@@ -191,6 +191,39 @@ function mapLightningError(method: string, err: LightningError): NwcResponse {
   }
 }
 
+/** Most invoices one multi_pay_invoice request may carry. */
+export const MAX_MULTI_PAY = 50;
+
+/**
+ * multi_pay_invoice: pays each invoice independently (one failing does not stop the
+ * others) and returns one response per invoice with its `d` tag value: the item's `id`, or
+ * its payment hash when none was given (NIP-47). Never throws.
+ */
+export function handleMultiPayInvoice(ctx: HandlerContext, params: unknown): { d: string | undefined; response: NwcResponse }[] {
+  const method = 'multi_pay_invoice';
+  if (!ctx.connection.methods.includes(method)) return [{ d: undefined, response: errorResponse(method, 'RESTRICTED', `this connection may not call ${method}`) }];
+  const p = params !== null && typeof params === 'object' && !Array.isArray(params) ? (params as Record<string, unknown>) : {};
+  const items = p.invoices;
+  if (!Array.isArray(items) || items.length === 0) return [{ d: undefined, response: errorResponse(method, 'OTHER', 'invalid params: invoices must be a non-empty array') }];
+  if (items.length > MAX_MULTI_PAY) return [{ d: undefined, response: errorResponse(method, 'OTHER', `invalid params: at most ${MAX_MULTI_PAY} invoices per request`) }];
+  return items.map((item, i) => {
+    const it = item !== null && typeof item === 'object' ? (item as Record<string, unknown>) : {};
+    let d = typeof it.id === 'string' && it.id !== '' ? it.id : undefined;
+    if (d === undefined && typeof it.invoice === 'string') {
+      try {
+        d = decodeInvoice(it.invoice).paymentHash;
+      } catch {
+        d = undefined;
+      }
+    }
+    const single = handleNwcRequest({ ...ctx, connection: { ...ctx.connection, methods: [...ctx.connection.methods, 'pay_invoice'] } }, 'pay_invoice', {
+      invoice: it.invoice,
+      ...(it.amount !== undefined ? { amount: it.amount } : {}),
+    });
+    return { d: d ?? String(i), response: { ...single, result_type: method } };
+  });
+}
+
 /** Handles one decrypted request for `ctx.connection`. Never throws. */
 export function handleNwcRequest(ctx: HandlerContext, method: unknown, params: unknown): NwcResponse {
   if (typeof method !== 'string' || method === '') return errorResponse('', 'OTHER', 'request has no method');
@@ -198,6 +231,7 @@ export function handleNwcRequest(ctx: HandlerContext, method: unknown, params: u
   const conn = ctx.connection;
   if (!conn.methods.includes(method as NwcMethod)) return errorResponse(method, 'RESTRICTED', `this connection may not call ${method}`);
   const { network } = ctx;
+  if (method === 'multi_pay_invoice') return errorResponse(method, 'INTERNAL', 'multi_pay_invoice answers with one event per invoice (handleMultiPayInvoice)');
   try {
     const p = obj(params);
     switch (method as NwcMethod) {

@@ -10,7 +10,7 @@ import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { loadNwcSdk, sdkLogger } from '@bazaar/agents-common/wallet/alby-sdk';
 import type { LightningNetwork, SettledEvent } from '../lightning/network.ts';
 import { NWC_METHODS, NWC_NOTIFICATIONS, type ConnectionRecord, type ConnectionStore } from './connections.ts';
-import { errorResponse, handleNwcRequest, invoiceToNwc, paymentToNwc, type NwcResponse } from './handler.ts';
+import { errorResponse, handleMultiPayInvoice, handleNwcRequest, invoiceToNwc, paymentToNwc, type NwcResponse } from './handler.ts';
 
 type Sdk = Awaited<ReturnType<typeof loadNwcSdk>>;
 type WalletService = InstanceType<Sdk['NWCWalletService']>;
@@ -86,14 +86,13 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
     }
   }
 
-  async function respond(request: NostrEvent, walletSecret: string, enc: Encryption, response: NwcResponse): Promise<void> {
+  async function respond(request: NostrEvent, walletSecret: string, enc: Encryption, response: NwcResponse, dTag?: string): Promise<void> {
     const kp = keypair(walletSecret, request.pubkey);
     const content = await ws.encrypt(kp, JSON.stringify(response), enc);
-    const event = (await ws.signEvent(
-      { kind: NWC_KINDS.response, created_at: nowSecs(), tags: [['p', request.pubkey], ['e', request.id]], content },
-      walletSecret,
-    )) as NostrEvent;
-    if (seen.has(request.id)) seen.set(request.id, event);
+    const tags = [['p', request.pubkey], ['e', request.id], ...(dTag !== undefined ? [['d', dTag]] : [])];
+    const event = (await ws.signEvent({ kind: NWC_KINDS.response, created_at: nowSecs(), tags, content }, walletSecret)) as NostrEvent;
+    // Single responses are cached for re-sent requests; multi responses are not (several events).
+    if (seen.has(request.id) && dTag === undefined) seen.set(request.id, event);
     await publish(event);
   }
 
@@ -173,6 +172,14 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
     } else if (!takeToken(conn.walletPubkey)) {
       rlog.warn({ account: conn.account, method: methodName }, 'nwc request rate limited');
       response = errorResponse(methodName, 'RATE_LIMITED', `more than ${rate.perSecond} requests per second; retry in a few seconds`);
+    } else if (methodName === 'multi_pay_invoice') {
+      rlog.debug({ account: conn.account, method: methodName, encryption: enc }, 'nwc request');
+      const parts = handleMultiPayInvoice({ network: opts.network, connection: conn, logger: rlog, now: nowSecs }, params);
+      for (const part of parts) {
+        if (part.response.error) rlog.info({ account: conn.account, method: methodName, d: part.d, code: part.response.error.code, reason: part.response.error.message }, 'nwc request failed');
+        await respond(event, conn.walletSecret, enc, part.response, part.d);
+      }
+      return;
     } else {
       rlog.debug({ account: conn.account, method: methodName, encryption: enc }, 'nwc request');
       response = handleNwcRequest({ network: opts.network, connection: conn, logger: rlog, now: nowSecs }, method, params);
