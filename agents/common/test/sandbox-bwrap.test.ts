@@ -1,6 +1,9 @@
 // The escape suite against bubblewrap, plus bwrap specifics: cgroup metering, the rlimit
 // fallback, and setup errors reported as errors rather than job results.
 import t from 'tap';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { BwrapRunner } from '../src/sandbox/bwrap-runner.ts';
 import { SandboxError } from '../src/sandbox/runner.ts';
@@ -66,6 +69,15 @@ t.test('seccomp deny-list: kernel attack surface is refused, ordinary syscalls w
   const u = await unfiltered.run({ cmd: ['python3', '-c', py] });
   // unshare(0) is a no-op that succeeds: only the filter makes it fail.
   t.match(u.stdout, /^unshare errno 0$/m, 'without the filter the same call succeeds');
+});
+
+t.test('a single file can be mounted, read-only', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'bazaar-file-mount-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'input.json'), '{"n":1}\n', { mode: 0o644 });
+  const r = await runner.run({ cmd: ['sh', '-c', 'cat /input.json; echo x > /input.json'], mounts: [{ hostPath: join(dir, 'input.json'), sandboxPath: '/input.json', readOnly: true }] });
+  t.equal(r.stdout, '{"n":1}\n', 'a file under a 0700 directory is readable by the sandbox user');
+  t.match(r.stderr, /Read-only file system/);
 });
 
 t.test('bad input and setup failures are errors, not results', async (t) => {

@@ -6,7 +6,7 @@
 // and metering through a per-job cgroup, falling back to rlimits (prlimit).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, chown, lstat, mkdir, readlink } from 'node:fs/promises';
+import { access, chown, lstat, mkdir, readlink, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -47,6 +47,7 @@ const ETC_ENTRIES = [
 const CPU_POLL_MS = 200;
 /** Mount point of each job's staging tmpfs, inside the job's private mount namespace only. */
 const STAGE_DIR = '/run/bazaar-sandbox-stage';
+const SETUP_FAILED = 'bazaar-sandbox: setup failed';
 
 export class BwrapRunner implements Runner {
   readonly kind = 'bwrap';
@@ -93,12 +94,16 @@ export class BwrapRunner implements Runner {
     const jobId = randomBytes(6).toString('hex');
     const log = this.#log.child({ sandboxJob: jobId, runner: 'bwrap' });
 
-    this.#installed ??= execHost(this.#bwrap, ['--version'], { timeoutMs: 10_000 }).then(
-      (r) => { if (r.code !== 0) throw new Error(r.stderr.trim()); },
-    );
+    this.#installed ??= (async () => {
+      // As root we also need util-linux's setpriv and unshare (and mount).
+      for (const [bin, args] of [[this.#bwrap, ['--version']], ...(asRoot ? [['setpriv', ['--version']], ['unshare', ['--version']]] : [])] as Array<[string, string[]]>) {
+        const r = await execHost(bin, args, { timeoutMs: 10_000 });
+        if (r.code !== 0) throw new Error(`${bin}: ${r.stderr.trim()}`);
+      }
+    })();
     await this.#installed.catch((err: Error) => {
       this.#installed = undefined;
-      throw new SandboxError(`bubblewrap is not usable (${err.message}); apt-get install bubblewrap`);
+      throw new SandboxError(`bubblewrap is not usable (${err.message}); apt-get install bubblewrap util-linux`);
     });
     await this.#checkReadable(spec);
     if (spec.workspace && asRoot) await chown(spec.workspace, this.#uid, this.#gid);
@@ -124,10 +129,12 @@ export class BwrapRunner implements Runner {
     // under a 0700 data dir). So a private mount namespace (gone with the job) first bind-mounts
     // every source onto a 0755 staging tmpfs, and bwrap binds from there.
     if (asRoot) await mkdir(STAGE_DIR, { recursive: true });
-    const binds = bindSpecs.map((b, i) => ({ ...b, source: asRoot ? `${STAGE_DIR}/${i}` : b.hostPath }));
+    const binds = await Promise.all(bindSpecs.map(async (b, i) => ({
+      ...b,
+      source: asRoot ? `${STAGE_DIR}/${i}` : b.hostPath,
+      isDir: (await stat(b.hostPath)).isDirectory(),
+    })));
     const bwrapArgs = await this.#bwrapArgs(spec, limits, binds);
-    // rlimits: always no core dumps, a per-process cpu backstop and the container runner's nofile;
-    // without a cgroup also processes and data size (weaker: per process / per uid).
     const cpuLimit = Math.ceil(limits.cpuSeconds) + 1;
     let argv: string[];
     if (asRoot) {
@@ -142,12 +149,13 @@ export class BwrapRunner implements Runner {
         ...(binds.length
           ? [
               `mount -t tmpfs -o mode=0755,size=64k bazaar-stage ${STAGE_DIR}`,
-              ...binds.flatMap((b, i) => [`mkdir ${b.source}`, `mount --bind ${shellQuote(bindSpecs[i].hostPath)} ${b.source}`]),
+              ...binds.flatMap((b, i) => [b.isDir ? `mkdir ${b.source}` : `: > ${b.source}`, `mount --bind ${shellQuote(bindSpecs[i].hostPath)} ${b.source}`]),
             ]
           : []),
-        `exec setpriv --reuid=${this.#uid} --regid=${this.#gid} --clear-groups -- "$@"`,
       ];
-      const shell = ['/bin/sh', '-c', steps.join(' && '), 'bazaar-sandbox', this.#bwrap, ...bwrapArgs];
+      // A failed step is the sandbox's failure, marked so it is not mistaken for the job's result.
+      const script = `{ ${steps.join(' && ')}; } || { echo '${SETUP_FAILED}' >&2; exit 125; }\nexec setpriv --reuid=${this.#uid} --regid=${this.#gid} --clear-groups -- "$@"`;
+      const shell = ['/bin/sh', '-c', script, 'bazaar-sandbox', this.#bwrap, ...bwrapArgs];
       // A private mount namespace only when there is something to stage.
       argv = binds.length ? ['unshare', '--mount', '--propagation', 'private', '--', ...shell] : shell;
     } else {
@@ -236,6 +244,7 @@ export class BwrapRunner implements Runner {
     try {
       exit = await Promise.race([closed, spawnError]);
     } catch (e) {
+      await cgroup?.destroy();
       throw new SandboxError(`cannot start bwrap: ${(e as Error).message}`);
     } finally {
       exited = true;
@@ -261,6 +270,9 @@ export class BwrapRunner implements Runner {
     const reason: RunReason = stopReason ?? (oom ? 'oom' : 'exit');
     const o = out.finish();
     const e = err.finish();
+    if (stopReason === null && exit.code === 125 && e.text.trimEnd().endsWith(SETUP_FAILED)) {
+      throw new SandboxError(`sandbox setup failed: ${e.text.trim().split('\n').slice(-3).join(' | ')}`);
+    }
     const bwrapLine = stopReason === null && exit.code === 1 && o.bytes === 0 && /^bwrap: [^\n]*\n?$/.test(e.text);
     // The command missing (or its cwd) is the job's failure: exit 127 like a shell, as the container runner does.
     const notFound = bwrapLine && /^bwrap: (execvp|Can't chdir)/.test(e.text);
