@@ -16,6 +16,7 @@ export * from './rules/require-auth-for-kinds.ts';
 export * from './rules/protected-events.ts';
 export * from './rules/reject-expired.ts';
 export * from './market/valid-job-request.ts';
+export * from './market/valid-job-result.ts';
 export * from './market/result-answers-known-request.ts';
 export * from './market/feedback-from-tagged-provider.ts';
 export * from './market/min-bid.ts';

@@ -22,6 +22,7 @@ import { minBid } from './market/min-bid.ts';
 import { reputationFloor } from './market/reputation-floor.ts';
 import { resultAnswersKnownRequest } from './market/result-answers-known-request.ts';
 import { validJobRequest } from './market/valid-job-request.ts';
+import { validJobResult } from './market/valid-job-result.ts';
 import { verdictFromNamedArbiter } from './market/verdict-from-named-arbiter.ts';
 
 export interface PolicyDeps {
@@ -112,6 +113,7 @@ const RULES: Readonly<Record<string, RuleSpec>> = {
   protectedEvents: { opts: {}, build: () => protectedEvents() },
   rejectExpired: { opts: {}, build: () => rejectExpired() },
   validJobRequest: { opts: {}, build: () => validJobRequest() },
+  validJobResult: { opts: {}, build: () => validJobResult() },
   resultAnswersKnownRequest: { opts: {}, build: () => resultAnswersKnownRequest() },
   feedbackFromTaggedProvider: { opts: {}, build: () => feedbackFromTaggedProvider() },
   minBid: { opts: { msats: { type: 'integer', required: true, min: 0 }, kinds: { type: 'kinds' }, allowMissing: { type: 'boolean' } }, build: (o) => minBid(o.msats, { kinds: o.kinds, allowMissing: o.allowMissing }) },

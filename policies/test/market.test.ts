@@ -14,6 +14,7 @@ import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { alice, bob, carol, ctx, MemoryStore, rep, short, sign, T0 } from './helpers.ts';
 import type { Policy, PolicyContext } from '../src/policy.ts';
 import { validJobRequest } from '../src/market/valid-job-request.ts';
+import { validJobResult } from '../src/market/valid-job-result.ts';
 import { resultAnswersKnownRequest } from '../src/market/result-answers-known-request.ts';
 import { feedbackFromTaggedProvider } from '../src/market/feedback-from-tagged-provider.ts';
 import { minBid } from '../src/market/min-bid.ts';
@@ -55,6 +56,11 @@ t.test('market rules', async (t) => {
     ['validJobRequest: other NIP-90 kind checked by envelope', validJobRequest(), unknownKindReq, 'accept'],
     ['validJobRequest: broken envelope of other kind', validJobRequest(), sign({ kind: 5100, tags: [['bid', 'lots']] }), 'invalid:'],
     ['validJobRequest: not a job request', validJobRequest(), sign({ kind: 1 }), 'accept'],
+    ['validJobResult: well-formed PatchGen result', validJobResult(), resultByBob, 'accept'],
+    ['validJobResult: stats tags missing', validJobResult(), orphanResult, 'invalid:'],
+    ['validJobResult: other kinds by envelope', validJobResult(), resultForOpen, 'accept'],
+    ['validJobResult: envelope without e', validJobResult(), sign({ kind: 6100, tags: [['p', alice.pk]] }, bob.sk), 'invalid:'],
+    ['validJobResult: not a result', validJobResult(), goodReq, 'accept'],
     ['result: from the named provider', resultAnswersKnownRequest(), resultByBob, 'accept'],
     ['result: from a provider the request did not name', resultAnswersKnownRequest(), resultByCarol, 'restricted:'],
     ['result: for an unknown request', resultAnswersKnownRequest(), orphanResult, 'invalid:'],
