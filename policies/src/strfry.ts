@@ -75,7 +75,13 @@ export async function handleStrfryLine(line: string, policy: Policy, store: Read
     store,
     size: Buffer.byteLength(JSON.stringify(req.event)),
   };
-  const verdict = await policy(req.event, ctx);
+  let verdict: Verdict;
+  try {
+    verdict = await policy(req.event, ctx);
+  } catch (err) {
+    log?.warn({ eventId: id, err }, 'strfry plugin: policy failed');
+    verdict = { action: 'reject', message: 'error: policy failed' };
+  }
   log?.debug({ eventId: id, kind: req.event.kind, action: verdict.action }, 'strfry plugin decision');
   return verdictToResponse(id, verdict);
 }
