@@ -107,3 +107,28 @@ t.test('a bad policy file fails at start with every problem on stderr', async (t
   t.equal(await new Promise((r) => bad.on('exit', r)), 1);
   t.match(err, /ENOENT/);
 });
+
+t.test('handleStrfryLine in process: throwing policies, receivedAt units, source mapping', async (t) => {
+  const { handleStrfryLine } = await import('../src/strfry.ts');
+  const { emptyStore } = await import('../src/relay-store.ts');
+  const e = sign({ kind: 1 });
+  const line = (extra: Record<string, unknown>) => JSON.stringify({ type: 'new', event: e, receivedAt: T0, sourceType: 'IP4', sourceInfo: '198.51.100.1', ...extra });
+  t.same(await handleStrfryLine(line({}), () => { throw new Error('boom'); }, emptyStore), { id: e.id, action: 'reject', msg: 'error: policy failed' });
+  const seen: unknown[] = [];
+  const spy = (_ev: unknown, ctx: import('../src/policy.ts').PolicyContext) => {
+    seen.push([ctx.source.type, ctx.source.ip, ctx.receivedAt, ctx.authedPubkey ?? null]);
+    return { action: 'accept' } as const;
+  };
+  await handleStrfryLine(line({ receivedAt: T0 * 1000 }), spy, emptyStore);
+  await handleStrfryLine(line({ receivedAt: T0 * 1_000_000, sourceType: 'Stream', sourceInfo: 'wss://up.example.com' }), spy, emptyStore);
+  await handleStrfryLine(line({ sourceType: 'Sync', authed: 'not-hex' }), spy, emptyStore);
+  await handleStrfryLine(line({ sourceType: 'Mystery', authed: alice.pk }), spy, emptyStore);
+  t.same(seen, [
+    ['ws', '198.51.100.1', T0, null],
+    ['stream', 'wss://up.example.com', T0, null],
+    ['sync', '198.51.100.1', T0, null],
+    ['internal', '198.51.100.1', T0, alice.pk],
+  ]);
+  const long = await handleStrfryLine(line({}), () => ({ action: 'reject', message: 'invalid: ' + 'x'.repeat(10_000) }), emptyStore);
+  t.ok(long.msg!.length <= 2000, 'messages stay under strfry\'s record limit');
+});
