@@ -170,7 +170,7 @@ export function decodeParams(params: readonly (readonly [string, string])[], sch
     const isArray = prop.type === 'array';
     const itemType = isArray ? prop.items?.type : prop.type;
     let decoded: unknown = raw;
-    if (itemType === 'integer') decoded = /^-?\d{1,16}$/.test(raw) ? Number(raw) : undefined;
+    if (itemType === 'integer') decoded = /^-?\d{1,16}$/.test(raw) && Number.isSafeInteger(Number(raw)) ? Number(raw) : undefined;
     else if (itemType === 'number') decoded = parseDecimal(raw);
     else if (itemType === 'boolean') decoded = raw === 'true' ? true : raw === 'false' ? false : undefined;
     if (decoded === undefined) {

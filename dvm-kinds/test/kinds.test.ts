@@ -183,6 +183,8 @@ t.test('a malformed 5932 request lists every problem', async (t) => {
   const r2 = parsePatchGenRequest(bad2);
   t.same(paths(r2).sort(), ['tags.i', 'tags.i', 'tags.param[colour]', 'tags.param[issue_title]', 'tags.param[repo_ref]', 'tags.param[test_cmd]', 'tags.param[time_limit_secs]'].sort());
   t.doesNotThrow(() => parsePatchGenRequest({ kind: 5932, created_at: 0, content: '', tags: [[] as string[], ['i'], ['param'], ['bid']] }), 'never throws on garbage tags');
+  const huge = { ...bad2, tags: [['param', 'max_cost_msats', '9999999999999999']] };
+  t.ok(paths(parsePatchGenRequest(huge)).includes('tags.param[max_cost_msats]'), 'integers beyond 2^53 are refused, not rounded');
 });
 
 t.test('5933 CodeReview', async (t) => {
