@@ -39,10 +39,10 @@ export function checkFilter(raw: unknown, maxValues = 1000): FilterCheck {
         break;
       }
       case 'search':
-        return { ok: false, message: 'invalid: search (NIP-50) is not supported by this relay' };
+        return { ok: false, message: 'unsupported: search (NIP-50) is not supported by this relay' };
       default: {
         if (key.startsWith('#')) {
-          if (!TAG_KEY.test(key)) return { ok: false, message: `invalid: unsupported tag filter "${key}" (only single-letter tags are indexed)` };
+          if (!TAG_KEY.test(key)) return { ok: false, message: `unsupported: tag filter "${key}" (only single-letter tags are indexed)` };
           if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) return { ok: false, message: `invalid: "${key}" must be an array of strings` };
           if (v.length > maxValues) return { ok: false, message: `invalid: "${key}" has more than ${maxValues} values` };
           out[key as `#${string}`] = v as string[];

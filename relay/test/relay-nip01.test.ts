@@ -148,7 +148,8 @@ for (const transport of TRANSPORTS) {
         [{ kinds: ['1'] }, /^invalid: /],
         [{ since: -1 }, /^invalid: /],
         ['nope', /^invalid: /],
-        [{ '#tag': ['a'] }, /^invalid: /],
+        [{ '#tag': ['a'] }, /^unsupported: /],
+        [{ search: 'x' }, /^unsupported: /],
       ] as const) {
         c.send(['REQ', 'bad', filter]);
         const f = await c.next((f) => f[0] === 'CLOSED' && f[1] === 'bad');
