@@ -40,6 +40,7 @@ t.test('P2PK: a token locked to a payment key needs that key', async (t) => {
   const wrong = await bob.receive(token, { privkey: newPaymentKey().secretKey }).catch((e: Error) => e);
   t.type(wrong, CashuWalletError);
   t.equal(bob.totals().reserved, 0, 'refused receives leave nothing reserved');
+  t.equal(bob.balance(), 0, 'and add nothing to the purse (the locked proofs are not spendable by bob alone)');
   t.equal(await bob.receive(token, { privkey: bobKey.secretKey }), 20);
   await alice.confirmSent();
   f.assertConserved(t, [alice, bob]);

@@ -287,6 +287,14 @@ export class CashuWallet {
     });
   }
 
+  /** A refused receive or claim: its inputs were never ours to keep (the caller still has the token). */
+  private forget(op: Operation): void {
+    this.root.transactionSync(() => {
+      for (const p of op.inputs) if (this.proofsDb.get(p.secret)?.op === op.id) this.proofsDb.remove(p.secret);
+      this.ops.remove(op.id);
+    });
+  }
+
   private async run<T>(op: Operation, call: () => Promise<T>): Promise<T> {
     this.onStep(`${op.kind}:persisted`);
     let res: T;
@@ -298,7 +306,7 @@ export class CashuWallet {
         // were already gone — reconcile decides from their real state).
         const code = (err as MintOperationError).code;
         if (code === 11001 || code === 11002) await this.reconcileOne(op);
-        else if (op.kind === 'claim') this.ops.remove(op.id);
+        else if (op.kind === 'claim' || op.receive) this.forget(op);
         else this.release(op);
         throw new CashuWalletError(`mint refused ${op.kind}: ${(err as Error).message}`, code);
       }
