@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { BwrapRunner } from '../src/sandbox/bwrap-runner.ts';
 import { SandboxError } from '../src/sandbox/runner.ts';
+import { execHost } from '../src/sandbox/proc.ts';
 import { escapeSuite } from './sandbox-escape-suite.ts';
 import { proxySuite } from './sandbox-proxy-suite.ts';
 
@@ -78,6 +79,22 @@ t.test('a single file can be mounted, read-only', async (t) => {
   const r = await runner.run({ cmd: ['sh', '-c', 'cat /input.json; echo x > /input.json'], mounts: [{ hostPath: join(dir, 'input.json'), sandboxPath: '/input.json', readOnly: true }] });
   t.equal(r.stdout, '{"n":1}\n', 'a file under a 0700 directory is readable by the sandbox user');
   t.match(r.stderr, /Read-only file system/);
+});
+
+t.test('unprivileged provider: bwrap as the current user, limits through rlimits', async (t) => {
+  if (process.getuid?.() !== 0) return t.plan(0, 'needs root to switch to an unprivileged user for this test');
+  const fixture = new URL('./fixtures/sandbox-unprivileged.ts', import.meta.url).pathname;
+  const r = await execHost('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import=tsx', fixture], {
+    cwd: new URL('../../..', import.meta.url).pathname, env: { PATH: process.env.PATH, HOME: '/tmp' }, timeoutMs: 120_000,
+  });
+  t.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}');
+  t.equal(out.uid, 65534);
+  t.equal(out.cgroups, null, 'no cgroups without root');
+  t.match(out.plain, { reason: 'exit', exitCode: 0, stdout: /^65534\n1024\n.*No such file or directory\nok\n$/s });
+  t.not(out.memory.exitCode, 0, 'the data rlimit stops the allocation');
+  t.match(out.memory.stderr, /MemoryError/);
+  t.equal(out.loop.reason, 'timeout');
 });
 
 t.test('bad input and setup failures are errors, not results', async (t) => {
