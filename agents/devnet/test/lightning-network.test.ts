@@ -230,3 +230,31 @@ t.test('watchInvoice fires once, also for a payment committed by another handle'
   net.pay('alice', inv2.bolt11);
   t.equal(called, false);
 });
+
+t.test('keysend: pay a node key without an invoice', async (t) => {
+  const net = openTestNetwork(t);
+  net.createAccount('alice');
+  const bob = net.createAccount('bob');
+  net.fund('alice', 10_000);
+  const settled: string[] = [];
+  net.onSettled((e) => settled.push(e.invoice.account));
+  const p = net.keysend('alice', bob.nodePubkey, 2_500, { tlvRecords: [{ type: 34349334, value: '6869' }] });
+  t.ok(preimageMatches(p.preimage, p.paymentHash));
+  t.equal(p.payeeAccount, 'bob');
+  t.same(settled, ['bob']);
+  const incoming = net.lookupInvoice(p.paymentHash)!;
+  t.equal(incoming.keysend, true);
+  t.equal(incoming.state, 'paid');
+  t.same(incoming.metadata, { tlv_records: [{ type: 34349334, value: '6869' }] });
+  t.equal(net.listTransactions('bob').transactions[0].paymentHash, p.paymentHash);
+  const own = 'ef'.repeat(32);
+  const q = net.keysend('alice', bob.nodePubkey, 500, { preimage: own });
+  t.equal(q.preimage, own);
+  throwsCode(t, () => net.keysend('alice', bob.nodePubkey, 500, { preimage: own }), 'ALREADY_PAID', /reused preimage/);
+  throwsCode(t, () => net.keysend('alice', '02' + '11'.repeat(32), 500), 'UNKNOWN_INVOICE', /no route/);
+  throwsCode(t, () => net.keysend('alice', net.requireAccount('alice').nodePubkey, 500), 'SELF_PAYMENT');
+  throwsCode(t, () => net.keysend('alice', bob.nodePubkey, 1_000_000), 'INSUFFICIENT_BALANCE');
+  throwsCode(t, () => net.keysend('alice', 'nothex', 500), 'INVALID_ARGUMENT');
+  t.equal(net.balance('alice'), 7_000);
+  t.equal(net.balance('bob'), 3_000);
+});

@@ -3,7 +3,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import { ConnectionStore } from '../src/nwc/connections.ts';
-import { budgetPeriod, handleMultiPayInvoice, handleNwcRequest, type HandlerContext } from '../src/nwc/handler.ts';
+import { budgetPeriod, handleMultiPay, handleNwcRequest, type HandlerContext } from '../src/nwc/handler.ts';
 import { manualClock, openTestNetwork, silentLogger, tempDir } from './helpers/network.ts';
 
 t.test('budget periods follow the UTC calendar', async (t) => {
@@ -70,7 +70,7 @@ t.test('params validation and error mapping', async (t) => {
   t.same(info.notifications, ['payment_received', 'payment_sent']);
   t.equal(network.balance('alice'), 5_000, 'nothing paid');
 
-  const multi = (params: unknown, c = ctx) => handleMultiPayInvoice(c, params);
+  const multi = (params: unknown, c = ctx) => handleMultiPay(c, 'multi_pay_invoice', params);
   t.equal(multi({}).at(0)?.response.error?.code, 'OTHER');
   t.equal(multi({ invoices: [] }).at(0)?.response.error?.code, 'OTHER');
   t.equal(multi({ invoices: Array.from({ length: 51 }, () => ({ invoice: 'x' })) }).at(0)?.response.error?.code, 'OTHER');
@@ -78,5 +78,17 @@ t.test('params validation and error mapping', async (t) => {
   t.equal(multi({ invoices: [{ invoice: 'x' }] }, { ...ctx, connection: store.get(ro.connection.walletPubkey)! }).at(0)?.response.error?.code, 'RESTRICTED');
   const parts = multi({ invoices: [{ invoice: 'garbage' }, { id: 'x', invoice: network.createInvoice('bob', 100, 'ok', 60).bolt11 }] });
   t.same(parts.map((p) => [p.d, p.response.error?.code ?? 'ok']), [['0', 'PAYMENT_FAILED'], ['x', 'ok']], 'undecodable item keyed by index; the others still paid');
-  t.equal(handleNwcRequest(ctx, 'multi_pay_invoice', {}).error?.code, 'INTERNAL', 'multi responses come from handleMultiPayInvoice');
+  t.equal(handleNwcRequest(ctx, 'multi_pay_invoice', {}).error?.code, 'INTERNAL', 'multi responses come from handleMultiPay');
+
+  // Keysend params.
+  const bobKey = network.requireAccount('bob').nodePubkey;
+  t.equal(code('pay_keysend', { pubkey: bobKey }), 'OTHER', 'amount required');
+  t.equal(code('pay_keysend', { amount: 1000 }), 'OTHER', 'pubkey required');
+  t.equal(code('pay_keysend', { amount: 1000, pubkey: 'abc' }), 'OTHER');
+  t.equal(code('pay_keysend', { amount: 1000, pubkey: bobKey, preimage: 'zz' }), 'OTHER');
+  t.equal(code('pay_keysend', { amount: 1000, pubkey: bobKey, tlv_records: [{ type: 'x', value: '00' }] }), 'OTHER');
+  t.equal(code('pay_keysend', { amount: 1000, pubkey: '02' + '11'.repeat(32) }), 'PAYMENT_FAILED', 'no route');
+  t.equal(code('pay_keysend', { amount: 1000, pubkey: network.requireAccount('alice').nodePubkey }), 'PAYMENT_FAILED', 'self');
+  const mk = handleMultiPay(ctx, 'multi_pay_keysend', { keysends: [{ id: 'k1', pubkey: bobKey, amount: 100 }, { pubkey: bobKey, amount: 10_000_000 }] });
+  t.same(mk.map((p) => [p.d, p.response.result_type, p.response.error?.code ?? 'ok']), [['k1', 'multi_pay_keysend', 'ok'], [bobKey, 'multi_pay_keysend', 'INSUFFICIENT_BALANCE']]);
 });

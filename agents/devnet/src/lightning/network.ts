@@ -50,8 +50,10 @@ export interface InvoiceRecord {
   readonly paid: boolean;
   readonly settledAt?: number;
   readonly payer?: string;
-  /** Free-form JSON metadata given at creation (NIP-47 make_invoice `metadata`). */
+  /** Free-form JSON metadata given at creation (NIP-47 make_invoice `metadata`), or keysend TLV records. */
   readonly metadata?: unknown;
+  /** A spontaneous (keysend) payment: there is no invoice, `bolt11` is ''. */
+  readonly keysend?: boolean;
 }
 
 /** An invoice as its issuer may see it: the preimage only once it is paid. */
@@ -421,6 +423,85 @@ export class LightningNetwork {
       return { payment, invoice: paidInv };
     });
     this.log.info({ payer, payee: result.invoice.account, paymentHash: result.payment.paymentHash, amountMsat: result.payment.amountMsat }, 'payment settled');
+    this.emitSettled(result);
+    return result.payment;
+  }
+
+  /**
+   * Keysend: pays `amountMsat` to the account whose node key is `payeePubkey`, without an
+   * invoice. The preimage is the payer's (given, or random); its hash must be new to the
+   * network. Same single write transaction and the same checks as `pay`.
+   */
+  keysend(
+    payer: string,
+    payeePubkey: string,
+    amountMsat: number,
+    opts: { preimage?: string; tlvRecords?: readonly { type: number; value: string }[]; via?: string; budget?: PayOptions['budget']; signal?: AbortSignal } = {},
+  ): PaymentRecord {
+    if (opts.signal?.aborted) throw new LightningError('ABORTED', 'payment aborted before it started');
+    assertAmount(amountMsat, 'keysend amount');
+    const pubkey = payeePubkey.toLowerCase();
+    if (!/^0[23][0-9a-f]{64}$/.test(pubkey)) throw new LightningError('INVALID_ARGUMENT', 'keysend pubkey must be a 33-byte compressed public key in hex');
+    const preimage = opts.preimage?.toLowerCase() ?? randomBytes(32).toString('hex');
+    if (!HEX32.test(preimage)) throw new LightningError('INVALID_ARGUMENT', 'keysend preimage must be 32 bytes of hex');
+    const paymentHash = bytesToHex(sha256(hexToBytes(preimage)));
+    const now = this.now();
+    const result = this.root.transactionSync(() => {
+      const payerAcc = this.accounts.get(payer);
+      if (!payerAcc) throw new LightningError('UNKNOWN_ACCOUNT', `no account named ${JSON.stringify(payer)}`);
+      let payeeAcc: AccountRecord | undefined;
+      for (const { value } of this.accounts.getRange()) if (value.nodePubkey === pubkey) payeeAcc = value;
+      if (!payeeAcc) throw new LightningError('UNKNOWN_INVOICE', `no route to node ${pubkey} on the dev network`);
+      if (payeeAcc.name === payer) throw new LightningError('SELF_PAYMENT', 'an account cannot keysend to itself');
+      if (this.invoices.get(paymentHash)) throw new LightningError('ALREADY_PAID', `payment hash ${paymentHash} is already used on this network (reused preimage)`);
+      if (payerAcc.balanceMsat < amountMsat) {
+        throw new LightningError('INSUFFICIENT_BALANCE', `insufficient balance: ${payerAcc.balanceMsat} msat available, ${amountMsat} msat needed`);
+      }
+      if (opts.budget) {
+        const spent = this.spentVia(payer, opts.via ?? '', opts.budget.sinceSecs);
+        if (spent + amountMsat > opts.budget.limitMsat) {
+          throw new LightningError('QUOTA_EXCEEDED', `budget exceeded: ${spent} of ${opts.budget.limitMsat} msat used, this payment needs ${amountMsat} msat`);
+        }
+      }
+      const invoice: InvoiceRecord = {
+        paymentHash,
+        bolt11: '',
+        account: payeeAcc.name,
+        payee: pubkey,
+        amountMsat,
+        createdAt: now,
+        expiresAt: now,
+        preimage,
+        paid: true,
+        settledAt: now,
+        payer,
+        keysend: true,
+        ...(opts.tlvRecords?.length ? { metadata: { tlv_records: opts.tlvRecords } } : {}),
+      };
+      const payment: PaymentRecord = {
+        paymentHash,
+        bolt11: '',
+        account: payer,
+        payeeAccount: payeeAcc.name,
+        payee: pubkey,
+        amountMsat,
+        feeMsat: 0,
+        preimage,
+        createdAt: now,
+        settledAt: now,
+        invoiceCreatedAt: now,
+        expiresAt: now,
+        ...(opts.via !== undefined ? { via: opts.via } : {}),
+      };
+      this.accounts.putSync(payer, { ...payerAcc, balanceMsat: payerAcc.balanceMsat - amountMsat });
+      this.accounts.putSync(payeeAcc.name, { ...payeeAcc, balanceMsat: payeeAcc.balanceMsat + amountMsat });
+      this.invoices.putSync(paymentHash, invoice);
+      this.txs.putSync([payeeAcc.name, now, 'in', paymentHash], null);
+      this.payments.putSync([payer, paymentHash], payment);
+      this.txs.putSync([payer, now, 'out', paymentHash], null);
+      return { payment, invoice };
+    });
+    this.log.info({ payer, payee: result.invoice.account, paymentHash, amountMsat }, 'keysend settled');
     this.emitSettled(result);
     return result.payment;
   }

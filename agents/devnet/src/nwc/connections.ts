@@ -13,7 +13,10 @@ export const BUDGET_RENEWALS = ['never', 'daily', 'weekly', 'monthly', 'yearly']
 export type BudgetRenewal = (typeof BUDGET_RENEWALS)[number];
 
 /** NIP-47 methods this wallet service implements. */
-export const NWC_METHODS = ['pay_invoice', 'multi_pay_invoice', 'get_balance', 'get_budget', 'get_info', 'make_invoice', 'lookup_invoice', 'list_transactions'] as const;
+export const NWC_METHODS = [
+  'pay_invoice', 'multi_pay_invoice', 'pay_keysend', 'multi_pay_keysend',
+  'get_balance', 'get_budget', 'get_info', 'make_invoice', 'lookup_invoice', 'list_transactions',
+] as const;
 export type NwcMethod = (typeof NWC_METHODS)[number];
 export const NWC_NOTIFICATIONS = ['payment_received', 'payment_sent'] as const;
 

@@ -37,7 +37,8 @@ export interface NwcResponse {
 export interface NwcTransaction {
   type: 'incoming' | 'outgoing';
   state: 'settled' | 'pending' | 'failed';
-  invoice: string;
+  /** Absent for keysend payments (no invoice). */
+  invoice?: string;
   description?: string;
   description_hash?: string;
   preimage?: string;
@@ -94,7 +95,7 @@ export function invoiceToNwc(inv: Invoice): NwcTransaction {
   return {
     type: 'incoming',
     state: inv.state === 'paid' ? 'settled' : inv.state === 'expired' ? 'failed' : 'pending',
-    invoice: inv.bolt11,
+    ...(inv.bolt11 ? { invoice: inv.bolt11 } : {}),
     ...(inv.description !== undefined ? { description: inv.description } : {}),
     ...(inv.descriptionHash !== undefined ? { description_hash: inv.descriptionHash } : {}),
     ...(inv.preimage !== undefined ? { preimage: inv.preimage } : {}),
@@ -112,7 +113,7 @@ export function paymentToNwc(p: PaymentRecord): NwcTransaction {
   return {
     type: 'outgoing',
     state: 'settled',
-    invoice: p.bolt11,
+    ...(p.bolt11 ? { invoice: p.bolt11 } : {}),
     ...(p.description !== undefined ? { description: p.description } : {}),
     ...(p.descriptionHash !== undefined ? { description_hash: p.descriptionHash } : {}),
     preimage: p.preimage,
@@ -182,7 +183,7 @@ function mapLightningError(method: string, err: LightningError): NwcResponse {
     case 'SELF_PAYMENT':
     case 'FEE_LIMIT':
     case 'ABORTED':
-      return errorResponse(method, method === 'pay_invoice' ? 'PAYMENT_FAILED' : 'OTHER', err.message);
+      return errorResponse(method, method === 'pay_invoice' || method === 'pay_keysend' ? 'PAYMENT_FAILED' : 'OTHER', err.message);
     case 'INVALID_ARGUMENT':
       return errorResponse(method, 'OTHER', err.message);
     case 'UNKNOWN_ACCOUNT':
@@ -191,36 +192,43 @@ function mapLightningError(method: string, err: LightningError): NwcResponse {
   }
 }
 
-/** Most invoices one multi_pay_invoice request may carry. */
+/** Most payments one multi_pay_* request may carry. */
 export const MAX_MULTI_PAY = 50;
 
+const MULTI = {
+  multi_pay_invoice: { items: 'invoices', single: 'pay_invoice' },
+  multi_pay_keysend: { items: 'keysends', single: 'pay_keysend' },
+} as const;
+
 /**
- * multi_pay_invoice: pays each invoice independently (one failing does not stop the
- * others) and returns one response per invoice with its `d` tag value: the item's `id`, or
- * its payment hash when none was given (NIP-47). Never throws.
+ * multi_pay_invoice / multi_pay_keysend: pays each item independently (one failing does not
+ * stop the others) and returns one response per item with its `d` tag value: the item's
+ * `id`, else the invoice's payment hash / the keysend pubkey (NIP-47). Never throws.
  */
-export function handleMultiPayInvoice(ctx: HandlerContext, params: unknown): { d: string | undefined; response: NwcResponse }[] {
-  const method = 'multi_pay_invoice';
+export function handleMultiPay(ctx: HandlerContext, method: keyof typeof MULTI, params: unknown): { d: string | undefined; response: NwcResponse }[] {
+  const spec = MULTI[method];
   if (!ctx.connection.methods.includes(method)) return [{ d: undefined, response: errorResponse(method, 'RESTRICTED', `this connection may not call ${method}`) }];
   const p = params !== null && typeof params === 'object' && !Array.isArray(params) ? (params as Record<string, unknown>) : {};
-  const items = p.invoices;
-  if (!Array.isArray(items) || items.length === 0) return [{ d: undefined, response: errorResponse(method, 'OTHER', 'invalid params: invoices must be a non-empty array') }];
-  if (items.length > MAX_MULTI_PAY) return [{ d: undefined, response: errorResponse(method, 'OTHER', `invalid params: at most ${MAX_MULTI_PAY} invoices per request`) }];
+  const items = p[spec.items];
+  if (!Array.isArray(items) || items.length === 0) return [{ d: undefined, response: errorResponse(method, 'OTHER', `invalid params: ${spec.items} must be a non-empty array`) }];
+  if (items.length > MAX_MULTI_PAY) return [{ d: undefined, response: errorResponse(method, 'OTHER', `invalid params: at most ${MAX_MULTI_PAY} payments per request`) }];
+  // Permission to multi-pay is permission to pay each item.
+  const single: HandlerContext = { ...ctx, connection: { ...ctx.connection, methods: [...ctx.connection.methods, spec.single] } };
   return items.map((item, i) => {
-    const it = item !== null && typeof item === 'object' ? (item as Record<string, unknown>) : {};
+    const it = item !== null && typeof item === 'object' && !Array.isArray(item) ? (item as Record<string, unknown>) : {};
     let d = typeof it.id === 'string' && it.id !== '' ? it.id : undefined;
-    if (d === undefined && typeof it.invoice === 'string') {
+    if (d === undefined && method === 'multi_pay_keysend' && typeof it.pubkey === 'string') d = it.pubkey;
+    if (d === undefined && method === 'multi_pay_invoice' && typeof it.invoice === 'string') {
       try {
         d = decodeInvoice(it.invoice).paymentHash;
       } catch {
         d = undefined;
       }
     }
-    const single = handleNwcRequest({ ...ctx, connection: { ...ctx.connection, methods: [...ctx.connection.methods, 'pay_invoice'] } }, 'pay_invoice', {
-      invoice: it.invoice,
-      ...(it.amount !== undefined ? { amount: it.amount } : {}),
-    });
-    return { d: d ?? String(i), response: { ...single, result_type: method } };
+    const { id: _id, ...rest } = it;
+    void _id;
+    const res = handleNwcRequest(single, spec.single, rest);
+    return { d: d ?? String(i), response: { ...res, result_type: method } };
   });
 }
 
@@ -231,7 +239,7 @@ export function handleNwcRequest(ctx: HandlerContext, method: unknown, params: u
   const conn = ctx.connection;
   if (!conn.methods.includes(method as NwcMethod)) return errorResponse(method, 'RESTRICTED', `this connection may not call ${method}`);
   const { network } = ctx;
-  if (method === 'multi_pay_invoice') return errorResponse(method, 'INTERNAL', 'multi_pay_invoice answers with one event per invoice (handleMultiPayInvoice)');
+  if (method === 'multi_pay_invoice' || method === 'multi_pay_keysend') return errorResponse(method, 'INTERNAL', `${method} answers with one event per payment (handleMultiPay)`);
   try {
     const p = obj(params);
     switch (method as NwcMethod) {
@@ -284,6 +292,26 @@ export function handleNwcRequest(ctx: HandlerContext, method: unknown, params: u
           ...(budget ? { budget } : {}),
         });
         ctx.logger.info({ account: conn.account, paymentHash: paid.paymentHash, amountMsat: paid.amountMsat }, 'nwc invoice paid');
+        return ok(method, { preimage: paid.preimage, fees_paid: paid.feeMsat });
+      }
+      case 'pay_keysend': {
+        const amount = optInt(p, 'amount', 1);
+        if (amount === undefined) throw new ParamError('amount (msat) is required');
+        const pubkey = optString(p, 'pubkey');
+        if (pubkey === undefined) throw new ParamError('pubkey is required');
+        const preimage = optString(p, 'preimage');
+        const tlv = p.tlv_records;
+        if (tlv !== undefined && tlv !== null && (!Array.isArray(tlv) || !tlv.every((r) => r !== null && typeof r === 'object' && Number.isSafeInteger((r as { type?: unknown }).type) && typeof (r as { value?: unknown }).value === 'string' && /^([0-9a-f]{2})*$/i.test((r as { value: string }).value)))) {
+          throw new ParamError('tlv_records must be [{ type: integer, value: hex }]');
+        }
+        const budget = conn.maxAmountMsat === undefined ? undefined : { limitMsat: conn.maxAmountMsat, sinceSecs: budgetPeriod(conn.budgetRenewal, ctx.now()).since };
+        const paid = network.keysend(conn.account, pubkey, amount, {
+          via: conn.walletPubkey,
+          ...(preimage !== undefined ? { preimage } : {}),
+          ...(Array.isArray(tlv) && tlv.length ? { tlvRecords: tlv as { type: number; value: string }[] } : {}),
+          ...(budget ? { budget } : {}),
+        });
+        ctx.logger.info({ account: conn.account, paymentHash: paid.paymentHash, amountMsat: paid.amountMsat }, 'nwc keysend paid');
         return ok(method, { preimage: paid.preimage, fees_paid: paid.feeMsat });
       }
       case 'lookup_invoice': {

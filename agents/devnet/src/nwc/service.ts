@@ -10,7 +10,7 @@ import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { loadNwcSdk, sdkLogger } from '@bazaar/agents-common/wallet/alby-sdk';
 import type { LightningNetwork, SettledEvent } from '../lightning/network.ts';
 import { NWC_METHODS, NWC_NOTIFICATIONS, type ConnectionRecord, type ConnectionStore } from './connections.ts';
-import { errorResponse, handleMultiPayInvoice, handleNwcRequest, invoiceToNwc, paymentToNwc, type NwcResponse } from './handler.ts';
+import { errorResponse, handleMultiPay, handleNwcRequest, invoiceToNwc, paymentToNwc, type NwcResponse } from './handler.ts';
 
 type Sdk = Awaited<ReturnType<typeof loadNwcSdk>>;
 type WalletService = InstanceType<Sdk['NWCWalletService']>;
@@ -172,9 +172,9 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
     } else if (!takeToken(conn.walletPubkey)) {
       rlog.warn({ account: conn.account, method: methodName }, 'nwc request rate limited');
       response = errorResponse(methodName, 'RATE_LIMITED', `more than ${rate.perSecond} requests per second; retry in a few seconds`);
-    } else if (methodName === 'multi_pay_invoice') {
+    } else if (methodName === 'multi_pay_invoice' || methodName === 'multi_pay_keysend') {
       rlog.debug({ account: conn.account, method: methodName, encryption: enc }, 'nwc request');
-      const parts = handleMultiPayInvoice({ network: opts.network, connection: conn, logger: rlog, now: nowSecs }, params);
+      const parts = handleMultiPay({ network: opts.network, connection: conn, logger: rlog, now: nowSecs }, methodName, params);
       for (const part of parts) {
         if (part.response.error) rlog.info({ account: conn.account, method: methodName, d: part.d, code: part.response.error.code, reason: part.response.error.message }, 'nwc request failed');
         await respond(event, conn.walletSecret, enc, part.response, part.d);
