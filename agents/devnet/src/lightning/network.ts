@@ -632,13 +632,6 @@ export class LightningNetwork {
     });
   }
 
-  /** Node secret of an account (for signing on its behalf; never logged). */
-  nodeSecretOf(account: string): string {
-    const rec = this.accounts.get(account);
-    if (!rec) throw new LightningError('UNKNOWN_ACCOUNT', `no account named ${JSON.stringify(account)}`);
-    return rec.nodeSecret;
-  }
-
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
