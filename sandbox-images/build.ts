@@ -3,7 +3,7 @@
 import { runCommand, type CommandSpec } from '../scripts/lib/command.ts';
 import { createLogger } from '../scripts/lib/log.ts';
 import { baseImageTag, ensureBaseImage } from '../agents/common/src/sandbox/base-image.ts';
-import { dockerClient } from '../agents/common/src/sandbox/detect.ts';
+import { connectDocker } from '../agents/common/src/sandbox/podman-service.ts';
 
 export const imagesCommand: CommandSpec = {
   name: 'images',
@@ -14,7 +14,7 @@ export const imagesCommand: CommandSpec = {
   ].join('\n'),
   envPrefix: 'BAZAAR_IMAGES_',
   flags: {
-    'docker-socket': { type: 'string', description: 'Docker API endpoint (unix:///path.sock or tcp://host:port)', env: 'DOCKER_HOST' },
+    'docker-socket': { type: 'string', description: 'Docker API endpoint (unix:///path.sock or tcp://host:port; default: a private podman service)', env: 'DOCKER_HOST' },
     'from-tar': { type: 'string', description: 'import this root filesystem tarball instead of running debootstrap' },
     mirror: { type: 'string', description: 'Debian mirror for debootstrap', default: 'http://deb.debian.org/debian', env: 'BAZAAR_DEBIAN_MIRROR' },
     force: { type: 'boolean', description: 'rebuild even when the image exists', default: false },
@@ -26,15 +26,24 @@ export const imagesCommand: CommandSpec = {
       return 0;
     }
     const log = createLogger({ name: 'images' });
-    const docker = dockerClient(flags['docker-socket'] as string | undefined);
-    const tag = await ensureBaseImage(docker, {
-      log,
-      fromTar: flags['from-tar'] as string | undefined,
-      mirror: flags.mirror as string,
-      force: flags.force as boolean,
-    });
-    console.log(tag);
-    return 0;
+    // DOCKER_HOST / --docker-socket when it answers, else a private podman service for the import.
+    const api = await connectDocker({ endpoint: flags['docker-socket'] as string | undefined, startPodman: true });
+    if ('unavailable' in api) {
+      console.error(`images: ${api.unavailable}`);
+      return 1;
+    }
+    try {
+      const tag = await ensureBaseImage(api.docker, {
+        log,
+        fromTar: flags['from-tar'] as string | undefined,
+        mirror: flags.mirror as string,
+        force: flags.force as boolean,
+      });
+      console.log(tag);
+      return 0;
+    } finally {
+      await api.stop();
+    }
   },
 };
 
