@@ -89,3 +89,29 @@ t.test('NUT-00 token encodings (v3 cashuA, v4 cashuB)', async (t) => {
   t.equal(d4.proofs[0].C, '038618543ffb6b8695df4ad4babcde92a34a96bdcd97dcee0d7ccf98d472126792');
   t.equal(d4.memo, 'Thank you');
 });
+
+t.test("the mint's WASM signing path equals cashu-ts's reference, byte for byte", async (t) => {
+  const { blindSign, verifiesUnblinded } = await import('../src/mint/blind-sign.ts');
+  const { secp256k1 } = await import('@noble/curves/secp256k1.js');
+  const B_ = '02a9acc1e48c25eeeb9289b5031cc57da9fe72f3fe2861d264bdc074209b107ba2';
+  const A1 = bytesToHex(secp256k1.getPublicKey(hexToBytes('0000000000000000000000000000000000000000000000000000000000000001'), true));
+  t.equal(blindSign(B_, hexToBytes('0000000000000000000000000000000000000000000000000000000000000001'), hexToBytes(A1)).C_, B_, 'NUT-00 vector 1');
+  const k2 = hexToBytes('7f'.repeat(32));
+  t.equal(blindSign(B_, k2, secp256k1.getPublicKey(k2, true)).C_, '0398bc70ce8184d27ba89834d19f5199c84443c31131e48d3c1214db24247d005d', 'NUT-00 vector 2');
+  for (let i = 0; i < 20; i++) {
+    const a = secp256k1.utils.randomSecretKey();
+    const A = secp256k1.getPublicKey(a, true);
+    const B = bytesToHex(secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true));
+    const ours = blindSign(B, a, A);
+    const ref = createDLEQProof(pointFromHex(B), a);
+    t.equal(ours.C_, createBlindSignature(pointFromHex(B), a, 'x').C_.toHex(true), `C_ ${i}`);
+    t.same(ours.dleq, { e: bytesToHex(ref.e), s: bytesToHex(ref.s) }, `DLEQ ${i}`);
+    t.ok(verifyDLEQProof({ e: hexToBytes(ours.dleq.e), s: hexToBytes(ours.dleq.s) }, pointFromHex(B), pointFromHex(ours.C_), pointFromHex(bytesToHex(A))), `verifies ${i}`);
+  }
+  const Y = hashToCurve(new TextEncoder().encode('some secret')).toBytes(true);
+  const k = secp256k1.utils.randomSecretKey();
+  const C = pointFromHex(bytesToHex(Y)).multiply(BigInt('0x' + bytesToHex(k))).toHex(true);
+  t.ok(verifiesUnblinded(Y, k, C), 'C = k·Y verifies');
+  t.notOk(verifiesUnblinded(Y, secp256k1.utils.randomSecretKey(), C), 'another key does not');
+  t.notOk(verifiesUnblinded(Y, k, '02' + 'ff'.repeat(32)), 'a non-point does not');
+});

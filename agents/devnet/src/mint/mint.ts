@@ -4,12 +4,13 @@
 // from @cashu/cashu-ts; state lives in MintStore (LMDB).
 import { EventEmitter } from 'node:events';
 import { createHmac, randomBytes } from 'node:crypto';
-import { createBlindSignature, createDLEQProof, createNewMintKeys, hashToCurve, pointFromHex } from '@cashu/cashu-ts';
+import { createNewMintKeys, hashToCurve, pointFromHex } from '@cashu/cashu-ts';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import type { Logger } from 'pino';
 import type { LightningBackend } from '../lightning-backend.ts';
 import { MintError, MintErrorCode as E, fail } from './errors.ts';
 import type { KeysetRecord, MeltQuoteRecord, MintQuoteRecord, MintStore, PendingMelt, SignatureRecord } from './mint-store.ts';
+import { blindSign, verifiesUnblinded } from './blind-sign.ts';
 import { verifyQuoteSignature } from './quote-signature.ts';
 import { verifyTransactionConditions } from './spending-conditions.ts';
 
@@ -264,9 +265,9 @@ export class CashuMint extends EventEmitter<MintEvents> {
       let ok = false;
       let Y: string;
       try {
-        const Yp = hashToCurve(new TextEncoder().encode(p.secret));
-        Y = Yp.toHex(true);
-        ok = Yp.multiply(bytesToBigInt(k!)).equals(pointFromHex(p.C));
+        const Yb = hashToCurve(new TextEncoder().encode(p.secret)).toBytes(true);
+        Y = bytesToHex(Yb);
+        ok = verifiesUnblinded(Yb, k!, p.C);
       } catch {
         ok = false;
         Y = '';
@@ -287,10 +288,8 @@ export class CashuMint extends EventEmitter<MintEvents> {
       const ks = this.keysets.get(o.id)!;
       const k = ks.priv.get(o.amount);
       if (!k) return fail(E.generic, `no key for amount ${o.amount}`);
-      const B_ = pointFromHex(o.B_);
-      const sig = createBlindSignature(B_, k, o.id);
-      const dleq = createDLEQProof(B_, k);
-      return { amount: o.amount, id: o.id, C_: sig.C_.toHex(true), dleq: { e: bytesToHex(dleq.e), s: bytesToHex(dleq.s) } };
+      const sig = blindSign(o.B_, k, hexToBytes(ks.pub[String(o.amount)]));
+      return { amount: o.amount, id: o.id, C_: sig.C_, dleq: { e: sig.dleq.e, s: sig.dleq.s } };
     });
   }
 
@@ -688,10 +687,6 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 function hmac(seed: Uint8Array, label: string): Uint8Array {
   return new Uint8Array(createHmac('sha256', seed).update(label).digest());
-}
-
-function bytesToBigInt(b: Uint8Array): bigint {
-  return BigInt('0x' + bytesToHex(b));
 }
 
 function toJson(s: SignatureRecord): BlindSignatureJson {
