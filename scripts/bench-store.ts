@@ -84,6 +84,21 @@ async function run(flags: FlagValues): Promise<number> {
       console.log(`  ${type.padEnd(28)} ${fmt(s.p50).padStart(6)} ${fmt(s.p99).padStart(8)} ${fmt(e.events / e.ms.length).padStart(12)} ${fmt(e.ms.length / Math.max(e.cpu, 1e-9)).padStart(15)}`);
     }
 
+    // 3b. What a relay pays to put results on the wire: strings framed and UTF-8 encoded
+    //     (as a WebSocket library does with a string) vs queryFrames' ready-made bytes.
+    const prefix = '["EVENT","bench-sub",';
+    let c1 = process.cpuUsage();
+    let bytes = 0;
+    for (const q of mix) for (const row of await store.query([q.filter])) bytes += Buffer.byteLength(prefix + row + ']');
+    const stringCpu = cpuSec(c1);
+    const prefixBuf = Buffer.from(prefix);
+    const suffixBuf = Buffer.from(']');
+    c1 = process.cpuUsage();
+    let frameBytes = 0;
+    for (const q of mix) for (const f of await store.queryFrames([q.filter], prefixBuf, suffixBuf)) frameBytes += f.length;
+    const frameCpu = cpuSec(c1);
+    console.log(`framing for the wire: query()+frame+encode ${fmt(mix.length / stringCpu)} queries/CPU-s, queryFrames() ${fmt(mix.length / frameCpu)} queries/CPU-s (${bytes === frameBytes ? 'same bytes' : `BYTES DIFFER ${bytes} vs ${frameBytes}`})`);
+
     // 4. NIP-45 counts over the same mix (limits ignored).
     const counts = mix.slice(0, Math.min(700, mix.length));
     const c0 = process.cpuUsage();

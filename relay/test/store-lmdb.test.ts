@@ -184,6 +184,22 @@ t.test('the purge timer removes events once they expire', async (t) => {
   t.equal(s.size(), 1, 'the expired event was purged by the timer');
 });
 
+t.test('queryFrames returns exactly prefix + stored JSON + suffix, in query order', async (t) => {
+  const s = await openLmdbStore({ path: tempDir(t), clock, purgeIntervalMs: 0 });
+  t.teardown(() => s.close());
+  const tied = Array.from({ length: 6 }, (_, i) => sign(1, NOW - 5, [['t', 'x']], `tie ${i} café 🎉`));
+  await s.put([...tied, sign(7, NOW - 1, [['t', 'x']], 'plain'), sign(1, NOW - 9, [], '"quoted"\n')]);
+  const prefix = Buffer.from('["EVENT","süb",');
+  const suffix = Buffer.from(']');
+  const cases: Filter[][] = [[{ kinds: [1] }], [{ '#t': ['x'], limit: 3 }], [{ kinds: [7] }, { kinds: [1], limit: 2 }], [{ ids: tied.map((e) => e.id), limit: 4 }]];
+  for (const filters of cases) {
+    const jsons = await s.query(filters);
+    const frames = await s.queryFrames(filters, prefix, suffix);
+    t.same(frames.map((f) => f.toString('utf8')), jsons.map((j) => `${prefix.toString()}${j}]`), JSON.stringify(filters));
+    t.same(frames.map((f) => f.toString('latin1', prefix.length + 7, prefix.length + 71)), idsOf(jsons));
+  }
+});
+
 t.test('close waits for queued writes', async (t) => {
   const s = await openLmdbStore({ path: tempDir(t), clock, purgeIntervalMs: 0 });
   const pending = s.put([sign(1, NOW - 1)]);

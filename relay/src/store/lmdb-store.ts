@@ -45,6 +45,12 @@ export interface LmdbStore extends EventStore {
   purgeExpired(now?: number): Promise<number>;
   /** Number of events on disk (including expired ones not yet purged). */
   size(): number;
+  /**
+   * query(), but each result comes as the bytes `prefix ‖ stored JSON ‖ suffix` (e.g.
+   * `["EVENT","sub",` and `]`), ready to send as a text frame: no string is built. The
+   * id of a frame is at bytes [prefix.length + 7, prefix.length + 71).
+   */
+  queryFrames(filters: readonly Filter[], prefix: Buffer, suffix: Buffer, opts?: QueryOptions): Promise<Buffer[]>;
   /** The index the planner picks for a filter and how many range scans it opens (for operators and tests). */
   explain(filter: Filter): { readonly index: string; readonly scans: number };
   /** Writer counters: committed write transactions and the jobs (put/purge calls) they carried. */
@@ -91,10 +97,17 @@ type Plan =
   | { readonly type: 'ids' }
   | { readonly type: 'scan'; readonly index: string; readonly db: Db; readonly prefixes: Buffer[]; readonly implied: Implied };
 
-interface Rec {
+interface Rec<T> {
   readonly ts: number;
   readonly seq: number;
-  readonly json: string;
+  readonly v: T;
+}
+
+/** How query results are materialised: as JSON strings, or as ready-to-send frames. */
+interface Output<T> {
+  make(b: Buffer): T;
+  /** Order of two results with equal created_at: by id. */
+  tie(a: T, b: T): number;
 }
 
 interface Cursor {
@@ -202,9 +215,28 @@ function conditionsMatch(b: Buffer, cf: CompiledFilter, implied: Implied): boole
   return true;
 }
 
-const byNewest = (a: Rec, b: Rec): number =>
+const JSON_OUTPUT: Output<string> = {
+  make: packedJson,
   // Stored JSON starts with {"id":"<hex>", so comparing it compares ids: ties go to the lowest id.
-  b.ts - a.ts || (a.json < b.json ? -1 : a.json > b.json ? 1 : 0);
+  tie: (a, b) => (a < b ? -1 : a > b ? 1 : 0),
+};
+
+function frameOutput(prefix: Buffer, suffix: Buffer): Output<Buffer> {
+  const idStart = prefix.length + 7;
+  return {
+    make(b) {
+      const h = headerLength(b);
+      const out = Buffer.allocUnsafe(prefix.length + (b.length - h) + suffix.length);
+      prefix.copy(out, 0);
+      b.copy(out, prefix.length, h, b.length);
+      suffix.copy(out, out.length - suffix.length);
+      return out;
+    },
+    tie: (a, b) => a.compare(b, idStart, idStart + 64, idStart, idStart + 64),
+  };
+}
+
+const sortNewest = <T>(recs: Rec<T>[], out: Output<T>): Rec<T>[] => recs.sort((a, b) => b.ts - a.ts || out.tie(a.v, b.v));
 
 // A max-heap of cursors on ts (newest first).
 function heapPush(h: Cursor[], c: Cursor): void {
@@ -422,23 +454,23 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
   }
 
   /** One filter's results: newest first, ties by lowest id, cut at `limit`. */
-  function runFilter(f: Filter, now: number): Rec[] {
+  function runFilter<T>(f: Filter, now: number, out: Output<T>): Rec<T>[] {
     const limit = effectiveLimit(f.limit, opts);
     if (limit === 0) return [];
     const cf = compileFilter(f);
     if (cf.never) return [];
-    const recs: Rec[] = [];
+    const recs: Rec<T>[] = [];
     // Once `limit` events are collected, the scan continues only through events tied
     // with the last one's created_at, so ties are ordered by id exactly. (Id lookups
     // come in request order and are simply all collected, then sorted.)
     const floor = { ts: -1 };
     const ordered = cf.ids === undefined;
     walk(cf, now, (seq, ts, b) => {
-      recs.push({ ts, seq, json: packedJson(b) });
+      recs.push({ ts, seq, v: out.make(b) });
       if (ordered && recs.length === limit) floor.ts = ts;
       return true;
     }, floor);
-    recs.sort(byNewest);
+    sortNewest(recs, out);
     if (recs.length > limit) recs.length = limit;
     return recs;
   }
@@ -448,6 +480,19 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
    * the filter and its ranges cannot overlap, count index entries natively and subtract
    * the expired-but-not-yet-purged events that match. Undefined when not applicable.
    */
+  function runQuery<T>(filters: readonly Filter[], q: QueryOptions, out: Output<T>): T[] {
+    ensureOpen();
+    q.signal?.throwIfAborted();
+    const now = q.now ?? clock();
+    if (filters.length === 1) return runFilter(filters[0], now, out).map((r) => r.v);
+    const merged = new Map<number, Rec<T>>();
+    for (const f of filters) {
+      q.signal?.throwIfAborted();
+      for (const r of runFilter(f, now, out)) merged.set(r.seq, r);
+    }
+    return sortNewest([...merged.values()], out).map((r) => r.v);
+  }
+
   function countFromIndex(cf: CompiledFilter, now: number): number | undefined {
     const plan = choosePlan(cf);
     if (plan.type !== 'scan') return undefined;
@@ -746,16 +791,10 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
       return enqueue((now) => batch.map((e) => applyPut(e, now)));
     },
     async query(filters, q: QueryOptions = {}) {
-      ensureOpen();
-      q.signal?.throwIfAborted();
-      const now = q.now ?? clock();
-      if (filters.length === 1) return runFilter(filters[0], now).map((r) => r.json);
-      const merged = new Map<number, Rec>();
-      for (const f of filters) {
-        q.signal?.throwIfAborted();
-        for (const r of runFilter(f, now)) merged.set(r.seq, r);
-      }
-      return [...merged.values()].sort(byNewest).map((r) => r.json);
+      return runQuery(filters, q, JSON_OUTPUT);
+    },
+    async queryFrames(filters, prefix, suffix, q: QueryOptions = {}) {
+      return runQuery(filters, q, frameOutput(prefix, suffix));
     },
     async count(filters, q: QueryOptions = {}) {
       ensureOpen();
