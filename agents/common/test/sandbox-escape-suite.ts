@@ -92,10 +92,10 @@ export function escapeSuite(t: Test, runner: Runner): void {
   });
 
   t.test('writes to the repo, /etc, /usr and outside the workspace fail; the workspace and /tmp work', async (t) => {
-    const script = 'for p in /repo/pwned /etc/pwned /usr/pwned /pwned /proc/pwned /workspace/ok /tmp/ok; do if echo x > $p 2>/dev/null; then echo "W $p"; else echo "D $p"; fi; done';
+    const script = 'for p in /repo/pwned /etc/pwned /usr/pwned /pwned /proc/pwned /dev/pwned /workspace/ok /tmp/ok /dev/shm/ok; do if echo x > $p 2>/dev/null; then echo "W $p"; else echo "D $p"; fi; done; echo x > /dev/null && echo devnull-ok';
     const r = await runner.run({ cmd: ['sh', '-c', script], repo });
     t.equal(r.exitCode, 0, r.stderr);
-    t.same(r.stdout.trim().split('\n'), ['D /repo/pwned', 'D /etc/pwned', 'D /usr/pwned', 'D /pwned', 'D /proc/pwned', 'W /workspace/ok', 'W /tmp/ok']);
+    t.same(r.stdout.trim().split('\n'), ['D /repo/pwned', 'D /etc/pwned', 'D /usr/pwned', 'D /pwned', 'D /proc/pwned', 'D /dev/pwned', 'W /workspace/ok', 'W /tmp/ok', 'W /dev/shm/ok', 'devnull-ok']);
     t.notOk((await readdir(repo)).includes('pwned'), 'the host repo is unchanged');
   });
 

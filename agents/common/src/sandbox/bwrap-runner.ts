@@ -353,6 +353,8 @@ export class BwrapRunner implements Runner {
       ...(this.#seccomp ? ['--seccomp', '3'] : []),
       '--perms', '0644', '--file', '4', '/etc/hosts',
       '--proc', '/proc', '--dev', '/dev',
+      // /dev is a tmpfs of bwrap's making: read-only, with a size-capped /dev/shm on top.
+      '--perms', '1777', '--size', String(limits.tmpfsBytes), '--tmpfs', '/dev/shm', '--remount-ro', '/dev',
       '--perms', '1777', '--size', String(limits.tmpfsBytes), '--tmpfs', '/tmp',
     ];
     if (!spec.workspace) a.push('--perms', '0755', '--size', String(limits.tmpfsBytes), '--tmpfs', '/workspace');
