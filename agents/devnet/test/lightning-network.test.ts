@@ -1,4 +1,5 @@
 import t from 'tap';
+import { rmSync } from 'node:fs';
 import bolt11 from 'bolt11';
 import { decode as lightDecode } from 'light-bolt11-decoder';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -257,4 +258,24 @@ t.test('keysend: pay a node key without an invoice', async (t) => {
   throwsCode(t, () => net.keysend('alice', 'nothex', 500), 'INVALID_ARGUMENT');
   t.equal(net.balance('alice'), 7_000);
   t.equal(net.balance('bob'), 3_000);
+});
+
+t.test('a request id pays at most once, across a restart; a failed attempt does not consume it', async (t) => {
+  const dir = tempDir();
+  const a = LightningNetwork.open({ path: dir, logger: silentLogger });
+  a.createAccount('alice');
+  const bob = a.createAccount('bob');
+  a.fund('alice', 5_000);
+  a.keysend('alice', bob.nodePubkey, 1_000, { requestId: 'req-1' });
+  throwsCode(t, () => a.keysend('alice', bob.nodePubkey, 1_000, { requestId: 'req-1' }), 'ALREADY_PAID', /already processed/);
+  const big = a.createInvoice('bob', 9_000, 'big', 600);
+  throwsCode(t, () => a.pay('alice', big.bolt11, { requestId: 'req-2' }), 'INSUFFICIENT_BALANCE');
+  a.fund('alice', 10_000);
+  a.pay('alice', big.bolt11, { requestId: 'req-2' });
+  await a.close();
+  const b = openTestNetwork(t, { path: dir });
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  throwsCode(t, () => b.keysend('alice', bob.nodePubkey, 1_000, { requestId: 'req-1' }), 'ALREADY_PAID', /already processed/);
+  t.equal(b.balance('alice'), 5_000);
+  t.equal(b.balance('bob'), 10_000);
 });

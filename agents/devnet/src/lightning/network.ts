@@ -92,6 +92,12 @@ export interface PayOptions {
   readonly via?: string;
   /** Refuse (QUOTA_EXCEEDED) if payments `via` since `sinceSecs` plus this one would exceed `limitMsat`. */
   readonly budget?: { readonly limitMsat: number; readonly sinceSecs: number };
+  /**
+   * Idempotency key of the request that asked for this payment (e.g. a NIP-47 request event
+   * id). Recorded in the payment's transaction; a second payment with the same key is
+   * refused, even after a restart — a replayed request never pays twice.
+   */
+  readonly requestId?: string;
 }
 
 export const MAX_METADATA_BYTES = 4096;
@@ -158,6 +164,7 @@ export class LightningNetwork {
   private readonly invoices: Database<InvoiceRecord, string>;
   private readonly payments: Database<PaymentRecord, [string, string]>;
   private readonly txs: Database<null, TxKey>;
+  private readonly requests: Database<string, string>;
   private readonly log: Logger;
   private readonly nowMs: () => number;
   private readonly listeners = new Set<(e: SettledEvent) => void>();
@@ -177,6 +184,7 @@ export class LightningNetwork {
     this.invoices = this.root.openDB({ name: 'invoices' });
     this.payments = this.root.openDB({ name: 'payments' });
     this.txs = this.root.openDB({ name: 'txs' });
+    this.requests = this.root.openDB({ name: 'requests' });
     const version = this.meta.get('version');
     if (version === undefined) {
       this.root.transactionSync(() => {
@@ -390,6 +398,7 @@ export class LightningNetwork {
       if (payerAcc.balanceMsat < total) {
         throw new LightningError('INSUFFICIENT_BALANCE', `insufficient balance: ${payerAcc.balanceMsat} msat available, ${total} msat needed`);
       }
+      this.claimRequest(opts.requestId, inv.paymentHash);
       if (opts.budget) {
         // Counted inside the write transaction, so concurrent payments cannot both slip under the limit.
         const spent = this.spentVia(payer, opts.via ?? '', opts.budget.sinceSecs);
@@ -436,7 +445,7 @@ export class LightningNetwork {
     payer: string,
     payeePubkey: string,
     amountMsat: number,
-    opts: { preimage?: string; tlvRecords?: readonly { type: number; value: string }[]; via?: string; budget?: PayOptions['budget']; signal?: AbortSignal } = {},
+    opts: { preimage?: string; tlvRecords?: readonly { type: number; value: string }[]; via?: string; budget?: PayOptions['budget']; requestId?: string; signal?: AbortSignal } = {},
   ): PaymentRecord {
     if (opts.signal?.aborted) throw new LightningError('ABORTED', 'payment aborted before it started');
     assertAmount(amountMsat, 'keysend amount');
@@ -457,6 +466,7 @@ export class LightningNetwork {
       if (payerAcc.balanceMsat < amountMsat) {
         throw new LightningError('INSUFFICIENT_BALANCE', `insufficient balance: ${payerAcc.balanceMsat} msat available, ${amountMsat} msat needed`);
       }
+      this.claimRequest(opts.requestId, paymentHash);
       if (opts.budget) {
         const spent = this.spentVia(payer, opts.via ?? '', opts.budget.sinceSecs);
         if (spent + amountMsat > opts.budget.limitMsat) {
@@ -504,6 +514,14 @@ export class LightningNetwork {
     this.log.info({ payer, payee: result.invoice.account, paymentHash, amountMsat }, 'keysend settled');
     this.emitSettled(result);
     return result.payment;
+  }
+
+  /** Inside a payment transaction: records `requestId`, refusing one seen before. */
+  private claimRequest(requestId: string | undefined, paymentHash: string): void {
+    if (requestId === undefined) return;
+    const prior = this.requests.get(requestId);
+    if (prior !== undefined) throw new LightningError('ALREADY_PAID', `request ${requestId} was already processed (payment ${prior})`);
+    this.requests.putSync(requestId, paymentHash);
   }
 
   /** Total (amount + fees) `account` paid with this `via` since `sinceSecs` (inclusive). */

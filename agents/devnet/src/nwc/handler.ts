@@ -57,6 +57,8 @@ export interface HandlerContext {
   readonly logger: Logger;
   /** Unix seconds. */
   readonly now: () => number;
+  /** Id of the request event: payments record it so a replayed request never pays twice. */
+  readonly requestId?: string;
 }
 
 export const DEVNET_ALIAS = 'bazaar-devnet';
@@ -227,7 +229,7 @@ export function handleMultiPay(ctx: HandlerContext, method: keyof typeof MULTI, 
     }
     const { id: _id, ...rest } = it;
     void _id;
-    const res = handleNwcRequest(single, spec.single, rest);
+    const res = handleNwcRequest(ctx.requestId !== undefined ? { ...single, requestId: `${ctx.requestId}:${i}` } : single, spec.single, rest);
     return { d: d ?? String(i), response: { ...res, result_type: method } };
   });
 }
@@ -288,6 +290,7 @@ export function handleNwcRequest(ctx: HandlerContext, method: unknown, params: u
         const budget = conn.maxAmountMsat === undefined ? undefined : { limitMsat: conn.maxAmountMsat, sinceSecs: budgetPeriod(conn.budgetRenewal, ctx.now()).since };
         const paid = network.pay(conn.account, invoice, {
           via: conn.walletPubkey,
+          ...(ctx.requestId !== undefined ? { requestId: ctx.requestId } : {}),
           ...(amount !== undefined ? { amountMsat: amount } : {}),
           ...(budget ? { budget } : {}),
         });
@@ -307,6 +310,7 @@ export function handleNwcRequest(ctx: HandlerContext, method: unknown, params: u
         const budget = conn.maxAmountMsat === undefined ? undefined : { limitMsat: conn.maxAmountMsat, sinceSecs: budgetPeriod(conn.budgetRenewal, ctx.now()).since };
         const paid = network.keysend(conn.account, pubkey, amount, {
           via: conn.walletPubkey,
+          ...(ctx.requestId !== undefined ? { requestId: ctx.requestId } : {}),
           ...(preimage !== undefined ? { preimage } : {}),
           ...(Array.isArray(tlv) && tlv.length ? { tlvRecords: tlv as { type: number; value: string }[] } : {}),
           ...(budget ? { budget } : {}),

@@ -174,7 +174,7 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
       response = errorResponse(methodName, 'RATE_LIMITED', `more than ${rate.perSecond} requests per second; retry in a few seconds`);
     } else if (methodName === 'multi_pay_invoice' || methodName === 'multi_pay_keysend') {
       rlog.debug({ account: conn.account, method: methodName, encryption: enc }, 'nwc request');
-      const parts = handleMultiPay({ network: opts.network, connection: conn, logger: rlog, now: nowSecs }, methodName, params);
+      const parts = handleMultiPay({ network: opts.network, connection: conn, logger: rlog, now: nowSecs, requestId: event.id }, methodName, params);
       for (const part of parts) {
         if (part.response.error) rlog.info({ account: conn.account, method: methodName, d: part.d, code: part.response.error.code, reason: part.response.error.message }, 'nwc request failed');
         await respond(event, conn.walletSecret, enc, part.response, part.d);
@@ -182,7 +182,7 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
       return;
     } else {
       rlog.debug({ account: conn.account, method: methodName, encryption: enc }, 'nwc request');
-      response = handleNwcRequest({ network: opts.network, connection: conn, logger: rlog, now: nowSecs }, method, params);
+      response = handleNwcRequest({ network: opts.network, connection: conn, logger: rlog, now: nowSecs, requestId: event.id }, method, params);
       if (response.error) rlog.info({ account: conn.account, method: methodName, code: response.error.code, reason: response.error.message }, 'nwc request failed');
     }
     await respond(event, conn.walletSecret, enc, response);
