@@ -214,7 +214,10 @@ t.test('pool: many concurrent calls give the same answers as the sync path', asy
 
 t.test('close finishes queued work, is idempotent, and later calls reject', async (t) => {
   const events = Array.from({ length: 300 }, (_, i) => sign(1, `close ${i}`));
+  const ports = () => process.getActiveResourcesInfo().filter((r) => r === 'MessagePort').length;
+  const portsBefore = ports();
   const v = createVerifier({ workers: 2, maxBatch: 16 });
+  t.equal(ports(), portsBefore + 2, 'one message port per worker while open');
   const inFlight = v.checkBatch(events);
   t.ok(v.pending > 0, 'work is queued');
   const c1 = v.close();
@@ -223,6 +226,7 @@ t.test('close finishes queued work, is idempotent, and later calls reject', asyn
   t.same(await inFlight, events.map(() => 'valid'), 'queued checks completed');
   await c1;
   t.equal(v.pending, 0);
+  t.equal(ports(), portsBefore, 'no worker left behind after close');
   await t.rejects(v.check(events[0]), /closed/);
   // Closing a verifier that never did any work is fine too.
   await createVerifier({ workers: 1 }).close();
