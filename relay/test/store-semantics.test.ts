@@ -63,6 +63,8 @@ for (const [name, make] of Object.entries(factories)) {
       t.equal(s.has('00'.repeat(32)), false);
       const [json] = await s.query([{ ids: [e.id] }]);
       t.equal(json, JSON.stringify({ id: e.id, pubkey: e.pubkey, created_at: e.created_at, kind: e.kind, tags: e.tags, content: e.content, sig: e.sig }));
+      const frames = await s.queryFrames!([{ ids: [e.id] }], Buffer.from('["EVENT","s",'), Buffer.from(']'));
+      t.same(frames.map((f) => f.toString('utf8')), [`["EVENT","s",${json}]`]);
       t.same(await s.put([e]), [{ status: 'duplicate' }]);
       t.same(await s.put([e, e]), [{ status: 'duplicate' }, { status: 'duplicate' }]);
     });

@@ -35,6 +35,13 @@ export interface EventStore {
    * re-serialising.
    */
   query(filters: readonly Filter[], opts?: QueryOptions): Promise<string[]>;
+  /**
+   * Optional: query(), with each result as the bytes `prefix ‖ stored JSON ‖ suffix`
+   * (e.g. `["EVENT","sub",` and `]`), ready to send as a WebSocket text frame
+   * without building strings. Same results, same order as query(); the event id
+   * is at bytes [prefix.length + 7, prefix.length + 71).
+   */
+  queryFrames?(filters: readonly Filter[], prefix: Buffer, suffix: Buffer, opts?: QueryOptions): Promise<Buffer[]>;
   /** NIP-45: number of distinct events matching any filter (limits ignored). */
   count(filters: readonly Filter[], opts?: QueryOptions): Promise<number>;
   /** Cheap existence check by id, used to skip signature work for duplicates. */

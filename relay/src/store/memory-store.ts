@@ -133,6 +133,10 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): EventStore & {
       ensureOpen(); q.signal?.throwIfAborted();
       return matching(filters, q.now ?? clock(), true).map((s) => s.json);
     },
+    async queryFrames(filters, prefix, suffix, q: QueryOptions = {}) {
+      ensureOpen(); q.signal?.throwIfAborted();
+      return matching(filters, q.now ?? clock(), true).map((s) => Buffer.concat([prefix, Buffer.from(s.json, 'utf8'), suffix]));
+    },
     async count(filters, q: QueryOptions = {}) {
       ensureOpen(); q.signal?.throwIfAborted();
       return matching(filters, q.now ?? clock(), false).length;
