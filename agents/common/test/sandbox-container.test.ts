@@ -57,6 +57,10 @@ if ('unavailable' in api) {
     t.match(found.find((r) => r.kind === 'bwrap'), { available: true });
     const gvisor = await detectRunners({ log, dockerSocket: api.endpoint, image, runtime: 'runsc-not-configured' });
     t.match(gvisor.find((r) => r.kind === 'container'), { available: false, why: /runtime runsc-not-configured/ });
+    // podman lists runtimes it knows of even when not installed, and its compat API ignores a
+    // per-container runtime: the probe container catches both rather than running under runc.
+    const runsc = await detectRunners({ log, dockerSocket: api.endpoint, image, runtime: 'runsc' });
+    t.match(runsc.find((r) => r.kind === 'container'), { available: false, why: /runsc/ });
     const nowhere = await detectRunners({ log, dockerSocket: 'unix:///nonexistent/docker.sock', image });
     t.match(nowhere.find((r) => r.kind === 'container'), { available: false, why: /no Docker API/ });
   });

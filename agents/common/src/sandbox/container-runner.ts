@@ -144,6 +144,16 @@ export class ContainerRunner implements Runner {
       if (stdinDir) await rm(stdinDir, { recursive: true, force: true });
       throw new SandboxError(`cannot create the container: ${(err as Error).message}`);
     }
+    if (this.#o.runtime) {
+      // Never run silently under a weaker runtime than asked for: podman's compat API ignores
+      // HostConfig.Runtime (it reports "oci"); there, make runsc the engine's default instead.
+      const got = ((await container.inspect(api()).catch(() => ({}))) as { HostConfig?: { Runtime?: string } }).HostConfig?.Runtime;
+      if (got !== this.#o.runtime) {
+        await container.remove({ force: true, ...api() }).catch(() => undefined);
+        if (stdinDir) await rm(stdinDir, { recursive: true, force: true });
+        throw new SandboxError(`the engine ignored runtime ${this.#o.runtime} (container runtime: ${got ?? 'unknown'}); podman's Docker API cannot select a runtime per container: set it as the default runtime in containers.conf and leave the runner's runtime unset`);
+      }
+    }
 
     const out = new OutputStream(this.#o.captureBytes ?? DEFAULT_CAPTURE_BYTES, opts.onStdoutLine);
     const err = new OutputStream(this.#o.captureBytes ?? DEFAULT_CAPTURE_BYTES, opts.onStderrLine);

@@ -4,6 +4,7 @@ import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { BwrapRunner } from './bwrap-runner.ts';
 import { baseImageTag, imageExists } from './base-image.ts';
+import { ContainerRunner } from './container-runner.ts';
 import { execHost } from './proc.ts';
 
 export interface RunnerAvailability {
@@ -24,7 +25,8 @@ export function dockerClient(socketOrHost?: string): Docker {
   return new Docker({ host: u.hostname, port: Number(u.port || 2375), protocol: u.protocol === 'https:' ? 'https' : 'http' });
 }
 
-export async function detectRunners(opts: { log: Logger; dockerSocket?: string; image?: string; runtime?: string; signal?: AbortSignal }): Promise<RunnerAvailability[]> {
+/** `probe` (default true) also starts a trivial container to prove the engine can run one. */
+export async function detectRunners(opts: { log: Logger; dockerSocket?: string; image?: string; runtime?: string; probe?: boolean; signal?: AbortSignal }): Promise<RunnerAvailability[]> {
   return Promise.all([detectBwrap(opts.log), detectContainer(opts)]);
 }
 
@@ -48,7 +50,7 @@ async function detectBwrap(log: Logger): Promise<RunnerAvailability> {
   return { kind: 'bwrap', available: true, ...(cg.version ? {} : { why: `limits through rlimits only: ${cg.why ?? ''}` }), details };
 }
 
-async function detectContainer(opts: { dockerSocket?: string; image?: string; runtime?: string; signal?: AbortSignal }): Promise<RunnerAvailability> {
+async function detectContainer(opts: { log: Logger; dockerSocket?: string; image?: string; runtime?: string; probe?: boolean; signal?: AbortSignal }): Promise<RunnerAvailability> {
   const docker = dockerClient(opts.dockerSocket);
   const details: Record<string, string> = { endpoint: opts.dockerSocket ?? process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock' };
   try {
@@ -64,6 +66,16 @@ async function detectContainer(opts: { dockerSocket?: string; image?: string; ru
     const info = (await (docker.info as (o: object) => Promise<unknown>).call(docker, { abortSignal: AbortSignal.timeout(5_000) }).catch(() => ({}))) as { Runtimes?: Record<string, unknown> };
     details.runtime = opts.runtime;
     if (info.Runtimes && !(opts.runtime in info.Runtimes)) return { kind: 'container', available: false, why: `runtime ${opts.runtime} is not configured in the engine`, details };
+  }
+  if (opts.probe !== false) {
+    // An engine can answer and still be unable to start containers (e.g. crun on hybrid cgroups).
+    try {
+      const runner = new ContainerRunner({ docker, image, log: opts.log, ...(opts.runtime ? { runtime: opts.runtime } : {}) });
+      const r = await runner.run({ cmd: ['true'], limits: { wallMs: 30_000 } }, { signal: opts.signal });
+      if (r.exitCode !== 0) return { kind: 'container', available: false, why: `a trivial container failed: exit ${String(r.exitCode)} ${r.stderr.trim()}`, details };
+    } catch (err) {
+      return { kind: 'container', available: false, why: (err as Error).message, details };
+    }
   }
   return { kind: 'container', available: true, details };
 }
