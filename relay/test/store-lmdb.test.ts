@@ -159,6 +159,9 @@ t.test('the planner picks the most selective index for the market\'s filter shap
     [{ kinds: [5050, 5930], since: 1, until: 2 }, 'kind', 2],
     [{ since: 5 }, 'created-at', 1],
     [{ kinds: [] }, 'none', 0],
+    [{ kinds: Array.from({ length: 40 }, (_, i) => 1000 + i), '#e': [id] }, 'tag', 1],
+    [{ kinds: Array.from({ length: 40 }, (_, i) => 1000 + i), authors: [pk] }, 'pubkey', 1],
+    [{ kinds: Array.from({ length: 8 }, (_, i) => 1000 + i), authors: [pk, id] }, 'pubkey-kind', 16],
   ];
   for (const [f, index, scans] of cases) t.same(s.explain(f), { index, scans }, JSON.stringify(f).slice(0, 80));
   // The coarse plans still answer exactly: post-filters check what the index does not.

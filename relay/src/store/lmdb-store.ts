@@ -63,8 +63,13 @@ const EMPTY = Buffer.alloc(0);
 const MAX_U32 = 0xffffffff;
 /** Letters whose values are ids or pubkeys: an index scan on them is nearly always the most selective. */
 const REFERENCE_LETTERS = new Set(['e', 'p', 'a', 'E', 'P', 'A', 'q']);
-/** Above this many authors×kinds (or tag values×kinds) we use the coarser index (fewer cursors) and post-filter kinds. */
-const MAX_COMPOSITE_SCANS = 256;
+/**
+ * Every range scan costs an lmdb-js cursor (≈5–15 µs of CPU). A composite index
+ * (authors×kinds, tag values×kinds) is used while it opens at most this many scans,
+ * or no more than the coarser index would; beyond that we scan the coarser index
+ * and post-filter kinds.
+ */
+const MAX_COMPOSITE_SCANS = 32;
 /** Above this many values per condition, membership uses a Set instead of byte compares. */
 const SET_THRESHOLD = 8;
 
@@ -366,7 +371,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     const pkKindScans = cf.authors !== undefined && kinds !== undefined ? cf.authors.length * kinds.length : undefined;
     const tagScan = (): Plan => {
       const tag = cf.tags[best];
-      if (kinds !== undefined && tag.values.length * kinds.length <= MAX_COMPOSITE_SCANS) {
+      if (kinds !== undefined && tag.values.length * kinds.length <= Math.max(MAX_COMPOSITE_SCANS, tag.values.length)) {
         const prefixes: Buffer[] = [];
         for (const v of tag.values) for (const k of kinds) prefixes.push(tagKindPrefix(tag.letter, v, k));
         return { type: 'scan', index: 'tag-kind', db: byTagKind, prefixes, implied: { authors: false, kinds: true, tag: best } };
@@ -376,7 +381,6 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     // A reference tag (an id or pubkey) beats authors unless there are fewer authors than values.
     const refTag = best >= 0 && REFERENCE_LETTERS.has(cf.tags[best].name);
     if (refTag && (cf.authors === undefined || cf.tags[best].values.length <= cf.authors.length)) return tagScan();
-    // Each range scan costs a cursor (~5-15 µs): with one kind the exact index never opens more than authors would.
     if (pkKindScans !== undefined && pkKindScans <= Math.max(MAX_COMPOSITE_SCANS, cf.authors!.length)) {
       const prefixes: Buffer[] = [];
       for (const a of cf.authors!) for (const k of kinds!) prefixes.push(pubkeyKindPrefix(a, k));
