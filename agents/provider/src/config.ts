@@ -17,6 +17,10 @@ export interface AgentBackendConfig {
   /** Domains the credential proxy lets the agent reach (its model API). */
   readonly allowDomains: readonly string[];
   readonly timeLimitSecs: number;
+  /** Env var (of the provider process) holding the model API key the proxy adds. */
+  readonly apiKeyEnv?: string;
+  /** Header the key goes in: `authorization` (as a Bearer token, default) or e.g. `x-api-key`. */
+  readonly apiKeyHeader?: string;
 }
 
 export interface ProviderConfig {
@@ -59,7 +63,9 @@ export class ConfigError extends Error {
 }
 
 /** Kinds this build has a backend for; others are refused at load rather than failing per job. */
-export const SERVED_KINDS: readonly number[] = [5930];
+export const SERVED_KINDS: readonly number[] = [5930, 5931, 5932, 5933];
+/** Kinds served with nothing but the sandbox (no agent CLI, no model endpoint): what `bazaar up` offers. */
+export const SELF_CONTAINED_KINDS: readonly number[] = [5930, 5931];
 
 export const DEFAULT_PRICES: Pricebook = {
   5050: { baseMsats: 1_000, perUnitMsats: 100, unit: '1k-tokens', capMsats: 50_000 },
@@ -227,14 +233,16 @@ function validateBackends(raw: unknown, p: string[]): ProviderConfig['backends']
       p.push(`backends.${k}: must be { command, allow_domains, time_limit_secs }`);
       return undefined;
     }
-    for (const key of Object.keys(v)) if (!['command', 'allow_domains', 'time_limit_secs'].includes(key)) p.push(`backends.${k}.${key}: unknown key`);
+    for (const key of Object.keys(v)) if (!['command', 'allow_domains', 'time_limit_secs', 'api_key_env', 'api_key_header'].includes(key)) p.push(`backends.${k}.${key}: unknown key`);
+    if (v.api_key_env !== undefined && (typeof v.api_key_env !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(v.api_key_env))) p.push(`backends.${k}.api_key_env: must be an environment variable name`);
+    if (v.api_key_header !== undefined && (typeof v.api_key_header !== 'string' || !/^[A-Za-z0-9-]+$/.test(v.api_key_header))) p.push(`backends.${k}.api_key_header: must be a header name`);
     const cmd = v.command;
     if (!Array.isArray(cmd) || !cmd.length || !cmd.every((a) => typeof a === 'string' && a.length)) p.push(`backends.${k}.command: must be a non-empty argv list of strings`);
     const dom = v.allow_domains ?? [];
     if (!Array.isArray(dom) || !dom.every((d) => typeof d === 'string' && /^[a-z0-9.-]+$/i.test(d))) p.push(`backends.${k}.allow_domains: must be a list of domain names`);
     const tl = v.time_limit_secs ?? 600;
     if (!isUint(tl) || tl < 1) p.push(`backends.${k}.time_limit_secs: must be a positive integer`);
-    return { command: (cmd as string[]) ?? [], allowDomains: (dom as string[]) ?? [], timeLimitSecs: tl as number };
+    return { command: (cmd as string[]) ?? [], allowDomains: (dom as string[]) ?? [], timeLimitSecs: tl as number, ...(typeof v.api_key_env === 'string' ? { apiKeyEnv: v.api_key_env } : {}), ...(typeof v.api_key_header === 'string' ? { apiKeyHeader: v.api_key_header.toLowerCase() } : {}) };
   };
   const pg = agent('patch_gen');
   if (pg) out.patchGen = pg;
@@ -341,8 +349,9 @@ ${prices.join('\n')}
   // stdin (and in /task/TASK.md), the checkout in /workspace; it reaches allow_domains only
   // through the credential proxy.
   "backends": {
-    // "patch_gen": { "command": ["claude", "-p"], "allow_domains": ["api.anthropic.com"], "time_limit_secs": 900 },
-    // "code_review": { "command": ["codex", "exec"], "allow_domains": ["api.openai.com"] },
+    // A kind listed in "kinds" needs its backend here (5932 patch_gen, 5933 code_review, 5050 text_gen).
+    // "patch_gen": { "command": ["claude", "-p"], "allow_domains": ["api.anthropic.com"], "api_key_env": "ANTHROPIC_API_KEY", "api_key_header": "x-api-key", "time_limit_secs": 900 },
+    // "code_review": { "command": ["codex", "exec"], "allow_domains": ["api.openai.com"], "api_key_env": "OPENAI_API_KEY" },
     // "text_gen": { "url": "http://127.0.0.1:11434/v1", "model": "llama3.2", "api_key_env": "OPENAI_API_KEY" },
   },
 }

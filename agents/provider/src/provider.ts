@@ -33,6 +33,12 @@ import { ProviderStore, type InvoiceRef, type JobRecord } from './store.ts';
 import type { Invoicer } from './nwc-invoicer.ts';
 import { Trajectory } from './trajectory.ts';
 import { runSandboxRun, sandboxRunUnits } from './backends/sandbox-run.ts';
+import { runRepoIndex } from './backends/repo-index.ts';
+import { runPatchGen, UnverifiedResultError } from './backends/patch-gen.ts';
+import { runCodeReview } from './backends/code-review.ts';
+import { REPO_INDEX_KIND, buildRepoIndexResult, verifyRepoIndex, type RepoIndexRequest, type RepoIndexResult } from '@bazaar/dvm-kinds/kinds/repo-index';
+import { PATCH_GEN_KIND, buildPatchGenResult, verifyPatchGen, type PatchGenRequest, type PatchGenResult } from '@bazaar/dvm-kinds/kinds/patch-gen';
+import { CODE_REVIEW_KIND, buildCodeReviewResult, type CodeReviewRequest } from '@bazaar/dvm-kinds/kinds/code-review';
 
 export const DELETION_KIND = 5;
 const MAX_LOOKUPS_PER_TICK = 5;
@@ -305,6 +311,13 @@ export class Provider {
       await this.#feedback(rec, { status: 'error', errorCode: 'SERVICE_UNAVAILABLE', message: 'escrow terms are not supported by this provider yet' });
       return;
     }
+    const maxCost = (parsed.value as { params?: { max_cost_msats?: number } }).params?.max_cost_msats;
+    if (maxCost !== undefined && this.#maxPrice(rec, parsed.value) > maxCost) {
+      const price = this.#maxPrice(rec, parsed.value);
+      await this.store.transition(rec.id, { type: 'reject', reason: 'price' }, { error: `price ${price} msats exceeds max_cost_msats ${maxCost}` });
+      await this.#feedback(rec, { status: 'error', errorCode: 'INVALID_PARAMETER', message: `this provider charges ${price} msats for the job, more than max_cost_msats ${maxCost}` });
+      return;
+    }
     await this.store.transition(rec.id, { type: 'accept' });
     if (rec.terms === 'prepay') {
       await this.#requestPrepayment(rec, parsed.value, log);
@@ -435,9 +448,39 @@ export class Provider {
         const output = await runSandboxRun(value as SandboxRunRequest, ctx);
         return { template: buildSandboxRunResult(event, output, rec.encrypted ? { omitRequest: true } : {}), units: sandboxRunUnits(output) };
       }
+      case REPO_INDEX_KIND: {
+        const r = value as RepoIndexRequest;
+        const { output, units } = await runRepoIndex(r, ctx);
+        const template = buildRepoIndexResult(event, output, rec.encrypted ? { omitRequest: true } : {});
+        this.#selfCheck(REPO_INDEX_KIND, template, (res) => verifyRepoIndex(r, res as RepoIndexResult));
+        return { template, units };
+      }
+      case PATCH_GEN_KIND: {
+        const agent = this.#config.backends.patchGen;
+        if (!agent) throw new Error('no patch_gen backend configured');
+        const r = value as PatchGenRequest;
+        const out = await runPatchGen(r, agent, ctx);
+        const template = buildPatchGenResult(event, out, rec.encrypted ? { omitRequest: true } : {});
+        this.#selfCheck(PATCH_GEN_KIND, template, (res) => verifyPatchGen(r, res as PatchGenResult));
+        return { template, units: 1 };
+      }
+      case CODE_REVIEW_KIND: {
+        const agent = this.#config.backends.codeReview;
+        if (!agent) throw new Error('no code_review backend configured');
+        const review = await runCodeReview(value as CodeReviewRequest, agent, ctx);
+        return { template: buildCodeReviewResult(event, review, rec.encrypted ? { omitRequest: true } : {}), units: 1 };
+      }
       default:
         throw new Error(`kind ${rec.kind} has no backend in this build`);
     }
+  }
+
+  /** The buyer's pure checks, run on our own result before it is offered. */
+  #selfCheck(kind: number, template: EventTemplate, verify: (parsed: unknown) => { ok: boolean; problems: readonly Problem[] }): void {
+    const parsed = JOB_KINDS.get(kind)!.parseResult(template);
+    if (!parsed.ok) throw new UnverifiedResultError(`our own result does not parse: ${formatProblems(parsed.errors)}`);
+    const v = verify(parsed.value);
+    if (!v.ok) throw new UnverifiedResultError(`our own result fails verification: ${formatProblems(v.problems)}`);
   }
 
   // ---- deliver ----
@@ -457,7 +500,7 @@ export class Provider {
     // The amount tag: what is owed and, after-verify, the invoice to pay it with.
     const withAmount: EventTemplate = {
       ...template,
-      tags: [...template.tags.filter((t) => t[0] !== 'amount'), ...(rec.terms === 'after-verify' ? [invoice ? ['amount', String(msats), invoice.bolt11] : ['amount', String(msats)]] : []), ['trajectory_sha256', trajectorySha256]],
+      tags: [...template.tags.filter((t) => t[0] !== 'amount' && t[0] !== 'trajectory_sha256'), ...(rec.terms === 'after-verify' ? [invoice ? ['amount', String(msats), invoice.bolt11] : ['amount', String(msats)]] : []), ['trajectory_sha256', trajectorySha256]],
     };
     const sealed = rec.encrypted ? sealJobResult(withAmount, this.#id.secretKey, rec.customer) : ({ ok: true, value: withAmount } as const);
     if (!sealed.ok) throw new Error(formatProblems(sealed.errors));

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { BwrapRunner } from '@bazaar/agents-common/sandbox/bwrap-runner';
 import type { Runner } from '@bazaar/agents-common/sandbox/runner';
 import { unlockKeystoreFile, type Identity } from '@bazaar/agents-common/identity/keystore';
-import { loadConfig, type ProviderConfig } from './config.ts';
+import { DEFAULT_PRICES, loadConfig, type ProviderConfig } from './config.ts';
 import { connectNwcInvoicer, type Invoicer } from './nwc-invoicer.ts';
 import { Provider } from './provider.ts';
 
@@ -56,7 +56,9 @@ export interface RunningProvider {
 export async function startProvider(o: { dataDir: string; configPath?: string; passphrase: string; logger: Logger; overrides?: Partial<ProviderConfig>; invoicePollMs?: number; allowFileRepos?: boolean; minBackoffMs?: number }): Promise<RunningProvider> {
   const paths = providerPaths(o.dataDir, o.configPath);
   const identity = await unlockKeystoreFile(paths.keys, o.passphrase);
-  const config = { ...(await loadConfig(paths.config)), ...o.overrides };
+  const merged = { ...(await loadConfig(paths.config)), ...o.overrides };
+  // Overridden kinds get the default price of any kind the file did not price.
+  const config: ProviderConfig = { ...merged, prices: { ...Object.fromEntries(merged.kinds.map((k) => [k, DEFAULT_PRICES[k]])), ...merged.prices } };
   const runner = await createRunner(config, o.logger);
   const invoicer = await createInvoicer(config, o.logger);
   const provider = new Provider({ config, identity, dataDir: paths.root, logger: o.logger, runner, invoicer, ...(o.invoicePollMs ? { invoicePollMs: o.invoicePollMs } : {}), ...(o.allowFileRepos ? { allowFileRepos: true } : {}), ...(o.minBackoffMs ? { minBackoffMs: o.minBackoffMs } : {}) });

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { chmod, writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { createKeystoreFile } from '@bazaar/agents-common/identity/keystore';
-import { configTemplate, SERVED_KINDS } from './config.ts';
+import { configTemplate, SELF_CONTAINED_KINDS } from './config.ts';
 import { providerPaths, startProvider } from './runtime.ts';
 
 /** Used only when BAZAAR_PASSPHRASE is unset: the local market is a dev setup with dev money. */
@@ -20,7 +20,7 @@ export async function startUpProvider(o: { dataDir: string; relayUrl: string; nw
     o.logger.info({ npub: made.identity.npub, keys: paths.keys }, 'provider identity created');
   }
   if (!existsSync(paths.config)) {
-    await writeFile(paths.config, configTemplate({ relays: [o.relayUrl], kinds: SERVED_KINDS }), { mode: 0o600, flag: 'wx' });
+    await writeFile(paths.config, configTemplate({ relays: [o.relayUrl], kinds: SELF_CONTAINED_KINDS }), { mode: 0o600, flag: 'wx' });
     await chmod(paths.config, 0o600);
   }
   const running = await startProvider({

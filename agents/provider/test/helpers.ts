@@ -154,3 +154,10 @@ export const isResult = (jobId: string) => (e: NostrEvent) => e.kind >= 6000 && 
 export function sandboxJob(c: Customer, cmds: string[], extra: string[][] = [], timeLimit = 30): NostrEvent {
   return c.sign({ kind: 5930, tags: [...cmds.map((x) => ['param', 'cmd', x]), ['param', 'time_limit_secs', String(timeLimit)], ...extra] });
 }
+
+/** The job's outcome as the customer sees it: its result, or an error feedback (then this throws with its message). */
+export async function resultOrError(c: Customer, jobId: string, ms = 60_000): Promise<NostrEvent> {
+  const e = await c.waitEvent((x) => isResult(jobId)(x) || isFeedback(jobId, 'error')(x), ms, `outcome of ${jobId}`);
+  if (e.kind === 7000) throw new Error(`job failed: ${e.tags.find((t) => t[0] === 'status')?.[2] ?? ''}`);
+  return e;
+}

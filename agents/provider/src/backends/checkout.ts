@@ -3,6 +3,7 @@
 // only network schemes are allowed unless the operator enables file:// (tests, local mirrors),
 // and the whole thing has a deadline.
 import { execFile } from 'node:child_process';
+import { chmod } from 'node:fs/promises';
 
 export class CheckoutError extends Error {
   override name = 'CheckoutError';
@@ -28,6 +29,8 @@ export async function checkoutRepo(url: string, ref: string | undefined, dir: st
   if (!allowed.includes(u.protocol)) throw new CheckoutError(`repo URL scheme ${u.protocol} is not allowed (allowed: ${allowed.join(' ')})`);
   if (ref !== undefined && (ref.startsWith('-') || /[\s\0]/.test(ref))) throw new CheckoutError(`invalid ref ${JSON.stringify(ref)}`);
   await git(['clone', '--quiet', '--no-checkout', '--', url, dir], { signal: opts.signal, timeoutMs: opts.timeoutMs });
+  // mkdtemp makes 0700 directories; the sandbox user must be able to enter the read-only checkout.
+  await chmod(dir, 0o755);
   await git(['checkout', '--quiet', '--detach', ref ?? 'HEAD', '--'], { cwd: dir, signal: opts.signal, timeoutMs: opts.timeoutMs });
   const commit = (await git(['rev-parse', 'HEAD'], { cwd: dir, signal: opts.signal, timeoutMs: opts.timeoutMs })).trim();
   return { commit };
