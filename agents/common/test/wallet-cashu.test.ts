@@ -159,3 +159,17 @@ t.test('a token partly double-spent by its sender: the receiver keeps the unspen
   const { token: onward } = await bob.send(1, { includeFees: false });
   t.equal(await alice.receive(onward), 1, 'and it is really spendable');
 });
+
+t.test('sign and redeem loose P2PK proofs', async (t) => {
+  const f = await startCashuFixture(t);
+  const alice = await f.openWallet();
+  const bob = await f.openWallet();
+  await f.fund(alice, 64);
+  const bobKey = newPaymentKey();
+  const { proofs } = await alice.send(16, { p2pk: { pubkey: bobKey.pubkey } });
+  const signed = bob.sign(proofs, bobKey.secretKey);
+  t.ok(signed.every((p) => typeof p.witness === 'string' && JSON.parse(p.witness).signatures.length === 1), 'each proof carries a signature');
+  t.equal(await bob.redeem(signed), 16, 'pre-signed proofs redeem without the key');
+  await alice.confirmSent();
+  f.assertConserved(t, [alice, bob]);
+});

@@ -16,6 +16,7 @@ import {
   hashToCurve,
   injectWebSocketImpl,
   setGlobalRequestOptions,
+  signP2PKProofs,
   type MeltQuoteBolt11Response,
   type OutputDataLike,
   type OutputType,
@@ -367,19 +368,44 @@ export class CashuWallet {
     }
     if (decoded.mint.replace(/\/+$/, '') !== this.mintUrl) throw new CashuWalletError(`token is for mint ${decoded.mint}, this wallet uses ${this.mintUrl}`);
     if (decoded.unit && decoded.unit !== 'sat') throw new CashuWalletError(`token unit ${decoded.unit} is not sat`);
+    return this.receiveProofs(decoded.proofs, opts.privkey);
+  }
+
+  private async receiveProofs(proofs: Proof[], privkey?: string): Promise<number> {
     let preview: SwapPreview;
     try {
-      preview = await this.wallet.prepareSwapToReceive(decoded);
+      preview = await this.wallet.prepareSwapToReceive(proofs);
     } catch (err) {
       throw new CashuWalletError(`cannot receive token: ${(err as Error).message}`);
     }
+    // Witnesses already on the proofs (pre-signed P2PK) must reach the mint.
+    const witnesses = new Map(proofs.filter((p) => p.witness).map((p) => [p.secret, p.witness]));
+    if (witnesses.size) preview = { ...preview, inputs: preview.inputs.map((p) => (witnesses.has(p.secret) && !p.witness ? { ...p, witness: witnesses.get(p.secret) } : p)) };
     const op: Operation = { ...this.opFromSwap('swap', preview), receive: true };
     // The token's proofs are bearer value: store them (reserved) before the swap.
     this.persist(op, op.inputs);
-    const { keep, send } = await this.completeSwapOp(op, preview, opts.privkey);
+    const { keep, send } = await this.completeSwapOp(op, preview, privkey);
     const got = sumJson(keep) + sumJson(send);
     this.log.info({ amount: got, fee: op.fees }, 'cashu received');
     return got;
+  }
+
+  /** Redeems loose proofs (e.g. P2PK-locked ones taken from an event) into the purse. */
+  async redeem(proofs: readonly ProofJson[], opts: { privkey?: string } = {}): Promise<number> {
+    if (!proofs.length) throw new CashuWalletError('no proofs to redeem');
+    return this.receiveProofs(proofs.map(fromProofJson), opts.privkey);
+  }
+
+  /**
+   * Adds SIG_INPUTS witness signatures by `privkey` to the P2PK proofs it may sign (e.g. to
+   * hand signed proofs to someone else); other proofs are returned unchanged.
+   */
+  sign(proofs: readonly ProofJson[], privkey: string): ProofJson[] {
+    try {
+      return signP2PKProofs(proofs.map(fromProofJson), privkey).map(toProofJson);
+    } catch (err) {
+      throw new CashuWalletError(`cannot sign proofs: ${(err as Error).message}`);
+    }
   }
 
   /**
