@@ -83,6 +83,9 @@ t.test('an unusable path fails with an error, not a crash', async (t) => {
   const file = join(dir, 'not-a-dir');
   writeFileSync(file, 'x');
   await t.rejects(openLmdbStore({ path: join(file, 'db'), purgeIntervalMs: 0 }));
+  await t.rejects(openLmdbStore({ path: '' }), /path must be a non-empty directory path/);
+  await t.rejects(openLmdbStore({ path: join(dir, 'x'), maxLimit: 0 }), /maxLimit must be an integer >= 1 \(got 0\)/);
+  await t.rejects(openLmdbStore({ path: join(dir, 'x'), purgeIntervalMs: -1 }), /purgeIntervalMs/);
 });
 
 t.test('puts from many callers in one tick share one durable write transaction', async (t) => {

@@ -271,7 +271,24 @@ function heapSiftDown(h: Cursor[]): void {
   h[i] = c;
 }
 
+function checkOptions(opts: LmdbStoreOptions): void {
+  const bad = (name: string, want: string, got: unknown): never => {
+    throw new RangeError(`openLmdbStore: ${name} must be ${want} (got ${JSON.stringify(got)})`);
+  };
+  if (typeof opts.path !== 'string' || opts.path === '') bad('path', 'a non-empty directory path', opts.path);
+  const int = (name: keyof LmdbStoreOptions, min: number): void => {
+    const v = opts[name];
+    if (v !== undefined && (!Number.isSafeInteger(v) || (v as number) < min)) bad(name, `an integer >= ${min}`, v);
+  };
+  int('maxLimit', 1);
+  int('defaultLimit', 0);
+  int('purgeIntervalMs', 0);
+  int('purgeBatch', 1);
+  int('mapSize', 1);
+}
+
 export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> {
+  checkOptions(opts);
   const log = opts.logger?.child({ component: 'lmdb-store' });
   const clock = opts.clock ?? nowSeconds;
   const purgeBatch = opts.purgeBatch ?? 10_000;
