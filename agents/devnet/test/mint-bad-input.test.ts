@@ -219,3 +219,25 @@ t.test('FakeWallet brr: a status check finds the quote paid at once (nutshell FA
   t.equal(res.status, 200, 'minting right away works: the status check paid it');
   t.equal((res.json.signatures as unknown[]).length, 1);
 });
+
+t.test('SIG_ALL signs the request exactly as sent (upper-case hex outputs)', async (t) => {
+  const { schnorr } = await import('@noble/curves/secp256k1.js');
+  const { sha256 } = await import('@noble/hashes/sha2.js');
+  const { bytesToHex, utf8ToBytes } = await import('@noble/hashes/utils.js');
+  const h = await startTestMint(t, { inputFeePpk: 0 });
+  const w = await h.wallet();
+  const proofs = await h.fund(w, 64);
+  const sk = schnorr.utils.randomSecretKey();
+  const pk = '02' + bytesToHex(schnorr.getPublicKey(sk));
+  const { keep, send } = await w.ops.send(32, proofs).asP2PK({ pubkey: pk, sigFlag: 'SIG_ALL' }).run();
+  const outs = (blinded(outputs(h, 32)) as { amount: number; id: string; B_: string }[]).map((o) => ({ ...o, B_: o.B_.toUpperCase() }));
+  const msg = send.map((p) => p.secret + p.C).join('') + outs.map((o) => String(o.amount) + o.B_).join('');
+  const sig = bytesToHex(schnorr.sign(sha256(utf8ToBytes(msg)), sk));
+  const inputs = send.map(wire);
+  inputs[0] = { ...inputs[0], witness: JSON.stringify({ signatures: [sig] }) };
+  const res = await postJson(`${h.url}/v1/swap`, { inputs, outputs: outs });
+  t.equal(res.status, 200, 'accepted: the message uses the B_ strings as sent');
+  const lower = await postJson(`${h.url}/v1/swap`, { inputs, outputs: outs.map((o) => ({ ...o, B_: o.B_.toLowerCase() })) });
+  t.not(lower.status, 200, 'the same signature does not cover differently written outputs');
+  t.equal(keep.length > 0, true);
+});

@@ -32,7 +32,10 @@ export interface Proof {
 export interface BlindedMessage {
   amount: number;
   id: string;
+  /** Lowercase hex (the storage key). */
   B_: string;
+  /** B_ exactly as the client sent it: SIG_ALL signs the request's own strings. */
+  raw?: string;
 }
 export interface BlindSignatureJson {
   amount: number;
@@ -224,7 +227,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
         witness = typeof p.witness === 'string' ? p.witness : JSON.stringify(p.witness);
         if (witness.length > MAX_WITNESS_LENGTH) bad(`inputs[${i}].witness is too large`);
       }
-      return { amount: p.amount, id: p.id, secret: p.secret, C: p.C.toLowerCase(), ...(witness !== undefined ? { witness } : {}) };
+      return { amount: p.amount, id: p.id, secret: p.secret, C: p.C, ...(witness !== undefined ? { witness } : {}) };
     });
   }
 
@@ -245,7 +248,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
       const ks = this.keyset(o.id);
       if (!ks.record.active) fail(E.keysetInactive, `keyset ${ks.record.id} is inactive and cannot sign`);
       if (ks.record.unit !== UNIT) fail(E.unitNotSupported, `unit ${ks.record.unit} is not supported`);
-      return { amount: o.amount, id: ks.record.id, B_: o.B_.toLowerCase() };
+      return { amount: o.amount, id: ks.record.id, B_: o.B_.toLowerCase(), raw: o.B_ };
     });
     if (new Set(out.map((o) => o.B_)).size !== out.length) fail(E.duplicateOutputs, 'duplicate outputs provided');
     for (const o of out) if (this.store.signatures.get(o.B_)) fail(E.outputsAlreadySigned, 'outputs have already been signed before');
@@ -279,7 +282,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
       p.id = ks.record.id;
     }
     if (new Set(ys).size !== ys.length) fail(E.duplicateInputs, 'duplicate inputs provided');
-    verifyTransactionConditions(inputs, outputs, this.now(), quoteId);
+    verifyTransactionConditions(inputs, outputs.map((o) => ({ amount: o.amount, B_: o.raw ?? o.B_ })), this.now(), quoteId);
     return { ys, fee: Math.floor((feePpk + 999) / 1000), total };
   }
 
@@ -448,7 +451,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
     if (q.state === 'UNPAID') fail(q.expiry <= this.now() ? E.quoteExpired : E.quoteNotPaid, q.expiry <= this.now() ? 'quote is expired' : 'quote request is not paid');
     const total = outputs.reduce((s, o) => s + o.amount, 0);
     if (total !== q.amount) fail(E.transactionNotBalanced, `outputs (${total}) must equal the quote amount (${q.amount})`);
-    if (q.pubkey && !verifyQuoteSignature(q.pubkey, quoteId, outputs, body.signature)) {
+    if (q.pubkey && !verifyQuoteSignature(q.pubkey, quoteId, outputs.map((o) => ({ amount: o.amount, B_: o.raw ?? o.B_ })), body.signature)) {
       fail(E.quoteSignatureInvalid, 'this quote is locked to a pubkey: a valid signature on the mint request is required (NUT-20)');
     }
     const sigs = this.sign(outputs);
