@@ -181,6 +181,22 @@ export function escapeSuite(t: Test, runner: Runner): void {
     t.same(await survivors(marker), []);
   });
 
+  t.test('graceful stop: a job that handles SIGTERM gets it before the kill', async (t) => {
+    const r = await runner.run({
+      cmd: ['sh', '-c', 'trap "echo got-term; exit 0" TERM; echo ready; while :; do sleep 0.1; done'],
+      limits: { wallMs: 1_000, killGraceMs: 20_000 },
+    });
+    t.equal(r.reason, 'timeout');
+    t.equal(r.stdout, 'ready\ngot-term\n');
+    t.ok(r.wallMs < 15_000, `ended by its own handler, not the kill (${r.wallMs} ms)`);
+  });
+
+  t.test('cpu-seconds are measured even for a short job', async (t) => {
+    const r = await runner.run({ cmd: ['python3', '-c', 'x = 0\nfor i in range(2_000_000): x += i\nprint(x > 0)'] });
+    t.equal(r.stdout, 'True\n', r.stderr);
+    t.ok(r.cpuSeconds !== null && r.cpuSeconds > 0.02 && r.cpuSeconds < 60, `cpu ${String(r.cpuSeconds)}`);
+  });
+
   t.test('abort signal: reason killed, tree gone', async (t) => {
     const marker = newMarker();
     const ac = new AbortController();

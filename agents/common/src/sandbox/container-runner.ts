@@ -3,7 +3,7 @@
 // --cap-drop ALL --read-only --tmpfs /workspace:rw,noexec,nosuid --pids-limit --memory,
 // plus a read-only repo bind, explicit ulimits, no-new-privileges and user nobody.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, chown, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -31,6 +31,33 @@ export interface ContainerRunnerOptions {
 }
 
 const STATS_POLL_MS = 500;
+/** Where the init shell finds stdin and writes its meter, inside the container. */
+const IO_DIR = '/run/bazaar-io';
+
+function initScript(hasStdin: boolean): string {
+  return [
+    `"$@" ${hasStdin ? `< ${IO_DIR}/stdin` : ''} &`,
+    'p=$!',
+    "trap 'kill -TERM $p 2>/dev/null' TERM INT",
+    // wait returns early when the trap runs: wait again until the command is really gone.
+    'while :; do wait $p; rc=$?; kill -0 $p 2>/dev/null || break; done',
+    `times > ${IO_DIR}/meter/times 2>/dev/null`,
+    'exit $rc',
+  ].join('\n');
+}
+
+/** Sums the user and system times of the shell and its children from POSIX `times` output. */
+async function readTimes(file: string): Promise<number | null> {
+  const text = await readFile(file, 'utf8').catch(() => null);
+  if (!text) return null;
+  let total = 0;
+  let found = false;
+  for (const m of text.matchAll(/(\d+)m(\d+(?:\.\d+)?)s/g)) {
+    total += Number(m[1]) * 60 + Number(m[2]);
+    found = true;
+  }
+  return found ? total : null;
+}
 /** How long we wait for the output stream to drain after the container exited. */
 const DRAIN_MS = 5_000;
 
@@ -78,17 +105,24 @@ export class ContainerRunner implements Runner {
     }
     if (spec.workspace && process.getuid?.() === 0) await chown(spec.workspace, this.#uid, this.#gid);
 
-    // stdin through a read-only file: attaching stdin is not portable across Docker and podman's
-    // compat API (podman reads the attach request's body as stdin). Empty stdin is /dev/null.
-    let stdinDir: string | null = null;
-    let cmd = [...spec.cmd];
+    // A small init shell runs the command: stdin from a read-only file (attaching stdin is not
+    // portable: podman reads an attach request's JSON body as stdin), SIGTERM forwarded to the
+    // command, and at exit the command's cpu time (`times`) written to a metering directory,
+    // because the engine's stats disappear with the container. Empty stdin is /dev/null.
+    const ioDir = await mkdtemp(join(tmpdir(), 'bazaar-container-io-'));
+    let cmd: string[];
     const mounts = [...(spec.mounts ?? [])];
-    if (spec.stdin !== undefined && Buffer.byteLength(spec.stdin) > 0) {
-      stdinDir = await mkdtemp(join(tmpdir(), 'bazaar-stdin-'));
-      await writeFile(join(stdinDir, 'stdin'), spec.stdin, { mode: 0o644 });
-      await chmod(stdinDir, 0o755);
-      mounts.push({ hostPath: stdinDir, sandboxPath: '/run/bazaar-stdin', readOnly: true });
-      cmd = ['/bin/sh', '-c', 'exec "$@" < /run/bazaar-stdin/stdin', 'sh', ...cmd];
+    try {
+      const hasStdin = spec.stdin !== undefined && Buffer.byteLength(spec.stdin) > 0;
+      await mkdir(join(ioDir, 'meter'));
+      if (hasStdin) await writeFile(join(ioDir, 'stdin'), spec.stdin!, { mode: 0o644 });
+      await chmod(ioDir, 0o755);
+      await chown(join(ioDir, 'meter'), this.#uid, this.#gid).catch(() => chmod(join(ioDir, 'meter'), 0o777));
+      mounts.push({ hostPath: ioDir, sandboxPath: IO_DIR, readOnly: false });
+      cmd = ['/bin/sh', '-c', initScript(hasStdin), 'sh', ...spec.cmd];
+    } catch (err) {
+      await rm(ioDir, { recursive: true, force: true });
+      throw new SandboxError(`cannot prepare the container's io directory: ${(err as Error).message}`);
     }
     const env = baseEnv(spec.env);
     const tmpfs: Record<string, string> = { '/tmp': `rw,noexec,nosuid,nodev,size=${limits.tmpfsBytes}` };
@@ -141,7 +175,7 @@ export class ContainerRunner implements Runner {
         ...api(),
       } as Docker.ContainerCreateOptions);
     } catch (err) {
-      if (stdinDir) await rm(stdinDir, { recursive: true, force: true });
+      await rm(ioDir, { recursive: true, force: true });
       throw new SandboxError(`cannot create the container: ${(err as Error).message}`);
     }
     if (this.#o.runtime) {
@@ -150,7 +184,7 @@ export class ContainerRunner implements Runner {
       const got = ((await container.inspect(api()).catch(() => ({}))) as { HostConfig?: { Runtime?: string } }).HostConfig?.Runtime;
       if (got !== this.#o.runtime) {
         await container.remove({ force: true, ...api() }).catch(() => undefined);
-        if (stdinDir) await rm(stdinDir, { recursive: true, force: true });
+        await rm(ioDir, { recursive: true, force: true });
         throw new SandboxError(`the engine ignored runtime ${this.#o.runtime} (container runtime: ${got ?? 'unknown'}); podman's Docker API cannot select a runtime per container: set it as the default runtime in containers.conf and leave the runner's runtime unset`);
       }
     }
@@ -244,6 +278,8 @@ export class ContainerRunner implements Runner {
       const reason: RunReason = stopReason ?? (oom ? 'oom' : 'exit');
       const o = out.finish();
       const e = err.finish();
+      const measured = await readTimes(join(ioDir, 'meter', 'times'));
+      if (measured !== null) cpuSeconds = Math.max(cpuSeconds ?? 0, measured);
       const result: RunResult = {
         reason,
         exitCode,
@@ -272,7 +308,7 @@ export class ContainerRunner implements Runner {
       clearTimeout(statsTimer);
       streamAbort.abort();
       opts.signal?.removeEventListener('abort', onAbort);
-      if (stdinDir) await rm(stdinDir, { recursive: true, force: true });
+      await rm(ioDir, { recursive: true, force: true });
       await container.remove({ force: true, v: true, ...api() }).catch((e: Error) => log.warn({ err: e.message }, 'container remove failed'));
     }
   }
