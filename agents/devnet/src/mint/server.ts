@@ -210,7 +210,8 @@ function serveWebSocket(mint: CashuMint, ws: WebSocket, log: Logger): void {
     }
     if (subs.size >= MAX_SUBS_PER_SOCKET && !subs.has(p.subId)) return error(-32602, `Invalid params: at most ${MAX_SUBS_PER_SOCKET} subscriptions per connection`);
     const kind = p.kind as SubKind;
-    const filters = p.filters as string[];
+    // Ys are hex points: match them case-insensitively (the mint emits lowercase).
+    const filters = kind === 'proof_state' ? (p.filters as string[]).map((f) => f.toLowerCase()) : (p.filters as string[]);
     subs.set(p.subId, { kind, filters: new Set(filters) });
     out({ jsonrpc: '2.0', result: { status: 'OK', subId: p.subId }, id });
     const subId = p.subId;
