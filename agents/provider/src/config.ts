@@ -63,7 +63,7 @@ export class ConfigError extends Error {
 }
 
 /** Kinds this build has a backend for; others are refused at load rather than failing per job. */
-export const SERVED_KINDS: readonly number[] = [5930, 5931, 5932, 5933];
+export const SERVED_KINDS: readonly number[] = [5050, 5930, 5931, 5932, 5933];
 /** Kinds served with nothing but the sandbox (no agent CLI, no model endpoint): what `bazaar up` offers. */
 export const SELF_CONTAINED_KINDS: readonly number[] = [5930, 5931];
 

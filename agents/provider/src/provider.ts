@@ -36,6 +36,8 @@ import { runSandboxRun, sandboxRunUnits } from './backends/sandbox-run.ts';
 import { runRepoIndex } from './backends/repo-index.ts';
 import { runPatchGen, UnverifiedResultError } from './backends/patch-gen.ts';
 import { runCodeReview } from './backends/code-review.ts';
+import { runTextGen } from './backends/text-gen.ts';
+import { TEXT_GEN_KIND, buildTextGenResult, type TextGenRequest } from '@bazaar/dvm-kinds/kinds/text-gen';
 import { REPO_INDEX_KIND, buildRepoIndexResult, verifyRepoIndex, type RepoIndexRequest, type RepoIndexResult } from '@bazaar/dvm-kinds/kinds/repo-index';
 import { PATCH_GEN_KIND, buildPatchGenResult, verifyPatchGen, type PatchGenRequest, type PatchGenResult } from '@bazaar/dvm-kinds/kinds/patch-gen';
 import { CODE_REVIEW_KIND, buildCodeReviewResult, type CodeReviewRequest } from '@bazaar/dvm-kinds/kinds/code-review';
@@ -469,6 +471,13 @@ export class Provider {
         if (!agent) throw new Error('no code_review backend configured');
         const review = await runCodeReview(value as CodeReviewRequest, agent, ctx);
         return { template: buildCodeReviewResult(event, review, rec.encrypted ? { omitRequest: true } : {}), units: 1 };
+      }
+      case TEXT_GEN_KIND: {
+        const backend = this.#config.backends.textGen;
+        if (!backend) throw new Error('no text_gen backend configured');
+        const r = value as TextGenRequest;
+        const { text, units } = await runTextGen(r, backend, ctx);
+        return { template: buildTextGenResult(event, text, rec.encrypted ? { omitRequest: true } : {}), units };
       }
       default:
         throw new Error(`kind ${rec.kind} has no backend in this build`);

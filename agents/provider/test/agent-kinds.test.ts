@@ -131,3 +131,47 @@ t.test('CodeReview: a review of the diff is checked before it is offered', async
     await running.close();
   }
 });
+
+t.test('TextGen through an OpenAI-compatible endpoint', async (t) => {
+  // The model API is the one boundary that cannot exist here: a stub that speaks the real
+  // OpenAI chat-completions wire protocol stands in for Ollama / llama.cpp / vLLM.
+  const { createServer } = await import('node:http');
+  const seen: { auth?: string; body: { model: string; messages: { role: string; content: string }[]; max_tokens?: number } }[] = [];
+  const server = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (d) => (raw += d));
+    req.on('end', () => {
+      if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
+        res.writeHead(404).end();
+        return;
+      }
+      const body = JSON.parse(raw) as (typeof seen)[number]['body'];
+      seen.push({ ...(req.headers.authorization ? { auth: req.headers.authorization } : {}), body });
+      const content = `echo: ${body.messages.at(-1)!.content}`;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion', created: 1, model: body.model, choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }], usage: { prompt_tokens: 1500, completion_tokens: 700, total_tokens: 2200 } }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/v1`;
+  process.env.BAZAAR_TEST_LLM_KEY = 'sk-test-123';
+  const m = await startMarket(t);
+  await runProvider(t, m, { kinds: [5050], backends: { textGen: { url, model: 'tiny-model', apiKeyEnv: 'BAZAAR_TEST_LLM_KEY' } } });
+  const c = await new Customer(m.relay.url).ready();
+  t.teardown(() => c.close());
+  const job = c.sign({ kind: 5050, tags: [['i', 'Say hello', 'text'], ['param', 'max_tokens', '64'], ['param', 'system', 'Be brief.']] });
+  await c.publish(job);
+  const res = await resultOrError(c, job.id);
+  t.equal(res.kind, 6050);
+  t.equal(res.content, 'echo: Say hello');
+  t.equal(seen[0].body.model, 'tiny-model');
+  t.same(seen[0].body.messages, [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }]);
+  t.equal(seen[0].body.max_tokens, 64);
+  t.equal(seen[0].auth, 'Bearer sk-test-123', 'the API key is added by the provider');
+  t.equal(res.tags.find((x) => x[0] === 'amount')?.[1], String(1000 + 100 * 3), 'priced per 1k tokens (2200 tokens → 3 units)');
+  const other = c.sign({ kind: 5050, tags: [['i', 'Hi', 'text'], ['param', 'model', 'gpt-9']] });
+  await c.publish(other);
+  const err = await c.waitEvent(isFeedback(other.id, 'error'), 20_000, 'another model refused');
+  t.match(err.tags.find((x) => x[0] === 'status')?.[2], /serves model tiny-model/);
+});
