@@ -1,5 +1,7 @@
 // `bazaar provider`: init | serve | status | earnings | doctor.
 import { existsSync, readFileSync, watch } from 'node:fs';
+import { join } from 'node:path';
+import { sha256Hex } from '@bazaar/dvm-kinds/hash';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import WebSocket from 'ws';
 import type { CommandSpec, FlagValues } from '../../../scripts/lib/command.ts';
@@ -65,6 +67,14 @@ const doctorCommand: CommandSpec = {
   run: runDoctor,
 };
 
+const trajectoryCommand: CommandSpec = {
+  name: 'trajectory',
+  summary: "Print a job's trajectory log (JSON lines) — what an arbiter asks for — and check it against the sha256 in the job's result.",
+  positionals: 'JOB_ID',
+  flags: { data: dataFlag },
+  run: runTrajectory,
+};
+
 export const providerCommand: CommandSpec = {
   name: 'provider',
   summary: 'The provider agent: sells verified compute over NIP-90 and gets paid.',
@@ -74,6 +84,7 @@ export const providerCommand: CommandSpec = {
     status: async () => statusCommand,
     earnings: async () => earningsCommand,
     doctor: async () => doctorCommand,
+    trajectory: async () => trajectoryCommand,
   },
 };
 
@@ -347,4 +358,24 @@ async function runDoctor(f: FlagValues): Promise<number> {
   }
   process.stdout.write(failures ? `\n${failures} check(s) failed\n` : '\nall checks passed\n');
   return failures ? 1 : 0;
+}
+
+async function runTrajectory(f: FlagValues, positionals: string[]): Promise<number> {
+  const id = positionals[0];
+  if (!id || !/^[0-9a-f]{64}$/.test(id)) throw new UsageError('JOB_ID must be the 64-char hex id of the job request');
+  const paths = providerPaths(f.data as string);
+  let text: string;
+  try {
+    text = await readFile(join(paths.trajectories, `${id}.jsonl`), 'utf8');
+  } catch {
+    return fail(`no trajectory for job ${id} under ${paths.trajectories}`);
+  }
+  const store = existsSync(paths.db) ? ProviderStore.open(paths.db) : undefined;
+  const job = store?.get(id);
+  await store?.close();
+  const sha = sha256Hex(text);
+  process.stdout.write(text);
+  if (job?.trajectorySha256 && job.trajectorySha256 !== sha) return fail(`trajectory sha256 ${sha} differs from the one in the result (${job.trajectorySha256})`);
+  process.stderr.write(`sha256 ${sha}${job?.trajectorySha256 ? ' (matches the result)' : ''}\n`);
+  return 0;
 }

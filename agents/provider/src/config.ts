@@ -189,7 +189,8 @@ export function validateConfig(raw: unknown): { config?: ProviderConfig; problem
   const arbiters = list('arbiters', isHex64, 'a 64-char hex pubkey');
   const nwcUri = raw.nwc_uri;
   if (nwcUri !== undefined && (typeof nwcUri !== 'string' || !nwcUri.startsWith('nostr+walletconnect://'))) p.push('nwc_uri: must be a nostr+walletconnect:// URI');
-  for (const t of Object.values(terms)) if (t === 'escrow' && mints.length === 0) p.push('terms: escrow needs at least one trusted mint in "mints"');
+  // Escrow needs a release message from the buyer that no spec defines yet (see README).
+  for (const [k, t] of Object.entries(terms)) if (t === 'escrow') p.push(`terms.${k}: escrow is not implemented by this provider yet; use prepay or after-verify`);
   const backends = validateBackends(raw.backends, p);
   for (const k of kinds) {
     if (k === 5932 && !backends.patchGen) p.push('kinds: 5932 (PatchGen) needs backends.patch_gen.command');
@@ -329,7 +330,7 @@ ${prices.join('\n')}
 
   // Payment terms per kind ("default" for the rest): "prepay" (bolt11 in payment-required
   // feedback, work starts once paid), "after-verify" (bolt11 in the result's amount tag),
-  // "escrow" (a P2PK-locked Cashu token checked before work starts; needs "mints").
+  // ("escrow", a P2PK-locked Cashu token checked before work starts, is not implemented yet.)
   "terms": { "default": "after-verify" },
 
   // NIP-47 Nostr Wallet Connect URI of the wallet that issues invoices (a secret; this file is 0600).

@@ -75,6 +75,14 @@ t.test('SandboxRun end to end: request → processing → verified result → bo
   t.equal(settled.priceMsats, amount!.msats);
   t.equal(m.devnet.network.balance('provider') - before, amount!.msats, 'the provider wallet received the price');
   t.equal(customer.resultsFor(req.id).length, 1, 'exactly one result');
+  const partial = customer.feedbackFor(req.id, 'partial');
+  t.equal(partial.length, 1, 'partial feedback between the two commands');
+  t.same(partial[0]?.tags.find((x) => x[0] === 'progress'), ['progress', '0.5'], 'with progress');
+  const traj = await cli(['provider', 'trajectory', req.id, '--data', m.providerDir]);
+  t.equal(traj.code, 0, traj.stderr);
+  t.match(traj.stderr, /matches the result/, 'the kept trajectory hashes to the sha256 in the result');
+  const steps = traj.stdout.trim().split('\n').map((l) => JSON.parse(l) as { step: string; command?: string; exit?: number });
+  t.same(steps.filter((s) => s.step === 'command').map((s) => [s.command, s.exit]), [[parsedReq.value.params.cmd[0], 0], [parsedReq.value.params.cmd[1], 0]], 'one step per command with its exit');
   t.ok(customer.feedbackFor(req.id, 'success').length >= 1, 'success feedback');
 
   const earnings = await cli(['provider', 'earnings', '--json', '--data', m.providerDir]);
@@ -120,4 +128,8 @@ t.test('announcement, heartbeat and ping/pong', async (t) => {
   await c.publish(ping);
   const pong: NostrEvent = await c.waitEvent((e) => e.kind === 7000 && e.tags.some((x) => x[0] === 'e' && x[1] === ping.id), 10_000, 'pong');
   t.same(pong.tags.find((x) => x[0] === 'status'), ['status', 'success', 'pong']);
+  // A config change re-announces.
+  await running.provider.reconfigure({ ...running.provider.config, capacity: 7 });
+  const again = await c.waitEvent((e) => e.kind === 31990 && e.tags.some((x) => x[0] === 'capacity' && x[1] === '7'), 10_000, 'new announcement');
+  t.ok(again.created_at >= ann.created_at, 'the announcement is replaced with the new capacity');
 });
