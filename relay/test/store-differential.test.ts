@@ -94,6 +94,9 @@ function randomFilter(): Filter {
       default: f[pick(['#d', '#k', '#P', '#E'] as const)] = pick([some(dValues, 2), some(kindPool.map(String), 2), some(pubkeys, 2), some(minted.map((e) => e.id), 2)]);
     }
   }
+  // Occasionally long lists, so the planner's coarse plans (post-filtering kinds) run too.
+  if (chance(0.05)) f.kinds = [...some(kindPool, 3), ...Array.from({ length: 40 }, () => 1000 + int(9000))];
+  if (chance(0.05)) f.authors = [...some(pubkeys, 2), ...Array.from({ length: 40 }, () => hex(32))];
   if (chance(0.7)) f.limit = pick([1, 2, 3, 5, 10, 50, 0]);
   if (chance(0.02)) f.kinds = [];
   return f;
