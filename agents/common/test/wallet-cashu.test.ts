@@ -173,3 +173,17 @@ t.test('sign and redeem loose P2PK proofs', async (t) => {
   await alice.confirmSent();
   f.assertConserved(t, [alice, bob]);
 });
+
+t.test('concurrent sends and payments from one wallet never pick the same proofs', async (t) => {
+  const f = await startCashuFixture(t);
+  const w = await f.openWallet();
+  const bob = await f.openWallet();
+  for (let i = 0; i < 4; i++) await f.fund(w, 64);
+  const inv = await f.fake.createInvoice({ amountMsat: 20_000, description: 'x', expirySecs: 600 });
+  const results = await Promise.all([w.send(30), w.send(20), w.payInvoice(inv.bolt11), w.send(10)]);
+  t.equal(results.length, 4, 'all four operations succeed');
+  for (const r of results) if ('token' in r) await bob.receive(r.token);
+  t.equal(bob.balance(), 60);
+  await w.confirmSent();
+  f.assertConserved(t, [w, bob]);
+});

@@ -241,14 +241,22 @@ export class CashuWallet {
     return this.wallet.getFeesForProofs(proofs.map(fromProofJson)).toNumber();
   }
 
-  private select(amount: number, includeFees: boolean): ProofJson[] {
-    const ready = this.list('ready').map(fromProofJson);
-    const { send } = this.wallet.selectProofsToSend(ready, amount, includeFees);
+  /**
+   * Chooses ready proofs and claims them in memory until `release` is called, so concurrent
+   * operations of this process never pick the same proofs (the durable reservation follows
+   * in persist()).
+   */
+  private select(amount: number, includeFees: boolean): { chosen: ProofJson[]; release: () => void } {
+    const ready = this.list('ready').filter((p) => !this.claimed.has(p.secret));
+    const { send } = this.wallet.selectProofsToSend(ready.map(fromProofJson), amount, includeFees);
     const chosen = send.map(toProofJson);
     const needed = amount + (includeFees ? this.fee(chosen) : 0);
-    if (sumJson(chosen) < needed) throw new CashuWalletError(`insufficient ecash: need ${needed} sat, have ${this.balance()} sat ready`);
-    return chosen;
+    if (sumJson(chosen) < needed) throw new CashuWalletError(`insufficient ecash: need ${needed} sat, have ${sumJson(ready)} sat ready and unclaimed`);
+    for (const p of chosen) this.claimed.add(p.secret);
+    return { chosen, release: () => chosen.forEach((p) => this.claimed.delete(p.secret)) };
   }
+
+  private readonly claimed = new Set<string>();
 
   // ---------- the couch: persist, call, commit ----------
 
@@ -416,17 +424,22 @@ export class CashuWallet {
   async send(amount: number, opts: { p2pk?: P2PKOptions; includeFees?: boolean; tag?: string } = {}): Promise<{ token: string; proofs: ProofJson[] }> {
     if (!Number.isSafeInteger(amount) || amount <= 0) throw new CashuWalletError('amount must be a positive integer of sats');
     const includeFees = opts.includeFees ?? true;
-    const inputs = this.select(amount, includeFees);
+    const { chosen: inputs, release } = this.select(amount, includeFees);
     const outputConfig = opts.p2pk ? { send: { type: 'p2pk', options: opts.p2pk } as OutputType, keep: { type: 'random' } as OutputType } : undefined;
-    let preview: SwapPreview;
+    let send: ProofJson[];
     try {
-      preview = await this.wallet.prepareSwapToSend(amount, inputs.map(fromProofJson), { includeFees }, outputConfig);
-    } catch (err) {
-      throw new CashuWalletError(`cannot prepare send: ${(err as Error).message}`);
+      let preview: SwapPreview;
+      try {
+        preview = await this.wallet.prepareSwapToSend(amount, inputs.map(fromProofJson), { includeFees }, outputConfig);
+      } catch (err) {
+        throw new CashuWalletError(`cannot prepare send: ${(err as Error).message}`);
+      }
+      const op = this.opFromSwap('swap', preview, opts.tag);
+      this.persist(op, op.inputs);
+      ({ send } = await this.completeSwapOp(op, preview));
+    } finally {
+      release();
     }
-    const op = this.opFromSwap('swap', preview, opts.tag);
-    this.persist(op, op.inputs);
-    const { send } = await this.completeSwapOp(op, preview);
     // Any unselected inputs of cashu-ts's selection were not part of the swap.
     const token = getEncodedToken({ mint: this.mintUrl, proofs: send.map(fromProofJson), unit: 'sat' });
     this.log.info({ amount, locked: Boolean(opts.p2pk), tag: opts.tag }, 'cashu sent');
@@ -510,17 +523,23 @@ export class CashuWallet {
     const reserve = quote.fee_reserve.toNumber();
     if (opts.maxAmountSat !== undefined && amount > opts.maxAmountSat) throw new CashuWalletError(`invoice asks ${amount} sat, over the budget of ${opts.maxAmountSat} sat`);
     if (opts.maxFeeSat !== undefined && reserve > opts.maxFeeSat) throw new CashuWalletError(`fee reserve ${reserve} sat exceeds the budget of ${opts.maxFeeSat} sat`);
-    const inputs = this.select(amount + reserve, true);
-    const preview = await this.wallet.prepareMelt('bolt11', quote, inputs.map(fromProofJson));
-    const op = this.newOp('melt', {
-      inputs: preview.inputs.map(toProofJson),
-      outputs: preview.outputData.map((o) => serializeOutput(o, 'keep')),
-      keysetId: preview.keysetId,
-      quote: quote.quote,
-      amount,
-    });
-    this.persist(op, op.inputs);
-    const res = await this.run(op, () => this.wallet.completeMelt(preview));
+    const { chosen: inputs, release } = this.select(amount + reserve, true);
+    let op: Operation;
+    let res;
+    try {
+      const preview = await this.wallet.prepareMelt('bolt11', quote, inputs.map(fromProofJson));
+      op = this.newOp('melt', {
+        inputs: preview.inputs.map(toProofJson),
+        outputs: preview.outputData.map((o) => serializeOutput(o, 'keep')),
+        keysetId: preview.keysetId,
+        quote: quote.quote,
+        amount,
+      });
+      this.persist(op, op.inputs);
+      res = await this.run(op, () => this.wallet.completeMelt(preview));
+    } finally {
+      release();
+    }
     if (res.quote.state !== 'PAID') {
       // Not paid (yet): keep the op; reconcile() settles it from the proofs' state.
       throw new CashuWalletError(`melt ${quote.quote} is ${res.quote.state}; kept for reconcile`);
