@@ -2,7 +2,7 @@
 // killed writer process, write batching, expired-event purge, close semantics.
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -76,6 +76,18 @@ t.test('a schema 1 store is migrated on open: the tag+kind index is built from t
   const want = tagged.filter((e) => e.kind === 7).map((e) => e.id);
   t.same(idsOf(await s.query([{ kinds: [7], '#t': ['x'] }])), want);
   t.equal(await s.count([{ kinds: [1], '#p': ['ab'.repeat(32)] }]), 15);
+});
+
+t.test('the path is always a directory, even with an extension', async (t) => {
+  const path = join(tempDir(t), 'relay.lmdb');
+  const s = await openLmdbStore({ path, clock, purgeIntervalMs: 0 });
+  const e = sign(1, NOW - 1);
+  await s.put([e]);
+  await s.close();
+  const again = await openLmdbStore({ path, clock, purgeIntervalMs: 0 });
+  t.teardown(() => again.close());
+  t.ok(again.has(e.id));
+  t.ok(statSync(join(path, 'data.mdb')).isFile());
 });
 
 t.test('an unusable path fails with an error, not a crash', async (t) => {

@@ -295,6 +295,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
   mkdirSync(opts.path, { recursive: true });
   const root: RootDatabase = open({
     path: opts.path,
+    noSubdir: false, // always a directory (lmdb-js would treat a path with an extension as a file)
     maxDbs: 16,
     ...(opts.mapSize !== undefined ? { mapSize: opts.mapSize } : {}),
   });
