@@ -106,7 +106,10 @@ async function hostSuite(): Promise<string> {
 
 async function importRootfs(docker: Docker, tar: Readable, tag: string, opts: EnsureImageOptions): Promise<void> {
   const [repo, version] = tag.split(':');
-  const stream = await docker.importImage(tar, { repo, tag: version, abortSignal: opts.signal });
+  // An import is large but bounded: never wait on the engine forever.
+  const timeout = AbortSignal.timeout(20 * 60_000);
+  const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+  const stream = await docker.importImage(tar, { repo, tag: version, abortSignal: signal });
   const events = await new Promise<Array<{ status?: string; error?: string; id?: string }>>((resolve, reject) =>
     docker.modem.followProgress(stream, (err: Error | null, res: Array<{ status?: string; error?: string }>) => (err ? reject(err) : resolve(res))));
   const failed = events.find((e) => e.error);
@@ -114,5 +117,5 @@ async function importRootfs(docker: Docker, tar: Readable, tag: string, opts: En
   const id = events.map((e) => e.id ?? e.status).find((s) => s?.startsWith('sha256:'));
   if (!id) throw new Error('image import returned no image id');
   // podman's compat API ignores `tag` on import: tag the imported image explicitly.
-  await docker.getImage(id).tag({ repo, tag: version });
+  await docker.getImage(id).tag({ repo, tag: version, abortSignal: AbortSignal.timeout(60_000) });
 }

@@ -44,8 +44,12 @@ export async function connectDocker(opts: { endpoint?: string; startPodman?: boo
   child.once('error', () => undefined);
   const docker = dockerClient(`unix://${sock}`);
   const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(force);
+    }
     await rm(sock, { force: true });
   };
   const deadline = Date.now() + (opts.startTimeoutMs ?? 30_000);
