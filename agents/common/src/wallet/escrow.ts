@@ -99,6 +99,16 @@ export async function lockEscrow(wallet: CashuWallet, terms: EscrowTerms & { rea
   return { token, proofs, amount, terms };
 }
 
+function lockOf(p: ProofJson): number {
+  try {
+    const body = (JSON.parse(p.secret) as [unknown, { tags?: string[][] }])[1];
+    const lt = Number(body?.tags?.find((x) => x[0] === 'locktime')?.[1]);
+    return Number.isSafeInteger(lt) && lt > 0 ? lt : Infinity;
+  } catch {
+    return Infinity;
+  }
+}
+
 function decodeEscrow(wallet: CashuWallet, tokenOrProofs: string | readonly ProofJson[]): ProofJson[] {
   if (typeof tokenOrProofs !== 'string') return tokenOrProofs.map((p) => toProofJson(p));
   let decoded;
@@ -234,6 +244,10 @@ export async function redeemClaim(wallet: CashuWallet, claimId: string, signedPa
 
 /** Buyer, after the locktime: takes the escrow back with the refund key alone. */
 export async function refundAfterLocktime(wallet: CashuWallet, tokenOrProofs: string | readonly ProofJson[], buyerSecretKey: string): Promise<number> {
-  const claim = await prepareClaim(wallet, tokenOrProofs);
+  const proofs = decodeEscrow(wallet, tokenOrProofs);
+  const locktime = Math.max(...proofs.map(lockOf));
+  // A clear local answer first (the wallet clock); the mint's clock still decides.
+  if (Number.isFinite(locktime) && wallet.now() < locktime) throw new CashuWalletError(`escrow locktime ${locktime} not reached (${locktime - wallet.now()} s left)`);
+  const claim = await prepareClaim(wallet, proofs);
   return redeemClaim(wallet, claim.claimId, [], buyerSecretKey);
 }

@@ -46,7 +46,7 @@ export async function startCashuFixture(t: Test, opts: { inputFeePpk?: number } 
     clock,
     tempDir,
     async openWallet(dir, wopts = {}) {
-      const w = await CashuWallet.open({ mintUrl: mint.url, dataDir: dir ?? tempDir(), logger: quiet, ...wopts });
+      const w = await CashuWallet.open({ mintUrl: mint.url, dataDir: dir ?? tempDir(), logger: quiet, now: () => clock.now, ...wopts });
       wallets.push(w);
       return w;
     },
