@@ -47,6 +47,8 @@ if ('unavailable' in api) {
 
   t.test('a missing image is a clear error; a missing command is the job failing (127)', async (t) => {
     await t.rejects(runner.run({ cmd: ['true'], image: 'bazaar/no-such-image:0' }), /npm run images/);
+    await t.rejects(runner.run({ cmd: ['true'], repo: '/tmp/a:b' }), /contains ':'/);
+    await t.rejects(runner.run({ cmd: ['true'], mounts: [{ hostPath: '/tmp', sandboxPath: '/x:rw', readOnly: true }] }), /contains ':'/);
     const missing = await runner.run({ cmd: ['definitely-not-a-command'] });
     t.match(missing, { reason: 'exit', exitCode: 127, stderr: /definitely-not-a-command/ });
   });

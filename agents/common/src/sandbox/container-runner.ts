@@ -101,7 +101,12 @@ export class ContainerRunner implements Runner {
     for (const p of [spec.repo, spec.workspace, ...(spec.mounts ?? []).map((m) => m.hostPath)]) {
       if (p === undefined) continue;
       if (!p.startsWith('/')) throw new SandboxError(`mount source must be an absolute path: ${p}`);
+      // Binds are "src:dst:mode" strings: a ':' or ',' in a path would change their meaning.
+      if (/[:,]/.test(p)) throw new SandboxError(`mount source path contains ':' or ',': ${p}`);
       if (!(await stat(p).catch(() => null))) throw new SandboxError(`mount source does not exist: ${p}`);
+    }
+    for (const m of spec.mounts ?? []) {
+      if (/[:,]/.test(m.sandboxPath)) throw new SandboxError(`mount target contains ':' or ',': ${m.sandboxPath}`);
     }
     if (spec.workspace && process.getuid?.() === 0) await chown(spec.workspace, this.#uid, this.#gid);
 
