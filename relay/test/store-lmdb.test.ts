@@ -111,6 +111,22 @@ t.test('puts from many callers in one tick share one durable write transaction',
   t.equal(await s.count([{ kinds: [1] }]), 300);
 });
 
+t.test('a transaction takes at most ~1000 events of queued puts; a larger single put stays whole', async (t) => {
+  const s = await openLmdbStore({ path: tempDir(t), clock, purgeIntervalMs: 0 });
+  t.teardown(() => s.close());
+  // Synthetic events (the store does not verify signatures): 2 500 single-event puts at once.
+  const hex = (n: number, w: number): string => n.toString(16).padStart(w, '0');
+  const synth = (i: number): NostrEvent => ({ id: hex(i + 1, 64), pubkey: 'ab'.repeat(32), created_at: NOW - (i % 50), kind: 1, tags: [], content: `s${i}`, sig: '0'.repeat(128) });
+  const before = s.writerStats().transactions;
+  const out = await Promise.all(Array.from({ length: 2500 }, (_, i) => s.put([synth(i)])));
+  t.ok(out.every((o) => o[0].status === 'stored'));
+  t.equal(s.writerStats().transactions - before, 3, '2 500 queued events → 3 transactions');
+  const big = await s.put(Array.from({ length: 1500 }, (_, i) => synth(10_000 + i)));
+  t.equal(big.length, 1500);
+  t.equal(s.writerStats().transactions - before, 4, 'one 1 500-event put → one transaction');
+  t.equal(await s.count([{}]), 4000);
+});
+
 t.test('an acknowledged put survives the writer process being killed', async (t) => {
   const dir = tempDir(t);
   const e = sign(1, NOW - 1, [], 'durable');

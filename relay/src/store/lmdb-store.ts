@@ -72,6 +72,12 @@ const REFERENCE_LETTERS = new Set(['e', 'p', 'a', 'E', 'P', 'A', 'q']);
 const MAX_COMPOSITE_SCANS = 32;
 /** Above this many values per condition, membership uses a Set instead of byte compares. */
 const SET_THRESHOLD = 8;
+/**
+ * A write transaction takes queued put() calls until it holds this many events, so one
+ * transaction's apply step (on the event loop, tens of µs per event) stays short and
+ * queries interleave. A single larger put() call still commits as one transaction.
+ */
+const MAX_BATCH_EVENTS = 1000;
 
 interface TagCondition {
   readonly letter: number;
@@ -702,12 +708,14 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
   // ---------- the batched writer ----------
 
   interface Job {
+    /** Events carried (1 for a purge). */
+    readonly size: number;
     run(now: number): unknown;
     resolve(result: unknown): void;
     reject(err: Error): void;
   }
   const FAILED = Symbol('failed');
-  let queue: Job[] = [];
+  const queue: Job[] = [];
   let writing = false;
   let scheduled = false;
   let transactions = 0;
@@ -731,10 +739,10 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     setImmediate(() => { void runBatch(); });
   }
 
-  function enqueue<T>(run: (now: number) => T): Promise<T> {
+  function enqueue<T>(size: number, run: (now: number) => T): Promise<T> {
     if (closed) return Promise.reject(new Error('lmdb store is closed'));
     return new Promise<T>((resolve, reject) => {
-      queue.push({ run, resolve: resolve as (r: unknown) => void, reject });
+      queue.push({ size, run, resolve: resolve as (r: unknown) => void, reject });
       schedule();
     });
   }
@@ -742,8 +750,9 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
   async function runBatch(): Promise<void> {
     scheduled = false;
     writing = true;
-    const jobs = queue;
-    queue = [];
+    let take = 0;
+    for (let n = 0; take < queue.length && (take === 0 || n < MAX_BATCH_EVENTS); take++) n += queue[take].size;
+    const jobs = queue.splice(0, take);
     const now = clock();
     const started = performance.now();
     let results: unknown[];
@@ -791,7 +800,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
 
   const purgeIntervalMs = opts.purgeIntervalMs ?? 60_000;
   async function purgeExpired(now: number = clock()): Promise<number> {
-    const n = await enqueue(() => applyPurge(now));
+    const n = await enqueue(1, () => applyPurge(now));
     if (n > 0) log?.info({ purged: n }, 'expired events purged');
     return n;
   }
@@ -810,7 +819,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     path: opts.path,
     put(batch) {
       if (batch.length === 0) return Promise.resolve([]);
-      return enqueue((now) => batch.map((e) => applyPut(e, now)));
+      return enqueue(batch.length, (now) => batch.map((e) => applyPut(e, now)));
     },
     async query(filters, q: QueryOptions = {}) {
       return runQuery(filters, q, JSON_OUTPUT);
