@@ -193,6 +193,8 @@ interface StatusFile {
   capacity: number;
   kinds: number[];
   isolation: string;
+  backends: Record<string, string>;
+  wallet: boolean;
 }
 
 async function readStatusFile(path: string): Promise<StatusFile | undefined> {
@@ -221,7 +223,7 @@ async function runStatus(f: FlagValues): Promise<number> {
     npub: keys.npub,
     pubkey: keys.pubkey,
     running: !!live,
-    ...(live ? { pid: live.pid, uptimeSecs: Math.round((Date.now() - live.startedAt) / 1000), relays: live.relays, relaysConnected: live.relays.filter((r) => r.connected).length, capacity: live.capacity, kinds: live.kinds, isolation: live.isolation, backends: live.kinds } : {}),
+    ...(live ? { pid: live.pid, uptimeSecs: Math.round((Date.now() - live.startedAt) / 1000), relays: live.relays, relaysConnected: live.relays.filter((r) => r.connected).length, capacity: live.capacity, kinds: live.kinds, isolation: live.isolation, backends: live.backends, wallet: live.wallet } : {}),
     jobs: { inFlight: n('running') + n('queued') + n('awaiting-payment'), running: live?.active ?? 0, queued: live?.queued ?? 0, delivered: n('delivered') + n('settled') + n('unpaid'), settled: n('settled'), failed: n('failed'), rejected: n('rejected') + n('expired'), cancelled: n('cancelled') },
     earnings: { totalMsats: earnings.totalMsats, count: earnings.count },
   };
@@ -232,7 +234,8 @@ async function runStatus(f: FlagValues): Promise<number> {
   const lines = [`provider   ${keys.npub}`, `state      ${live ? `running (pid ${live.pid}, up ${out.uptimeSecs}s)` : 'not running'}`];
   if (live) {
     lines.push(`relays     ${out.relaysConnected}/${live.relays.length} connected  ${live.relays.map((r) => `${r.url}${r.connected ? '' : ' (down)'}`).join(', ')}`);
-    lines.push(`serving    kinds ${live.kinds.join(', ')} · capacity ${live.capacity} · isolation ${live.isolation}`);
+    lines.push(`serving    kinds ${live.kinds.join(', ')} · capacity ${live.capacity} · isolation ${live.isolation} · wallet ${live.wallet ? 'connected' : 'none (no invoices)'}`);
+    for (const [k, b] of Object.entries(live.backends ?? {})) lines.push(`backend    ${k}: ${b}`);
   }
   lines.push(`jobs       ${out.jobs.inFlight} in flight · ${out.jobs.delivered} delivered (${out.jobs.settled} paid) · ${out.jobs.failed} failed · ${out.jobs.rejected} refused · ${out.jobs.cancelled} cancelled`);
   lines.push(`earnings   ${sats(earnings.totalMsats)} from ${earnings.count} payments`);

@@ -73,6 +73,9 @@ export interface ProviderStatus {
   readonly capacity: number;
   readonly kinds: readonly number[];
   readonly isolation: string;
+  /** What serves each kind, e.g. `{ "5930": "sandbox (bwrap)", "5932": "agent: claude -p (bwrap)" }`. */
+  readonly backends: Readonly<Record<string, string>>;
+  readonly wallet: boolean;
 }
 
 interface Bucket {
@@ -135,7 +138,19 @@ export class Provider {
       capacity: this.#config.capacity,
       kinds: this.#config.kinds,
       isolation: this.#config.isolation,
+      backends: Object.fromEntries(this.#config.kinds.map((k) => [k, this.#backendName(k)])),
+      wallet: this.#o.invoicer !== null,
     };
+  }
+
+  #backendName(kind: number): string {
+    const c = this.#config;
+    const box = `(${this.#o.runner.kind})`;
+    if (kind === SANDBOX_RUN_KIND || kind === REPO_INDEX_KIND) return `sandbox ${box}`;
+    if (kind === PATCH_GEN_KIND && c.backends.patchGen) return `agent: ${c.backends.patchGen.command.join(' ').slice(0, 60)} ${box}`;
+    if (kind === CODE_REVIEW_KIND && c.backends.codeReview) return `agent: ${c.backends.codeReview.command.join(' ').slice(0, 60)} ${box}`;
+    if (kind === TEXT_GEN_KIND && c.backends.textGen) return `model ${c.backends.textGen.model} at ${c.backends.textGen.url}`;
+    return 'none';
   }
 
   async start(): Promise<void> {

@@ -96,7 +96,9 @@ t.test('SandboxRun end to end: request → processing → verified result → bo
 
   const status = await cli(['provider', 'status', '--json', '--data', m.providerDir]);
   t.equal(status.code, 0, status.stderr);
-  const s = JSON.parse(status.stdout) as { running: boolean; relaysConnected: number; jobs: { settled: number }; earnings: { totalMsats: number } };
+  const s = JSON.parse(status.stdout) as { running: boolean; relaysConnected: number; jobs: { settled: number }; earnings: { totalMsats: number }; backends: Record<string, string>; wallet: boolean };
+  t.same(s.backends, { 5930: 'sandbox (bwrap)' }, 'status lists the backends');
+  t.equal(s.wallet, true);
   t.equal(s.running, true, 'status sees the running provider');
   t.equal(s.relaysConnected, 1);
   t.equal(s.jobs.settled, 1);
