@@ -356,6 +356,18 @@ async function runDoctor(f: FlagValues): Promise<number> {
           if (!res.ok) throw new Error(`${tg.url}/models: HTTP ${res.status}`);
           return `${tg.url} answers; model ${tg.model}`;
         });
+      } else if ((k === 5932 && c.backends.patchGen) || (k === 5933 && c.backends.codeReview)) {
+        const agent = (k === 5932 ? c.backends.patchGen : c.backends.codeReview)!;
+        await check(`backend ${k}`, async () => {
+          // The sandbox sees the host's /usr, /bin, /sbin and /lib: the agent must be installed there.
+          const bin = agent.command[0];
+          const dirs = bin.includes('/') ? [''] : ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+          const found = dirs.map((d) => (d ? `${d}/${bin}` : bin)).find((p) => existsSync(p) && /^\/(usr|bin|sbin|lib)/.test(p));
+          if (!found) throw new Error(`agent command ${bin} is not installed under /usr, /bin or /sbin, which is all the sandbox sees`);
+          if (agent.apiKeyEnv && !process.env[agent.apiKeyEnv]) throw new Error(`${agent.apiKeyEnv} is not set: the credential proxy has no key for ${agent.allowDomains.join(', ')}`);
+          const key = agent.apiKeyEnv ? `key from ${agent.apiKeyEnv}` : 'no key';
+          return `agent ${found}; model API via the credential proxy: ${agent.allowDomains.join(', ') || 'none'} (${key})`;
+        });
       } else line(false, `backend ${k}`, 'no backend for this kind in this build');
     }
   }
