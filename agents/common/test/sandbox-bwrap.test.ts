@@ -72,6 +72,12 @@ t.test('seccomp deny-list: kernel attack surface is refused, ordinary syscalls w
   t.match(u.stdout, /^unshare errno 0$/m, 'without the filter the same call succeeds');
 });
 
+t.test('bwrap: generated passwd/group/hosts, nothing of the host accounts', async (t) => {
+  const r = await runner.run({ cmd: ['sh', '-c', 'cut -d: -f1 /etc/passwd; cut -d: -f1 /etc/group; id -un; cat /etc/hosts; ls /etc/shadow'] });
+  t.equal(r.stdout, 'root\nnobody\nroot\nnogroup\nnobody\n127.0.0.1 localhost sandbox\n::1 localhost ip6-localhost\n');
+  t.match(r.stderr, /shadow'?: No such file or directory/);
+});
+
 t.test('a single file can be mounted, read-only', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'bazaar-file-mount-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));

@@ -39,9 +39,9 @@ export interface BwrapRunnerOptions {
 
 /** Host directories mounted read-only as the sandbox's system. */
 const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
-/** The only /etc entries the sandbox sees: enough for users, the dynamic linker, TLS roots, alternatives. */
+/** The only host /etc entries the sandbox sees: the dynamic linker, TLS roots, alternatives (users are generated). */
 const ETC_ENTRIES = [
-  'passwd', 'group', 'nsswitch.conf', 'ld.so.cache', 'ld.so.conf', 'ld.so.conf.d', 'alternatives',
+  'nsswitch.conf', 'ld.so.cache', 'ld.so.conf', 'ld.so.conf.d', 'alternatives',
   'ssl', 'ca-certificates', 'localtime', 'os-release', 'debian_version', 'mime.types', 'protocols', 'services',
 ];
 const CPU_POLL_MS = 200;
@@ -165,20 +165,26 @@ export class BwrapRunner implements Runner {
 
     const started = performance.now();
     const child = spawn(argv[0], argv.slice(1), {
-      stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
     });
     log.debug({ pid: child.pid, cmd: spec.cmd[0], cgroup: cgroup ? `v${cgroup.version}` : 'none' }, 'sandbox started');
 
-    // fd 3: the seccomp filter (when there is one for this architecture).
-    const seccompFd = child.stdio[3] as NodeJS.WritableStream | null;
-    seccompFd?.on('error', () => undefined);
-    if (this.#seccomp) seccompFd?.end(this.#seccomp);
-    else seccompFd?.end();
-    // fd 4: the sandbox's /etc/hosts (localhost only, nothing about the provider's network).
-    const hostsFd = child.stdio[4] as NodeJS.WritableStream | null;
-    hostsFd?.on('error', () => undefined);
-    hostsFd?.end('127.0.0.1 localhost sandbox\n::1 localhost ip6-localhost\n');
+    // Extra fds bwrap reads during setup: 3 the seccomp filter (when there is one for this
+    // architecture), 4 /etc/hosts (localhost only, nothing about the provider's network),
+    // 5 and 6 passwd and group with just root and the sandbox user (no host account names).
+    const setupData: Array<[number, string | Buffer | null]> = [
+      [3, this.#seccomp],
+      [4, '127.0.0.1 localhost sandbox\n::1 localhost ip6-localhost\n'],
+      [5, `root:x:0:0:root:/root:/usr/sbin/nologin\nnobody:x:${this.#uid}:${this.#gid}:nobody:/workspace:/usr/sbin/nologin\n`],
+      [6, `root:x:0:\nnogroup:x:${this.#gid}:\n`],
+    ];
+    for (const [fd, data] of setupData) {
+      const w = (child.stdio as unknown as Array<NodeJS.WritableStream | null>)[fd];
+      w?.on('error', () => undefined);
+      if (data) w?.end(data);
+      else w?.end();
+    }
     const out = new OutputStream(this.#captureBytes, opts.onStdoutLine);
     const err = new OutputStream(this.#captureBytes, opts.onStderrLine);
     let stopReason: RunReason | null = null;
@@ -352,6 +358,8 @@ export class BwrapRunner implements Runner {
       ...(await this.#systemMounts()),
       ...(this.#seccomp ? ['--seccomp', '3'] : []),
       '--perms', '0644', '--file', '4', '/etc/hosts',
+      '--perms', '0644', '--file', '5', '/etc/passwd',
+      '--perms', '0644', '--file', '6', '/etc/group',
       '--proc', '/proc', '--dev', '/dev',
       // /dev is a tmpfs of bwrap's making: read-only, with a size-capped /dev/shm on top.
       '--perms', '1777', '--size', String(limits.tmpfsBytes), '--tmpfs', '/dev/shm', '--remount-ro', '/dev',
