@@ -33,7 +33,7 @@ export const relayCommand: CommandSpec = {
     'created-at-future': int('Reject events more than this many seconds in the future', DEFAULT_LIMITS.createdAtFutureSecs),
     'max-backpressure': int('Bytes queued for a client before it is disconnected', DEFAULT_LIMITS.maxBackpressureBytes, 65536),
     'idle-timeout': int('Seconds of silence before a connection is closed (pings keep clients alive; 0 = never)', DEFAULT_LIMITS.idleTimeoutSecs),
-    'verify-workers': { type: 'number', integer: true, min: 0, max: 64, description: 'Signature verification threads (default: cores - 1; 0 = inline)' },
+    'verify-workers': { type: 'number', integer: true, min: 0, max: 64, description: 'Signature verification threads (default: 0 with native libsecp256k1, cores - 1 with the WASM fallback; 0 = inline)' },
     'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'Log level' },
   },
   details: `Serves NIP-11 (Accept: application/nostr+json) and GET /health over HTTP on the same port.
