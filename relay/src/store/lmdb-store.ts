@@ -106,7 +106,11 @@ interface Implied {
 
 type Plan =
   | { readonly type: 'ids' }
-  | { readonly type: 'scan'; readonly index: string; readonly db: Db; readonly prefixes: Buffer[]; readonly implied: Implied };
+  | {
+    readonly type: 'scan'; readonly index: string; readonly db: Db; readonly prefixes: Buffer[]; readonly implied: Implied;
+    /** Can one event appear in several scans? (only when several tag values are wanted) */
+    readonly overlap?: boolean;
+  };
 
 interface Rec<T> {
   readonly ts: number;
@@ -398,9 +402,12 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
       if (kinds !== undefined && tag.values.length * kinds.length <= Math.max(MAX_COMPOSITE_SCANS, tag.values.length)) {
         const prefixes: Buffer[] = [];
         for (const v of tag.values) for (const k of kinds) prefixes.push(tagKindPrefix(tag.letter, v, k));
-        return { type: 'scan', index: 'tag-kind', db: byTagKind, prefixes, implied: { authors: false, kinds: true, tag: best } };
+        return { type: 'scan', index: 'tag-kind', db: byTagKind, prefixes, implied: { authors: false, kinds: true, tag: best }, overlap: tag.values.length > 1 };
       }
-      return { type: 'scan', index: 'tag', db: byTag, prefixes: tag.values.map((v) => tagPrefix(tag.letter, v)), implied: { authors: false, kinds: false, tag: best } };
+      return {
+        type: 'scan', index: 'tag', db: byTag, prefixes: tag.values.map((v) => tagPrefix(tag.letter, v)),
+        implied: { authors: false, kinds: false, tag: best }, overlap: tag.values.length > 1,
+      };
     };
     // A reference tag (an id or pubkey) beats authors unless there are fewer authors than values.
     const refTag = best >= 0 && REFERENCE_LETTERS.has(cf.tags[best].name);
@@ -444,7 +451,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     const heap: Cursor[] = [];
     const iters: Iterator<unknown>[] = [];
     // One event can carry several of the wanted tag values: it then shows up in several scans.
-    const seen = (plan.index === 'tag' || plan.index === 'tag-kind') && plan.prefixes.length > 1 ? new Set<number>() : undefined;
+    const seen = plan.overlap === true ? new Set<number>() : undefined;
     try {
       for (const prefix of plan.prefixes) {
         const it = plan.db.getKeys({ start: indexKey(prefix, cf.until, MAX_U32), end: indexKey(prefix, cf.since, 0), reverse: true })[Symbol.iterator]();
@@ -524,7 +531,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
   function countFromIndex(cf: CompiledFilter, now: number): number | undefined {
     const plan = choosePlan(cf);
     if (plan.type !== 'scan') return undefined;
-    if ((plan.index === 'tag' || plan.index === 'tag-kind') && plan.prefixes.length > 1) return undefined;
+    if (plan.overlap === true) return undefined;
     if (cf.authors !== undefined && !plan.implied.authors) return undefined;
     if (cf.kinds !== undefined && !plan.implied.kinds) return undefined;
     if (cf.tags.length > (plan.implied.tag >= 0 ? 1 : 0)) return undefined;
