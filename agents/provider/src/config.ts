@@ -41,7 +41,10 @@ export interface ProviderConfig {
   readonly nwcUri?: string;
   readonly invoiceExpirySecs: number;
   readonly mints: readonly string[];
+  /** Arbiters' payment (P2PK) keys accepted in escrow locks. */
   readonly arbiters: readonly string[];
+  /** Escrow locktimes must leave at least this long after the job's time limit. */
+  readonly disputeWindowSecs: number;
   readonly heartbeatSecs: number;
   /** How far back to look for requests when (re)subscribing. */
   readonly lookbackSecs: number;
@@ -88,7 +91,7 @@ export const DEFAULTS = {
   lookbackSecs: 600,
 };
 
-const KEYS = ['name', 'about', 'relays', 'kinds', 'prices', 'capacity', 'queue', 'rate_limit', 'isolation', 'terms', 'nwc_uri', 'invoice_expiry_secs', 'mints', 'arbiters', 'heartbeat_secs', 'lookback_secs', 'backends'];
+const KEYS = ['name', 'about', 'relays', 'kinds', 'prices', 'capacity', 'queue', 'rate_limit', 'isolation', 'terms', 'nwc_uri', 'invoice_expiry_secs', 'mints', 'arbiters', 'dispute_window_secs', 'heartbeat_secs', 'lookback_secs', 'backends'];
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -186,11 +189,12 @@ export function validateConfig(raw: unknown): { config?: ProviderConfig; problem
     return v as string[];
   };
   const mints = list('mints', (v) => typeof v === 'string' && /^https?:\/\/\S+$/.test(v), 'an http(s) mint URL');
-  const arbiters = list('arbiters', isHex64, 'a 64-char hex pubkey');
+  const arbiters = list('arbiters', (v) => typeof v === 'string' && /^(0[23])?[0-9a-f]{64}$/.test(v), "an arbiter's payment (P2PK) key: \"02\" + 64 hex");
   const nwcUri = raw.nwc_uri;
   if (nwcUri !== undefined && (typeof nwcUri !== 'string' || !nwcUri.startsWith('nostr+walletconnect://'))) p.push('nwc_uri: must be a nostr+walletconnect:// URI');
-  // Escrow needs a release message from the buyer that no spec defines yet (see README).
-  for (const [k, t] of Object.entries(terms)) if (t === 'escrow') p.push(`terms.${k}: escrow is not implemented by this provider yet; use prepay or after-verify`);
+  for (const [k, t] of Object.entries(terms)) {
+    if (t === 'escrow' && (!mints.length || !arbiters.length)) p.push(`terms.${k}: escrow needs at least one trusted mint in "mints" and one arbiter payment key in "arbiters"`);
+  }
   const backends = validateBackends(raw.backends, p);
   for (const k of kinds) {
     if (k === 5932 && !backends.patchGen) p.push('kinds: 5932 (PatchGen) needs backends.patch_gen.command');
@@ -212,6 +216,7 @@ export function validateConfig(raw: unknown): { config?: ProviderConfig; problem
     invoiceExpirySecs: uint('invoice_expiry_secs', DEFAULTS.invoiceExpirySecs, 60, 30 * 24 * 3600),
     mints,
     arbiters,
+    disputeWindowSecs: uint('dispute_window_secs', 3600, 0, 90 * 24 * 3600),
     heartbeatSecs: uint('heartbeat_secs', DEFAULTS.heartbeatSecs, 5, 3600),
     lookbackSecs: uint('lookback_secs', DEFAULTS.lookbackSecs, 0, 7 * 24 * 3600),
     backends,
@@ -330,7 +335,8 @@ ${prices.join('\n')}
 
   // Payment terms per kind ("default" for the rest): "prepay" (bolt11 in payment-required
   // feedback, work starts once paid), "after-verify" (bolt11 in the result's amount tag),
-  // ("escrow", a P2PK-locked Cashu token checked before work starts, is not implemented yet.)
+  // "escrow" (a P2PK-locked Cashu token in the request's "escrow" tag, checked before work starts;
+  // needs "mints" and "arbiters").
   "terms": { "default": "after-verify" },
 
   // NIP-47 Nostr Wallet Connect URI of the wallet that issues invoices (a secret; this file is 0600).
@@ -338,9 +344,11 @@ ${prices.join('\n')}
   ${o.nwcUri ? `"nwc_uri": ${JSON.stringify(o.nwcUri)},` : '// "nwc_uri": "nostr+walletconnect://…",'}
   "invoice_expiry_secs": ${DEFAULTS.invoiceExpirySecs},
 
-  // Trusted Cashu mints (escrow) and arbiters (hex pubkeys) for disputes.
+  // Trusted Cashu mints and arbiters (their payment keys, "02" + x-only hex) for escrow; the
+  // escrow's locktime must leave dispute_window_secs after the job's time limit.
   "mints": [],
   "arbiters": [],
+  "dispute_window_secs": 3600,
 
   // Heartbeat (kind 11998) interval; how far back to look for requests on start.
   "heartbeat_secs": ${DEFAULTS.heartbeatSecs},

@@ -32,6 +32,9 @@ import { termsFor, type ProviderConfig } from './config.ts';
 import { ProviderStore, type InvoiceRef, type JobRecord } from './store.ts';
 import type { Invoicer } from './nwc-invoicer.ts';
 import { Trajectory } from './trajectory.ts';
+import { EscrowDesk, ESCROW_CLAIM_TAG, ESCROW_RELEASE_TAG, ESCROW_TAG, type EscrowRef } from './escrow-desk.ts';
+import { RECEIPT_KIND } from '@bazaar/dvm-kinds/market/receipt';
+import { VERDICT_KIND } from '@bazaar/dvm-kinds/market/verdict';
 import { runSandboxRun, sandboxRunUnits } from './backends/sandbox-run.ts';
 import { runRepoIndex } from './backends/repo-index.ts';
 import { runPatchGen, UnverifiedResultError } from './backends/patch-gen.ts';
@@ -100,6 +103,7 @@ export class Provider {
   readonly #running = new Map<string, AbortController>();
   readonly #buckets = new Map<string, Bucket>();
   readonly #watching = new Set<string>();
+  readonly #escrow: EscrowDesk | undefined;
   readonly #nextCheck = new Map<string, { at: number; n: number }>();
   readonly #settling = new Set<string>();
   readonly #startedAt = Date.now();
@@ -117,6 +121,7 @@ export class Provider {
     this.#log = o.logger;
     this.#id = o.identity;
     this.store = o.store ?? ProviderStore.open(join(o.dataDir, 'db'));
+    this.#escrow = o.config.mints.length && o.config.arbiters.length ? new EscrowDesk({ dataDir: o.dataDir, logger: o.logger.child({ part: 'escrow' }), identity: o.identity, mints: o.config.mints, arbiters: o.config.arbiters, disputeWindowSecs: o.config.disputeWindowSecs }) : undefined;
     this.pool = new RelayPool({ urls: o.config.relays, logger: o.logger.child({ part: 'pool' }), ...(o.minBackoffMs ? { minBackoffMs: o.minBackoffMs } : {}) });
   }
 
@@ -161,6 +166,8 @@ export class Provider {
       { kinds: [...this.#config.kinds], since: since() },
       { kinds: [PING_KIND], '#p': [this.#id.pubkey], since: Math.floor(Date.now() / 1000) - 60 },
       { kinds: [DELETION_KIND], since: since() },
+      // Escrow releases: the buyer's receipt or the arbiter's verdict, naming us.
+      { kinds: [RECEIPT_KIND, VERDICT_KIND], '#p': [this.#id.pubkey], since: Math.floor(Date.now() / 1000) - 30 * 24 * 3600 },
     ];
     this.#sub = this.pool.subscribe(filters(), (e, url) => this.#track(this.#onEvent(e, url)), { refilter: filters });
     if (this.#o.invoicer) this.#unsubPaid = this.#o.invoicer.onPaid((hash) => void this.#onPaymentHash(hash));
@@ -205,6 +212,7 @@ export class Provider {
     for (const ac of this.#running.values()) ac.abort();
     await Promise.allSettled([...this.#jobPromises]);
     await this.pool.close();
+    await this.#escrow?.close();
     await rm(join(this.#o.dataDir, 'status.json'), { force: true }).catch(() => {});
     if (!this.#o.store) await this.store.close();
     this.#log.info({}, 'provider stopped');
@@ -222,6 +230,7 @@ export class Provider {
     try {
       if (e.kind === PING_KIND) return await this.#onPing(e);
       if (e.kind === DELETION_KIND) return await this.#onDeletion(e);
+      if (e.kind === RECEIPT_KIND || e.kind === VERDICT_KIND) return await this.#onRelease(e);
       if (this.#config.kinds.includes(e.kind)) return await this.#onRequest(e, url);
     } catch (err) {
       this.#log.error({ err, eventId: e.id, kind: e.kind }, 'intake failed');
@@ -323,11 +332,6 @@ export class Provider {
       log.info({ running: this.#running.size, queued: this.#queue.length }, 'at capacity: request refused');
       return;
     }
-    if (rec.terms === 'escrow') {
-      await this.store.transition(rec.id, { type: 'reject', reason: 'escrow' }, { error: 'escrow terms are not supported by this build' });
-      await this.#feedback(rec, { status: 'error', errorCode: 'SERVICE_UNAVAILABLE', message: 'escrow terms are not supported by this provider yet' });
-      return;
-    }
     const maxCost = (parsed.value as { params?: { max_cost_msats?: number } }).params?.max_cost_msats;
     if (maxCost !== undefined && this.#maxPrice(rec, parsed.value) > maxCost) {
       const price = this.#maxPrice(rec, parsed.value);
@@ -335,7 +339,22 @@ export class Provider {
       await this.#feedback(rec, { status: 'error', errorCode: 'INVALID_PARAMETER', message: `this provider charges ${price} msats for the job, more than max_cost_msats ${maxCost}` });
       return;
     }
-    await this.store.transition(rec.id, { type: 'accept' });
+    let escrow: EscrowRef | undefined;
+    if (rec.terms === 'escrow') {
+      const token = parsed.event.tags.find((t) => t[0] === ESCROW_TAG)?.[1];
+      const timeLimit = (parsed.value as { params?: { time_limit_secs?: number } }).params?.time_limit_secs ?? 300;
+      const check = token && this.#escrow ? await this.#escrow.check(token, this.#maxPrice(rec, parsed.value), timeLimit) : { problems: [token ? 'this provider has no escrow desk' : `escrow terms: put a P2PK-locked Cashu token in an ["${ESCROW_TAG}", "<token>"] tag`] };
+      if (!check.ref) {
+        const message = `escrow refused: ${check.problems.join('; ')}`.slice(0, 1000);
+        await this.store.transition(rec.id, { type: 'reject', reason: 'PAYMENT_FAILED' }, { error: message });
+        await this.#feedback(rec, { status: 'error', errorCode: 'PAYMENT_FAILED', message });
+        log.info({ problems: check.problems.length }, 'escrow refused');
+        return;
+      }
+      escrow = check.ref;
+      log.info({ mint: escrow.mint, sats: escrow.priceSats }, 'escrow checked: locked, unspent, terms as agreed');
+    }
+    await this.store.transition(rec.id, { type: 'accept' }, escrow ? { escrow, priceMsats: escrow.priceSats * 1000 } : {});
     if (rec.terms === 'prepay') {
       await this.#requestPrepayment(rec, parsed.value, log);
       return;
@@ -509,9 +528,10 @@ export class Provider {
 
   // ---- deliver ----
 
-  async #deliver(rec: JobRecord, produced: Produced, trajectorySha256: string, log: Logger): Promise<void> {
+  async #deliver(job: JobRecord, produced: Produced, trajectorySha256: string, log: Logger): Promise<void> {
+    let rec = job;
     const price = priceFor(rec.kind, this.#config.prices, produced.units);
-    const msats = rec.terms === 'prepay' ? rec.priceMsats ?? 0 : price.ok ? price.value.msats : 0;
+    const msats = rec.terms === 'after-verify' ? (price.ok ? price.value.msats : 0) : rec.priceMsats ?? 0;
     let invoice = rec.invoice;
     if (rec.terms === 'after-verify' && msats > 0 && this.#o.invoicer) {
       try {
@@ -520,11 +540,17 @@ export class Provider {
         log.error({ err: (err as Error).message }, 'make_invoice failed; the result carries the amount without an invoice');
       }
     }
+    let claimTag: string[] | undefined;
+    if (rec.terms === 'escrow' && rec.escrow && this.#escrow) {
+      const claim = await this.#escrow.prepare(rec.escrow);
+      rec = await this.store.update(rec.id, { escrow: { ...rec.escrow, claimId: claim.claimId } });
+      claimTag = [ESCROW_CLAIM_TAG, claim.signedPackage];
+    }
     const template = produced.template;
     // The amount tag: what is owed and, after-verify, the invoice to pay it with.
     const withAmount: EventTemplate = {
       ...template,
-      tags: [...template.tags.filter((t) => t[0] !== 'amount' && t[0] !== 'trajectory_sha256'), ...(rec.terms === 'after-verify' ? [invoice ? ['amount', String(msats), invoice.bolt11] : ['amount', String(msats)]] : []), ['trajectory_sha256', trajectorySha256]],
+      tags: [...template.tags.filter((t) => t[0] !== 'amount' && t[0] !== 'trajectory_sha256'), ...(rec.terms === 'after-verify' ? [invoice ? ['amount', String(msats), invoice.bolt11] : ['amount', String(msats)]] : []), ...(claimTag ? [['amount', String(rec.escrow!.priceSats * 1000)], claimTag] : []), ['trajectory_sha256', trajectorySha256]],
     };
     const sealed = rec.encrypted ? sealJobResult(withAmount, this.#id.secretKey, rec.customer) : ({ ok: true, value: withAmount } as const);
     if (!sealed.ok) throw new Error(formatProblems(sealed.errors));
@@ -563,6 +589,26 @@ export class Provider {
   }
 
   // ---- settle ----
+
+  /** A co-signed escrow claim came back (buyer's receipt or arbiter's verdict): redeem it. The mint enforces who could sign. */
+  async #onRelease(e: NostrEvent): Promise<void> {
+    const pkg = e.tags.find((t) => t[0] === ESCROW_RELEASE_TAG)?.[1];
+    const jobId = e.tags.find((t) => t[0] === 'd')?.[1];
+    if (!pkg || !jobId || !this.#escrow) return;
+    const rec = this.store.get(jobId);
+    if (!rec?.escrow?.claimId || (rec.state !== 'delivered' && rec.state !== 'unpaid') || this.#settling.has(jobId)) return;
+    const log = this.#log.child({ jobId, from: e.pubkey, kind: e.kind });
+    this.#settling.add(jobId);
+    try {
+      const sats = await this.#escrow.redeem(rec.escrow, pkg);
+      await this.store.transition(jobId, { type: 'paid' }, { paidAt: Date.now() }, { source: 'cashu', msats: sats * 1000, paidAt: Date.now() });
+      log.info({ sats }, 'escrow redeemed: job settled');
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'escrow release not redeemable');
+    } finally {
+      this.#settling.delete(jobId);
+    }
+  }
 
   async #onPaymentHash(hash: string): Promise<void> {
     for (const id of this.#watching) {

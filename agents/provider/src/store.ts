@@ -5,6 +5,7 @@
 // a restart safe: a result is only ever (re)published with the same event id.
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import type { EscrowRef } from './escrow-desk.ts';
 import { nextJobState, type JobEvent, type JobState, type PaymentTerms } from '@bazaar/agents-common/job-state';
 
 export const PROVIDER_DB_VERSION = 1;
@@ -42,6 +43,8 @@ export interface JobRecord {
   readonly trajectorySha256?: string;
   readonly error?: string;
   readonly paidAt?: number;
+  /** Escrow terms: the checked lock, and our claim once prepared. */
+  readonly escrow?: EscrowRef;
 }
 
 export const EARNING_SOURCES = ['lightning', 'cashu'] as const;

@@ -48,7 +48,7 @@ t.test('config: the template is valid, problems are precise', async (t) => {
   t.match(msgs, /prices\.5930\.cap_msats: must be a non-negative integer/);
   t.match(msgs, /capacity: must be an integer between 1 and 1024/);
   t.match(msgs, /terms\.5930: must be one of prepay, after-verify, escrow/);
-  t.match(msgs, /terms\.default: escrow is not implemented/, 'escrow is refused, not half-served');
+  t.match(msgs, /terms\.default: escrow needs at least one trusted mint/, 'escrow needs mints and arbiters');
   t.throws(() => parseConfigText('{ "relays": ["ws://x"], }\n{'), ConfigError);
   try {
     parseConfigText('{\n  "relays": ["ws://x"]\n  "capacity": 2\n}');
