@@ -189,7 +189,9 @@ export class Provider {
     const c = this.#config;
     const prices = Object.fromEntries(c.kinds.map((k) => [k, c.prices[k]]));
     const isolation = c.isolation === 'gvisor' ? 'gvisor' : c.isolation;
-    await this.#publish(buildAnnouncement({ d: ANNOUNCEMENT_D, kinds: c.kinds, prices, capacity: c.capacity, isolation, paramSchemas: paramSchemasFor(c.kinds), name: c.name, about: c.about }), 'announcement');
+    const ann = buildAnnouncement({ d: ANNOUNCEMENT_D, kinds: c.kinds, prices, capacity: c.capacity, isolation, paramSchemas: paramSchemasFor(c.kinds), name: c.name, about: c.about });
+    // Payment terms per kind (`["terms", "<kind>", "prepay|after-verify|escrow"]`), so a buyer knows before posting.
+    await this.#publish({ ...ann, tags: [...ann.tags, ...c.kinds.map((k) => ['terms', String(k), termsFor(c, k)])] }, 'announcement');
     if (c.mints.length) await this.#publish(buildPaymentInfo({ relays: c.relays, mints: c.mints.map((url) => ({ url })), p2pkPubkey: this.#id.paymentPubkey }), 'payment info');
     else this.#log.info({}, 'no trusted mints configured: kind 10019 payment info not published');
     await this.#publishHeartbeat();

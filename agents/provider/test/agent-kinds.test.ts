@@ -52,6 +52,7 @@ t.test('PatchGen: a fixing agent gets its verified patch offered', async (t) => 
   t.ok(verifyPatchGen(req.value, parsed.value).ok, 'the buyer-side pure checks pass');
   t.match(res.content, /-  return a - b;\n\+  return a \+ b;/, 'the patch is the fix');
   t.equal(parsed.value.output.test_exit_code, 0, 'test exit code 0');
+  t.ok(c.feedbackFor(job.id, 'partial').some((e) => e.tags.some((x) => x[0] === 'progress' && x[1] === '0.6')), 'partial feedback while the patch is checked');
   t.equal(parsed.value.output.files_changed, 1);
   t.match(parsed.value.output.trajectory_sha256, /^[0-9a-f]{64}$/);
   // The buyer's own replay: apply to a fresh clone and run the tests.

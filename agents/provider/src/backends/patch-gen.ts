@@ -58,6 +58,7 @@ export async function runPatchGen(req: PatchGenRequest, agent: AgentBackendConfi
   const patch = diff.stdout;
   if (!patch.trim()) throw new UnverifiedResultError('the coding agent changed nothing');
 
+  ctx.onProgress?.(0.6, 'the agent finished; checking its patch on a fresh checkout');
   // Replay on a fresh checkout, exactly as the buyer will.
   const verifyDir = await mkdtemp(join(ctx.workRoot, 'verify-'));
   const applied = await applyPatch(ctx.runner, { repo: checkout, workspace: verifyDir, patch, rules: { ...(req.params.allow_path ? { allowed: req.params.allow_path } : {}), ...(req.params.deny_path ? { disallowed: req.params.deny_path } : {}) }, limits: { wallMs: Math.min(60_000, remaining()) }, signal: ctx.signal });
