@@ -72,6 +72,8 @@ function randomEvent(): NostrEvent {
   }
   if (kind === 1059) tags.push(['p', pick(pubkeys)]);
   if (kind >= 30000 && chance(0.8)) tags.unshift(['d', pick(dValues)]);
+  if (kind >= 30000 && chance(0.1)) tags.unshift(['d']); // a valueless first d tag: the address is ""
+
   if (chance(0.15)) tags.push(['expiration', String(NOW + int(40) - 3)]);
   const e: NostrEvent = { id: hex(32), pubkey, created_at: chance(0.7) ? NOW - 30 + int(6) : NOW - 60 + int(60), kind, tags, content: `c${int(1000)}`, sig: '0'.repeat(128) };
   minted.push(e);

@@ -16,7 +16,8 @@ import {
 import {
   addressKey, eventAddressKey, FLAG_EXPIRES, headerLength, indexedTags, indexKey, indexKeyEncoder, kindPrefix, lastKey,
   OFF_CREATED_AT, OFF_EXPIRATION, OFF_FLAGS, OFF_ID, OFF_KIND, OFF_PUBKEY, OFF_TAGS, packEvent, packedCreatedAt,
-  packedJson, packedKind, pubkeyKindPrefix, readU32, readU64, tagKindPrefix, tagPrefix, writeU32, writeU64,
+  packedExpiration, packedJson, packedKind, pubkeyKindPrefix, readU32, readU64, tagKindPrefix, tagPrefix, unpackTags, writeU32,
+  writeU64,
 } from './lmdb-codec.ts';
 
 /**
@@ -72,6 +73,7 @@ const REFERENCE_LETTERS = new Set(['e', 'p', 'a', 'E', 'P', 'A', 'q']);
 const MAX_COMPOSITE_SCANS = 32;
 /** Above this many values per condition, membership uses a Set instead of byte compares. */
 const SET_THRESHOLD = 8;
+const D_LETTER = 'd'.charCodeAt(0);
 /**
  * A write transaction takes queued put() calls until it holds this many events, so one
  * transaction's apply step (on the event loop, tens of µs per event) stays short and
@@ -585,30 +587,40 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
   }
 
   /** Remove a stored event and all its index entries; returns its id. */
+  /** Remove a stored event and all its index entries (derived from its packed header); returns its id. */
   function removeSeq(seq: number): string | undefined {
     const packed = events.getBinary(seq); // a copy: we do more reads below
     if (packed === undefined) return undefined;
-    const e = JSON.parse(packed.toString('utf8', headerLength(packed))) as NostrEvent;
+    const kind = packedKind(packed);
+    const ts = packedCreatedAt(packed);
     const pubkey = packed.subarray(OFF_PUBKEY, OFF_PUBKEY + 32);
-    const ts = e.created_at;
+    const tags = unpackTags(packed);
     events.removeSync(seq);
     ids.removeSync(packed.subarray(OFF_ID, OFF_ID + 32));
-    byPubkeyKind.removeSync(indexKey(pubkeyKindPrefix(pubkey, e.kind), ts, seq));
+    byPubkeyKind.removeSync(indexKey(pubkeyKindPrefix(pubkey, kind), ts, seq));
     byPubkey.removeSync(indexKey(pubkey, ts, seq));
-    byKind.removeSync(indexKey(kindPrefix(e.kind), ts, seq));
+    byKind.removeSync(indexKey(kindPrefix(kind), ts, seq));
     byTime.removeSync(indexKey(EMPTY, ts, seq));
-    for (const t of indexedTags(e)) {
+    for (const t of tags) {
       byTag.removeSync(indexKey(tagPrefix(t.letter, t.value), ts, seq));
-      byTagKind.removeSync(indexKey(tagKindPrefix(t.letter, t.value, e.kind), ts, seq));
+      byTagKind.removeSync(indexKey(tagKindPrefix(t.letter, t.value, kind), ts, seq));
     }
-    const expiration = expirationTs(e);
+    const expiration = packedExpiration(packed);
     if (expiration !== undefined) byExpiry.removeSync(indexKey(EMPTY, expiration, seq));
-    const addr = eventAddressKey(e, pubkey, isReplaceableKind(e.kind));
-    if (addr !== undefined) {
-      const cur = slots.getBinaryFast(addr);
+    const replaceable = isReplaceableKind(kind);
+    if (replaceable || isAddressableKind(kind)) {
+      const d = replaceable ? undefined : tags.find((t) => t.letter === D_LETTER)?.value.toString('utf8') ?? '';
+      let addr = addressKey(kind, pubkey, d);
+      let cur = slots.getBinaryFast(addr);
+      if (cur === undefined || readU32(cur, 0) !== seq) {
+        // The header keeps d tags that have a value; when the event's first d tag has none
+        // (["d"]), its address is "" — re-derive it from the JSON in that rare case.
+        addr = eventAddressKey(JSON.parse(packed.toString('utf8', headerLength(packed))) as NostrEvent, pubkey, replaceable)!;
+        cur = slots.getBinaryFast(addr);
+      }
       if (cur !== undefined && readU32(cur, 0) === seq) slots.removeSync(addr);
     }
-    return e.id;
+    return packed.toString('hex', OFF_ID, OFF_ID + 32);
   }
 
   function isTombstoned(e: NostrEvent, idBytes: Buffer, pubkey: Buffer, addr: Buffer | undefined): boolean {
