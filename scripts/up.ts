@@ -90,7 +90,7 @@ async function startOptionalParts(o: { dataDir: string; relayUrl: string; host: 
   if (devnet.mintUrl) lines.push(`  mint       ${devnet.mintUrl}   (Cashu, unit sat)`);
   // Provider: every kind it can serve, pay-after-verify, paid into the devnet 'provider' wallet.
   const { startUpProvider } = await import('../agents/provider/src/up.ts');
-  const provider = await startUpProvider({ dataDir: resolve(o.dataDir, 'provider'), relayUrl: o.relayUrl, nwcUri: devnet.account('provider').uri, ...(devnet.mintUrl ? { mintUrl: devnet.mintUrl } : {}), logger: o.logger.child({ component: 'provider' }) }).catch(async (err: unknown) => {
+  const provider = await startUpProvider({ dataDir: resolve(o.dataDir, 'provider'), relayUrl: o.relayUrl, nwcUri: devnet.account('provider').uri, customerUriFile: devnet.account('customer').uriFile, ...(devnet.mintUrl ? { mintUrl: devnet.mintUrl } : {}), logger: o.logger.child({ component: 'provider' }) }).catch(async (err: unknown) => {
     await devnet.close(); // not yet handed to the caller's stop list
     throw err;
   });

@@ -75,6 +75,19 @@ const trajectoryCommand: CommandSpec = {
   run: runTrajectory,
 };
 
+const tryCommand: CommandSpec = {
+  name: 'try',
+  summary: 'Act as a plain NIP-90 customer: post a SandboxRun job with a throwaway key, print the feedback and the result, and pay its invoice from an NWC wallet.',
+  flags: {
+    relay: { type: 'string', default: 'ws://127.0.0.1:4869', env: 'BAZAAR_TRY_RELAY', description: 'Relay to post the job to' },
+    cmd: { type: 'string', multiple: true, default: 'echo hello from the bazaar sandbox; uname -sr', env: false, description: 'Shell command to run (repeatable)' },
+    'time-limit': { type: 'number', integer: true, min: 1, max: 3600, default: 30, env: false, description: 'time_limit_secs of the job' },
+    'pay-with': { type: 'string', env: 'BAZAAR_TRY_PAY_WITH', description: 'File holding the NWC URI of the wallet that pays the result' },
+    'timeout-ms': { type: 'number', integer: true, min: 1000, max: 3_600_000, default: 60_000, env: false, description: 'Give up after this long' },
+  },
+  run: runTry,
+};
+
 export const providerCommand: CommandSpec = {
   name: 'provider',
   summary: 'The provider agent: sells verified compute over NIP-90 and gets paid.',
@@ -85,6 +98,7 @@ export const providerCommand: CommandSpec = {
     earnings: async () => earningsCommand,
     doctor: async () => doctorCommand,
     trajectory: async () => trajectoryCommand,
+    try: async () => tryCommand,
   },
 };
 
@@ -393,4 +407,71 @@ async function runTrajectory(f: FlagValues, positionals: string[]): Promise<numb
   if (job?.trajectorySha256 && job.trajectorySha256 !== sha) return fail(`trajectory sha256 ${sha} differs from the one in the result (${job.trajectorySha256})`);
   process.stderr.write(`sha256 ${sha}${job?.trajectorySha256 ? ' (matches the result)' : ''}\n`);
   return 0;
+}
+
+async function runTry(f: FlagValues): Promise<number> {
+  const { finalizeEvent, generateSecretKey, getPublicKey } = await import('nostr-tools/pure');
+  const relay = f.relay as string;
+  if (!/^wss?:\/\/\S+$/.test(relay)) throw new UsageError(`--relay must be a ws:// or wss:// URL, got ${JSON.stringify(relay)}`);
+  let nwcUri: string | undefined;
+  if (f['pay-with']) {
+    try {
+      nwcUri = readFileSync(f['pay-with'] as string, 'utf8').trim();
+    } catch (err) {
+      return fail(`cannot read --pay-with: ${(err as Error).message}`);
+    }
+  }
+  const sk = generateSecretKey();
+  const me = getPublicKey(sk);
+  const job = finalizeEvent({ kind: 5930, created_at: Math.floor(Date.now() / 1000), content: '', tags: [...(f.cmd as string[]).map((c) => ['param', 'cmd', c]), ['param', 'time_limit_secs', String(f['time-limit'])]] }, sk);
+  const ws = new WebSocket(relay, { handshakeTimeout: 10_000 });
+  const out = (s: string) => process.stdout.write(s + '\n');
+  return new Promise<number>((resolve) => {
+    let done = false;
+    const finish = (code: number, msg?: string) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (msg) (code ? process.stderr : process.stdout).write(msg + '\n');
+      ws.close();
+      resolve(code);
+    };
+    const timer = setTimeout(() => finish(1, `error: no result within ${f['timeout-ms']} ms`), f['timeout-ms'] as number);
+    ws.on('error', (err) => finish(1, `error: ${relay}: ${err.message}`));
+    ws.on('open', () => {
+      ws.send(JSON.stringify(['REQ', 'try', { kinds: [6930, 7000], '#e': [job.id] }]));
+      ws.send(JSON.stringify(['EVENT', job]));
+      out(`posted job ${job.id} (kind 5930) as ${me.slice(0, 12)}… to ${relay}`);
+    });
+    ws.on('message', async (d) => {
+      const m = JSON.parse(d.toString()) as unknown[];
+      if (m[0] === 'OK' && m[2] === false) return finish(1, `error: the relay refused the job: ${String(m[3])}`);
+      if (m[0] !== 'EVENT') return;
+      const e = m[2] as { kind: number; content: string; tags: string[][] };
+      const status = e.tags.find((x) => x[0] === 'status');
+      if (e.kind === 7000) {
+        out(`feedback   ${status?.[1]}${status?.[2] ? `: ${status[2]}` : ''}`);
+        if (status?.[1] === 'error') finish(1);
+        return;
+      }
+      out(`result     kind ${e.kind}\n${e.content}`);
+      const amount = e.tags.find((x) => x[0] === 'amount');
+      if (!amount?.[2]) return finish(0, amount ? `price ${amount[1]} msats (no invoice)` : undefined);
+      out(`invoice    ${amount[1]} msats`);
+      if (!nwcUri) return finish(0, 'pay it with any Lightning wallet, or rerun with --pay-with <NWC URI file>');
+      try {
+        const { loadNwcSdk } = await import('@bazaar/agents-common/wallet/alby-sdk');
+        const { NWCClient } = await loadNwcSdk();
+        const wallet = new NWCClient({ nostrWalletConnectUrl: nwcUri });
+        try {
+          await wallet.payInvoice({ invoice: amount[2] });
+          finish(0, 'paid       (the preimage is the proof of payment)');
+        } finally {
+          wallet.close();
+        }
+      } catch (err) {
+        finish(1, `error: payment failed: ${(err as Error).message}`);
+      }
+    });
+  });
 }

@@ -11,7 +11,7 @@ import { providerPaths, startProvider } from './runtime.ts';
 /** Used only when BAZAAR_PASSPHRASE is unset: the local market is a dev setup with dev money. */
 export const DEV_PASSPHRASE = 'bazaar-devnet-provider';
 
-export async function startUpProvider(o: { dataDir: string; relayUrl: string; nwcUri: string; mintUrl?: string; logger: Logger }): Promise<{ close(): Promise<void>; lines: string[] }> {
+export async function startUpProvider(o: { dataDir: string; relayUrl: string; nwcUri: string; mintUrl?: string; customerUriFile?: string; logger: Logger }): Promise<{ close(): Promise<void>; lines: string[] }> {
   const paths = providerPaths(o.dataDir);
   const passphrase = process.env.BAZAAR_PASSPHRASE || DEV_PASSPHRASE;
   const lines: string[] = [];
@@ -32,6 +32,7 @@ export async function startUpProvider(o: { dataDir: string; relayUrl: string; nw
   const c = running.provider.config;
   lines.push(`  provider   ${running.identity.npub}`);
   lines.push(`             kinds ${c.kinds.join(', ')} · capacity ${c.capacity} · ${c.isolation} · pay-after-verify   (data: ${paths.root}, config: ${paths.config})`);
+  lines.push(`  try        node scripts/bazaar.mjs provider try --relay ${o.relayUrl}${o.customerUriFile ? ` --pay-with ${o.customerUriFile}` : ''}`);
   if (!process.env.BAZAAR_PASSPHRASE) lines.push(`             keys sealed with the dev passphrase "${DEV_PASSPHRASE}" (set BAZAAR_PASSPHRASE before the first start to choose one)`);
   return { close: () => running.close(), lines };
 }

@@ -56,6 +56,18 @@ t.test('bazaar up serves a plain NIP-90 client, pay-after-verify', async (t) => 
       await s.close();
     }
   }, 20_000, 'the provider sees the payment');
+  // The command the banner prints works as-is: a plain customer posts, gets the result, pays.
+  const tryLine = /try\s+(node scripts\/bazaar\.mjs provider try .+)$/m.exec(banner)?.[1];
+  t.ok(tryLine, 'the banner prints a command to try');
+  const { execFile } = await import('node:child_process');
+  const tried = await new Promise<{ code: number; out: string }>((resolve) => {
+    const argv = tryLine!.split(/\s+/);
+    execFile(process.execPath, argv.slice(1), { cwd: fileURLToPath(new URL('../../..', import.meta.url)), timeout: 60_000 }, (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr }));
+  });
+  t.equal(tried.code, 0, tried.out);
+  t.match(tried.out, /feedback\s+processing/);
+  t.match(tried.out, /hello from the bazaar sandbox/);
+  t.match(tried.out, /paid/);
   child.kill('SIGINT');
   t.equal(await exited, 0, 'clean exit on SIGINT');
 });
