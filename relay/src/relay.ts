@@ -38,13 +38,16 @@ const AUTH_KIND = 22242;
 const AUTH_WINDOW_SECS = 600;
 
 interface Sub extends Subscriber<Client> {
+  /** `["EVENT",<subId>,` — frames are prefix + event JSON + `]`. */
   readonly prefix: string;
+  readonly prefixBytes: Buffer;
   /** Live events that arrived while the stored ones were being sent; null once EOSE is out. */
   pending: string[] | null;
   pendingIds: Set<string> | null;
 }
 
 let connectionSeq = 0;
+const FRAME_SUFFIX = Buffer.from(']');
 
 const okFrame = (id: string, ok: boolean, msg: string): string => `["OK","${id}",${ok},${JSON.stringify(msg)}]`;
 const noticeFrame = (msg: string): string => `["NOTICE",${JSON.stringify(msg)}]`;
@@ -380,18 +383,31 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
       client.send(closedFrame(subId, `rate-limited: too many open subscriptions (max ${this.opts.limits.maxSubscriptions})`));
       return;
     }
-    const sub: Sub = { conn: client, subId, filters, prefix: `["EVENT",${JSON.stringify(subId)},`, pending: [], pendingIds: new Set() };
+    const prefix = `["EVENT",${JSON.stringify(subId)},`;
+    const sub: Sub = { conn: client, subId, filters, prefix, prefixBytes: Buffer.from(prefix), pending: [], pendingIds: new Set() };
     subs.set(subId, sub);
     this.subscriptions.add(sub);
-    this.opts.store.query(this.clampLimits(filters), { now: this.now() }).then(
+    const store = this.opts.store;
+    const q = { now: this.now() };
+    const clamped = this.clampLimits(filters);
+    // Stores that can frame results as bytes save building a string per event.
+    const rowsP: Promise<(string | Buffer)[]> = store.queryFrames ? store.queryFrames(clamped, sub.prefixBytes, FRAME_SUFFIX, q) : store.query(clamped, q);
+    rowsP.then(
       (rows) => {
         if (client.subs?.get(subId) !== sub) return; // closed or replaced meanwhile
         const sock = client.sock;
         sock.cork(() => {
           const seen = rows.length && sub.pendingIds!.size ? new Set<string>() : undefined;
+          // Stored JSON starts with {"id":"<64 hex>" (store contract): the id sits at a fixed offset.
+          const at = sub.prefixBytes.length + 7;
           for (const row of rows) {
-            sock.send(sub.prefix + row + ']');
-            if (seen) seen.add(row.slice(7, 71)); // rows start with {"id":"<64 hex>"
+            if (typeof row === 'string') {
+              sock.send(sub.prefix + row + ']');
+              if (seen) seen.add(row.slice(7, 71));
+            } else {
+              sock.send(row);
+              if (seen) seen.add(row.toString('latin1', at, at + 64));
+            }
           }
           const eoseAndLive = sub.pending!;
           sub.pending = null;

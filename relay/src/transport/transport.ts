@@ -5,10 +5,10 @@ export interface TransportSocket {
   /** Remote IP address as text. */
   readonly ip: string;
   /**
-   * Queue a text frame. Returns false when the socket is closed or the frame
+   * Queue a text frame (a string, or UTF-8 bytes ready to go). Returns false when the socket is closed or the frame
    * was dropped because the client is too slow (the socket is then being closed).
    */
-  send(text: string): boolean;
+  send(text: string | Uint8Array): boolean;
   /** Bytes queued for this socket and not yet written to the kernel. */
   bufferedAmount(): number;
   /** Run `fn` with sends batched into as few writes as possible. */

@@ -25,7 +25,7 @@ class UwsSocket implements TransportSocket {
     this.ws = ws;
     this.ip = ip;
   }
-  send(text: string): boolean {
+  send(text: string | Uint8Array): boolean {
     if (this.closed) return false;
     // 1 = sent, 0 = queued (backpressure builds), 2 = dropped at the limit (uWS then closes).
     return this.ws.send(text, false, false) !== 2;

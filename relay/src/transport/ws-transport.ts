@@ -14,7 +14,7 @@ class WsSocket implements TransportSocket {
     this.ip = ip;
     this.maxBackpressure = maxBackpressure;
   }
-  send(text: string): boolean {
+  send(text: string | Uint8Array): boolean {
     if (this.closed) return false;
     if (this.ws.bufferedAmount > this.maxBackpressure) {
       // Slow consumer: drop it rather than buffer without bound (as uWS does).
@@ -22,7 +22,7 @@ class WsSocket implements TransportSocket {
       this.ws.terminate();
       return false;
     }
-    this.ws.send(text);
+    this.ws.send(text, { binary: false });
     return true;
   }
   bufferedAmount(): number {
