@@ -46,6 +46,8 @@ export interface ProviderConfig {
   /** Escrow locktimes must leave at least this long after the job's time limit. */
   readonly disputeWindowSecs: number;
   readonly heartbeatSecs: number;
+  /** Also publish a job's feedback and result to the relays its `relays` tag names (at most 3). */
+  readonly followRequestRelays: boolean;
   /** How far back to look for requests when (re)subscribing. */
   readonly lookbackSecs: number;
   readonly backends: {
@@ -91,7 +93,7 @@ export const DEFAULTS = {
   lookbackSecs: 600,
 };
 
-const KEYS = ['name', 'about', 'relays', 'kinds', 'prices', 'capacity', 'queue', 'rate_limit', 'isolation', 'terms', 'nwc_uri', 'invoice_expiry_secs', 'mints', 'arbiters', 'dispute_window_secs', 'heartbeat_secs', 'lookback_secs', 'backends'];
+const KEYS = ['name', 'about', 'relays', 'kinds', 'prices', 'capacity', 'queue', 'rate_limit', 'isolation', 'terms', 'nwc_uri', 'invoice_expiry_secs', 'mints', 'arbiters', 'dispute_window_secs', 'heartbeat_secs', 'lookback_secs', 'follow_request_relays', 'backends'];
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -109,6 +111,12 @@ export function validateConfig(raw: unknown): { config?: ProviderConfig; problem
     if (v === undefined) return def;
     if (typeof v !== 'string' || !v.trim()) p.push(`${k}: must be a non-empty string`);
     return typeof v === 'string' ? v : def;
+  };
+  const bool = (k: string, def: boolean) => {
+    const v = raw[k];
+    if (v === undefined) return def;
+    if (typeof v !== 'boolean') p.push(`${k}: must be true or false, got ${JSON.stringify(v)}`);
+    return typeof v === 'boolean' ? v : def;
   };
   const uint = (k: string, def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => {
     const v = raw[k];
@@ -219,6 +227,7 @@ export function validateConfig(raw: unknown): { config?: ProviderConfig; problem
     disputeWindowSecs: uint('dispute_window_secs', 3600, 0, 90 * 24 * 3600),
     heartbeatSecs: uint('heartbeat_secs', DEFAULTS.heartbeatSecs, 5, 3600),
     lookbackSecs: uint('lookback_secs', DEFAULTS.lookbackSecs, 0, 7 * 24 * 3600),
+    followRequestRelays: bool('follow_request_relays', true),
     backends,
   };
   return p.length ? { problems: p } : { config, problems: [] };
@@ -353,6 +362,10 @@ ${prices.join('\n')}
   // Heartbeat (kind 11998) interval; how far back to look for requests on start.
   "heartbeat_secs": ${DEFAULTS.heartbeatSecs},
   "lookback_secs": ${DEFAULTS.lookbackSecs},
+
+  // NIP-90: also publish feedback and results to the relays a request's "relays" tag names
+  // (at most 3 per job, through short-lived connections).
+  "follow_request_relays": true,
 
   // Backends for the agent kinds. The agent command runs in the sandbox with the task on
   // stdin (and in /task/TASK.md), the checkout in /workspace; it reaches allow_domains only

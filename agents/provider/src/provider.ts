@@ -47,6 +47,8 @@ import { CODE_REVIEW_KIND, buildCodeReviewResult, type CodeReviewRequest } from 
 
 export const DELETION_KIND = 5;
 const MAX_LOOKUPS_PER_TICK = 5;
+const MAX_REQUESTED_RELAYS = 3;
+const EXTRA_RELAY_IDLE_MS = 60_000;
 export const ANNOUNCEMENT_D = 'bazaar-provider';
 
 export interface ProviderOptions {
@@ -103,6 +105,7 @@ export class Provider {
   readonly #running = new Map<string, AbortController>();
   readonly #buckets = new Map<string, Bucket>();
   readonly #watching = new Set<string>();
+  readonly #extraPools = new Map<string, { pool: RelayPool; timer: NodeJS.Timeout | undefined }>();
   readonly #escrow: EscrowDesk | undefined;
   readonly #nextCheck = new Map<string, { at: number; n: number }>();
   readonly #settling = new Set<string>();
@@ -214,6 +217,11 @@ export class Provider {
     for (const ac of this.#running.values()) ac.abort();
     await Promise.allSettled([...this.#jobPromises]);
     await this.pool.close();
+    for (const e of this.#extraPools.values()) {
+      clearTimeout(e.timer);
+      await e.pool.close();
+    }
+    this.#extraPools.clear();
     await this.#escrow?.close();
     await rm(join(this.#o.dataDir, 'status.json'), { force: true }).catch(() => {});
     if (!this.#o.store) await this.store.close();
@@ -585,7 +593,7 @@ export class Provider {
 
   async #publishResult(rec: JobRecord, log: Logger): Promise<void> {
     if (!rec.result) return;
-    const res = await this.pool.publish(rec.result, { timeoutMs: this.#o.publishTimeoutMs ?? 10_000 });
+    const [res] = await Promise.all([this.pool.publish(rec.result, { timeoutMs: this.#o.publishTimeoutMs ?? 10_000 }), this.#publishToRequested(rec, rec.result)]);
     if (res.some((r) => r.ok || r.message.startsWith('duplicate:'))) await this.store.update(rec.id, { resultPublished: true });
     else log.warn({ relays: res.map((r) => `${r.url}: ${r.message}`) }, 'no relay accepted the result yet; it will be republished');
   }
@@ -717,7 +725,35 @@ export class Provider {
     const template = buildFeedback({ ...f, request: { id: rec.id, pubkey: rec.customer } });
     const t = rec.encrypted ? sealJobResult(template, this.#id.secretKey, rec.customer) : ({ ok: true, value: template } as const);
     if (!t.ok) return;
-    await this.#publish({ ...t.value, kind: FEEDBACK_KIND }, `feedback ${f.status}`);
+    const event = await this.#publish({ ...t.value, kind: FEEDBACK_KIND }, `feedback ${f.status}`);
+    await this.#publishToRequested(rec, event);
+  }
+
+  /**
+   * NIP-90 `relays`: the customer asks for responses there too. At most MAX_REQUESTED_RELAYS
+   * relays we are not configured with, each through a cached single-relay pool that closes
+   * when idle; a relay that is down only costs its publish deadline.
+   */
+  async #publishToRequested(rec: JobRecord, event: NostrEvent): Promise<void> {
+    if (!this.#config.followRequestRelays) return;
+    const wanted = [...new Set(rec.request.tags.filter((t) => t[0] === 'relays').flatMap((t) => t.slice(1)))]
+      .filter((u) => /^wss?:\/\/[^\s]+$/.test(u) && !this.#config.relays.includes(u))
+      .slice(0, MAX_REQUESTED_RELAYS);
+    await Promise.all(wanted.map(async (url) => {
+      let extra = this.#extraPools.get(url);
+      if (!extra) {
+        extra = { pool: new RelayPool({ urls: [url], logger: this.#log.child({ part: 'requested-relay' }), verify: false, maxBackoffMs: 5_000 }), timer: undefined };
+        this.#extraPools.set(url, extra);
+      }
+      clearTimeout(extra.timer);
+      const res = await extra.pool.publish(event, { timeoutMs: this.#o.publishTimeoutMs ?? 10_000 });
+      if (!res[0]?.ok) this.#log.info({ jobId: rec.id, relay: url, message: res[0]?.message }, 'requested relay did not accept the event');
+      const e = extra;
+      e.timer = setTimeout(() => {
+        if (this.#extraPools.get(url) === e) this.#extraPools.delete(url);
+        void e.pool.close();
+      }, EXTRA_RELAY_IDLE_MS);
+    }));
   }
 
   async #publish(template: EventTemplate, what: string): Promise<NostrEvent> {

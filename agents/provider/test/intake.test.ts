@@ -121,3 +121,28 @@ t.test('per-customer rate limit', async (t) => {
   await polite.waitEvent(isResult(other.id), 20_000, 'another customer is not limited by the first');
   t.pass('rate limit is per customer');
 });
+
+t.test("NIP-90 relays tag: responses also go to the customer's relay", async (t) => {
+  const m = await startMarket(t);
+  const { startRelay } = await import('@bazaar/relay/server');
+  const { rmSync } = await import('node:fs');
+  const { logger, tempDir } = await import('./helpers.ts');
+  const dir = tempDir('bazaar-prov-extra-');
+  const extra = await startRelay({ port: 0, host: '127.0.0.1', dataDir: dir, transport: 'ws', verifyWorkers: 0, logger });
+  t.teardown(async () => {
+    await extra.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await runProvider(t, m);
+  const c = await new Customer(m.relay.url).ready();
+  const onExtra = await new Customer(extra.url).ready();
+  t.teardown(() => { c.close(); onExtra.close(); });
+  // The customer posts on the provider's relay but listens on its own.
+  const job = c.sign({ kind: 5930, tags: [['param', 'cmd', 'echo over there'], ['param', 'time_limit_secs', '10'], ['relays', extra.url]] });
+  await c.publish(job);
+  onExtra.ws.send(JSON.stringify(['REQ', 'x', { kinds: [6930, 7000], '#e': [job.id] }]));
+  const res = await onExtra.waitEvent(isResult(job.id), 20_000, 'result on the requested relay');
+  t.equal(JSON.parse(res.content).commands[0].stdout, 'over there\n');
+  await onExtra.waitEvent(isFeedback(job.id, 'processing'), 10_000, 'feedback on the requested relay too');
+  t.pass('feedback and result reached the relay named in the request');
+});
