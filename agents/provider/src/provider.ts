@@ -228,9 +228,11 @@ export class Provider {
     this.#log.info({}, 'provider stopped');
   }
 
+  /** Keep a background task so stop() can wait for it; its failure is logged, never unhandled. */
   #track(p: Promise<void>): void {
-    this.#intake.push(p);
-    p.finally(() => this.#intake.splice(this.#intake.indexOf(p), 1));
+    const q = p.catch((err: unknown) => this.#log.error({ err }, 'background task failed'));
+    this.#intake.push(q);
+    void q.finally(() => this.#intake.splice(this.#intake.indexOf(q), 1));
   }
 
   // ---- intake ----

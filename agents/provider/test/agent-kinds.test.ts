@@ -176,3 +176,23 @@ t.test('TextGen through an OpenAI-compatible endpoint', async (t) => {
   const err = await c.waitEvent(isFeedback(other.id, 'error'), 20_000, 'another model refused');
   t.match(err.tags.find((x) => x[0] === 'status')?.[2], /serves model tiny-model/);
 });
+
+t.test('SandboxRun in a checkout of a repo input: the commands may change it', async (t) => {
+  const repo = sampleRepo();
+  t.teardown(() => rmSync(repo.dir, { recursive: true, force: true }));
+  const m = await startMarket(t);
+  await runProvider(t, m, {}, { allowFileRepos: true });
+  const c = await new Customer(m.relay.url).ready();
+  t.teardown(() => c.close());
+  const job = c.sign({ kind: 5930, tags: [['i', repo.url, 'url'], ['param', 'repo_ref', repo.head], ['param', 'cmd', 'node test.mjs || echo failing'], ['param', 'cmd', "sed -i 's/a - b/a + b/' sum.mjs && node test.mjs"], ['param', 'cmd', 'git status --porcelain'], ['param', 'time_limit_secs', '30']] });
+  await c.publish(job);
+  const res = await resultOrError(c, job.id);
+  const out = JSON.parse(res.content) as { commands: { stdout: string; exit_code: number }[] };
+  t.equal(out.commands[0].stdout, 'failing\n', 'the checkout is at the requested commit (the bug is there)');
+  t.equal(out.commands[1].stdout, 'ok\n', 'a command changed a tracked file and the tests pass');
+  t.equal(out.commands[2].stdout, ' M sum.mjs\n', 'git works in the checkout');
+  const bad = c.sign({ kind: 5930, tags: [['i', 'ssh://example.com/x.git', 'url'], ['param', 'cmd', 'true'], ['param', 'time_limit_secs', '5']] });
+  await c.publish(bad);
+  const err = await c.waitEvent(isFeedback(bad.id, 'error'), 20_000, 'ssh repo refused');
+  t.match(err.tags.find((x) => x[0] === 'status')?.[2], /scheme ssh: is not allowed/);
+});

@@ -46,7 +46,12 @@ export async function runSandboxRun(req: SandboxRunRequest, ctx: BackendContext)
   try {
     if (req.repo && workspace) {
       const t0 = Date.now();
-      const co = await checkoutRepo(req.repo.url, req.repo.ref, workspace, { signal: ctx.signal, timeoutMs: Math.max(1000, deadline - Date.now()), allowFile: ctx.allowFileRepos ?? false });
+      const checkout = await mkdtemp(join(ctx.workRoot, 'repo-'));
+      const co = await checkoutRepo(req.repo.url, req.repo.ref, checkout, { signal: ctx.signal, timeoutMs: Math.max(1000, deadline - Date.now()), allowFile: ctx.allowFileRepos ?? false });
+      // Copied inside the sandbox so the sandbox user owns (and may change) every file of it.
+      const cp = await ctx.runner.run({ cmd: ['/bin/sh', '-c', 'cp -R --preserve=mode,timestamps,links /repo/. /workspace/'], repo: checkout, workspace, cwd: '/workspace', limits: { wallMs: Math.max(1000, deadline - Date.now()) } }, { signal: ctx.signal });
+      await rm(checkout, { recursive: true, force: true }).catch(() => {});
+      if (cp.exitCode !== 0) throw new Error(`could not prepare the checkout: ${cp.stderr.slice(0, 300)}`);
       ctx.trajectory.add({ step: 'checkout', command: `git clone ${req.repo.url}${req.repo.ref ? ` @ ${req.repo.ref}` : ''}`, exit: 0, durationMs: Date.now() - t0, commit: co.commit });
     }
     const commands: SandboxCommandResult[] = [];
