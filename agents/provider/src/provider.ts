@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { finalizeEvent } from 'nostr-tools/pure';
 import type { EventTemplate, Filter, NostrEvent } from '@bazaar/dvm-kinds/nostr';
-import { expirationOf } from '@bazaar/dvm-kinds/nostr';
+import { expirationOf, isAddressableKind, isReplaceableKind } from '@bazaar/dvm-kinds/nostr';
 import { buildFeedback, FEEDBACK_KIND, type ErrorCode, type FeedbackInput } from '@bazaar/dvm-kinds/feedback';
 import { formatProblems, type Problem } from '@bazaar/dvm-kinds/problem';
 import { openJobRequest, sealJobResult } from '@bazaar/dvm-kinds/private';
@@ -105,6 +105,7 @@ export class Provider {
   readonly #running = new Map<string, AbortController>();
   readonly #buckets = new Map<string, Bucket>();
   readonly #watching = new Set<string>();
+  readonly #lastReplaceable = new Map<number, number>();
   readonly #extraPools = new Map<string, { pool: RelayPool; timer: NodeJS.Timeout | undefined }>();
   readonly #escrow: EscrowDesk | undefined;
   readonly #nextCheck = new Map<string, { at: number; n: number }>();
@@ -759,7 +760,18 @@ export class Provider {
   }
 
   async #publish(template: EventTemplate, what: string): Promise<NostrEvent> {
-    const event = finalizeEvent(template, this.#id.secretKey) as NostrEvent;
+    let t = template;
+    if (isReplaceableKind(t.kind) || isAddressableKind(t.kind)) {
+      // A replacement in the same second as its predecessor may lose the tie (NIP-01: lowest
+      // id wins), so each replaceable event gets a created_at after the previous one's.
+      const last = this.#lastReplaceable.get(t.kind) ?? 0;
+      if (t.created_at <= last) {
+        const shift = last + 1 - t.created_at;
+        t = { ...t, created_at: last + 1, tags: t.tags.map((x) => (x[0] === 'expiration' && /^\d+$/.test(x[1] ?? '') ? ['expiration', String(Number(x[1]) + shift)] : x)) };
+      }
+      this.#lastReplaceable.set(t.kind, t.created_at);
+    }
+    const event = finalizeEvent(t, this.#id.secretKey) as NostrEvent;
     const res = await this.pool.publish(event, { timeoutMs: this.#o.publishTimeoutMs ?? 10_000 });
     if (!res.some((r) => r.ok)) this.#log.warn({ what, eventId: event.id, relays: res.map((r) => `${r.url}: ${r.message}`) }, 'publish failed on every relay');
     return event;
