@@ -113,6 +113,7 @@ export class Provider {
   readonly #startedAt = Date.now();
   readonly #intake: Promise<void>[] = [];
   #timers: NodeJS.Timeout[] = [];
+  #beat: NodeJS.Timeout | undefined;
   #unsubPaid: (() => void) | undefined;
   #stopped = false;
   #sub: { close(): void } | undefined;
@@ -176,8 +177,8 @@ export class Provider {
     this.#sub = this.pool.subscribe(filters(), (e, url) => this.#track(this.#onEvent(e, url)), { refilter: filters });
     if (this.#o.invoicer) this.#unsubPaid = this.#o.invoicer.onPaid((hash) => void this.#onPaymentHash(hash));
     const poll = setInterval(() => void this.#pollInvoices(), this.#o.invoicePollMs ?? 10_000);
-    const beat = setInterval(() => void this.#publishHeartbeat(), this.#config.heartbeatSecs * 1000);
-    this.#timers.push(poll, beat);
+    this.#beat = setInterval(() => void this.#publishHeartbeat(), this.#config.heartbeatSecs * 1000);
+    this.#timers.push(poll);
     try {
       await this.pool.waitConnected({ timeoutMs: 10_000 });
     } catch (err) {
@@ -202,6 +203,10 @@ export class Provider {
   }
 
   async reconfigure(config: ProviderConfig): Promise<void> {
+    if (config.heartbeatSecs !== this.#config.heartbeatSecs && this.#beat) {
+      clearInterval(this.#beat);
+      this.#beat = setInterval(() => void this.#publishHeartbeat(), config.heartbeatSecs * 1000);
+    }
     this.#config = config;
     await this.announce();
     this.#pump();
@@ -212,6 +217,7 @@ export class Provider {
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
+    clearInterval(this.#beat);
     this.#sub?.close();
     this.#unsubPaid?.();
     await Promise.allSettled(this.#intake);
