@@ -44,11 +44,10 @@ async function runUp(f: FlagValues): Promise<number> {
     const relay = await startRelay({ port: f.port as number, host: f.host as string, dataDir: resolve(dataDir, 'relay'), transport: f.transport as 'uws' | 'ws', logger: logger.child({ component: 'relay' }) });
     parts.push({ name: 'relay', close: () => relay.close() });
     lines.push(`  relay      ${relay.url}   (data: ${resolve(dataDir, 'relay')})`);
-    const extra = await startOptionalParts({ dataDir, relayUrl: relay.url, host: f.host as string, mintPort: f['mint-port'] as number, logger });
-    parts.push(...extra.parts);
-    lines.push(...extra.lines);
+    // Parts register themselves in `parts` as soon as they run, so a later failure stops them all.
+    lines.push(...(await startMarketParts(parts, { dataDir, relayUrl: relay.url, host: f.host as string, mintPort: f['mint-port'] as number, logger })));
     lines.push('', 'Try:', `  curl -H 'Accept: application/nostr+json' ${relay.url.replace(/^ws/, 'http')}`);
-    lines.push(`  point any Nostr client at ${relay.url} and post a NIP-90 job request (kinds 5050, 5930-5933)`);
+    lines.push(`  point any Nostr client at ${relay.url} and post a NIP-90 job request for one of the provider's kinds`);
   } catch (err) {
     logger.error({ err }, 'start-up failed');
     await stopAll();
@@ -68,9 +67,8 @@ async function runUp(f: FlagValues): Promise<number> {
   return 0;
 }
 
-/** Parts that other packages provide; each is started when its package exports its entry point. */
-async function startOptionalParts(o: { dataDir: string; relayUrl: string; host: string; mintPort: number; logger: ReturnType<typeof createLogger> }): Promise<{ parts: Part[]; lines: string[] }> {
-  const parts: Part[] = [];
+/** The market around the relay: devnet and provider. Each started part is pushed onto `parts` at once. Returns banner lines. */
+async function startMarketParts(parts: Part[], o: { dataDir: string; relayUrl: string; host: string; mintPort: number; logger: ReturnType<typeof createLogger> }): Promise<string[]> {
   const lines: string[] = [];
   // Devnet: dev Lightning network + NWC wallets over our relay + Cashu mint.
   const { startDevnet } = await import('../agents/devnet/src/devnet.ts');
@@ -90,11 +88,8 @@ async function startOptionalParts(o: { dataDir: string; relayUrl: string; host: 
   if (devnet.mintUrl) lines.push(`  mint       ${devnet.mintUrl}   (Cashu, unit sat)`);
   // Provider: every kind it can serve, pay-after-verify, paid into the devnet 'provider' wallet.
   const { startUpProvider } = await import('../agents/provider/src/up.ts');
-  const provider = await startUpProvider({ dataDir: resolve(o.dataDir, 'provider'), relayUrl: o.relayUrl, nwcUri: devnet.account('provider').uri, customerUriFile: devnet.account('customer').uriFile, ...(devnet.mintUrl ? { mintUrl: devnet.mintUrl } : {}), logger: o.logger.child({ component: 'provider' }) }).catch(async (err: unknown) => {
-    await devnet.close(); // not yet handed to the caller's stop list
-    throw err;
-  });
+  const provider = await startUpProvider({ dataDir: resolve(o.dataDir, 'provider'), relayUrl: o.relayUrl, nwcUri: devnet.account('provider').uri, customerUriFile: devnet.account('customer').uriFile, ...(devnet.mintUrl ? { mintUrl: devnet.mintUrl } : {}), logger: o.logger.child({ component: 'provider' }) });
   parts.push({ name: 'provider', close: () => provider.close() });
   lines.push(...provider.lines);
-  return { parts, lines };
+  return lines;
 }
