@@ -4,6 +4,7 @@
 import { resolve } from 'node:path';
 import type { CommandSpec, FlagValues } from './lib/command.ts';
 import { createLogger } from './lib/log.ts';
+import { untilSignal } from './lib/signals.ts';
 
 export const upCommand: CommandSpec = {
   name: 'up',
@@ -54,16 +55,7 @@ async function runUp(f: FlagValues): Promise<number> {
     return 1;
   }
   process.stdout.write(`\nBazaar local market is running:\n${lines.join('\n')}\n\nPress Ctrl-C to stop.\n\n`);
-  await new Promise<void>((done) => {
-    const stop = (signal: string) => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      logger.info({ signal }, 'stopping the local market');
-      stopAll().then(done);
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilSignal(stopAll, logger, 'stopping the local market');
   return 0;
 }
 

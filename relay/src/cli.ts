@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { CommandSpec, FlagValues } from '../../scripts/lib/command.ts';
 import { UsageError } from '../../scripts/lib/command.ts';
 import { createLogger } from '../../scripts/lib/log.ts';
+import { untilSignal } from '../../scripts/lib/signals.ts';
 import { DEFAULT_LIMITS, type RelayLimits } from './limits.ts';
 
 const int = (description: string, def: number, min = 0) => ({ type: 'number' as const, integer: true, min, default: def, description });
@@ -96,18 +97,6 @@ async function runRelay(f: FlagValues): Promise<number> {
     ...(f['verify-workers'] !== undefined ? { verifyWorkers: f['verify-workers'] as number } : {}),
     logger,
   });
-  await new Promise<void>((done) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'shutting down');
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      relay.close().then(done, (err: unknown) => {
-        logger.error({ err }, 'error while shutting down');
-        done();
-      });
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilSignal(() => relay.close(), logger);
   return 0;
 }

@@ -7,6 +7,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { connectionFile, DEFAULT_MINT_PORT, DEFAULT_RELAY_URL, ensureAccountConnection, openDevnetStores, startDevnet, type DevnetStores } from './devnet.ts';
 import { BUDGET_RENEWALS, type BudgetRenewal } from './nwc/connections.ts';
 import { LightningError } from './lightning/errors.ts';
+import { untilSignal } from '../../../scripts/lib/signals.ts';
 
 const ENV = 'BAZAAR_DEVNET_';
 
@@ -233,19 +234,7 @@ async function runDevnet(f: FlagValues): Promise<number> {
       '',
     ].join('\n'),
   );
-  await new Promise<void>((done) => {
-    const stop = (signal: string): void => {
-      log.info({ signal }, 'shutting down');
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      devnet.close().then(done, (err: unknown) => {
-        log.error({ err }, 'error while shutting down');
-        done();
-      });
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilSignal(() => devnet.close(), log);
   return 0;
 }
 

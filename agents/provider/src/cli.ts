@@ -13,6 +13,7 @@ import { configTemplate, ConfigError, loadConfig, type ProviderConfig } from './
 import { ProviderStore, type Earning } from './store.ts';
 import { DEFAULT_DATA_DIR, providerPaths, startProvider } from './runtime.ts';
 import { connectNwcInvoicer } from './nwc-invoicer.ts';
+import { untilSignal } from '../../../scripts/lib/signals.ts';
 
 const dataFlag = { type: 'string', default: DEFAULT_DATA_DIR, env: 'BAZAAR_PROVIDER_DATA', description: 'Provider data directory (keys, config, LMDB, trajectories)' } as const;
 const configFlag = { type: 'string', env: 'BAZAAR_PROVIDER_CONFIG', description: 'Config file (default: DATA/config.jsonc)' } as const;
@@ -151,20 +152,10 @@ async function runServe(f: FlagValues): Promise<number> {
   }
   const stopWatching = watchConfig(paths.config, running.provider.config, log, (c) => running.provider.reconfigure(c));
   process.stdout.write(`provider ${running.identity.npub} serving kinds ${running.provider.config.kinds.join(', ')} on ${running.provider.config.relays.join(', ')}\n`);
-  await new Promise<void>((done) => {
-    const stop = (signal: string) => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      log.info({ signal }, 'stopping');
-      stopWatching();
-      running.close().then(done, (err) => {
-        log.error({ err }, 'error while stopping');
-        done();
-      });
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilSignal(() => {
+    stopWatching();
+    return running.close();
+  }, log, 'stopping');
   return 0;
 }
 

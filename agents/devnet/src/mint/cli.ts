@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import type { CommandSpec, FlagValues } from '../../../../scripts/lib/command.ts';
 import { createLogger } from '../../../../scripts/lib/log.ts';
 import type { LightningBackend } from '../lightning-backend.ts';
+import { untilSignal } from '../../../../scripts/lib/signals.ts';
 
 export const mintCommand: CommandSpec = {
   name: 'mint',
@@ -58,21 +59,9 @@ async function runMint(f: FlagValues): Promise<number> {
     logger,
   });
   process.stdout.write(`mint listening on ${mint.url}\n`);
-  await new Promise<void>((done) => {
-    const stop = (signal: string): void => {
-      logger.info({ signal }, 'shutting down');
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      mint
-        .close()
-        .then(() => closeLightning())
-        .then(done, (err: unknown) => {
-          logger.error({ err }, 'error while shutting down');
-          done();
-        });
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilSignal(async () => {
+    await mint.close();
+    await closeLightning();
+  }, logger);
   return 0;
 }
