@@ -99,19 +99,28 @@ export function parseUnifiedDiff(text: string): Parsed<DiffStats> {
 /** Paths a diff touches (old and new names). */
 export const diffPaths = (d: DiffStats): string[] => [...new Set(d.files.flatMap((f) => [f.oldPath, f.newPath].filter((p): p is string => p !== null)))];
 
-/** Minimal glob: `*` within a path segment, `**` across segments, `?` one char; a trailing `/` matches a directory prefix. */
+/**
+ * Path globs of the microstandard: `*` within a path segment, `**` across segments, `?` one
+ * character. A glob that names a directory covers everything inside it (`docs`, `docs/` and
+ * `src/*` all match `docs/a/b.md` resp. `src/x/y.ts`). Providers' sandboxes and buyers'
+ * verifiers both use this one definition, so they never disagree about a path.
+ */
 export function globMatch(glob: string, path: string): boolean {
-  if (glob.endsWith('/')) return path.startsWith(glob);
+  const g = glob.replace(/\/+$/, '');
+  if (g === '') return false;
   let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i];
-    if (c === '*' && glob[i + 1] === '*') {
+  for (let i = 0; i < g.length; i++) {
+    const c = g[i];
+    if (c === '*' && g[i + 1] === '*') {
       re += '.*';
       i++;
-      if (glob[i + 1] === '/') i++;
+      if (g[i + 1] === '/') i++;
     } else if (c === '*') re += '[^/]*';
     else if (c === '?') re += '[^/]';
     else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
   }
-  return new RegExp(`^${re}$`).test(path);
+  const rx = new RegExp(`^${re}$`);
+  if (rx.test(path)) return true;
+  for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) if (rx.test(path.slice(0, i))) return true;
+  return false;
 }

@@ -1,6 +1,7 @@
 // Patch policy, checked on the host before a patch goes anywhere near a sandbox: every
 // path it touches must be a plain relative path inside the tree, allowed by the job's
 // rules, and any symlink it creates must point inside the tree. Pure functions.
+import { globMatch } from '@bazaar/dvm-kinds/diff';
 
 export interface PatchFile {
   /** Every path the file's headers mention (old and new names, renames, copies). */
@@ -128,30 +129,8 @@ export function parsePatch(diff: string): PatchFile[] {
   }));
 }
 
-/** Glob to RegExp: `**` any path, `*` any within a segment, `?` one character. */
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i];
-    if (c === '*' && glob[i + 1] === '*') {
-      re += '.*';
-      i++;
-      if (glob[i + 1] === '/') i++;
-    } else if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
-}
-
-/** True when `path` is matched by the glob, or lies under a directory the glob names. */
-export function pathMatches(path: string, glob: string): boolean {
-  const g = glob.replace(/\/+$/, '');
-  if (globToRegExp(g).test(path)) return true;
-  const parts = path.split('/');
-  for (let i = 1; i < parts.length; i++) if (globToRegExp(g).test(parts.slice(0, i).join('/'))) return true;
-  return false;
-}
+/** True when `path` is matched by the glob or lies under a directory it names (dvm-kinds' one definition). */
+export const pathMatches = (path: string, glob: string): boolean => globMatch(glob, path);
 
 function badPath(p: string): string | null {
   if (p.length === 0) return 'empty path';
