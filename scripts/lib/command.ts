@@ -47,7 +47,7 @@ export function envName(spec: CommandSpec, flag: string, f: FlagSpec): string | 
   return f.env ?? `${spec.envPrefix ?? 'BAZAAR_'}${upperSnake(flag)}`;
 }
 
-export function helpText(spec: CommandSpec, path: string): string {
+export function helpText(spec: CommandSpec, path: string, summaries: Readonly<Record<string, string>> = {}): string {
   const lines: string[] = [];
   const subs = Object.keys(spec.subcommands ?? {});
   const usage = [`Usage: ${path}`];
@@ -57,7 +57,8 @@ export function helpText(spec: CommandSpec, path: string): string {
   lines.push(usage.join(' '), '', spec.summary, '');
   if (subs.length) {
     lines.push('Commands:');
-    for (const s of subs) lines.push(`  ${s}`);
+    const width = Math.max(...subs.map((s) => s.length)) + 2;
+    for (const s of subs) lines.push(`  ${summaries[s] ? `${s.padEnd(width)}${summaries[s]}` : s}`);
     lines.push('', `Run '${path} COMMAND --help' for a command's flags.`, '');
   }
   const flags = Object.entries(spec.flags ?? {});
@@ -143,12 +144,12 @@ export async function runCommand(spec: CommandSpec, argv: string[], path = spec.
   try {
     const { flags, positionals, help } = parseFlags(spec, argv);
     if (help) {
-      process.stdout.write(helpText(spec, path) + '\n');
+      process.stdout.write(helpText(spec, path, await subcommandSummaries(spec)) + '\n');
       return 0;
     }
     if (!spec.run) {
       if (first === undefined) {
-        process.stderr.write(helpText(spec, path) + '\n');
+        process.stderr.write(helpText(spec, path, await subcommandSummaries(spec)) + '\n');
         return 2;
       }
       throw new UsageError(`unknown command ${JSON.stringify(first)} (commands: ${Object.keys(subs).join(', ')})`);
@@ -163,4 +164,19 @@ export async function runCommand(spec: CommandSpec, argv: string[], path = spec.
     process.stderr.write(`${path}: ${(err as Error)?.message ?? String(err)}\n`);
     return 1;
   }
+}
+
+/** One line per subcommand for --help; a subcommand that fails to load is listed by name only. */
+async function subcommandSummaries(spec: CommandSpec): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  await Promise.all(
+    Object.entries(spec.subcommands ?? {}).map(async ([name, load]) => {
+      try {
+        out[name] = (await load()).summary.split('\n')[0];
+      } catch {
+        // listed without a summary
+      }
+    }),
+  );
+  return out;
 }
