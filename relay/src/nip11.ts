@@ -26,7 +26,6 @@ export function relayInfo(cfg: RelayInfoConfig, limits: RelayLimits, version: st
     ...(cfg.pubkey ? { pubkey: cfg.pubkey } : {}),
     ...(cfg.contact ? { contact: cfg.contact } : {}),
     supported_nips: [...SUPPORTED_NIPS],
-    software: 'https://github.com/bazaar-market/bazaar',
     version,
     limitation: {
       max_message_length: limits.maxMessageBytes,
