@@ -91,7 +91,11 @@ t.test('NWCClient: info, balance, invoices, payments, lookups, history, notifica
   const ksHash = bytesToHex(sha256(hexToBytes(myPreimage)));
   // (NWCClient.lookupInvoice insists on an `invoice` field, which NIP-47 makes optional and a
   // keysend does not have; list_transactions shows it.)
-  const ksIn = (await bob.client.listTransactions({ limit: 1 })).transactions[0] as unknown as { type: string; state: string; amount: number; payment_hash: string; invoice?: string; metadata?: { tlv_records: unknown } };
+  // Transactions carry second-resolution timestamps, so the keysend may share its second with
+  // the invoice paid just before it: look it up by hash rather than by position.
+  const recent = (await bob.client.listTransactions({ limit: 5 })).transactions as unknown as { type: string; state: string; amount: number; payment_hash: string; invoice?: string; metadata?: { tlv_records: unknown } }[];
+  const ksIn = recent.find((tx) => tx.payment_hash === ksHash);
+  if (!ksIn) throw new Error(`keysend ${ksHash} not in list_transactions: ${JSON.stringify(recent.map((x) => x.payment_hash))}`);
   t.equal(ksIn.payment_hash, ksHash);
   t.equal(ksIn.type, 'incoming');
   t.equal(ksIn.state, 'settled');
