@@ -19,6 +19,7 @@ export const relayCommand: CommandSpec = {
     transport: { type: 'string', choices: ['uws', 'ws'], default: 'uws', description: 'WebSocket transport' },
     policies: { type: 'string', description: "Write-policy file (see policies/README.md); 'none' runs no policy. Default: built-in rate limits for non-loopback clients + valid job requests" },
     'public-url': { type: 'string', description: 'Public ws(s):// URL of this relay, checked in NIP-42 AUTH' },
+    'trust-proxy': { type: 'boolean', default: false, description: 'Behind a reverse proxy: take client addresses from X-Forwarded-For / X-Real-IP (rate limits, logs)' },
     'auth-required': { type: 'boolean', default: false, description: 'Require NIP-42 AUTH before any REQ, COUNT or EVENT' },
     name: { type: 'string', default: 'bazaar', description: 'NIP-11 name' },
     description: { type: 'string', description: 'NIP-11 description' },
@@ -94,6 +95,7 @@ async function runRelay(f: FlagValues): Promise<number> {
     },
     ...(policy ? { policy } : {}),
     ...(publicUrl ? { publicUrl } : {}),
+    ...(f['trust-proxy'] ? { trustProxy: true } : {}),
     ...(f['verify-workers'] !== undefined ? { verifyWorkers: f['verify-workers'] as number } : {}),
     logger,
   });

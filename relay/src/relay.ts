@@ -25,6 +25,12 @@ export interface RelayCoreOptions {
   readonly policy?: Policy;
   /** A policy slower than this is treated as a rejection (`error:`), so it never wedges a writer. */
   readonly policyTimeoutMs?: number;
+  /**
+   * Behind a reverse proxy: take the client address from the first `X-Forwarded-For`
+   * entry (or `X-Real-IP`) instead of the socket's peer. Only enable it when every
+   * connection comes through the proxy, or clients can claim any address.
+   */
+  readonly trustProxy?: boolean;
   /** Public ws(s):// URL of this relay, checked against the NIP-42 `relay` tag when set. */
   readonly publicUrl?: string;
   /** Clock in unix seconds (tests). */
@@ -60,9 +66,12 @@ class Client implements ConnectionHandler {
   authed: string[] | undefined;
   readonly relay: RelayCore;
   readonly sock: TransportSocket;
-  constructor(relay: RelayCore, sock: TransportSocket) {
+  /** The client's address as policies see it (the peer, or the proxy's forwarded address). */
+  readonly ip: string;
+  constructor(relay: RelayCore, sock: TransportSocket, ip: string) {
     this.relay = relay;
     this.sock = sock;
+    this.ip = ip;
   }
 
   send(frame: string): void {
@@ -110,8 +119,8 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
 
   // ── transport callbacks ──────────────────────────────────────────────
 
-  onOpen(sock: TransportSocket): ConnectionHandler {
-    const client = new Client(this, sock);
+  onOpen(sock: TransportSocket, req: HttpRequest): ConnectionHandler {
+    const client = new Client(this, sock, (this.opts.trustProxy && forwardedFor(req)) || sock.ip);
     this.clients.add(client);
     client.send(`["AUTH","${client.challenge}"]`);
     this.emit('connect', client.id);
@@ -285,7 +294,7 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
     const policy = this.opts.policy;
     if (!policy) return { action: 'accept' };
     const ctx: PolicyContext = {
-      source: { type: 'ws', ip: client.sock.ip, connectionId: client.id },
+      source: { type: 'ws', ip: client.ip, connectionId: client.id },
       ...(client.authed?.length ? { authedPubkey: client.authed[0] } : {}),
       receivedAt: now,
       store: this.readStore,
@@ -479,6 +488,12 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
       () => reply(false, 'error: could not verify AUTH event'),
     );
   }
+}
+
+/** The original client address a reverse proxy reports, if any. */
+function forwardedFor(req: HttpRequest): string | undefined {
+  const first = req.headers['x-forwarded-for']?.split(',')[0]?.trim();
+  return first || req.headers['x-real-ip']?.trim() || undefined;
 }
 
 function normaliseUrl(u: string): string {

@@ -24,6 +24,8 @@ export interface RelayOptions {
   readonly policy?: Policy;
   readonly policyTimeoutMs?: number;
   readonly publicUrl?: string;
+  /** Take client addresses from X-Forwarded-For / X-Real-IP (behind a reverse proxy only). */
+  readonly trustProxy?: boolean;
   /** Worker threads for signature verification (0 = inline). */
   readonly verifyWorkers?: number;
   readonly logger?: Logger;
@@ -70,6 +72,7 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay>
     ...(opts.policy ? { policy: opts.policy } : {}),
     ...(opts.policyTimeoutMs !== undefined ? { policyTimeoutMs: opts.policyTimeoutMs } : {}),
     ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
+    ...(opts.trustProxy ? { trustProxy: true } : {}),
     ...(opts.now ? { now: opts.now } : {}),
   });
   const transportName = opts.transport ?? 'uws';

@@ -39,8 +39,8 @@ export class TestClient {
   closeCode: number | undefined;
   private readonly closedPromise: Promise<void>;
 
-  constructor(url: string) {
-    this.ws = new WebSocket(url);
+  constructor(url: string, headers?: Record<string, string>) {
+    this.ws = new WebSocket(url, headers ? { headers } : {});
     this.ws.on('message', (data, isBinary) => {
       if (isBinary) return;
       let frame: Frame;
@@ -73,8 +73,8 @@ export class TestClient {
     );
   }
 
-  static async connect(url: string): Promise<TestClient> {
-    const c = new TestClient(url);
+  static async connect(url: string, headers?: Record<string, string>): Promise<TestClient> {
+    const c = new TestClient(url, headers);
     await new Promise<void>((resolve, reject) => {
       c.ws.once('open', () => resolve());
       c.ws.once('error', reject);
