@@ -49,17 +49,26 @@ export function readMarked(tags: readonly Tag[], name: string, marker: string, o
   return t?.[1];
 }
 
+/**
+ * The job reference every job-scoped addressable market event carries (dispute, verdict,
+ * receipt): `d` = the request id, repeated in a `["e", id, "", "request"]` tag. Returns the id.
+ */
+export function readJobRef(tags: readonly Tag[], out: Problem[]): string | undefined {
+  const d = readSingleTag(tags, 'd', out, true)?.[1];
+  const requestId = readMarked(tags, 'e', 'request', out);
+  if (d !== undefined && requestId !== undefined && d !== requestId) out.push(problem('tags.d', 'mismatch', 'd must be the job request id'));
+  return requestId;
+}
+
 export function parseDispute(e: EventLike): Parsed<Dispute> {
   const shape = shapeProblems(e);
   if (shape.length) return fail(shape);
   const out: Problem[] = [];
   checkKind(e, DISPUTE_KIND, out, 'dispute');
-  const d = readSingleTag(e.tags, 'd', out, true)?.[1];
-  const requestId = readMarked(e.tags, 'e', 'request', out);
+  const requestId = readJobRef(e.tags, out);
   const resultId = readMarked(e.tags, 'e', 'result', out);
   const provider = readMarked(e.tags, 'p', 'provider', out);
   const arbiter = readMarked(e.tags, 'p', 'arbiter', out);
-  if (d !== undefined && requestId !== undefined && d !== requestId) out.push(problem('tags.d', 'mismatch', 'd must be the job request id'));
   if (tagsNamed(e.tags, 'p').length !== 2) out.push(problem('tags.p', 'unexpected', 'exactly a provider and an arbiter'));
   const json = parseJsonContent(e.content, out) as { failed_checks: string[]; evidence_sha256: string; message?: string } | undefined;
   if (json !== undefined) out.push(...validateSchema(contentSchema, json, 'content'));

@@ -7,7 +7,7 @@ import type { EventTemplate } from '../nostr.ts';
 import { isHex, isHex64, sha256Hex } from '../hash.ts';
 import { fail, problem, type Parsed, type Problem, result } from '../problem.ts';
 import { checkKind, isHttpUrl, nowSecs, parseDecimal, readAmount, readSingleTag, tagsNamed, type EventLike, shapeProblems } from '../tags.ts';
-import { readMarked } from './dispute.ts';
+import { readMarked, readJobRef } from './dispute.ts';
 import { verification, type Verification } from '../verify.ts';
 
 export const RECEIPT_KIND = 39302;
@@ -59,11 +59,9 @@ export function parseReceipt(e: EventLike): Parsed<Receipt> {
   if (shape.length) return fail(shape);
   const out: Problem[] = [];
   checkKind(e, RECEIPT_KIND, out, 'receipt');
-  const d = readSingleTag(e.tags, 'd', out, true)?.[1];
-  const requestId = readMarked(e.tags, 'e', 'request', out);
+  const requestId = readJobRef(e.tags, out);
   const resultId = readMarked(e.tags, 'e', 'result', out);
   const provider = readMarked(e.tags, 'p', 'provider', out);
-  if (d !== undefined && requestId !== undefined && d !== requestId) out.push(problem('tags.d', 'mismatch', 'd must be the job request id'));
   const amount = readAmount(e.tags, out, true);
   const pay = readSingleTag(e.tags, 'payment', out, true);
   let payment: Payment | undefined;

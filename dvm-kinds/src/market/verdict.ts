@@ -4,7 +4,7 @@ import { fail, problem, type Parsed, type Problem, result } from '../problem.ts'
 import { validateSchema } from '../schema.ts';
 import { checkKind, nowSecs, parseDecimal, readSingleTag, type EventLike, shapeProblems } from '../tags.ts';
 import { parseJsonContent } from '../job.ts';
-import { DISPUTE_KIND, readMarked } from './dispute.ts';
+import { DISPUTE_KIND, readMarked, readJobRef } from './dispute.ts';
 
 export const VERDICT_KIND = 39301;
 export const RULINGS = ['buyer', 'provider', 'split'] as const;
@@ -48,11 +48,9 @@ export function parseVerdict(e: EventLike): Parsed<DisputeVerdict> {
   if (shape.length) return fail(shape);
   const out: Problem[] = [];
   checkKind(e, VERDICT_KIND, out, 'verdict');
-  const d = readSingleTag(e.tags, 'd', out, true)?.[1];
-  const requestId = readMarked(e.tags, 'e', 'request', out);
+  const requestId = readJobRef(e.tags, out);
   const buyer = readMarked(e.tags, 'p', 'buyer', out);
   const provider = readMarked(e.tags, 'p', 'provider', out);
-  if (d !== undefined && requestId !== undefined && d !== requestId) out.push(problem('tags.d', 'mismatch', 'd must be the job request id'));
   const a = readSingleTag(e.tags, 'a', out, true)?.[1];
   if (a !== undefined && buyer !== undefined && requestId !== undefined && a !== `${DISPUTE_KIND}:${buyer}:${requestId}`) out.push(problem('tags.a', 'mismatch', `must be ${DISPUTE_KIND}:<buyer>:<request id>`));
   const rt = readSingleTag(e.tags, 'ruling', out, true);
