@@ -11,7 +11,7 @@ import { constants } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { detectCgroups, JobCgroup, type CgroupSupport } from './cgroup.ts';
-import { DEFAULT_CAPTURE_BYTES, OutputStream } from './output.ts';
+import { capturedStreams, DEFAULT_CAPTURE_BYTES, OutputStream } from './output.ts';
 import { sandboxSeccompFilter } from './seccomp.ts';
 import { descendants, execHost, listProcesses, shellQuote, signalName, signalPids } from './proc.ts';
 import {
@@ -291,14 +291,7 @@ export class BwrapRunner implements Runner {
       reason,
       exitCode: notFound ? 127 : exit.code,
       signal: exit.signal ?? (exit.code !== null && exit.code > 128 && exit.code < 160 ? signalName(exit.code - 128) : null),
-      stdout: o.text,
-      stderr: e.text,
-      stdoutTruncated: o.truncated,
-      stderrTruncated: e.truncated,
-      stdoutSha256: o.sha256,
-      stderrSha256: e.sha256,
-      stdoutBytes: o.bytes,
-      stderrBytes: e.bytes,
+      ...capturedStreams(o, e),
       cpuSeconds: cpuSeconds === null ? null : Math.round(cpuSeconds * 1000) / 1000,
       wallMs,
       peakMemoryBytes,

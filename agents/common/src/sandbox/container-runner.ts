@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { DEFAULT_CAPTURE_BYTES, OutputStream } from './output.ts';
+import { capturedStreams, DEFAULT_CAPTURE_BYTES, OutputStream } from './output.ts';
 import { signalName } from './proc.ts';
 import {
   baseEnv, resolveLimits, SandboxError, validateSpec,
@@ -289,14 +289,7 @@ export class ContainerRunner implements Runner {
         reason,
         exitCode,
         signal: exitCode > 128 && exitCode < 160 ? signalName(exitCode - 128) : null,
-        stdout: o.text,
-        stderr: e.text,
-        stdoutTruncated: o.truncated,
-        stderrTruncated: e.truncated,
-        stdoutSha256: o.sha256,
-        stderrSha256: e.sha256,
-        stdoutBytes: o.bytes,
-        stderrBytes: e.bytes,
+        ...capturedStreams(o, e),
         cpuSeconds: cpuSeconds === null ? null : Math.round((cpuSeconds as number) * 1000) / 1000,
         wallMs,
         peakMemoryBytes,

@@ -3,6 +3,7 @@
 // (capped) plus the captured prefix in memory, however much the job writes.
 import { createHash, type Hash } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
+import type { RunResult } from './runner.ts';
 
 export const DEFAULT_CAPTURE_BYTES = 64 * 1024;
 const MAX_LINE_CHARS = 64 * 1024;
@@ -90,4 +91,21 @@ export class OutputStream {
       bytes: this.#bytes,
     };
   }
+}
+
+/** What a stream's capture contributes to a RunResult. */
+export type CapturedStreams = Pick<RunResult, 'stdout' | 'stderr' | 'stdoutTruncated' | 'stderrTruncated' | 'stdoutSha256' | 'stderrSha256' | 'stdoutBytes' | 'stderrBytes'>;
+
+/** The RunResult fields of a finished stdout/stderr pair, the same for every runner. */
+export function capturedStreams(o: ReturnType<OutputStream['finish']>, e: ReturnType<OutputStream['finish']>): CapturedStreams {
+  return {
+    stdout: o.text,
+    stderr: e.text,
+    stdoutTruncated: o.truncated,
+    stderrTruncated: e.truncated,
+    stdoutSha256: o.sha256,
+    stderrSha256: e.sha256,
+    stdoutBytes: o.bytes,
+    stderrBytes: e.bytes,
+  };
 }
