@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { loadSchnorrBackend, type BackendName, type SchnorrBackend } from './verify-backend.mjs';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import { eventShapeProblem } from './parse-event.ts';
 
 /** Why an event passed or failed verification. */
 export type VerifyOutcome =
@@ -34,33 +35,9 @@ export function invalidReason(outcome: Exclude<VerifyOutcome, 'valid'>): string 
   }
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
-const HEX128 = /^[0-9a-f]{128}$/;
-
-/**
- * True when `value` has the NIP-01 event shape: lowercase hex id/pubkey (32
- * bytes) and sig (64 bytes), a non-negative safe-integer created_at, an
- * integer kind in 0..65535, tags as an array of arrays of strings, string
- * content. Never throws.
- */
+/** True when `value` has the NIP-01 event shape (see eventShapeProblem). Never throws. */
 export function isWellFormedEvent(value: unknown): value is NostrEvent {
-  if (typeof value !== 'object' || value === null) return false;
-  const e = value as Record<string, unknown>;
-  if (typeof e.id !== 'string' || !HEX64.test(e.id)) return false;
-  if (typeof e.pubkey !== 'string' || !HEX64.test(e.pubkey)) return false;
-  if (typeof e.sig !== 'string' || !HEX128.test(e.sig)) return false;
-  const createdAt = e.created_at;
-  if (typeof createdAt !== 'number' || !Number.isSafeInteger(createdAt) || createdAt < 0) return false;
-  const kind = e.kind;
-  if (typeof kind !== 'number' || !Number.isInteger(kind) || kind < 0 || kind > 65535) return false;
-  if (typeof e.content !== 'string') return false;
-  const tags = e.tags;
-  if (!Array.isArray(tags)) return false;
-  for (const tag of tags) {
-    if (!Array.isArray(tag)) return false;
-    for (const item of tag) if (typeof item !== 'string') return false;
-  }
-  return true;
+  return eventShapeProblem(value) === null;
 }
 
 /**
