@@ -1,7 +1,7 @@
 // `npm run images`: builds (or reuses) the sandbox base image and imports it into the
 // Docker API endpoint (Docker or podman's service), without any image registry.
-import { runCommand, type CommandSpec } from '../scripts/lib/command.ts';
-import { createLogger } from '../scripts/lib/log.ts';
+import { runCommand, type CommandSpec } from '@bazaar/cli-kit/command';
+import { createLogger } from '@bazaar/cli-kit/log';
 import { baseImageTag, ensureBaseImage } from '../agents/common/src/sandbox/base-image.ts';
 import { connectDocker } from '../agents/common/src/sandbox/podman-service.ts';
 

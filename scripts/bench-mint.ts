@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OutputData, Wallet, type Proof } from '@cashu/cashu-ts';
 import { pino } from 'pino';
-import { runCommand, type CommandSpec } from './lib/command.ts';
+import { runCommand, type CommandSpec } from '@bazaar/cli-kit/command';
 import { FakeWallet } from '../agents/devnet/src/mint/fake-wallet.ts';
 import { startMint } from '../agents/devnet/src/mint/server.ts';
 

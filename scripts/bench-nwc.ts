@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { runCommand, type CommandSpec } from './lib/command.ts';
+import { runCommand, type CommandSpec } from '@bazaar/cli-kit/command';
 import { startRelay } from '../relay/src/server.ts';
 import { startDevnet } from '../agents/devnet/src/devnet.ts';
 import { loadNwcSdk } from '../agents/common/src/wallet/alby-sdk.ts';

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runCommand, UsageError, type CommandSpec, type FlagValues } from './lib/command.ts';
+import { runCommand, UsageError, type CommandSpec, type FlagValues } from '@bazaar/cli-kit/command';
 import { loadOrGenerateCorpus } from './bench/corpus.ts';
 import { buildQueryMix, publishAll, runFanout, runIdle, runQueries, type FanoutResult, type IdleResult, type PublishResult, type QueryResult } from './bench/phases.ts';
 import { openFileLimits, rssKiB, startRelayChild, type RelayChild } from './bench/proc.ts';

@@ -1,7 +1,7 @@
 // `npm run bench:sandbox`: start-to-exit overhead of a trivial command (`true`) in each
 // runner, p50/p99 over N runs (after warm-up). Target: bubblewrap p50 under 50 ms.
-import { runCommand, type CommandSpec } from './lib/command.ts';
-import { createLogger } from './lib/log.ts';
+import { runCommand, type CommandSpec } from '@bazaar/cli-kit/command';
+import { createLogger } from '@bazaar/cli-kit/log';
 import { BwrapRunner } from '../agents/common/src/sandbox/bwrap-runner.ts';
 import { ContainerRunner } from '../agents/common/src/sandbox/container-runner.ts';
 import { baseImageTag, imageExists } from '../agents/common/src/sandbox/base-image.ts';

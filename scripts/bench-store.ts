@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCommand, type CommandSpec, type FlagValues } from './lib/command.ts';
+import { runCommand, type CommandSpec, type FlagValues } from '@bazaar/cli-kit/command';
 import { loadOrGenerateCorpus } from './bench/corpus.ts';
 import { buildQueryMix } from './bench/phases.ts';
 import { round, summarise } from './bench/stats.ts';

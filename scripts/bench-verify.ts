@@ -10,7 +10,7 @@ import { verifyEvent as nostrToolsVerify } from 'nostr-tools/pure';
 import * as tiny from 'tiny-secp256k1';
 import { nativeBackend } from '../relay/src/ingest/verify-backend.mjs';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
-import { runCommand, type CommandSpec } from './lib/command.ts';
+import { runCommand, type CommandSpec } from '@bazaar/cli-kit/command';
 import { generateCorpus, nostrWasm } from './bench/corpus.ts';
 import { computeEventId, createVerifier, signatureBackend, verifyEventSync } from '../relay/src/ingest/verify.ts';
 

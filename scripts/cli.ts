@@ -1,6 +1,6 @@
 // `bazaar` dispatcher: each subcommand lives in its own package and is loaded lazily,
 // so `bazaar relay` never pays for the agents' imports.
-import { runCommand, type CommandSpec } from './lib/command.ts';
+import { runCommand, type CommandSpec } from '@bazaar/cli-kit/command';
 
 export const root: CommandSpec = {
   name: 'bazaar',

@@ -2,9 +2,9 @@
 // the relay, and the devnet (dev Lightning network, NWC wallets, Cashu mint) when
 // present — with data under ./data. Ctrl-C stops everything cleanly.
 import { resolve } from 'node:path';
-import type { CommandSpec, FlagValues } from './lib/command.ts';
-import { createLogger } from './lib/log.ts';
-import { untilSignal } from './lib/signals.ts';
+import type { CommandSpec, FlagValues } from '@bazaar/cli-kit/command';
+import { createLogger } from '@bazaar/cli-kit/log';
+import { untilSignal } from '@bazaar/cli-kit/signals';
 
 export const upCommand: CommandSpec = {
   name: 'up',

@@ -1,7 +1,7 @@
 // `bazaar policy`: check a policy file, or run it as a strfry write-policy plugin.
 import { resolve } from 'node:path';
-import type { CommandSpec } from '../../scripts/lib/command.ts';
-import { UsageError } from '../../scripts/lib/command.ts';
+import type { CommandSpec } from '@bazaar/cli-kit/command';
+import { UsageError } from '@bazaar/cli-kit/command';
 import { defaultPolicy, loadPolicyFile, RULE_NAMES, type PolicyDeps } from './load.ts';
 import type { Policy } from './policy.ts';
 
@@ -34,7 +34,7 @@ Logs go to stderr (strfry shows them in its log); stdout carries only decisions.
   run: async (f) => {
     // Not createLogger(): stdout belongs to strfry's protocol, so logs go to stderr (fd 2), still redacted.
     const { pino } = await import('pino');
-    const { REDACT_PATHS } = await import('../../scripts/lib/log.ts');
+    const { REDACT_PATHS } = await import('@bazaar/cli-kit/log');
     const log = pino({ name: 'policy-strfry', level: f['log-level'] as string, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, pino.destination(2));
     const relay = f.relay as string | undefined;
     if (relay !== undefined && !/^wss?:\/\/./.test(relay)) throw new UsageError('--relay must start with ws:// or wss://');

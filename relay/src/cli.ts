@@ -1,9 +1,9 @@
 // `bazaar relay`: run the relay in the foreground until SIGINT/SIGTERM.
 import { resolve } from 'node:path';
-import type { CommandSpec, FlagValues } from '../../scripts/lib/command.ts';
-import { UsageError } from '../../scripts/lib/command.ts';
-import { createLogger } from '../../scripts/lib/log.ts';
-import { untilSignal } from '../../scripts/lib/signals.ts';
+import type { CommandSpec, FlagValues } from '@bazaar/cli-kit/command';
+import { UsageError } from '@bazaar/cli-kit/command';
+import { createLogger } from '@bazaar/cli-kit/log';
+import { untilSignal } from '@bazaar/cli-kit/signals';
 import { DEFAULT_LIMITS, type RelayLimits } from './limits.ts';
 
 const int = (description: string, def: number, min = 0) => ({ type: 'number' as const, integer: true, min, default: def, description });

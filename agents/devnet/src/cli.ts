@@ -1,13 +1,13 @@
 // `bazaar devnet`: run the dev payment network (NWC wallet service over the relay + Cashu
 // mint on the dev Lightning network), and manage its accounts from another terminal.
-import type { CommandSpec, FlagSpec, FlagValues } from '../../../scripts/lib/command.ts';
-import { UsageError } from '../../../scripts/lib/command.ts';
-import { createLogger, type Logger } from '../../../scripts/lib/log.ts';
+import type { CommandSpec, FlagSpec, FlagValues } from '@bazaar/cli-kit/command';
+import { UsageError } from '@bazaar/cli-kit/command';
+import { createLogger, type Logger } from '@bazaar/cli-kit/log';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { connectionFile, DEFAULT_MINT_PORT, DEFAULT_RELAY_URL, ensureAccountConnection, openDevnetStores, startDevnet, type DevnetStores } from './devnet.ts';
 import { BUDGET_RENEWALS, type BudgetRenewal } from './nwc/connections.ts';
 import { LightningError } from './lightning/errors.ts';
-import { untilSignal } from '../../../scripts/lib/signals.ts';
+import { untilSignal } from '@bazaar/cli-kit/signals';
 
 const ENV = 'BAZAAR_DEVNET_';
 

@@ -2,7 +2,7 @@
 import t from 'tap';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCommand } from '../../../scripts/lib/command.ts';
+import { runCommand } from '@bazaar/cli-kit/command';
 import { devnetCommand } from '../src/cli.ts';
 import { tempDir } from './helpers/network.ts';
 

@@ -1,10 +1,10 @@
 // `bazaar devnet mint`: run the Cashu mint in the foreground until SIGINT/SIGTERM, its
 // Lightning side either the dev network (an account of its own) or a FakeWallet.
 import { resolve } from 'node:path';
-import type { CommandSpec, FlagValues } from '../../../../scripts/lib/command.ts';
-import { createLogger } from '../../../../scripts/lib/log.ts';
+import type { CommandSpec, FlagValues } from '@bazaar/cli-kit/command';
+import { createLogger } from '@bazaar/cli-kit/log';
 import type { LightningBackend } from '../lightning-backend.ts';
-import { untilSignal } from '../../../../scripts/lib/signals.ts';
+import { untilSignal } from '@bazaar/cli-kit/signals';
 
 export const mintCommand: CommandSpec = {
   name: 'mint',
