@@ -15,16 +15,38 @@ const clock = (): number => NOW;
 
 type Factory = (opts?: { maxLimit?: number }) => Promise<EventStore>;
 
+/**
+ * Every put() of every test goes through this check: stored events get sequence numbers that
+ * increase in commit order and are covered by lastSeq() once the put resolves. The seq is then
+ * dropped so the tests below compare outcomes exactly.
+ */
+function checkingSeqs(store: EventStore): EventStore {
+  let highest = store.lastSeq();
+  return {
+    ...store,
+    put: async (events) => {
+      const out = await store.put(events);
+      const watermark = store.lastSeq();
+      return out.map((o) => {
+        if (o.status !== 'stored') return o;
+        if (!(o.seq > highest && o.seq <= watermark)) throw new Error(`seq ${o.seq} is not above ${highest} and within lastSeq ${watermark}`);
+        highest = o.seq;
+        return { status: o.status, removed: o.removed } as unknown as typeof o;
+      });
+    },
+  };
+}
+
 const factories: Record<string, Factory> = {
-  memory: async (opts) => createMemoryStore({ clock, ...opts }),
+  memory: async (opts) => checkingSeqs(createMemoryStore({ clock, ...opts })),
   lmdb: async (opts) => {
     const dir = mkdtempSync(join(tmpdir(), 'bazaar-store-'));
     const store = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0, ...opts });
-    return {
+    return checkingSeqs({
       ...store,
-      put: store.put, query: store.query, count: store.count, has: store.has,
+      put: store.put, query: store.query, count: store.count, has: store.has, lastSeq: store.lastSeq,
       close: async () => { await store.close(); rmSync(dir, { recursive: true, force: true }); },
-    };
+    });
   },
 };
 

@@ -4,8 +4,12 @@ import type { Filter, NostrEvent } from '@bazaar/dvm-kinds/nostr';
 
 /** Outcome of writing one (already verified) event. */
 export type PutOutcome =
-  /** Stored and durable (the write transaction committed and was flushed). */
-  | { readonly status: 'stored'; /** ids removed because this event replaced/deleted them */ readonly removed: readonly string[] }
+  /**
+   * Stored and durable (the write transaction committed and was flushed). `seq` is the event's
+   * sequence number: unique and increasing in commit order for the life of the store object, so a
+   * live subscription can tell events its stored query already saw (seq ≤ its watermark) from new ones.
+   */
+  | { readonly status: 'stored'; readonly seq: number; /** ids removed because this event replaced/deleted them */ readonly removed: readonly string[] }
   /** Already have this exact id. */
   | { readonly status: 'duplicate' }
   /** A newer (or equal-timestamp, lower-id) replaceable/addressable version exists. */
@@ -44,6 +48,11 @@ export interface EventStore {
   queryFrames?(filters: readonly Filter[], prefix: Buffer, suffix: Buffer, opts?: QueryOptions): Promise<Buffer[]>;
   /** NIP-45: number of distinct events matching any filter (limits ignored). */
   count(filters: readonly Filter[], opts?: QueryOptions): Promise<number>;
+  /**
+   * The watermark: the highest sequence number whose write is committed. A query started after
+   * this call sees every stored event with a seq up to it (and possibly some newer ones).
+   */
+  lastSeq(): number;
   /** Cheap existence check by id, used to skip signature work for duplicates. */
   has(id: string): boolean;
   close(): Promise<void>;

@@ -373,6 +373,8 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
 
   let nextSeq = 1;
   for (const k of events.getKeys({ reverse: true, limit: 1 })) nextSeq = (k as number) + 1;
+  /** The watermark: every seq up to this one is committed (visible to readers). Set after each commit. */
+  let committedSeq = nextSeq - 1;
   log?.info({ path: opts.path, schemaVersion: SCHEMA_VERSION, events: size(), nextSeq }, 'lmdb store opened');
 
   function size(): number {
@@ -565,7 +567,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
 
   function putU32(n: number): Buffer { const b = Buffer.allocUnsafe(4); writeU32(b, 0, n); return b; }
 
-  function insert(e: NostrEvent, idBytes: Buffer, pubkey: Buffer, addr: Buffer | undefined): void {
+  function insert(e: NostrEvent, idBytes: Buffer, pubkey: Buffer, addr: Buffer | undefined): number {
     if (nextSeq >= MAX_U32) throw new Error('lmdb store: event sequence numbers exhausted (4 billion events written)');
     const seq = nextSeq++;
     const json = canonicalJson(e);
@@ -584,6 +586,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     }
     if (expiration !== undefined) byExpiry.putSync(indexKey(EMPTY, expiration, seq), EMPTY);
     if (addr !== undefined) slots.putSync(addr, putU32(seq));
+    return seq;
   }
 
   /** Remove a stored event and all its index entries; returns its id. */
@@ -709,9 +712,9 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
         }
       }
     }
-    insert(e, idBytes, pubkey, addr);
+    const seq = insert(e, idBytes, pubkey, addr);
     if (e.kind === 5) removed.push(...applyDeletion(e, pubkey));
-    return { status: 'stored', removed };
+    return { status: 'stored', seq, removed };
   }
 
   function applyPurge(now: number): number {
@@ -791,6 +794,8 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
       }
     }
     const committed = performance.now();
+    // lmdb-js resets its read snapshot before resolving a commit, so reads from here on see it.
+    committedSeq = nextSeq - 1;
     transactions++;
     jobsWritten += jobs.length;
     // Durability: the commit is visible now; `flushed` resolves once it is fsync'd.
@@ -851,6 +856,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
       q.signal?.throwIfAborted();
       return countFilters(filters, q.now ?? clock());
     },
+    lastSeq: () => committedSeq,
     has(id) {
       if (closed || !isHex64(id)) return false;
       return seqOfId(Buffer.from(id, 'hex')) !== undefined;

@@ -18,6 +18,7 @@ export interface MemoryStoreOptions extends LimitOptions {
 interface Stored {
   readonly event: NostrEvent;
   readonly json: string;
+  readonly seq: number;
 }
 
 /** Plain NIP-01 filter matching, written to be obviously right rather than fast. */
@@ -49,6 +50,7 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): EventStore & {
   // NIP-09 `a` deletions: "<kind>:<pubkey>:<d>" → newest deletion created_at.
   const deletedAddrs = new Map<string, number>();
   let closed = false;
+  let lastSeq = 0;
 
   const addressOf = (e: NostrEvent): string | undefined =>
     isReplaceableKind(e.kind) ? `${e.kind}:${e.pubkey}:` : isAddressableKind(e.kind) ? `${e.kind}:${e.pubkey}:${dTag(e)}` : undefined;
@@ -108,9 +110,10 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): EventStore & {
       remove(new Set(current.map((s) => s.event.id)));
       removed.push(...current.map((s) => s.event.id));
     }
-    events.push({ event: e, json: canonicalJson(e) });
+    const seq = ++lastSeq;
+    events.push({ event: e, json: canonicalJson(e), seq });
     if (e.kind === 5) removed.push(...applyDeletion(e));
-    return { status: 'stored', removed };
+    return { status: 'stored', seq, removed };
   }
 
   function matching(filters: readonly Filter[], now: number, withLimit: boolean): Stored[] {
@@ -141,6 +144,7 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): EventStore & {
       ensureOpen(); q.signal?.throwIfAborted();
       return matching(filters, q.now ?? clock(), false).length;
     },
+    lastSeq: () => lastSeq,
     has(id) { return events.some((s) => s.event.id === id); },
     size() { return events.length; },
     async close() { closed = true; },
