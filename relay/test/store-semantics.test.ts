@@ -312,5 +312,43 @@ for (const [name, make] of Object.entries(factories)) {
       t.equal(await s.count([{ kinds: [1] }]), 50);
       t.same(ids(await s.query([{ kinds: [10000] }])), [v2.id]);
     });
+
+    withStore('eventsAfter: the stored feed in insertion order, paged, filtered by kind, without removed events', async (s, t) => {
+      t.same(s.eventsAfter(0, 10), { events: [], lastSeq: 0 }, 'empty store');
+      const a = sign(alice, 1, NOW - 50, [], 'a');
+      const b = sign(alice, 5050, NOW - 90, [['i', 'x', 'text']]); // older created_at, stored later
+      const r1 = sign(alice, 10000, NOW - 40);
+      const c = sign(bob, 7000, NOW - 30, [['status', 'processing'], ['e', b.id], ['p', alicePk]]);
+      const r2 = sign(alice, 10000, NOW - 20); // replaces r1
+      for (const e of [a, b, r1, c, r2]) await s.put([e]);
+      const all = s.eventsAfter(0, 100);
+      const seqs = all.events.map((e) => e.seq);
+      t.same(all.events.map((e) => (JSON.parse(e.json) as NostrEvent).id), [a.id, b.id, c.id, r2.id], 'insertion order; the replaced version is gone');
+      t.same(all.events.map((e) => e.kind), [1, 5050, 7000, 10000]);
+      t.same(seqs, [...seqs].sort((x, y) => x - y), 'seqs grow');
+      t.equal(all.lastSeq, seqs[seqs.length - 1]);
+      t.equal(all.events[1].json, JSON.stringify({ id: b.id, pubkey: b.pubkey, created_at: b.created_at, kind: b.kind, tags: b.tags, content: b.content, sig: b.sig }), 'the stored JSON');
+      // Paging: two at a time reaches the same events, each page starting after the last.
+      const paged: number[] = [];
+      for (let after = 0; ;) {
+        const page = s.eventsAfter(after, 2);
+        if (page.lastSeq === after) break;
+        paged.push(...page.events.map((e) => e.seq));
+        after = page.lastSeq;
+      }
+      t.same(paged, seqs);
+      // A kind filter skips events but still reports how far it looked.
+      const jobs = s.eventsAfter(0, 100, (k) => k >= 5000 && k < 8000);
+      t.same(jobs.events.map((e) => e.kind), [5050, 7000]);
+      t.equal(jobs.lastSeq, all.lastSeq, 'skipped events still advance the position');
+      t.same(s.eventsAfter(all.lastSeq, 100), { events: [], lastSeq: all.lastSeq }, 'caught up');
+      t.same(s.eventsAfter(seqs[1], 1).events.map((e) => e.seq), [seqs[2]]);
+      t.same(s.eventsAfter(0, 0), { events: [], lastSeq: 0 }, 'limit 0 looks at nothing');
+      const d = sign(alice, 1, NOW - 5, [], 'd');
+      await s.put([d]);
+      const next = s.eventsAfter(all.lastSeq, 10);
+      t.same(next.events.map((e) => (JSON.parse(e.json) as NostrEvent).id), [d.id], 'a later event comes after everything earlier');
+      t.ok(next.lastSeq > all.lastSeq);
+    });
   });
 }

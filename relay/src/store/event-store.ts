@@ -25,6 +25,17 @@ export interface QueryOptions {
   readonly signal?: AbortSignal;
 }
 
+/** One page of the store's feed (eventsAfter). */
+export interface StoredFeed {
+  /** Stored events with seq > afterSeq that passed `wantKind`, in seq order. */
+  readonly events: readonly { readonly seq: number; readonly kind: number; readonly json: string }[];
+  /**
+   * The highest seq this page looked at (skipped kinds included): the next page starts after it.
+   * Equal to afterSeq when nothing newer is stored.
+   */
+  readonly lastSeq: number;
+}
+
 export interface EventStore {
   /**
    * Write a batch of verified, non-ephemeral events. Resolves once every
@@ -53,6 +64,14 @@ export interface EventStore {
    * this call sees every stored event with a seq up to it (and possibly some newer ones).
    */
   lastSeq(): number;
+  /**
+   * The feed for followers of the store (the market index, later sync): events still stored
+   * whose sequence number is above `afterSeq`, in the order they were stored, looking at no
+   * more than `limit` events per call. `wantKind` filters by kind without decoding the rest.
+   * Sequence numbers only grow; an event removed since (replaced, deleted, expired) is absent.
+   * Synchronous: a committed prefix, read in one read transaction.
+   */
+  eventsAfter(afterSeq: number, limit: number, wantKind?: (kind: number) => boolean): StoredFeed;
   /** Cheap existence check by id, used to skip signature work for duplicates. */
   has(id: string): boolean;
   close(): Promise<void>;

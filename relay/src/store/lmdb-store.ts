@@ -857,6 +857,19 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
       return countFilters(filters, q.now ?? clock());
     },
     lastSeq: () => committedSeq,
+    eventsAfter(afterSeq, limit, wantKind) {
+      ensureOpen();
+      const out: { seq: number; kind: number; json: string }[] = [];
+      let last = afterSeq;
+      if (!(limit > 0) || afterSeq >= MAX_U32 - 1) return { events: out, lastSeq: last };
+      // Only committed events: never past the watermark a concurrent write has not reached yet.
+      for (const { key, value } of events.getRange({ start: Math.max(0, Math.floor(afterSeq)) + 1, end: committedSeq + 1, limit })) {
+        last = key;
+        const kind = packedKind(value);
+        if (wantKind === undefined || wantKind(kind)) out.push({ seq: key, kind, json: packedJson(value) });
+      }
+      return { events: out, lastSeq: last };
+    },
     has(id) {
       if (closed || !isHex64(id)) return false;
       return seqOfId(Buffer.from(id, 'hex')) !== undefined;

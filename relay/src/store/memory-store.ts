@@ -18,6 +18,7 @@ export interface MemoryStoreOptions extends LimitOptions {
 interface Stored {
   readonly event: NostrEvent;
   readonly json: string;
+  /** Insertion order, as the LMDB store's sequence numbers (the eventsAfter feed). */
   readonly seq: number;
 }
 
@@ -145,6 +146,14 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): EventStore & {
       return matching(filters, q.now ?? clock(), false).length;
     },
     lastSeq: () => lastSeq,
+    eventsAfter(afterSeq, limit, wantKind) {
+      ensureOpen();
+      const page = events.filter((s) => s.seq > afterSeq).sort((a, b) => a.seq - b.seq).slice(0, Math.max(0, limit));
+      return {
+        events: page.filter((s) => wantKind === undefined || wantKind(s.event.kind)).map((s) => ({ seq: s.seq, kind: s.event.kind, json: s.json })),
+        lastSeq: page.length ? page[page.length - 1].seq : afterSeq,
+      };
+    },
     has(id) { return events.some((s) => s.event.id === id); },
     size() { return events.length; },
     async close() { closed = true; },
