@@ -4,26 +4,18 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import t from 'tap';
 import { pino } from 'pino';
 import { finalizeEvent, generateSecretKey } from 'nostr-tools/pure';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { startRelay } from '@bazaar/relay/server';
 import { RelayPool } from '../src/relay-pool.ts';
+import { deadPort } from './helpers/dead-port.ts';
 
 const logger = pino({ level: 'silent' });
 const sk = generateSecretKey();
 const note = (n: number): NostrEvent => finalizeEvent({ kind: 1, created_at: Math.floor(Date.now() / 1000), tags: [['t', String(n)]], content: `note ${n}` }, sk) as NostrEvent;
 
-/** A port nobody listens on. */
-async function deadPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 t.test('publish with OK, dedupe across relays, a dead relay, a refused event, reconnect', async (t) => {
   const dirA = mkdtempSync(join(tmpdir(), 'pool-a-'));
@@ -31,7 +23,7 @@ t.test('publish with OK, dedupe across relays, a dead relay, a refused event, re
   let a = await startRelay({ port: 0, host: '127.0.0.1', dataDir: dirA, transport: 'ws', verifyWorkers: 0, logger });
   const b = await startRelay({ port: 0, host: '127.0.0.1', dataDir: dirB, transport: 'ws', verifyWorkers: 0, logger });
   const dead = `ws://127.0.0.1:${await deadPort()}`;
-  const pool = new RelayPool({ urls: [a.url, b.url, dead], logger, minBackoffMs: 50, maxBackoffMs: 200 });
+  const pool = new RelayPool({ relays: [a.url, b.url, dead], logger, minBackoffMs: 50, maxBackoffMs: 200 });
   t.teardown(async () => {
     await pool.close();
     await a.close();
@@ -76,7 +68,7 @@ t.test('publish with OK, dedupe across relays, a dead relay, a refused event, re
     const check = setInterval(() => { if (got.some((g) => g.e.id === e4.id)) { clearInterval(check); resolve(); } }, 10);
   });
   t.equal(got.filter((g) => g.e.id === e4.id).length, 1, 'live events flow again, once');
-  const lonely = new RelayPool({ urls: [dead], logger });
+  const lonely = new RelayPool({ relays: [dead], logger });
   await t.rejects(lonely.waitConnected({ timeoutMs: 300 }), /no relay connected/, 'waitConnected has a deadline');
   await lonely.close();
 });

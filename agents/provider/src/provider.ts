@@ -26,6 +26,7 @@ import { PING_KIND, buildPong, parsePing } from '@bazaar/dvm-kinds/market/ping';
 import { buildPaymentInfo } from '@bazaar/dvm-kinds/market/payment-info';
 import type { Identity } from '@bazaar/agents-common/identity/keystore';
 import { RelayPool } from '@bazaar/agents-common/relay-pool';
+import { normalizeRelayUrl } from '@bazaar/agents-common/relay-url';
 import { recoverJobState, type JobState } from '@bazaar/agents-common/job-state';
 import type { Runner } from '@bazaar/agents-common/sandbox/runner';
 import { termsFor, type ProviderConfig } from './config.ts';
@@ -48,7 +49,8 @@ import { CODE_REVIEW_KIND, buildCodeReviewResult, type CodeReviewRequest } from 
 export const DELETION_KIND = 5;
 const MAX_LOOKUPS_PER_TICK = 5;
 const MAX_REQUESTED_RELAYS = 3;
-const EXTRA_RELAY_IDLE_MS = 60_000;
+/** A relay named only by a request's `relays` tag is disconnected after this long unused. */
+const REQUESTED_RELAY_IDLE_MS = 60_000;
 export const ANNOUNCEMENT_D = 'bazaar-provider';
 
 export interface ProviderOptions {
@@ -106,7 +108,6 @@ export class Provider {
   readonly #buckets = new Map<string, Bucket>();
   readonly #watching = new Set<string>();
   readonly #lastReplaceable = new Map<number, number>();
-  readonly #extraPools = new Map<string, { pool: RelayPool; timer: NodeJS.Timeout | undefined }>();
   readonly #escrow: EscrowDesk | undefined;
   readonly #nextCheck = new Map<string, { at: number; n: number }>();
   readonly #settling = new Set<string>();
@@ -127,7 +128,14 @@ export class Provider {
     this.#id = o.identity;
     this.store = o.store ?? ProviderStore.open(join(o.dataDir, 'db'));
     this.#escrow = o.config.mints.length && o.config.arbiters.length ? new EscrowDesk({ dataDir: o.dataDir, logger: o.logger.child({ part: 'escrow' }), identity: o.identity, mints: o.config.mints, arbiters: o.config.arbiters, disputeWindowSecs: o.config.disputeWindowSecs }) : undefined;
-    this.pool = new RelayPool({ urls: o.config.relays, logger: o.logger.child({ part: 'pool' }), ...(o.minBackoffMs ? { minBackoffMs: o.minBackoffMs } : {}) });
+    this.pool = new RelayPool({
+      relays: o.config.relays,
+      logger: o.logger.child({ part: 'pool' }),
+      // NIP-42: relays that require AUTH get it, signed with our identity.
+      auth: (template) => finalizeEvent(template, o.identity.secretKey) as NostrEvent,
+      idleTimeoutMs: REQUESTED_RELAY_IDLE_MS,
+      ...(o.minBackoffMs ? { minBackoffMs: o.minBackoffMs } : {}),
+    });
   }
 
   get pubkey(): string {
@@ -142,7 +150,7 @@ export class Provider {
     return {
       pubkey: this.#id.pubkey,
       startedAt: this.#startedAt,
-      relays: this.pool.status().map(({ url, connected }) => ({ url, connected })),
+      relays: this.pool.status().filter((r) => this.pool.urls.includes(r.url)).map(({ url, connected }) => ({ url, connected })),
       active: this.#running.size,
       queued: this.#queue.length,
       capacity: this.#config.capacity,
@@ -224,11 +232,6 @@ export class Provider {
     for (const ac of this.#running.values()) ac.abort();
     await Promise.allSettled([...this.#jobPromises]);
     await this.pool.close();
-    for (const e of this.#extraPools.values()) {
-      clearTimeout(e.timer);
-      await e.pool.close();
-    }
-    this.#extraPools.clear();
     await this.#escrow?.close();
     await rm(join(this.#o.dataDir, 'status.json'), { force: true }).catch(() => {});
     if (!this.#o.store) await this.store.close();
@@ -740,29 +743,18 @@ export class Provider {
 
   /**
    * NIP-90 `relays`: the customer asks for responses there too. At most MAX_REQUESTED_RELAYS
-   * relays we are not configured with, each through a cached single-relay pool that closes
-   * when idle; a relay that is down only costs its publish deadline.
+   * relays we are not configured with, through the same pool (connected on demand, closed
+   * when idle); a relay that is down only costs its publish deadline.
    */
   async #publishToRequested(rec: JobRecord, event: NostrEvent): Promise<void> {
     if (!this.#config.followRequestRelays) return;
-    const wanted = [...new Set(rec.request.tags.filter((t) => t[0] === 'relays').flatMap((t) => t.slice(1)))]
-      .filter((u) => /^wss?:\/\/[^\s]+$/.test(u) && !this.#config.relays.includes(u))
+    const ours = new Set(this.pool.urls);
+    const wanted = [...new Set(rec.request.tags.filter((t) => t[0] === 'relays').flatMap((t) => t.slice(1)).map((u) => normalizeRelayUrl(u)))]
+      .filter((u): u is string => u !== undefined && !ours.has(u))
       .slice(0, MAX_REQUESTED_RELAYS);
-    await Promise.all(wanted.map(async (url) => {
-      let extra = this.#extraPools.get(url);
-      if (!extra) {
-        extra = { pool: new RelayPool({ urls: [url], logger: this.#log.child({ part: 'requested-relay' }), verify: false, maxBackoffMs: 5_000 }), timer: undefined };
-        this.#extraPools.set(url, extra);
-      }
-      clearTimeout(extra.timer);
-      const res = await extra.pool.publish(event, { timeoutMs: this.#o.publishTimeoutMs ?? 10_000 });
-      if (!res[0]?.ok) this.#log.info({ jobId: rec.id, relay: url, message: res[0]?.message }, 'requested relay did not accept the event');
-      const e = extra;
-      e.timer = setTimeout(() => {
-        if (this.#extraPools.get(url) === e) this.#extraPools.delete(url);
-        void e.pool.close();
-      }, EXTRA_RELAY_IDLE_MS);
-    }));
+    if (!wanted.length) return;
+    const res = await this.pool.publish(event, { relays: wanted, timeoutMs: this.#o.publishTimeoutMs ?? 10_000 });
+    for (const r of res) if (!r.ok) this.#log.info({ jobId: rec.id, relay: r.url, message: r.message }, 'requested relay did not accept the event');
   }
 
   async #publish(template: EventTemplate, what: string): Promise<NostrEvent> {

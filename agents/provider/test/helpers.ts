@@ -39,9 +39,9 @@ export interface Market {
   providerUri: string;
 }
 
-export async function startMarket(t: Test, opts: { relayPort?: number; relayDir?: string } = {}): Promise<Market> {
+export async function startMarket(t: Test, opts: { relayPort?: number; relayDir?: string; authRequired?: boolean } = {}): Promise<Market> {
   const relayDir = opts.relayDir ?? tempDir('bazaar-prov-relay-');
-  const relay = await startRelay({ port: opts.relayPort ?? 0, host: '127.0.0.1', dataDir: relayDir, transport: 'ws', verifyWorkers: 0, logger });
+  const relay = await startRelay({ port: opts.relayPort ?? 0, host: '127.0.0.1', dataDir: relayDir, transport: 'ws', verifyWorkers: 0, logger, ...(opts.authRequired ? { info: { authRequired: true } } : {}) });
   const devDir = tempDir('bazaar-prov-devnet-');
   const devnet = await startDevnet({ dataDir: devDir, relayUrl: relay.url, logger, mint: false, nwc: { refreshIntervalMs: 200 } });
   const provider = devnet.account('provider');
@@ -82,17 +82,28 @@ export class Customer {
   readonly ws: WebSocket;
   readonly #oks = new Map<string, (v: [boolean, string]) => void>();
   readonly #open: Promise<void>;
+  readonly #authed: Promise<void> | undefined;
   #listeners = new Set<() => void>();
 
-  constructor(url: string) {
+  /** With `auth`, answers the relay's NIP-42 challenge before subscribing. */
+  constructor(url: string, opts: { auth?: boolean } = {}) {
     this.ws = new WebSocket(url);
     this.#open = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
       this.ws.once('error', reject);
     });
+    let challenged: (c: string) => void = () => {};
+    if (opts.auth) {
+      const challenge = new Promise<string>((resolve) => (challenged = resolve));
+      this.#authed = challenge.then(async (c) => {
+        const [ok, msg] = await this.publish(this.sign({ kind: 22242, tags: [['relay', url], ['challenge', c]] }), 'AUTH');
+        if (!ok) throw new Error(`AUTH refused: ${msg}`);
+      });
+    }
     this.ws.on('message', (d) => {
       const m = JSON.parse(d.toString()) as unknown[];
-      if (m[0] === 'EVENT') {
+      if (m[0] === 'AUTH') challenged(m[1] as string);
+      else if (m[0] === 'EVENT') {
         this.events.push(m[2] as NostrEvent);
         for (const l of this.#listeners) l();
       } else if (m[0] === 'OK') this.#oks.get(m[1] as string)?.([m[2] as boolean, m[3] as string]);
@@ -101,6 +112,7 @@ export class Customer {
 
   async ready(): Promise<this> {
     await this.#open;
+    await this.#authed;
     this.ws.send(JSON.stringify(['REQ', 'mine', { kinds: [6930, 6931, 6932, 6933, 6050, 7000], '#p': [this.pubkey] }]));
     return this;
   }
@@ -109,9 +121,9 @@ export class Customer {
     return finalizeEvent({ kind: t.kind, tags: t.tags, content: t.content ?? '', created_at: t.created_at ?? Math.floor(Date.now() / 1000) }, this.sk) as NostrEvent;
   }
 
-  async publish(e: NostrEvent): Promise<[boolean, string]> {
+  async publish(e: NostrEvent, verb: 'EVENT' | 'AUTH' = 'EVENT'): Promise<[boolean, string]> {
     const ok = new Promise<[boolean, string]>((resolve) => this.#oks.set(e.id, resolve));
-    this.ws.send(JSON.stringify(['EVENT', e]));
+    this.ws.send(JSON.stringify([verb, e]));
     return ok;
   }
 

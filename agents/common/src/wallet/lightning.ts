@@ -1,6 +1,7 @@
-// Lightning for agents through Nostr Wallet Connect (NIP-47) with @getalby/sdk's NWCClient:
-// pay, make invoices, wait for settlement, balance. The same code talks to the devnet's
-// wallet service or a real one (Alby Hub, Coinos, Primal…) — only the URI differs.
+// Lightning for agents through Nostr Wallet Connect (NIP-47) with our NwcClient (over the
+// agents' RelayPool, so NIP-42 AUTH relays work): pay, make invoices, wait for settlement,
+// balance. The same code talks to the devnet's wallet service or a real one (Alby Hub,
+// Coinos, Primal…) — only the URI differs.
 //
 // Defensive by design: amounts are checked against the caller's ceiling before paying,
 // the preimage returned by the wallet is verified against the invoice's payment hash, and
@@ -10,10 +11,7 @@ import { decode as decodeBolt11 } from 'light-bolt11-decoder';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import type { Logger } from 'pino';
-import { loadNwcSdk, sdkLogger } from './alby-sdk.ts';
-
-type Sdk = Awaited<ReturnType<typeof loadNwcSdk>>;
-type Client = InstanceType<Sdk['NWCClient']>;
+import { NwcClient, NwcError, type NwcInfo } from './nwc-client.ts';
 
 export const LightningWalletErrorCode = {
   /** Invoice does not decode or has no amount. */
@@ -94,6 +92,8 @@ export interface LightningWalletOptions {
   readonly requestTimeoutMs?: number;
   /** lookup_invoice polling interval while waiting for settlement (ms). */
   readonly pollIntervalMs?: number;
+  /** Relay reconnect backoff of the NWC connection (tests shorten it). */
+  readonly minBackoffMs?: number;
 }
 
 export interface Payment {
@@ -131,16 +131,17 @@ interface NwcTx {
 type Waiter = { resolve: (s: Settlement) => void; reject: (err: Error) => void };
 
 export class LightningWallet {
-  private readonly client: Client;
+  private readonly client: NwcClient;
   private readonly log: Logger;
   private readonly requestTimeoutMs: number;
   private readonly pollIntervalMs: number;
   private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly received = new Set<(s: Settlement) => void>();
   private unsubscribe: (() => void) | undefined;
   private subscribing: Promise<void> | undefined;
   private closed = false;
 
-  private constructor(client: Client, opts: LightningWalletOptions) {
+  private constructor(client: NwcClient, opts: LightningWalletOptions) {
     this.client = client;
     this.log = opts.logger;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
@@ -148,14 +149,8 @@ export class LightningWallet {
   }
 
   static async connect(opts: LightningWalletOptions): Promise<LightningWallet> {
-    const { NWCClient } = await loadNwcSdk();
-    let client: Client;
-    try {
-      client = new NWCClient({ nostrWalletConnectUrl: opts.nwcUri, logger: sdkLogger(opts.logger), requireSecret: true });
-    } catch (err) {
-      // The SDK's messages never include the secret; ours must not either.
-      throw new Error(`invalid NWC connection URI: ${(err as Error).message}`);
-    }
+    // parseNwcUri's messages never include the secret.
+    const client = new NwcClient({ uri: opts.nwcUri, logger: opts.logger, timeoutMs: opts.requestTimeoutMs ?? 30_000, ...(opts.minBackoffMs ? { minBackoffMs: opts.minBackoffMs } : {}) });
     return new LightningWallet(client, opts);
   }
 
@@ -164,49 +159,42 @@ export class LightningWallet {
     return this.client.walletPubkey;
   }
 
-  private async call<T>(what: string, fn: () => Promise<T>, signal?: AbortSignal, timeoutMs = this.requestTimeoutMs): Promise<T> {
-    if (this.closed) throw new Error('lightning wallet is closed');
-    if (signal?.aborted) throw new LightningWalletError('ABORTED', `${what} aborted`);
-    let timer: NodeJS.Timeout | undefined;
-    let onAbort: (() => void) | undefined;
-    const guard = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new LightningWalletError('TIMEOUT', `${what}: no answer from the wallet within ${timeoutMs} ms`)), timeoutMs);
-      onAbort = () => reject(new LightningWalletError('ABORTED', `${what} aborted`));
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+  /** One NIP-47 request with our deadline, errors as LightningWalletError. */
+  private async request<T>(method: string, params: Record<string, unknown>, valid: (r: T) => boolean, signal?: AbortSignal, timeoutMs = this.requestTimeoutMs): Promise<T> {
+    if (this.closed) throw new LightningWalletError('ABORTED', 'lightning wallet is closed');
+    if (signal?.aborted) throw new LightningWalletError('ABORTED', `${method} aborted`);
+    let r: T;
     try {
-      return await Promise.race([fn(), guard]);
+      r = await this.client.request<T>(method, params, { timeoutMs, ...(signal ? { signal } : {}) });
     } catch (err) {
-      if (err instanceof LightningWalletError) throw err;
-      const code = (err as { code?: string }).code;
-      const name = (err as Error).name ?? '';
-      if (/Timeout/.test(name) || /timeout/i.test((err as Error).message ?? '')) {
-        throw new LightningWalletError('TIMEOUT', `${what}: ${(err as Error).message}`);
+      if (err instanceof NwcError) {
+        if (err.code === 'TIMEOUT') throw new LightningWalletError('TIMEOUT', err.message);
+        if (err.code === 'ABORTED') throw new LightningWalletError('ABORTED', err.message);
+        throw new LightningWalletError('WALLET_ERROR', `${method} failed: ${err.message}`, err.code);
       }
-      throw new LightningWalletError('WALLET_ERROR', `${what} failed: ${(err as Error).message}`, code);
-    } finally {
-      clearTimeout(timer);
-      if (onAbort) signal?.removeEventListener('abort', onAbort);
+      throw new LightningWalletError('WALLET_ERROR', `${method} failed: ${(err as Error).message}`);
     }
+    if (!valid(r)) throw new LightningWalletError('WALLET_ERROR', `${method}: the wallet's answer is malformed`, 'BAD_RESPONSE');
+    return r;
   }
 
-  /**
-   * One NIP-47 request with our deadline. The SDK's public methods (getBalance, payInvoice…)
-   * print every wallet error to console.error with a stack and use fixed reply timeouts of
-   * up to 60 s that outlive our own deadline; its request primitive takes the timeouts, so
-   * we call that (the SDK version is pinned) and fall back to the public method if absent.
-   */
-  private request<T>(method: string, params: unknown, valid: (r: T) => boolean, fallback: () => Promise<T>, signal?: AbortSignal, timeoutMs = this.requestTimeoutMs): Promise<T> {
-    const exec = (this.client as unknown as { executeNip47Request?: (m: string, p: unknown, v: (r: T) => boolean, t: { replyTimeout: number; publishTimeout: number }) => Promise<T> }).executeNip47Request;
-    const fn = typeof exec === 'function'
-      ? () => exec.call(this.client, method, params, valid, { replyTimeout: timeoutMs, publishTimeout: Math.min(timeoutMs, 10_000) })
-      : fallback;
-    // Our guard fires just after the SDK's own timeout, which then has cleaned up its timers.
-    return this.call(method, fn, signal, timeoutMs + 250);
+  /** The wallet service's info event: methods, notifications, encryptions (undefined if none is published). */
+  info(opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<NwcInfo | undefined> {
+    return this.client.info(opts);
+  }
+
+  /** NIP-47 get_info: the methods this connection may use, and the node's alias. */
+  async getInfo(opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<{ alias?: string; methods: string[]; network?: string }> {
+    const r = await this.request<{ alias?: unknown; methods?: unknown; network?: unknown }>('get_info', {}, (x) => typeof x === 'object' && x !== null, opts.signal, opts.timeoutMs);
+    return {
+      ...(typeof r.alias === 'string' && r.alias ? { alias: r.alias } : {}),
+      methods: Array.isArray(r.methods) ? r.methods.filter((m): m is string => typeof m === 'string') : [],
+      ...(typeof r.network === 'string' ? { network: r.network } : {}),
+    };
   }
 
   async balanceMsat(opts: { signal?: AbortSignal } = {}): Promise<number> {
-    const r = await this.request<{ balance: number }>('get_balance', {}, (x) => typeof x?.balance === 'number', () => this.client.getBalance(), opts.signal);
+    const r = await this.request<{ balance: number }>('get_balance', {}, (x) => typeof x?.balance === 'number', opts.signal);
     return r.balance;
   }
 
@@ -229,14 +217,7 @@ export class LightningWallet {
     }
     if (inv.expiresAt <= Math.floor(Date.now() / 1000)) throw new LightningWalletError('EXPIRED', `invoice ${inv.paymentHash} has expired`);
     this.log.info({ paymentHash: inv.paymentHash, amountMsat: inv.amountMsat }, 'paying invoice');
-    const r = await this.request<{ preimage: string; fees_paid?: number }>(
-      'pay_invoice',
-      { invoice: inv.bolt11 },
-      (x) => typeof x?.preimage === 'string',
-      () => this.client.payInvoice({ invoice: inv.bolt11 }),
-      opts.signal,
-      opts.timeoutMs,
-    );
+    const r = await this.request<{ preimage: string; fees_paid?: number }>('pay_invoice', { invoice: inv.bolt11 }, (x) => typeof x?.preimage === 'string', opts.signal, opts.timeoutMs);
     if (!preimageMatches(r.preimage, inv.paymentHash)) {
       throw new LightningWalletError('BAD_PREIMAGE', `wallet returned a preimage that does not match payment hash ${inv.paymentHash}`);
     }
@@ -245,14 +226,7 @@ export class LightningWallet {
   }
 
   private lookupTx(paymentHash: string, signal?: AbortSignal, timeoutMs?: number): Promise<NwcTx> {
-    return this.request<NwcTx>(
-      'lookup_invoice',
-      { payment_hash: paymentHash },
-      (x) => typeof x?.payment_hash === 'string',
-      () => this.client.lookupInvoice({ payment_hash: paymentHash }) as unknown as Promise<NwcTx>,
-      signal,
-      timeoutMs,
-    );
+    return this.request<NwcTx>('lookup_invoice', { payment_hash: paymentHash }, (x) => typeof x?.payment_hash === 'string', signal, timeoutMs);
   }
 
   /** This wallet's settled outgoing payment of `inv`, if lookup_invoice knows one. */
@@ -272,7 +246,7 @@ export class LightningWallet {
   async makeInvoice(req: { amountMsat: number; description?: string; expirySecs?: number; signal?: AbortSignal }): Promise<CreatedInvoice> {
     if (!Number.isSafeInteger(req.amountMsat) || req.amountMsat <= 0) throw new LightningWalletError('INVALID_INVOICE', `amount must be a positive integer of msat, got ${req.amountMsat}`);
     const params = { amount: req.amountMsat, ...(req.description !== undefined ? { description: req.description } : {}), ...(req.expirySecs !== undefined ? { expiry: req.expirySecs } : {}) };
-    const tx = await this.request<{ invoice: string }>('make_invoice', params, (x) => typeof x?.invoice === 'string', () => this.client.makeInvoice(params), req.signal);
+    const tx = await this.request<{ invoice: string }>('make_invoice', params, (x) => typeof x?.invoice === 'string', req.signal);
     // Trust the invoice, not the wallet's summary of it.
     const inv = decodeInvoice(tx.invoice);
     if (inv.amountMsat !== req.amountMsat) throw new LightningWalletError('INVALID_INVOICE', `wallet made an invoice for ${inv.amountMsat} msat, asked ${req.amountMsat}`);
@@ -338,42 +312,49 @@ export class LightningWallet {
     });
   }
 
+  /**
+   * Calls `listener` for every payment_received notification whose preimage checks out
+   * (the provider's fast path; lookups remain the safety net). Returns the unsubscribe.
+   */
+  async onPaymentReceived(listener: (s: Settlement) => void): Promise<() => void> {
+    this.received.add(listener);
+    await this.ensureNotifications();
+    return () => this.received.delete(listener);
+  }
+
   private async ensureNotifications(): Promise<void> {
     if (this.unsubscribe || this.closed) return;
     this.subscribing ??= (async () => {
       try {
-        this.unsubscribe = await this.call(
-          'subscribe notifications',
-          () => this.client.subscribeNotifications((n) => this.onNotification(n as { notification_type: string; notification: NwcTx }), ['payment_received']),
-        );
+        this.unsubscribe = await this.client.onNotification((n) => this.onNotification(n.type, n.notification as unknown as NwcTx));
       } catch (err) {
         // Polling still covers settlement; try notifications again on the next wait.
-        this.log.warn({ err }, 'nwc notifications unavailable; relying on lookup_invoice polling');
+        this.log.warn({ err: (err as Error).message }, 'nwc notifications unavailable; relying on lookup_invoice polling');
         this.subscribing = undefined;
       }
     })();
     await this.subscribing;
   }
 
-  private onNotification(n: { notification_type: string; notification: NwcTx }): void {
-    if (n.notification_type !== 'payment_received') return;
-    const hash = n.notification?.payment_hash?.toLowerCase();
-    const set = hash ? this.waiters.get(hash) : undefined;
-    if (!set) return;
-    const s = toSettlement(n.notification);
+  private onNotification(type: string, tx: NwcTx): void {
+    if (type !== 'payment_received' || typeof tx?.payment_hash !== 'string' || typeof tx.amount !== 'number') return;
+    const s = toSettlement(tx);
     if (s.preimage !== undefined && !preimageMatches(s.preimage, s.paymentHash)) {
-      this.log.warn({ paymentHash: hash }, 'notification preimage does not match; waiting for lookup');
+      this.log.warn({ paymentHash: s.paymentHash }, 'notification preimage does not match; waiting for lookup');
       return;
     }
-    for (const w of [...set]) w.resolve(s);
+    for (const l of [...this.received]) l(s);
+    const set = this.waiters.get(s.paymentHash);
+    if (set) for (const w of [...set]) w.resolve(s);
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const set of [...this.waiters.values()]) for (const w of [...set]) w.reject(new LightningWalletError('ABORTED', 'lightning wallet closed'));
+    this.received.clear();
     this.unsubscribe?.();
-    this.client.close();
+    await this.client.close();
   }
 }
 

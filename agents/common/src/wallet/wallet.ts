@@ -29,7 +29,7 @@ export class Wallet {
     try {
       ecash = opts.cashu ? await CashuWallet.open({ ...opts.cashu, logger: opts.logger.child({ rail: 'cashu' }) }) : undefined;
     } catch (err) {
-      ln?.close();
+      await ln?.close();
       throw err;
     }
     return new Wallet(ln, ecash);
@@ -56,7 +56,7 @@ export class Wallet {
   }
 
   async close(): Promise<void> {
-    this.ln?.close();
+    await this.ln?.close();
     await this.ecash?.close();
   }
 }

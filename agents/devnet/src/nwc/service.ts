@@ -1,22 +1,22 @@
-// The devnet's NIP-47 wallet service over a relay. Built on @getalby/sdk's wallet-service
-// side (NWCWalletService): its reconnecting relay pool, NIP-04 / NIP-44 v2 encryption,
-// event signing and kind 13194 info event. The request loop is ours, because the SDK's
-// `subscribe()` cannot answer unknown clients with UNAUTHORIZED, ignores a request's
-// `expiration`, does not deduplicate, and has no notifications. One subscription covers
-// every connection's wallet pubkey; settlements on the dev network become
-// payment_received / payment_sent notifications (kind 23196 NIP-04 and 23197 NIP-44).
+// The devnet's NIP-47 wallet service over a relay, on the agents' RelayPool (reconnect
+// with backoff, NIP-42 AUTH for relays that require it) with NIP-04 / NIP-44 v2 from
+// nostr-tools. The request loop answers unknown clients with UNAUTHORIZED, honours a
+// request's `expiration`, deduplicates re-sent requests and sends notifications. One
+// subscription covers every connection's wallet pubkey; settlements on the dev network
+// become payment_received / payment_sent notifications (kind 23196 NIP-04 and 23197 NIP-44).
 import type { Logger } from 'pino';
-import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
-import { loadNwcSdk, sdkLogger } from '@bazaar/agents-common/wallet/alby-sdk';
+import { hexToBytes } from '@noble/hashes/utils.js';
+import { finalizeEvent, generateSecretKey } from 'nostr-tools/pure';
+import type { EventTemplate, NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import { RelayPool } from '@bazaar/agents-common/relay-pool';
+import { NWC_KINDS, nwcDecrypt, nwcEncrypt, type NwcEncryption } from '@bazaar/agents-common/wallet/nip47';
 import type { LightningNetwork, SettledEvent } from '../lightning/network.ts';
 import { NWC_METHODS, NWC_NOTIFICATIONS, type ConnectionRecord, type ConnectionStore } from './connections.ts';
 import { errorResponse, handleMultiPay, handleNwcRequest, invoiceToNwc, paymentToNwc, type NwcResponse } from './handler.ts';
 
-type Sdk = Awaited<ReturnType<typeof loadNwcSdk>>;
-type WalletService = InstanceType<Sdk['NWCWalletService']>;
-type Encryption = 'nip04' | 'nip44_v2';
+type Encryption = NwcEncryption;
 
-export const NWC_KINDS = { info: 13194, request: 23194, response: 23195, notificationNip04: 23196, notificationNip44: 23197 } as const;
+export { NWC_KINDS };
 
 export interface NwcServiceOptions {
   readonly relayUrls: readonly string[];
@@ -31,6 +31,8 @@ export interface NwcServiceOptions {
   readonly refreshIntervalMs?: number;
   /** Publish timeout (ms). */
   readonly publishTimeoutMs?: number;
+  /** Relay reconnect backoff (tests shorten it). */
+  readonly minBackoffMs?: number;
   /** Clock in unix seconds (tests). */
   readonly now?: () => number;
 }
@@ -50,10 +52,24 @@ const SEEN_MAX = 10_000;
 
 export async function startNwcService(opts: NwcServiceOptions): Promise<NwcService> {
   if (!opts.relayUrls.length) throw new Error('NWC service needs at least one relay URL');
-  const sdk = await loadNwcSdk();
   const log = opts.logger;
   const relayUrls = [...opts.relayUrls];
-  const ws: WalletService = new sdk.NWCWalletService({ relayUrls, logger: sdkLogger(log) });
+  // NIP-42: relays that require AUTH get it from a key of the service's own, made per run
+  // (wallet keys are per connection and stay unlinked from each other).
+  const authKey = generateSecretKey();
+  let announceAgain: () => void = () => {};
+  const pool = new RelayPool({
+    relays: relayUrls,
+    logger: log.child({ part: 'nwc-pool' }),
+    auth: (template) => finalizeEvent(template, authKey) as NostrEvent,
+    ...(opts.minBackoffMs ? { minBackoffMs: opts.minBackoffMs } : {}),
+    onConnect: (url, reconnect) => {
+      log.debug({ url }, 'nwc relay connected');
+      // After a reconnect the relay may have lost our replaceable info events (a wiped dev
+      // relay): announce again; replacing an identical event is harmless.
+      if (reconnect) announceAgain();
+    },
+  });
   const nowSecs = opts.now ?? (() => Math.floor(Date.now() / 1000));
   const rate = opts.rateLimit ?? { burst: 30, perSecond: 10 };
   const maxAge = opts.maxRequestAgeSecs ?? 600;
@@ -64,20 +80,15 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
   const seen = new Map<string, NostrEvent | undefined>();
   const announced = new Set<string>();
   let subscribedTo = '';
-  let sub: { close: (reason?: string) => void } | undefined;
+  let sub: { close: () => void } | undefined;
   let closed = false;
 
-  const keypair = (walletSecret: string, clientPubkey: string) => new sdk.NWCWalletServiceKeyPair(walletSecret, clientPubkey);
+  const sign = (template: EventTemplate, walletSecret: string) => finalizeEvent(template, hexToBytes(walletSecret)) as NostrEvent;
 
-  // The pool's own publish() resolves with a string even when it cannot connect, so
-  // publish through each relay directly: success means some relay answered OK true.
+  // Success means some relay answered OK true.
   const inflight = new Set<Promise<unknown>>();
   async function publish(event: NostrEvent): Promise<void> {
-    const signal = AbortSignal.timeout(publishTimeoutMs);
-    const p = Promise.any(relayUrls.map(async (url) => {
-      const relay = await ws.pool.ensureRelay(url, { connectionTimeout: publishTimeoutMs, abort: signal });
-      await relay.publish(event as never);
-    }));
+    const p = pool.publishAny(event, { timeoutMs: publishTimeoutMs });
     inflight.add(p);
     try {
       await p;
@@ -87,10 +98,9 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
   }
 
   async function respond(request: NostrEvent, walletSecret: string, enc: Encryption, response: NwcResponse, dTag?: string): Promise<void> {
-    const kp = keypair(walletSecret, request.pubkey);
-    const content = await ws.encrypt(kp, JSON.stringify(response), enc);
+    const content = nwcEncrypt(walletSecret, request.pubkey, JSON.stringify(response), enc);
     const tags = [['p', request.pubkey], ['e', request.id], ...(dTag !== undefined ? [['d', dTag]] : [])];
-    const event = (await ws.signEvent({ kind: NWC_KINDS.response, created_at: nowSecs(), tags, content }, walletSecret)) as NostrEvent;
+    const event = sign({ kind: NWC_KINDS.response, created_at: nowSecs(), tags, content }, walletSecret);
     // Single responses are cached for re-sent requests; multi responses are not (several events).
     if (seen.has(request.id) && dTag === undefined) seen.set(request.id, event);
     await publish(event);
@@ -148,7 +158,7 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
     let method: unknown;
     let params: unknown;
     try {
-      const plain = await ws.decrypt(keypair(conn.walletSecret, event.pubkey), event.content, enc);
+      const plain = nwcDecrypt(conn.walletSecret, event.pubkey, event.content, enc);
       const parsed = JSON.parse(plain) as { method?: unknown; params?: unknown };
       method = parsed?.method;
       params = parsed?.params;
@@ -190,11 +200,10 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
 
   async function notify(conn: ConnectionRecord, type: (typeof NWC_NOTIFICATIONS)[number], notification: unknown): Promise<void> {
     const payload = JSON.stringify({ notification_type: type, notification });
-    const kp = keypair(conn.walletSecret, conn.clientPubkey);
     // Clients listen on one kind according to the encryption they negotiated; publish both.
     for (const [kind, enc] of [[NWC_KINDS.notificationNip44, 'nip44_v2'], [NWC_KINDS.notificationNip04, 'nip04']] as const) {
-      const content = await ws.encrypt(kp, payload, enc);
-      const event = (await ws.signEvent({ kind, created_at: nowSecs(), tags: [['p', conn.clientPubkey]], content }, conn.walletSecret)) as NostrEvent;
+      const content = nwcEncrypt(conn.walletSecret, conn.clientPubkey, payload, enc);
+      const event = sign({ kind, created_at: nowSecs(), tags: [['p', conn.clientPubkey]], content }, conn.walletSecret);
       await publish(event);
     }
   }
@@ -217,7 +226,12 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
     const records = opts.connections.records({ includeRevoked: true });
     const fresh = records.filter((r) => !r.revoked && !announced.has(r.walletPubkey));
     for (const r of fresh) {
-      await ws.publishWalletServiceInfoEvent(r.walletSecret, [...r.methods, 'notifications'] as never, [...NWC_NOTIFICATIONS]);
+      await publish(sign({
+        kind: NWC_KINDS.info,
+        created_at: nowSecs(),
+        tags: [['encryption', 'nip44_v2 nip04'], ['notifications', NWC_NOTIFICATIONS.join(' ')]],
+        content: [...r.methods, 'notifications'].join(' '),
+      }, r.walletSecret));
       announced.add(r.walletPubkey);
       log.info({ account: r.account, walletPubkey: r.walletPubkey, connection: r.name }, 'nwc connection announced');
     }
@@ -226,29 +240,15 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
     const key = pubkeys.join(',');
     if (key === subscribedTo || closed) return;
     const old = sub;
-    const connectedOnce = new Set<string>();
     sub = pubkeys.length
-      ? ws.pool.subscribe(relayUrls, { kinds: [NWC_KINDS.request], '#p': pubkeys }, {
-          onevent: (ev) => {
-            onRequest(ev as NostrEvent).catch((err: unknown) => log.error({ err, requestId: (ev as NostrEvent).id }, 'nwc request handling failed'));
-          },
-          onconnect: (url) => {
-            log.debug({ url }, 'nwc relay connected');
-            // After a reconnect the relay may have lost our replaceable info events (a wiped
-            // dev relay): announce again; replacing an identical event is harmless.
-            if (connectedOnce.has(url)) {
-              announced.clear();
-              void scheduleRefresh();
-            }
-            connectedOnce.add(url);
-          },
-          ondisconnect: (url, reason) => log.warn({ url, reason }, 'nwc relay disconnected'),
+      ? pool.subscribe([{ kinds: [NWC_KINDS.request], '#p': pubkeys }], (ev) => {
+          onRequest(ev).catch((err: unknown) => log.error({ err, requestId: ev.id }, 'nwc request handling failed'));
         })
       : undefined;
     subscribedTo = key;
     // Open the new subscription before closing the old one; duplicates are dropped by id.
-    old?.close('resubscribing');
-    if (sub) await Promise.any(relayUrls.map((u) => ws.pool.ensureRelay(u, { connectionTimeout: 5000 })));
+    old?.close();
+    if (sub) await pool.waitConnected({ timeoutMs: 5000 });
   }
 
   const offSettled = opts.network.onSettled(onSettled);
@@ -257,23 +257,27 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
     refreshing = refreshing.then(refresh).catch((err: unknown) => log.error({ err }, 'nwc refresh failed'));
     return refreshing;
   };
+  announceAgain = () => {
+    announced.clear();
+    void scheduleRefresh();
+  };
   const offChange = opts.connections.onChange(() => void scheduleRefresh());
   const timer = setInterval(() => void scheduleRefresh(), opts.refreshIntervalMs ?? 2000);
   timer.unref();
 
   // Connect first, so an unreachable relay is one clear error (not the SDK's console noise).
   try {
-    await Promise.any(relayUrls.map((u) => ws.pool.ensureRelay(u, { connectionTimeout: 5000 })));
+    await pool.waitConnected({ timeoutMs: 5000 });
     await refresh();
   } catch (err) {
     closed = true;
     clearInterval(timer);
     offSettled();
     offChange();
-    sub?.close('startup failed');
-    ws.close();
-    const reason = err instanceof AggregateError ? err.errors.map((e: unknown) => (e as Error)?.message ?? String(e)).join('; ') : (err as Error).message;
-    throw new Error(`cannot connect to relay ${relayUrls.join(', ')}: ${reason}`);
+    sub?.close();
+    const why = pool.status().map((r) => r.lastError).filter(Boolean).join('; ');
+    await pool.close();
+    throw new Error(`cannot connect to relay ${relayUrls.join(', ')}: ${(err as Error).message}${why ? ` (${why})` : ''}`);
   }
   log.info({ relays: relayUrls, connections: opts.connections.records().length, methods: NWC_METHODS }, 'nwc wallet service started');
 
@@ -288,8 +292,8 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
       await refreshing.catch(() => undefined);
       // Let responses and notifications already sent get their OK before the sockets close.
       if (inflight.size) await Promise.allSettled([...inflight]);
-      sub?.close('shutdown');
-      ws.close();
+      sub?.close();
+      await pool.close();
       log.info({}, 'nwc wallet service stopped');
     },
   };
