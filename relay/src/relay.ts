@@ -43,6 +43,43 @@ export interface RelayCoreOptions {
 const AUTH_KIND = 22242;
 const AUTH_WINDOW_SECS = 600;
 
+/** Where an event given to `addEvent` came from (strfry's sourceType): every source but a socket. */
+export type EventSource = Exclude<PolicyContext['source']['type'], 'ws'>;
+
+export interface AddEventOptions {
+  readonly source: EventSource;
+  /** Free text for logs and policies (e.g. the peer relay's URL); defaults to the source type. */
+  readonly sourceInfo?: string;
+}
+
+/** The relay's answer to one event, exactly the fields of a NIP-01 `OK`. */
+export interface AddEventResult {
+  readonly ok: boolean;
+  /** Empty, or a reason starting with a NIP-01 prefix (`duplicate:`, `invalid:`, `blocked:`, …). */
+  readonly message: string;
+}
+
+/** Who handed an event to the pipeline: a client connection, or a non-socket source. */
+interface Origin {
+  readonly source: PolicyContext['source'];
+  readonly client?: Client;
+  /** Bytes of the message that carried the event, when known. */
+  readonly size?: number;
+}
+
+/** NIP-01 (and NIP-42's auth-required) machine-readable prefixes of OK / CLOSED messages. */
+const REASON_PREFIX = /^(duplicate|pow|blocked|rate-limited|invalid|restricted|mute|error|auth-required): /;
+
+/**
+ * One place decides what a client reads in OK (as khatru does): a refusal whose reason lacks a
+ * NIP-01 prefix (a policy or store that forgot one) becomes `blocked: <reason>`; an acceptance
+ * carries no free text. Failures of the relay itself are `error:` (see `admit`).
+ */
+export function normaliseReason(ok: boolean, message: string): string {
+  if (message === '' || REASON_PREFIX.test(message)) return message;
+  return ok ? '' : `blocked: ${message}`;
+}
+
 interface Sub extends Subscriber<Client> {
   /** `["EVENT",<subId>,` — frames are prefix + event JSON + `]`. */
   readonly prefix: string;
@@ -99,7 +136,7 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
   readonly subscriptions = new SubscriptionIndex<Client>();
   readonly clients = new Set<Client>();
   private readonly now: () => number;
-  private readonly inflight = new Map<string, Promise<[boolean, string]>>();
+  private readonly inflight = new Map<string, Promise<AddEventResult>>();
   private readonly readStore: ReadStore;
   private readonly startedAt = Date.now();
   private readonly log: Logger;
@@ -218,87 +255,115 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
       return;
     }
     const event = parsed.event;
-    this.ingest(event, client, size).then(
-      ([ok, reason]) => {
-        if (!ok) this.stats.eventsRejected++;
-        client.send(okFrame(event.id, ok, reason));
-      },
+    this.admit(event, { source: { type: 'ws', ip: client.ip, connectionId: client.id }, client, size }).then((r) => {
+      if (!r.ok) this.stats.eventsRejected++;
+      client.send(okFrame(event.id, r.ok, r.message));
+    });
+  }
+
+  /**
+   * The one ingest entry point for events that do not come from a client socket (import,
+   * relay-to-relay sync, a cluster stream, the relay's own services): the normal pipeline —
+   * shape, duplicate check, signature, policies, store, live subscriptions, `onStored` — as
+   * if the event had arrived in an `EVENT` message. Resolves with the `OK` the relay would
+   * send; never rejects.
+   */
+  addEvent(event: unknown, opts: AddEventOptions): Promise<AddEventResult> {
+    this.stats.eventsReceived++;
+    const parsed = parseEvent(event);
+    if (!parsed.ok) {
+      this.stats.eventsRejected++;
+      return Promise.resolve({ ok: false, message: parsed.message });
+    }
+    const info = opts.sourceInfo ?? opts.source;
+    return this.admit(parsed.event, { source: { type: opts.source, ip: info, connectionId: info } }).then((r) => {
+      if (!r.ok) this.stats.eventsRejected++;
+      return r;
+    });
+  }
+
+  /** Every event, whatever its source, goes through here; the answer's reason is normalised once. */
+  private admit(event: NostrEvent, origin: Origin): Promise<AddEventResult> {
+    return this.pipeline(event, origin).then(
+      (r) => (r.message === '' || REASON_PREFIX.test(r.message) ? r : { ok: r.ok, message: normaliseReason(r.ok, r.message) }),
       (err: unknown) => {
-        this.log.error({ err, eventId: event.id, conn: client.id }, 'ingest failed');
-        client.send(okFrame(event.id, false, 'error: internal error while storing the event'));
+        this.log.error({ err, eventId: event.id, source: origin.source.type, conn: origin.source.connectionId }, 'ingest failed');
+        return { ok: false, message: 'error: internal error while storing the event' };
       },
     );
   }
 
-  /** Checks cheap limits, then (once per id across connections) verifies, applies policy, stores and broadcasts. */
-  private ingest(event: NostrEvent, client: Client, size: number): Promise<[boolean, string]> {
+  /** Relay-protocol checks, then (once per id across all sources) verify, policy, store, broadcast. */
+  private pipeline(event: NostrEvent, origin: Origin): Promise<AddEventResult> {
     const limits = this.opts.limits;
     const now = this.now();
-    if (event.kind === AUTH_KIND) return Promise.resolve([false, 'invalid: kind 22242 events are only accepted in AUTH messages']);
-    if (this.opts.info.authRequired && !client.isAuthed()) return Promise.resolve([false, 'auth-required: this relay requires NIP-42 authentication']);
-    if (event.tags.length > limits.maxEventTags) return Promise.resolve([false, `invalid: too many tags (${event.tags.length} > ${limits.maxEventTags})`]);
+    const client = origin.client;
+    if (event.kind === AUTH_KIND) return Promise.resolve({ ok: false, message: 'invalid: kind 22242 events are only accepted in AUTH messages' });
+    if (client && this.opts.info.authRequired && !client.isAuthed()) return Promise.resolve({ ok: false, message: 'auth-required: this relay requires NIP-42 authentication' });
+    if (event.tags.length > limits.maxEventTags) return Promise.resolve({ ok: false, message: `invalid: too many tags (${event.tags.length} > ${limits.maxEventTags})` });
     if (event.content.length > limits.maxContentLength && codePointLength(event.content) > limits.maxContentLength) {
-      return Promise.resolve([false, `invalid: content longer than ${limits.maxContentLength} characters`]);
+      return Promise.resolve({ ok: false, message: `invalid: content longer than ${limits.maxContentLength} characters` });
     }
-    if (event.created_at > now + limits.createdAtFutureSecs) return Promise.resolve([false, `invalid: created_at is more than ${limits.createdAtFutureSecs} seconds in the future`]);
-    if (limits.createdAtPastSecs > 0 && event.created_at < now - limits.createdAtPastSecs) return Promise.resolve([false, `invalid: created_at is more than ${limits.createdAtPastSecs} seconds in the past`]);
+    if (event.created_at > now + limits.createdAtFutureSecs) return Promise.resolve({ ok: false, message: `invalid: created_at is more than ${limits.createdAtFutureSecs} seconds in the future` });
+    if (limits.createdAtPastSecs > 0 && event.created_at < now - limits.createdAtPastSecs) return Promise.resolve({ ok: false, message: `invalid: created_at is more than ${limits.createdAtPastSecs} seconds in the past` });
     const exp = expirationOf(event);
-    if (exp !== undefined && exp <= now) return Promise.resolve([false, 'invalid: event has expired']);
-    if (!isEphemeralKind(event.kind) && this.opts.store.has(event.id)) return Promise.resolve([true, 'duplicate: already have this event']);
+    if (exp !== undefined && exp <= now) return Promise.resolve({ ok: false, message: 'invalid: event has expired' });
+    if (!isEphemeralKind(event.kind) && this.opts.store.has(event.id)) return Promise.resolve({ ok: true, message: 'duplicate: already have this event' });
     // NIP-70: a protected event is accepted only from its author, authenticated.
-    if (event.tags.some((t) => t.length === 1 && t[0] === '-')) {
-      if (!client.isAuthed()) return Promise.resolve([false, 'auth-required: this event may only be published by its author']);
-      if (!client.isAuthed(event.pubkey)) return Promise.resolve([false, 'restricted: this event may only be published by its author']);
+    if (client && event.tags.some((t) => t.length === 1 && t[0] === '-')) {
+      if (!client.isAuthed()) return Promise.resolve({ ok: false, message: 'auth-required: this event may only be published by its author' });
+      if (!client.isAuthed(event.pubkey)) return Promise.resolve({ ok: false, message: 'restricted: this event may only be published by its author' });
     }
     const running = this.inflight.get(event.id);
-    if (running) return running.then(([ok, reason]) => (ok && !reason.startsWith('duplicate') ? [true, 'duplicate: already have this event'] : [ok, reason]));
-    const p = this.verifyAndStore(event, client, size, now).finally(() => this.inflight.delete(event.id));
+    if (running) return running.then((r) => (r.ok && !r.message.startsWith('duplicate') ? { ok: true, message: 'duplicate: already have this event' } : r));
+    const p = this.verifyAndStore(event, origin, now).finally(() => this.inflight.delete(event.id));
     this.inflight.set(event.id, p);
     return p;
   }
 
-  private async verifyAndStore(event: NostrEvent, client: Client, size: number, now: number): Promise<[boolean, string]> {
+  private async verifyAndStore(event: NostrEvent, origin: Origin, now: number): Promise<AddEventResult> {
     const bad = await this.opts.verify(event);
-    if (bad !== null) return [false, bad];
-    const verdict = await this.runPolicy(event, client, size, now);
-    if (verdict.action === 'reject') return [false, verdict.message];
-    if (verdict.action === 'shadowReject') return [true, ''];
+    if (bad !== null) return { ok: false, message: bad };
+    const verdict = await this.runPolicy(event, origin, now);
+    if (verdict.action === 'reject') return { ok: false, message: verdict.message };
+    if (verdict.action === 'shadowReject') return { ok: true, message: '' };
     const raw = JSON.stringify(event);
     if (isEphemeralKind(event.kind)) {
       this.broadcast(event, raw);
-      return [true, ''];
+      return { ok: true, message: '' };
     }
     const [outcome] = await this.opts.store.put([event]);
     return this.afterPut(event, raw, outcome);
   }
 
-  private afterPut(event: NostrEvent, raw: string, outcome: PutOutcome): [boolean, string] {
+  private afterPut(event: NostrEvent, raw: string, outcome: PutOutcome): AddEventResult {
     switch (outcome.status) {
       case 'stored':
         this.stats.eventsStored++;
         this.broadcast(event, raw);
         this.opts.onStored?.(event);
-        return [true, ''];
+        return { ok: true, message: '' };
       case 'duplicate':
-        return [true, 'duplicate: already have this event'];
+        return { ok: true, message: 'duplicate: already have this event' };
       case 'replaced':
-        return [true, 'duplicate: a newer version of this replaceable event is already stored'];
+        return { ok: true, message: 'duplicate: a newer version of this replaceable event is already stored' };
       case 'deleted':
-        return [false, 'blocked: this event was deleted by its author'];
+        return { ok: false, message: 'blocked: this event was deleted by its author' };
       case 'rejected':
-        return [false, outcome.message];
+        return { ok: false, message: outcome.message };
     }
   }
 
-  private async runPolicy(event: NostrEvent, client: Client, size: number, now: number): Promise<Verdict> {
+  private async runPolicy(event: NostrEvent, origin: Origin, now: number): Promise<Verdict> {
     const policy = this.opts.policy;
     if (!policy) return { action: 'accept' };
+    const authed = origin.client?.authed;
     const ctx: PolicyContext = {
-      source: { type: 'ws', ip: client.ip, connectionId: client.id },
-      ...(client.authed?.length ? { authedPubkey: client.authed[0] } : {}),
+      source: origin.source,
+      ...(authed?.length ? { authedPubkey: authed[0] } : {}),
       receivedAt: now,
       store: this.readStore,
-      size,
+      ...(origin.size !== undefined ? { size: origin.size } : {}),
     };
     const timeoutMs = this.opts.policyTimeoutMs ?? 2000;
     let timer: NodeJS.Timeout | undefined;
