@@ -22,11 +22,17 @@ export interface PaymentResult {
 }
 
 export interface LightningBackend {
+  /**
+   * Pays invoices whatever their expiry (nutshell's FakeWallet: client suites melt fixed,
+   * long-expired invoices). A real node refuses expired invoices, and so does the mint
+   * when this is not set.
+   */
+  readonly paysExpiredInvoices?: boolean;
   createInvoice(req: { amountMsat: number; description: string; expirySecs: number }): Promise<LightningInvoice>;
   invoiceState(paymentHash: string): Promise<InvoiceState>;
   /** Calls `onPaid` once when the invoice is settled; returns an unsubscribe function. */
   onInvoicePaid(paymentHash: string, onPaid: () => void): () => void;
-  /** Decodes a bolt11 (amount, hash, expiry); throws a clear Error on a malformed or tampered invoice. */
+  /** Decodes a bolt11 (amount, hash, expiry; amount 0 = amountless); throws a clear Error on a malformed or tampered invoice. */
   decode(bolt11: string): { amountMsat: number; paymentHash: string; expiresAt: number; payee?: string };
   /** Fee reserve (msat) the mint should ask for when melting to this invoice. */
   feeReserveMsat(amountMsat: number): number;

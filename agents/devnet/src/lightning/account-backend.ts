@@ -36,8 +36,8 @@ export function accountLightningBackend(network: LightningNetwork, account: stri
     },
     decode(bolt11) {
       const d = decodeInvoice(bolt11);
-      if (d.amountMsat === undefined) throw new LightningError('INVALID_INVOICE', 'invoice has no amount');
-      return { amountMsat: d.amountMsat, paymentHash: d.paymentHash, expiresAt: d.expiresAt, payee: d.payee };
+      // 0 = amountless: the mint answers that with its own NUT error (11011).
+      return { amountMsat: d.amountMsat ?? 0, paymentHash: d.paymentHash, expiresAt: d.expiresAt, payee: d.payee };
     },
     feeReserveMsat(amountMsat) {
       return base + Math.ceil((amountMsat * ppm) / 1_000_000);

@@ -15,7 +15,7 @@ export const mintCommand: CommandSpec = {
     host: { type: 'string', default: '127.0.0.1', description: 'Address to bind' },
     data: { type: 'string', default: './data/devnet/mint', description: 'Mint data directory (LMDB: seed, keysets, spent proofs, quotes)' },
     'input-fee-ppk': { type: 'number', integer: true, min: 0, max: 100_000, default: 100, description: 'Input fee per proof, parts per thousand of a sat (NUT-02)' },
-    'fake-wallet': { type: 'boolean', default: false, description: 'Lightning side fakes payments like nutshell FakeWallet (mint quotes pay themselves)' },
+    'fake-wallet': { type: 'boolean', default: false, description: 'Stand in for nutshell/CDK FakeWallet mints in client test suites: lnbc invoices that pay themselves, any invoice melts (expired too)' },
     'fake-wallet-delay': { type: 'number', integer: true, min: 0, max: 600_000, default: 1000, description: 'FakeWallet: ms before a mint quote is paid by itself (and notified over the websocket)' },
     'fake-wallet-brr': { type: 'boolean', default: true, description: 'FakeWallet: a quote status check finds it paid at once, as nutshell FAKEWALLET_BRR (--no-fake-wallet-brr to wait for the delay)' },
     'lightning-data': { type: 'string', default: './data/devnet/lightning', description: 'Dev Lightning network data directory (ignored with --fake-wallet)' },

@@ -103,6 +103,12 @@ export class CashuMint extends EventEmitter<MintEvents> {
   private readonly shortIds = new Map<string, string>();
   private readonly watchers = new Map<string, () => void>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  /**
+   * B_ of the NUT-08 blank outputs of melts in flight (PENDING): signed only when the melt
+   * settles, so until then no other request may use them (11004). Rebuilt on start from the
+   * PENDING melt quotes; checked and changed only inside write transactions.
+   */
+  private readonly pendingOutputs = new Set<string>();
   private readonly onStep: (step: string) => void;
   /** Resolves once melts left PENDING by a crash are settled or released (startMint waits for it). */
   resumed: Promise<void> = Promise.resolve();
@@ -192,7 +198,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
       name: this.name,
       pubkey: this.pubkey,
       version: 'bazaar-mint/0.1.0',
-      description: 'Bazaar devnet Cashu mint (Lightning side: the dev network)',
+      description: this.lightning.paysExpiredInvoices ? 'Bazaar devnet Cashu mint (Lightning side: a FakeWallet, no real payments)' : 'Bazaar devnet Cashu mint (Lightning side: the dev network)',
       time: this.now(),
       nuts: {
         '4': { methods: [{ ...method, options: { description: true } }], disabled: false },
@@ -251,7 +257,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
       return { amount: o.amount, id: ks.record.id, B_: o.B_.toLowerCase(), raw: o.B_ };
     });
     if (new Set(out.map((o) => o.B_)).size !== out.length) fail(E.duplicateOutputs, 'duplicate outputs provided');
-    for (const o of out) if (this.store.signatures.get(o.B_)) fail(E.outputsAlreadySigned, 'outputs have already been signed before');
+    this.assertOutputsFresh(out);
     return out;
   }
 
@@ -303,7 +309,14 @@ export class CashuMint extends EventEmitter<MintEvents> {
       if (rec?.state === 'SPENT') fail(E.proofsAlreadySpent, 'proofs already spent');
       if (rec?.state === 'PENDING') fail(E.proofsPending, 'proofs are pending');
     }
-    for (const o of outputs) if (this.store.signatures.get(o.B_)) fail(E.outputsAlreadySigned, 'outputs have already been signed before');
+    this.assertOutputsFresh(outputs);
+  }
+
+  private assertOutputsFresh(outputs: readonly BlindedMessage[]): void {
+    for (const o of outputs) {
+      if (this.store.signatures.get(o.B_)) fail(E.outputsAlreadySigned, 'outputs have already been signed before');
+      if (this.pendingOutputs.has(o.B_)) fail(E.outputsPending, 'outputs are pending (blank outputs of a melt in flight)');
+    }
   }
 
   // ---------- NUT-03 swap ----------
@@ -485,11 +498,16 @@ export class CashuMint extends EventEmitter<MintEvents> {
       return bad(`invalid bolt11 invoice: ${(err as Error).message}`);
     }
     if (!inv.amountMsat) fail(E.amountlessInvoice, 'amountless invoices are not supported');
-    if (inv.expiresAt <= this.now()) fail(E.quoteExpired, 'invoice is expired');
+    // A real Lightning backend cannot pay an expired invoice; a FakeWallet pays anything.
+    const expired = inv.expiresAt <= this.now();
+    if (expired && !this.lightning.paysExpiredInvoices) fail(E.quoteExpired, 'invoice is expired');
     const amount = Math.ceil(inv.amountMsat / 1000);
     if (amount > this.maxAmount) fail(E.amountOutOfLimits, `amount must be at most ${this.maxAmount}`);
     const internal = [...this.store.mintQuotes.getRange()].find((e) => e.value.paymentHash === inv.paymentHash)?.value;
     if (internal && internal.state !== 'UNPAID') fail(E.invoiceAlreadyPaid, 'invoice already paid');
+    for (const { value: m } of this.store.meltQuotes.getRange()) {
+      if (m.paymentHash === inv.paymentHash && m.state === 'PAID') fail(E.invoiceAlreadyPaid, 'invoice already paid (by an earlier melt)');
+    }
     const feeReserve = internal ? 0 : Math.ceil(this.lightning.feeReserveMsat(inv.amountMsat) / 1000);
     const q: MeltQuoteRecord = {
       quote: randomBytes(16).toString('hex'),
@@ -499,7 +517,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
       unit: UNIT,
       feeReserve,
       state: 'UNPAID',
-      expiry: Math.min(inv.expiresAt, this.now() + this.quoteExpirySecs),
+      expiry: expired ? this.now() + this.quoteExpirySecs : Math.min(inv.expiresAt, this.now() + this.quoteExpirySecs),
       createdAt: this.now(),
       paymentPreimage: null,
       ...(internal ? { internalMintQuote: internal.quote } : {}),
@@ -545,6 +563,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
       inputs.forEach((p, i) => this.store.proofs.put(ys[i], { state: 'PENDING', amount: p.amount, keysetId: p.id, witness: p.witness ?? null, quote: quoteId, at: now }));
       this.store.meltQuotes.put(quoteId, { ...cur, state: 'PENDING', pending });
     });
+    for (const b of blanks) this.pendingOutputs.add(b.B_);
     ys.forEach((y, i) => this.emit('proofState', { Y: y, state: 'PENDING', witness: inputs[i].witness ?? null }));
     this.emit('meltQuote', this.store.meltQuotes.get(quoteId)!);
     const settle = this.payMelt(quoteId);
@@ -605,6 +624,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
         ...(q.internalMintQuote ? {} : { lnOut: q.amount + lnFeeSat }),
       });
     });
+    for (const b of pm.blanks) this.pendingOutputs.delete(b.B_);
     if (q.internalMintQuote) this.markMintQuotePaid(q.internalMintQuote, false);
     pm.ys.forEach((y, i) => this.emit('proofState', { Y: y, state: 'SPENT', witness: pm.inputs[i].witness }));
     this.emit('meltQuote', paid!);
@@ -613,7 +633,8 @@ export class CashuMint extends EventEmitter<MintEvents> {
   }
 
   private releaseMelt(quoteId: string): void {
-    const ys = this.store.meltQuotes.get(quoteId)?.pending?.ys ?? [];
+    const pending = this.store.meltQuotes.get(quoteId)?.pending;
+    const ys = pending?.ys ?? [];
     this.store.root.transactionSync(() => {
       for (const y of ys) if (this.store.proofs.get(y)?.state === 'PENDING') this.store.proofs.remove(y);
       const cur = this.store.meltQuotes.get(quoteId);
@@ -622,6 +643,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
         this.store.meltQuotes.put(quoteId, { ...rest, state: 'UNPAID' });
       }
     });
+    for (const b of pending?.blanks ?? []) this.pendingOutputs.delete(b.B_);
     for (const y of ys) this.emit('proofState', { Y: y, state: 'UNSPENT', witness: null });
     const q = this.store.meltQuotes.get(quoteId);
     if (q) this.emit('meltQuote', q);
@@ -636,6 +658,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
     const resolving: Promise<void>[] = [];
     for (const { value: q } of this.store.meltQuotes.getRange()) {
       if (q.state !== 'PENDING') continue;
+      for (const b of q.pending?.blanks ?? []) this.pendingOutputs.add(b.B_);
       resolving.push(
         withTimeout(this.resolvePendingMelt(q), 15_000, 'backend did not answer').catch((err: unknown) =>
           this.log.warn({ quote: q.quote, err: (err as Error).message }, 'cannot resolve pending melt; inputs stay reserved'),

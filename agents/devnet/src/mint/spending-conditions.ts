@@ -48,7 +48,7 @@ const malformed = (why: string): never => {
   throw new MintError(MintErrorCode.proofVerificationFailed, `malformed spending condition: ${why}`);
 };
 const unauthorised = (why: string): never => {
-  throw new MintError(MintErrorCode.proofVerificationFailed, `spending condition not met: ${why}`);
+  throw new MintError(MintErrorCode.proofVerificationFailed, why);
 };
 
 /**
@@ -135,27 +135,46 @@ export function spendingConditions(s: WellKnownSecret): SpendingConditions {
 }
 
 interface Witness {
+  /** No witness at all on the proof (absent, null or empty). */
+  readonly absent: boolean;
   readonly signatures: readonly string[];
   readonly preimage?: string;
 }
 
 function parseWitness(w: unknown): Witness {
-  if (w === undefined || w === null || w === '') return { signatures: [] };
+  if (w === undefined || w === null || w === '') return { absent: true, signatures: [] };
   let obj: unknown = w;
   if (typeof w === 'string') {
     try {
       obj = JSON.parse(w);
     } catch {
-      return unauthorised('witness is not valid JSON');
+      return unauthorised('invalid witness: not valid JSON');
     }
   }
-  if (typeof obj !== 'object' || obj === null) return unauthorised('witness is not an object');
+  if (typeof obj !== 'object' || obj === null) return unauthorised('invalid witness: not an object');
   const o = obj as Record<string, unknown>;
   const sigs = o.signatures ?? [];
-  if (!Array.isArray(sigs) || sigs.some((s) => typeof s !== 'string')) unauthorised('witness signatures must be strings');
-  if (o.preimage !== undefined && typeof o.preimage !== 'string') unauthorised('witness preimage must be a string');
-  return { signatures: sigs as string[], preimage: o.preimage as string | undefined };
+  if (!Array.isArray(sigs) || sigs.some((s) => typeof s !== 'string')) unauthorised('invalid witness: signatures must be strings');
+  if (o.preimage !== undefined && typeof o.preimage !== 'string') unauthorised('invalid witness: preimage must be a string');
+  return { absent: false, signatures: sigs as string[], preimage: o.preimage as string | undefined };
 }
+
+// Failure details. Clients and their test suites recognise a refusal by the wording of
+// nutshell or of CDK (and others), so each detail carries the phrases of both for its case
+// (e.g. cashu-ts matches /witness.*p2pk.*signature/, CDK-based suites "no witness in proof",
+// "signatures not provided", "signature threshold not met"). The code is always 10001.
+const WHY = {
+  p2pkNoWitness: 'Witness is missing for p2pk signature: no witness in proof (signatures not provided)',
+  p2pkNoSignatures: 'Witness is missing for p2pk signature: no signatures in proof (Witness did not provide signatures)',
+  threshold: (valid: number, needed: number, which: string): string =>
+    `Signature missing or invalid: signature threshold not met (${valid} of ${needed} required valid signature(s) from the ${which} keys)`,
+  htlc: 'HTLC spend conditions are not met',
+  htlcNoPreimage: 'no HTLC preimage provided (Witness is missing for htlc preimage)',
+  htlcBadPreimage: 'HTLC preimage must be 64 characters hex. (Preimage must be valid hex encoding)',
+  htlcWrongPreimage: 'Preimage does not match the hash lock',
+  htlcNoSignatures: 'Witness did not provide signatures (no signatures in proof)',
+  sigAllMismatch: 'Spend conditions are not met: not all secrets are equal. (SIG_ALL inputs must all have the same kind, data and tags)',
+} as const;
 
 /** Number of distinct keys in `keys` with a valid BIP-340 signature on sha256(msg). */
 export function countValidSigners(keys: readonly string[], signatures: readonly string[], msg: string): number {
@@ -176,24 +195,36 @@ function safeVerify(sig: string, digest: Uint8Array, pk: Uint8Array): boolean {
   }
 }
 
+/** Why the main (locking) pathway is not satisfied, or undefined when it is. */
+function mainPathwayFailure(c: SpendingConditions, w: Witness, msg: string): string | undefined {
+  if (c.kind === 'HTLC') {
+    const pre = w.preimage;
+    if (pre === undefined || pre === '') return `${WHY.htlc}: ${WHY.htlcNoPreimage}`;
+    if (!/^[0-9a-fA-F]{64}$/.test(pre)) return `${WHY.htlc}: ${WHY.htlcBadPreimage}`;
+    if (bytesToHex(sha256(hexToBytes(pre))) !== c.hashlock) return `${WHY.htlc}: ${WHY.htlcWrongPreimage}`;
+    if (c.mainKeys.length === 0) return undefined;
+    if (w.signatures.length === 0) return `${WHY.htlc}: ${WHY.htlcNoSignatures}`;
+    const valid = countValidSigners(c.mainKeys, w.signatures, msg);
+    return valid >= c.nSigs ? undefined : `${WHY.htlc}: ${WHY.threshold(valid, c.nSigs, 'locking')}`;
+  }
+  if (w.absent) return WHY.p2pkNoWitness;
+  if (w.signatures.length === 0) return WHY.p2pkNoSignatures;
+  const valid = countValidSigners(c.mainKeys, w.signatures, msg);
+  return valid >= c.nSigs ? undefined : WHY.threshold(valid, c.nSigs, 'locking');
+}
+
 /** Checks one witness against conditions, for message `msg`, at mint time `now` (unix s). */
 export function checkWitness(c: SpendingConditions, witness: unknown, msg: string, now: number): void {
   const w = parseWitness(witness);
   const expired = c.locktime !== undefined && now >= c.locktime;
   if (expired && c.refundKeys.length === 0) return; // NUT-11: expired lock without refund keys is unlocked
-  const mainOk = (): boolean => {
-    if (c.kind === 'HTLC') {
-      const pre = w.preimage;
-      if (pre === undefined || !/^[0-9a-fA-F]{64}$/.test(pre)) return false;
-      if (bytesToHex(sha256(hexToBytes(pre))) !== c.hashlock) return false;
-      if (c.mainKeys.length === 0) return true;
-    }
-    return countValidSigners(c.mainKeys, w.signatures, msg) >= c.nSigs;
-  };
-  if (mainOk()) return;
-  if (expired && countValidSigners(c.refundKeys, w.signatures, msg) >= c.nSigsRefund) return;
-  if (c.kind === 'HTLC' && !expired) unauthorised('HTLC needs the preimage and the required signatures');
-  unauthorised(expired ? 'not enough valid signatures from either pathway' : `needs ${c.nSigs} valid signature(s) from the locking keys`);
+  const main = mainPathwayFailure(c, w, msg);
+  if (main === undefined) return;
+  if (!expired) unauthorised(main);
+  // After the locktime the refund keys may spend instead (NUT-11; for HTLC, NUT-14 without the preimage).
+  const refund = countValidSigners(c.refundKeys, w.signatures, msg);
+  if (refund >= c.nSigsRefund) return;
+  unauthorised(`${main}; refund pathway: ${WHY.threshold(refund, c.nSigsRefund, 'refund').replace('Signature missing or invalid: ', '')}`);
 }
 
 /** The NUT-11 SIG_ALL message: inputs' secret||C, outputs' amount||B_, then the melt quote id. */
@@ -217,11 +248,11 @@ export function verifyTransactionConditions(inputs: readonly InputLike[], output
   const sigAll = parsed.some((x) => x?.cond.sigflag === 'SIG_ALL');
   if (sigAll) {
     const first = parsed[0];
-    if (!first) return unauthorised('SIG_ALL requires every input to carry the same lock');
+    if (!first) return unauthorised(WHY.sigAllMismatch);
     const tagsJson = JSON.stringify(first.secret.tags);
     for (const x of parsed) {
       if (!x || x.secret.kind !== first.secret.kind || x.secret.data !== first.secret.data || JSON.stringify(x.secret.tags) !== tagsJson) {
-        unauthorised('SIG_ALL inputs must all have the same kind, data and tags');
+        unauthorised(WHY.sigAllMismatch);
       }
     }
     checkWitness(first.cond, inputs[0].witness, sigAllMessage(inputs, outputs, quoteId), now);

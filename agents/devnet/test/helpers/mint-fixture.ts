@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Wallet, injectWebSocketImpl, sumProofs, type Proof } from '@cashu/cashu-ts';
+import { OutputData, Wallet, injectWebSocketImpl, sumProofs, type Proof } from '@cashu/cashu-ts';
 import { pino, type Logger } from 'pino';
 import type { Test } from 'tap';
 import WebSocket from 'ws';
@@ -123,4 +123,44 @@ export async function postJson(url: string, body: unknown): Promise<{ status: nu
     signal: AbortSignal.timeout(10_000),
   });
   return { status: res.status, json: (await res.json()) as { detail?: string; code?: number } };
+}
+
+/** A proof as it travels on the wire (amount as a number). */
+export const wire = (p: Proof): Record<string, unknown> => ({ id: p.id, amount: p.amount.toNumber(), secret: p.secret, C: p.C, ...(p.witness ? { witness: p.witness } : {}) });
+
+/** Fresh random outputs for `amount` on the mint's active keyset. */
+export const outputs = (h: MintFixture, amount: number): OutputData[] => {
+  const ks = h.running.mint.keysResponse().keysets[0];
+  return OutputData.createRandomData(amount, { id: ks.id, keys: ks.keys });
+};
+
+/** The blinded messages of outputs, as posted. */
+export const blinded = (o: OutputData[]): Record<string, unknown>[] => o.map((x) => ({ ...x.blindedMessage, amount: Number(x.blindedMessage.amount) }));
+
+/**
+ * A FakeWallet whose payments wait until `open()`, so a test can look at the mint while a
+ * melt is in flight; `pending(running)` resolves when the mint marks inputs PENDING.
+ */
+export function gatedFakeWallet(t: Test): { fake: FakeWallet; lightning: FakeWallet; open: () => void; pending: (running: RunningMint) => Promise<void> } {
+  const fake = new FakeWallet({ paidAfterMs: 20 });
+  t.teardown(() => fake.close());
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  const lightning = Object.assign(Object.create(fake) as FakeWallet, {
+    pay: async (pr: string, o: { maxFeeMsat: number; signal?: AbortSignal }) => {
+      await gate;
+      return fake.pay(pr, o);
+    },
+  });
+  const pending = (running: RunningMint): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const on = (p: { state: string }): void => {
+        if (p.state === 'PENDING') {
+          running.mint.off('proofState', on);
+          resolve();
+        }
+      };
+      running.mint.on('proofState', on);
+    });
+  return { fake, lightning, open, pending };
 }
