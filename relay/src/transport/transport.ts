@@ -73,3 +73,18 @@ export interface Transport {
 export const HTTP_STATUS_TEXT: Readonly<Record<number, string>> = {
   200: 'OK', 204: 'No Content', 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 413: 'Payload Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable',
 };
+
+/** The one message both transports give when they cannot take a port. */
+export function listenError(host: string, port: number, code: string): string {
+  const where = `cannot listen on ${host.includes(':') ? `[${host}]` : host}:${port}`;
+  switch (code) {
+    case 'EACCES':
+      return `${where}: permission denied (ports below 1024 need privileges)`;
+    case 'EADDRNOTAVAIL':
+      return `${where}: address not available on this machine (check --host)`;
+    case 'TIME_WAIT':
+      return `${where}: the port was in use moments ago and its closed connections are still in TIME_WAIT, which uWebSockets.js cannot bind over (up to 60 s) — wait, or use --transport ws`;
+    default:
+      return `${where}: address already in use — is another relay (or another program) using this port? Choose another with --port`;
+  }
+}

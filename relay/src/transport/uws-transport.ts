@@ -2,8 +2,9 @@
 // close callback (guarded by `closed`), copy message ArrayBuffers before returning
 // (uWS neuters them), and let uWS drop slow consumers at the backpressure limit.
 import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
 import type * as UWS from 'uWebSockets.js';
-import { HTTP_STATUS_TEXT, type ConnectionHandler, type HttpRequest, type Transport, type TransportHandlers, type TransportOptions, type TransportSocket } from './transport.ts';
+import { HTTP_STATUS_TEXT, listenError, type ConnectionHandler, type HttpRequest, type Transport, type TransportHandlers, type TransportOptions, type TransportSocket } from './transport.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -129,10 +130,17 @@ export function createUwsTransport(): Transport {
       });
       app.any('/*', http);
       return new Promise((resolve, reject) => {
-        app.listen(opts.host, opts.port, (ls) => {
-          if (!ls) return reject(new Error(`cannot listen on ${opts.host}:${opts.port} (address in use or not available)`));
-          listenSocket = ls;
-          resolve(uws!.us_socket_local_port(ls));
+        // uWS sets SO_REUSEPORT by default: a second relay on the same port would then listen
+        // too, and the kernel would split clients between two databases. Exclusive: it fails.
+        const listen = app.listen as unknown as (host: string, port: number, options: number, cb: (ls: UWS.us_listen_socket | false) => void) => void;
+        listen.call(app, opts.host, opts.port, (uws as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT: number }).LIBUS_LISTEN_EXCLUSIVE_PORT, (ls) => {
+          if (ls) {
+            listenSocket = ls;
+            return resolve(uws!.us_socket_local_port(ls));
+          }
+          // uWS does not say why; Node (which sets SO_REUSEADDR) can tell a live listener from
+          // connections of a stopped one still in TIME_WAIT, which uWS cannot bind over.
+          probeBind(opts.host, opts.port).then((code) => reject(new Error(code === undefined ? listenError(opts.host, opts.port, 'TIME_WAIT') : listenError(opts.host, opts.port, code))));
         });
       });
     },
@@ -143,4 +151,13 @@ export function createUwsTransport(): Transport {
       sockets.clear();
     },
   };
+}
+
+/** Try to bind host:port with Node's defaults; resolves with the error code, or undefined when the bind worked. */
+function probeBind(host: string, port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'EADDRINUSE'));
+    srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve(undefined)));
+  });
 }

@@ -1,7 +1,7 @@
 // `ws` package transport: the portable fallback with the same behaviour as uWS.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { ConnectionHandler, HttpRequest, Transport, TransportHandlers, TransportOptions, TransportSocket } from './transport.ts';
+import { listenError, type ConnectionHandler, type HttpRequest, type Transport, type TransportHandlers, type TransportOptions, type TransportSocket } from './transport.ts';
 
 class WsSocket implements TransportSocket {
   closed = false;
@@ -70,6 +70,8 @@ export function createWsTransport(): Transport {
         req.resume();
       });
       wss = new WebSocketServer({ server, maxPayload: opts.maxFrameBytes, perMessageDeflate: false, clientTracking: true });
+      // ws re-emits the HTTP server's errors; listen failures are reported by listen() below.
+      wss.on('error', () => {});
       wss.on('connection', (ws, req) => {
         const sock = new WsSocket(ws, req.socket.remoteAddress ?? '', opts.maxBackpressureBytes);
         sock.handler = handlers.onOpen(sock, toRequest(req));
@@ -107,9 +109,10 @@ export function createWsTransport(): Transport {
         }
       });
       return new Promise((resolve, reject) => {
-        server!.once('error', reject);
+        const failed = (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' || err.code === 'EADDRNOTAVAIL' || err.code === 'EACCES' ? new Error(listenError(opts.host, opts.port, err.code)) : err);
+        server!.once('error', failed);
         server!.listen(opts.port, opts.host, () => {
-          server!.off('error', reject);
+          server!.off('error', failed);
           const addr = server!.address();
           resolve(typeof addr === 'object' && addr ? addr.port : opts.port);
         });
