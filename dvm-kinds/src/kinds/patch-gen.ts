@@ -1,7 +1,7 @@
 // 5932 PatchGen: an issue and a repo in, a unified diff out, with its sha256, test exit code and stats.
 import type { EventTemplate, NostrEvent } from '../nostr.ts';
 import { isHex64, sha256Hex } from '../hash.ts';
-import { diffPaths, globMatch, parseUnifiedDiff } from '../diff.ts';
+import { diffPaths, globMatch, parseUnifiedDiff, unsafeDiffPath } from '../diff.ts';
 import { buildJobRequest, buildJobResult, decodeParams, encodeParams, readJobRequest, parseJobResult, type JobRequestCommon, type JobRequestEnvelope, type JobResultCommon, type JobResultEnvelope } from '../job.ts';
 import { fail, problem, result, type Parsed, type Problem } from '../problem.ts';
 import { JSON_SCHEMA_DIALECT, type JsonSchema } from '../schema.ts';
@@ -165,6 +165,8 @@ export function verifyPatchGen(request: PatchGenRequest, res: PatchGenResult): V
     if (d.additions !== o.additions) out.push(problem('additions', 'mismatch', `tag says ${o.additions}, the diff adds ${d.additions}`));
     if (d.deletions !== o.deletions) out.push(problem('deletions', 'mismatch', `tag says ${o.deletions}, the diff deletes ${d.deletions}`));
     for (const path of diffPaths(d)) {
+      const unsafe = unsafeDiffPath(path);
+      if (unsafe) out.push(problem(`patch.${path}`, 'unexpected', unsafe));
       const allow = request.params.allow_path;
       if (allow?.length && !allow.some((g) => globMatch(g, path))) out.push(problem(`patch.${path}`, 'unexpected', 'outside the allowed paths'));
       if (request.params.deny_path?.some((g) => globMatch(g, path))) out.push(problem(`patch.${path}`, 'unexpected', 'touches a denied path'));
