@@ -6,7 +6,9 @@ set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 # bubblewrap/podman/runc: the sandbox runners; debootstrap: the registry-free sandbox image.
-for pkg in bubblewrap podman runc git libsecp256k1-1 debootstrap; do
+# liblmdb0/libzstd1: runtime libraries of the prebuilt strfry that benchmarks and interop
+# tests run side by side with our relay when it is present (the project never needs strfry).
+for pkg in bubblewrap podman runc git libsecp256k1-1 debootstrap liblmdb0 libzstd1; do
   have "$pkg" || need+=("$pkg")
 done
 

@@ -261,6 +261,138 @@ export async function runQueries(url: string, pid: number | undefined, mix: read
   };
 }
 
+// ---------------------------------------------------------------- query flood
+
+export interface FloodResult {
+  readonly verb: 'COUNT' | 'REQ';
+  /** Messages the flooding connection sent at once. */
+  readonly messages: number;
+  readonly filters: readonly Filter[];
+  /** Flood messages answered (COUNT result, EOSE or CLOSED). */
+  readonly answered: number;
+  /** From the burst to the last flood answer. */
+  readonly floodSec: number;
+  /** Distinct COUNT answers (a sanity check: every relay should count the same). */
+  readonly counts: number[];
+  /** Events the flood REQs received. */
+  readonly floodEvents: number;
+  /** The innocent REQ on the other connection, before the flood. */
+  readonly baselineMs: Summary;
+  /** The innocent REQ sent right after the burst. */
+  readonly firstMs: number | null;
+  /** Every innocent REQ while the flood ran (one in flight at a time). */
+  readonly duringMs: Summary;
+  /** Innocent REQs answered with the wrong events, closed or timed out. */
+  readonly innocentErrors: number;
+  readonly timedOut: boolean;
+  readonly relayCpuSec: number | null;
+}
+
+/**
+ * The noisy-neighbour scenario: one connection sends `messages` heavy COUNTs or REQs
+ * at once; meanwhile another connection asks for one stored event by id, one REQ at a
+ * time, and we time how long each answer (event + EOSE) takes. A fair relay answers the
+ * innocent client in milliseconds whatever the flood costs.
+ */
+export async function runFlood(url: string, pid: number | undefined, opts: {
+  verb: 'COUNT' | 'REQ';
+  filters: readonly Filter[];
+  messages: number;
+  /** Ids of stored events: the innocent client asks for them one by one. */
+  innocentIds: readonly string[];
+  baseline?: number;
+  timeoutMs: number;
+}): Promise<FloodResult> {
+  const [innocent, flooder] = await openMany(url, 2);
+  const deadline = performance.now() + opts.timeoutMs;
+  let seq = 0;
+  let innocentErrors = 0;
+  const ask = (): Promise<number> =>
+    new Promise((resolve) => {
+      const n = seq++;
+      const subId = `innocent-${n}`;
+      const want = opts.innocentIds[n % opts.innocentIds.length];
+      const t = performance.now();
+      let found = 0;
+      const finish = (ok: boolean): void => {
+        clearTimeout(timer);
+        if (!ok) innocentErrors++;
+        resolve(performance.now() - t);
+      };
+      const timer = setTimeout(() => finish(false), Math.max(1000, deadline - performance.now()));
+      innocent.onMessage = (msg) => {
+        if (msg[1] !== subId) return;
+        if (msg[0] === 'EVENT') {
+          if ((msg[2] as NostrEvent | undefined)?.id === want) found++;
+          else found = -1e9;
+        } else if (msg[0] === 'EOSE') {
+          innocent.send(['CLOSE', subId]);
+          finish(found === 1);
+        } else if (msg[0] === 'CLOSED') finish(false);
+      };
+      innocent.send(['REQ', subId, { ids: [want] }]);
+    });
+  const baseline: number[] = [];
+  for (let i = 0; i < (opts.baseline ?? 10); i++) baseline.push(await ask());
+
+  let answered = 0;
+  let floodEvents = 0;
+  const counts = new Set<number>();
+  let floodEnd = 0;
+  let onFloodDone!: () => void;
+  const floodDone = new Promise<void>((res) => (onFloodDone = res));
+  flooder.onText = (text) => {
+    if (text.startsWith('["EVENT"')) {
+      floodEvents++;
+      return;
+    }
+    let msg: unknown;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (!Array.isArray(msg)) return;
+    if (msg[0] === 'COUNT') {
+      const c = (msg[2] as { count?: unknown } | undefined)?.count;
+      if (typeof c === 'number') counts.add(c);
+    } else if (msg[0] === 'EOSE') flooder.send(['CLOSE', msg[1] as string]);
+    else if (msg[0] !== 'CLOSED') return;
+    if (++answered === opts.messages) {
+      floodEnd = performance.now();
+      onFloodDone();
+    }
+  };
+  let done = false;
+  void floodDone.then(() => (done = true));
+  const cpu = cpuMeter(pid);
+  const t0 = performance.now();
+  for (let i = 0; i < opts.messages; i++) flooder.send([opts.verb, `flood-${i}`, ...opts.filters]);
+  const during: number[] = [];
+  do during.push(await ask());
+  while (!done && performance.now() < deadline);
+  if (!done) {
+    await Promise.race([floodDone, new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - performance.now())).unref())]);
+  }
+  const relayCpuSec = cpu();
+  await closeAll([innocent, flooder]);
+  return {
+    verb: opts.verb,
+    messages: opts.messages,
+    filters: opts.filters,
+    answered,
+    floodSec: ((done ? floodEnd : performance.now()) - t0) / 1000,
+    counts: [...counts].sort((a, b) => a - b),
+    floodEvents,
+    baselineMs: summarise(baseline),
+    firstMs: during[0] ?? null,
+    duringMs: summarise(during),
+    innocentErrors,
+    timedOut: !done,
+    relayCpuSec,
+  };
+}
+
 // ---------------------------------------------------------------- live fan-out
 
 export interface FanoutResult {

@@ -1,7 +1,8 @@
 // Process measurements from /proc (Linux) and the relay child process the
 // benchmark starts: CPU ticks, RSS, fd limits, readiness, cleanup.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
@@ -37,6 +38,47 @@ export function rssKiB(pid: number): number {
   return Number(m[1]);
 }
 
+export interface MemoryKiB {
+  /** VmRSS: resident now (anonymous + file-backed, e.g. mapped LMDB pages, + shared). */
+  readonly rss: number;
+  /** VmHWM: the peak resident set size since the process started. */
+  readonly peak: number;
+  /** RssAnon: heap, stacks, malloc'd buffers. */
+  readonly anon: number;
+  /** RssFile: resident file-backed pages (the mapped database, shared libraries). */
+  readonly file: number;
+}
+
+/** Resident memory of a process from /proc/PID/status. */
+export function memoryKiB(pid: number): MemoryKiB {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): number => {
+    const m = new RegExp(`^${name}:\\s+(\\d+)\\s+kB`, 'm').exec(status);
+    if (!m) throw new Error(`no ${name} for pid ${pid}`);
+    return Number(m[1]);
+  };
+  return { rss: field('VmRSS'), peak: field('VmHWM'), anon: field('RssAnon'), file: field('RssFile') };
+}
+
+/** Bytes a directory tree takes on disk (allocated blocks, as `du`) and its files' apparent sizes. */
+export function diskUsage(dir: string): { bytes: number; apparentBytes: number } {
+  let bytes = 0;
+  let apparentBytes = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      const sub = diskUsage(p);
+      bytes += sub.bytes;
+      apparentBytes += sub.apparentBytes;
+    } else if (entry.isFile()) {
+      const st = statSync(p);
+      bytes += st.blocks * 512;
+      apparentBytes += st.size;
+    }
+  }
+  return { bytes, apparentBytes };
+}
+
 /** Soft and hard "Max open files" of a process. */
 export function openFileLimits(pid: number | 'self' = 'self'): { soft: number; hard: number } {
   const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
@@ -66,17 +108,25 @@ export interface RelayChild {
 }
 
 /**
- * Starts `node scripts/bazaar.mjs relay …` with its open-file limit raised to
- * the hard limit (through `sh -c 'ulimit -n …; exec …'`, so the PID is the
- * relay's own), and waits until it prints "listening" or /health answers 200.
+ * Starts `command args…` (through `sh -c 'ulimit -n <hard>; exec …'`, so the PID is the
+ * relay's own, with its open-file limit raised) and waits until a line of its output
+ * matches `readyLine` or, with `healthPath`, GET http://127.0.0.1:PORT<healthPath> answers 200.
  */
-export async function startRelayChild(opts: { bazaarScript: string; dataDir: string; transport: string; readyTimeoutMs?: number; extraArgs?: string[] }): Promise<RelayChild> {
-  const port = await freePort();
-  const args = [opts.bazaarScript, 'relay', '--port', String(port), '--host', '127.0.0.1', '--data', opts.dataDir, '--transport', opts.transport, ...(opts.extraArgs ?? [])];
-  const child: ChildProcess = spawn('/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', process.execPath, ...args], {
+export async function startChild(opts: {
+  command: string;
+  args: readonly string[];
+  port: number;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  readyLine: RegExp;
+  healthPath?: string;
+  readyTimeoutMs?: number;
+}): Promise<RelayChild> {
+  const { port } = opts;
+  const child: ChildProcess = spawn('/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', opts.command, ...opts.args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    // Quiet, unformatted logs: a benchmark should not measure pino-pretty. /health tells readiness.
-    env: { ...process.env, BAZAAR_LOG_FORMAT: 'json', BAZAAR_RELAY_LOG_LEVEL: process.env.BAZAAR_RELAY_LOG_LEVEL ?? 'warn' },
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    env: opts.env ?? process.env,
   });
   const tail: string[] = [];
   let ready = false;
@@ -86,14 +136,14 @@ export async function startRelayChild(opts: { bazaarScript: string; dataDir: str
     createInterface({ input: stream }).on('line', (line) => {
       tail.push(line);
       if (tail.length > 40) tail.shift();
-      if (!ready && /listening/i.test(line)) {
+      if (!ready && opts.readyLine.test(line)) {
         ready = true;
         resolveReady();
       }
     });
   }
   const exited = once(child, 'exit').then(([code, signal]) => {
-    throw new Error(`relay exited before it was ready (code ${code}, signal ${signal}):\n${tail.join('\n')}`);
+    throw new Error(`${opts.command} exited before it was ready (code ${code}, signal ${signal}):\n${tail.join('\n')}`);
   });
   exited.catch(() => undefined);
   const url = `ws://127.0.0.1:${port}`;
@@ -106,18 +156,20 @@ export async function startRelayChild(opts: { bazaarScript: string; dataDir: str
     clearTimeout(timer);
   };
   const ac = new AbortController();
-  const healthPoll = (async () => {
-    while (!ac.signal.aborted) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.any([ac.signal, AbortSignal.timeout(1000)]) });
-        await res.arrayBuffer();
-        if (res.status === 200) return;
-      } catch {
-        // not up yet
+  const healthPoll = opts.healthPath === undefined
+    ? new Promise<void>(() => {})
+    : (async () => {
+      while (!ac.signal.aborted) {
+        try {
+          const res = await fetch(`http://127.0.0.1:${port}${opts.healthPath}`, { signal: AbortSignal.any([ac.signal, AbortSignal.timeout(1000)]) });
+          await res.arrayBuffer();
+          if (res.status === 200) return;
+        } catch {
+          // not up yet
+        }
+        await new Promise((r) => setTimeout(r, 100));
       }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
+    })();
   const timeoutMs = opts.readyTimeoutMs ?? 60_000;
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -125,7 +177,7 @@ export async function startRelayChild(opts: { bazaarScript: string; dataDir: str
       readyP,
       healthPoll,
       exited,
-      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`relay not ready after ${timeoutMs} ms:\n${tail.join('\n')}`)), timeoutMs))),
+      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`${opts.command} not ready after ${timeoutMs} ms:\n${tail.join('\n')}`)), timeoutMs))),
     ]);
   } catch (err) {
     ac.abort();
@@ -136,4 +188,20 @@ export async function startRelayChild(opts: { bazaarScript: string; dataDir: str
     ac.abort();
   }
   return { pid: child.pid!, url, port, tail, stop };
+}
+
+/** Starts `node scripts/bazaar.mjs relay …` on a free port of 127.0.0.1 with quiet JSON logs. */
+export async function startRelayChild(opts: { bazaarScript: string; dataDir: string; transport: string; readyTimeoutMs?: number; extraArgs?: string[] }): Promise<RelayChild> {
+  const port = await freePort();
+  const args = [opts.bazaarScript, 'relay', '--port', String(port), '--host', '127.0.0.1', '--data', opts.dataDir, '--transport', opts.transport, ...(opts.extraArgs ?? [])];
+  return startChild({
+    command: process.execPath,
+    args,
+    port,
+    // Quiet, unformatted logs: a benchmark should not measure pino-pretty. /health tells readiness.
+    env: { ...process.env, BAZAAR_LOG_FORMAT: 'json', BAZAAR_RELAY_LOG_LEVEL: process.env.BAZAAR_RELAY_LOG_LEVEL ?? 'warn' },
+    readyLine: /listening/i,
+    healthPath: '/health',
+    ...(opts.readyTimeoutMs !== undefined ? { readyTimeoutMs: opts.readyTimeoutMs } : {}),
+  });
 }

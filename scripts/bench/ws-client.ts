@@ -7,6 +7,8 @@ export type RelayMessage = unknown[];
 export class BenchConn {
   readonly ws: WebSocket;
   onMessage: (msg: RelayMessage) => void = () => {};
+  /** When set, receives every frame as text instead of onMessage (a client that skips parsing EVENTs it only counts). */
+  onText: ((text: string) => void) | undefined;
   /** Frames that were not a JSON array. */
   garbage = 0;
   closed = false;
@@ -14,6 +16,10 @@ export class BenchConn {
   private constructor(ws: WebSocket) {
     this.ws = ws;
     ws.on('message', (data: WebSocket.RawData) => {
+      if (this.onText) {
+        this.onText(data.toString());
+        return;
+      }
       let msg: unknown;
       try {
         msg = JSON.parse(data.toString());

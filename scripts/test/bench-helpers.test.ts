@@ -1,13 +1,17 @@
 // The relay benchmark's generation and measurement code: the corpus is valid
 // and realistic, the query mix hits real data, /proc readings are sane.
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { verifyEventSync } from '../../relay/src/ingest/verify.ts';
 import { generateCorpus, loadOrGenerateCorpus, rng } from '../bench/corpus.ts';
-import { buildQueryMix } from '../bench/phases.ts';
-import { clockTicksPerSecond, cpuSeconds, freePort, openFileLimits, rssKiB } from '../bench/proc.ts';
+import { buildQueryMix, publishAll, runFlood } from '../bench/phases.ts';
+import { clockTicksPerSecond, cpuSeconds, diskUsage, freePort, memoryKiB, openFileLimits, rssKiB } from '../bench/proc.ts';
+import { findStrfry, startStrfryChild, strfryConfig } from '../bench/strfry.ts';
+import { startRelay } from '../../relay/src/server.ts';
 import { percentile, summarise } from '../bench/stats.ts';
 import { validJobRequest } from '@bazaar/policies/market/valid-job-request';
 import type { PolicyContext } from '@bazaar/policies/policy';
@@ -98,4 +102,79 @@ t.test('/proc readings', async (t) => {
   t.ok(lim.soft > 0 && lim.hard >= lim.soft);
   const port = await freePort();
   t.ok(port > 0 && port < 65536);
+});
+
+t.test('/proc memory and disk usage', async (t) => {
+  const m = memoryKiB(process.pid);
+  t.ok(m.rss > 1000 && m.peak >= m.rss, 'VmHWM is at least VmRSS');
+  t.ok(m.anon > 0 && m.file > 0 && m.anon + m.file <= m.rss + 64, 'anon + file make up the RSS');
+  const dir = mkdtempSync(join(tmpdir(), 'bench-du-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'sub'));
+  writeFileSync(join(dir, 'a'), Buffer.alloc(10_000, 1));
+  writeFileSync(join(dir, 'sub', 'b'), Buffer.alloc(5000, 1));
+  const du = diskUsage(dir);
+  t.equal(du.apparentBytes, 15_000, 'apparent sizes of every file, recursively');
+  t.ok(du.bytes >= 15_000, 'allocated blocks cover the written bytes');
+});
+
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+t.test('strfry: config rewrite and lookup', async (t) => {
+  const conf = 'db = "./strfry-db/"\nrelay {\n    bind = "0.0.0.0"\n    port = 7777\n    nofiles = 0\n}\n';
+  const out = strfryConfig(conf, 4242, '/tmp/x/strfry-db');
+  t.match(out, /^db = "\/tmp\/x\/strfry-db\/"$/m);
+  t.match(out, /^ {4}bind = "127\.0\.0\.1"$/m);
+  t.match(out, /^ {4}port = 4242$/m);
+  t.throws(() => strfryConfig('relay {}', 1, '/x'), /no line matching/, 'a config without the lines we must set is refused');
+  t.same(findStrfry(ROOT, '/nonexistent/strfry'), { reason: 'no strfry binary at /nonexistent/strfry' });
+  const found = findStrfry(ROOT);
+  t.ok(found.path !== undefined || /no strfry binary found/.test(found.reason ?? ''), 'either a binary or the reason');
+});
+
+/** Why the strfry test cannot run here, or undefined when it can. */
+function strfrySkipReason(): string | undefined {
+  const found = findStrfry(ROOT, process.env.BAZAAR_STRFRY);
+  if (!found.path) return `strfry absent: ${found.reason}`;
+  const v = spawnSync(found.path, ['--version'], { encoding: 'utf8', timeout: 30_000 });
+  if (v.status !== 0) return `strfry cannot run here: ${(v.stderr || v.stdout || String(v.error)).trim().split('\n')[0]}`;
+  return undefined;
+}
+
+t.test('strfry: started side by side', { skip: strfrySkipReason() ?? false }, async (t) => {
+  const binary = findStrfry(ROOT, process.env.BAZAAR_STRFRY).path!;
+  const workDir = mkdtempSync(join(tmpdir(), 'bench-strfry-'));
+  t.teardown(() => rmSync(workDir, { recursive: true, force: true }));
+  const child = await startStrfryChild({ binary, workDir });
+  t.teardown(() => child.stop());
+  const events = await generateCorpus({ count: 50, seed: 9, authors: 5 });
+  const r = await publishAll(child.url, child.pid, events, { connections: 2, window: 8, timeoutMs: 30_000 });
+  t.equal(r.unanswered, 0);
+  t.equal(r.accepted + (r.rejected.replaced ?? 0), 50, 'strfry takes the corpus (an older replaceable version may arrive second)');
+  t.ok(diskUsage(child.dbDir).bytes > 0, 'its database is where we measure it');
+  t.ok(memoryKiB(child.pid).peak > 0);
+});
+
+t.test('query flood: an innocent client timed while another floods COUNTs', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-flood-'));
+  const relay = await startRelay({ port: 0, dataDir, transport: 'ws' });
+  t.teardown(async () => {
+    await relay.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const events = await generateCorpus({ count: 300, seed: 4, authors: 20 });
+  const ingest = await publishAll(relay.url, undefined, events, { connections: 2, window: 16, timeoutMs: 30_000 });
+  t.equal(ingest.unanswered, 0);
+  const notes = events.filter((e) => e.kind === 1);
+  const r = await runFlood(relay.url, process.pid, { verb: 'COUNT', filters: [{ kinds: [1] }], messages: 5, innocentIds: notes.slice(0, 3).map((e) => e.id), baseline: 3, timeoutMs: 30_000 });
+  t.equal(r.answered, 5, 'every flood message answered');
+  t.same(r.counts, [notes.length], 'the COUNT answer is the number of notes');
+  t.equal(r.baselineMs.count, 3);
+  t.ok(r.duringMs.count >= 1 && r.firstMs !== null, 'at least the first innocent REQ is timed');
+  t.equal(r.innocentErrors, 0, 'the innocent client got exactly the event it asked for');
+  t.equal(r.timedOut, false);
+  const q = await runFlood(relay.url, undefined, { verb: 'REQ', filters: [{ kinds: [1], limit: 10 }], messages: 3, innocentIds: [notes[0].id], baseline: 1, timeoutMs: 30_000 });
+  t.equal(q.answered, 3);
+  t.equal(q.floodEvents, 3 * Math.min(10, notes.length), 'flood REQ events counted');
+  t.equal(q.innocentErrors, 0);
 });
