@@ -15,8 +15,8 @@
 export const JOB_STATES = ['received', 'rejected', 'queued', 'awaiting-payment', 'running', 'delivered', 'settled', 'unpaid', 'failed', 'cancelled', 'expired'] as const;
 export type JobState = (typeof JOB_STATES)[number];
 
-export const PAYMENT_TERMS = ['prepay', 'after-verify', 'escrow'] as const;
-export type PaymentTerms = (typeof PAYMENT_TERMS)[number];
+// Payment terms are part of the protocol (a provider announces them per kind): dvm-kinds owns the list.
+export { PAYMENT_TERMS, type PaymentTerms } from '@bazaar/dvm-kinds/market/announcement';
 
 export type JobEvent =
   | { readonly type: 'accept' }

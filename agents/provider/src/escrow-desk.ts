@@ -10,13 +10,11 @@ import { bytesToHex } from '@noble/hashes/utils.js';
 import { CashuWallet } from '@bazaar/agents-common/wallet/cashu';
 import { checkEscrow, prepareClaim, redeemClaim, signClaim } from '@bazaar/agents-common/wallet/escrow';
 import type { Identity } from '@bazaar/agents-common/identity/keystore';
+import { readEscrowToken, verifyEscrowLock } from '@bazaar/dvm-kinds/market/escrow';
 
-/** Tag carrying the locked token in the request: `["escrow", "<cashuB…>"]`. */
-export const ESCROW_TAG = 'escrow';
-/** Tag carrying our signed claim package in the result: `["escrow_claim", "<sigallA…>"]`. */
-export const ESCROW_CLAIM_TAG = 'escrow_claim';
-/** Tag carrying the co-signed package back, on the buyer's receipt or the arbiter's verdict. */
-export const ESCROW_RELEASE_TAG = 'escrow_release';
+// The tags and the lock format are specified in dvm-kinds (market/escrow.ts): one definition
+// for buyer, provider, arbiter and the relay's index.
+export { ESCROW_CLAIM_TAG, ESCROW_RELEASE_TAG, ESCROW_TAG } from '@bazaar/dvm-kinds/market/escrow';
 
 export interface EscrowRef {
   readonly token: string;
@@ -29,20 +27,6 @@ export interface EscrowRef {
 }
 
 const xonly = (k: string): string => k.slice(-64).toLowerCase();
-
-/** The lock of the token's first proof, read without trusting it (checkEscrow re-checks every proof). */
-function readLock(wallet: CashuWallet, token: string): { buyer?: string; arbiter?: string; locktime?: number } {
-  try {
-    const decoded = wallet.wallet.decodeToken(token.trim());
-    const body = (JSON.parse(decoded.proofs[0].secret) as [string, { tags?: string[][] }])[1];
-    const tags = body.tags ?? [];
-    const pubkeys = tags.find((t) => t[0] === 'pubkeys')?.slice(1) ?? [];
-    const lt = Number(tags.find((t) => t[0] === 'locktime')?.[1]);
-    return { buyer: pubkeys[0], arbiter: pubkeys[1], ...(Number.isSafeInteger(lt) ? { locktime: lt } : {}) };
-  } catch {
-    return {};
-  }
-}
 
 export class EscrowDesk {
   readonly #wallets = new Map<string, Promise<CashuWallet>>();
@@ -78,34 +62,29 @@ export class EscrowDesk {
   /** Everything wrong with the escrow for a job costing at most `priceMsats` and running up to `timeLimitSecs`; [] when acceptable. */
   async check(token: string, priceMsats: number, timeLimitSecs: number): Promise<{ problems: string[]; ref?: EscrowRef }> {
     if (!this.#mints.length) return { problems: ['this provider trusts no mint'] };
-    let mint: string;
-    try {
-      mint = (await this.#anyWallet()).wallet.decodeToken(token.trim()).mint.replace(/\/+$/, '');
-    } catch {
-      return { problems: ['the escrow tag does not hold a Cashu token'] };
-    }
+    const esc = readEscrowToken(token);
+    if (!esc.ok) return { problems: esc.errors.map((p) => p.message) };
+    const { mint, lock } = esc.value;
     if (!this.#mints.includes(mint)) return { problems: [`mint ${mint} is not trusted by this provider (trusted: ${this.#mints.join(', ')})`] };
-    const wallet = await this.#wallet(mint);
-    const lock = readLock(wallet, token);
-    const problems: string[] = [];
-    if (!lock.buyer || !lock.arbiter) return { problems: ['the token is not locked to [buyer, arbiter] (NUT-11 pubkeys)'] };
-    if (!this.#arbiters.has(xonly(lock.arbiter))) problems.push(`arbiter ${lock.arbiter} is not one this provider trusts`);
+    // The buyer is the refund key; the arbiter is the other signer.
+    const buyer = lock.refund[0];
+    const arbiter = lock.pubkeys.find((k) => xonly(k) !== xonly(buyer ?? ''));
+    if (!buyer || !arbiter) return { problems: ['the token is not locked to [buyer, arbiter] with a refund to the buyer (NUT-11 pubkeys, refund)'] };
     const minLock = Math.floor(Date.now() / 1000) + timeLimitSecs + this.#disputeWindowSecs;
-    if (lock.locktime === undefined || lock.locktime < minLock) problems.push(`locktime ${lock.locktime ?? 'missing'} leaves no dispute window: at least ${minLock} (now + time limit + ${this.#disputeWindowSecs}s)`);
     const priceSats = Math.ceil(priceMsats / 1000);
+    const v = verifyEscrowLock(esc.value, { provider: this.#paymentPubkey, buyer, arbiters: [...this.#arbiters], minLocktime: minLock, mints: this.#mints });
+    const problems = v.problems.map((p) => (p.path === 'lock.pubkeys' && p.code === 'unexpected' ? `arbiter ${arbiter} is not one this provider trusts` : p.path === 'lock.locktime' ? `${p.message} (now + time limit + ${this.#disputeWindowSecs}s)` : p.message));
     if (problems.length) return { problems };
-    const terms = { price: priceSats, provider: this.#paymentPubkey, buyer: lock.buyer, arbiter: lock.arbiter, locktime: lock.locktime! };
+    const wallet = await this.#wallet(mint);
+    const locktime = lock.locktime!;
+    const terms = { price: priceSats, provider: this.#paymentPubkey, buyer, arbiter, locktime };
     try {
       const c = await checkEscrow(wallet, token, terms);
       if (!c.ok) return { problems: c.problems };
     } catch (err) {
       return { problems: [(err as Error).message] };
     }
-    return { problems: [], ref: { token, mint, priceSats, buyer: lock.buyer, arbiter: lock.arbiter, locktime: lock.locktime! } };
-  }
-
-  async #anyWallet(): Promise<CashuWallet> {
-    return this.#wallet(this.#mints[0]);
+    return { problems: [], ref: { token, mint, priceSats, buyer, arbiter, locktime } };
   }
 
   /** Our half of the release: a claim to our outputs, signed with our payment key. Durable in the Cashu wallet. */

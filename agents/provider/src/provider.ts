@@ -202,9 +202,16 @@ export class Provider {
     const c = this.#config;
     const prices = Object.fromEntries(c.kinds.map((k) => [k, c.prices[k]]));
     const isolation = c.isolation === 'gvisor' ? 'gvisor' : c.isolation;
-    const ann = buildAnnouncement({ d: ANNOUNCEMENT_D, kinds: c.kinds, prices, capacity: c.capacity, isolation, paramSchemas: paramSchemasFor(c.kinds), name: c.name, about: c.about });
-    // Payment terms per kind (`["terms", "<kind>", "prepay|after-verify|escrow"]`), so a buyer knows before posting.
-    await this.#publish({ ...ann, tags: [...ann.tags, ...c.kinds.map((k) => ['terms', String(k), termsFor(c, k)])] }, 'announcement');
+    // Payment terms per kind, the arbiters and dispute window escrow locks must respect, and the
+    // heartbeat promise (no fresh heartbeat = offline), so a buyer knows all of it before posting.
+    const escrow = c.kinds.some((k) => termsFor(c, k) === 'escrow');
+    const ann = buildAnnouncement({
+      d: ANNOUNCEMENT_D, kinds: c.kinds, prices, capacity: c.capacity, isolation, paramSchemas: paramSchemasFor(c.kinds), name: c.name, about: c.about,
+      terms: Object.fromEntries(c.kinds.map((k) => [k, termsFor(c, k)])),
+      ...(escrow ? { arbiters: c.arbiters.map((k) => '02' + k.slice(-64)), disputeWindowSecs: c.disputeWindowSecs } : {}),
+      heartbeatSecs: c.heartbeatSecs,
+    });
+    await this.#publish(ann, 'announcement');
     if (c.mints.length) await this.#publish(buildPaymentInfo({ relays: c.relays, mints: c.mints.map((url) => ({ url })), p2pkPubkey: this.#id.paymentPubkey }), 'payment info');
     else this.#log.info({}, 'no trusted mints configured: kind 10019 payment info not published');
     await this.#publishHeartbeat();

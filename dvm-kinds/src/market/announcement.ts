@@ -10,6 +10,9 @@ import type { Pricebook, PriceEntry } from '../pricing.ts';
 export const ANNOUNCEMENT_KIND = 31990;
 export const ISOLATION_LEVELS = ['none', 'process', 'bwrap', 'container', 'gvisor', 'vm'] as const;
 export type Isolation = (typeof ISOLATION_LEVELS)[number];
+/** How a provider is paid for a kind: bolt11 before the job, bolt11 with the result, or a Cashu escrow with the request. */
+export const PAYMENT_TERMS = ['prepay', 'after-verify', 'escrow'] as const;
+export type PaymentTerms = (typeof PAYMENT_TERMS)[number];
 
 export interface Announcement {
   readonly pubkey?: string;
@@ -27,6 +30,15 @@ export interface Announcement {
   readonly name?: string;
   readonly about?: string;
   readonly paramSchemas: Readonly<Record<string, JsonSchema>>;
+  /** Payment terms per kind (`["terms", kind, prepay|after-verify|escrow]`); kinds not listed: unknown. */
+  readonly terms: Readonly<Record<number, PaymentTerms>>;
+  /** Arbiters (payment keys) the provider accepts in escrow locks (`["arbiter", "02…"]`). */
+  readonly arbiters: readonly string[];
+  /** Seconds the escrow locktime must leave after the job's time limit (`["dispute_window", secs]`). */
+  readonly disputeWindowSecs?: number;
+  /** The provider promises a heartbeat (kind 11998) at least this often (`["heartbeat", secs]`):
+   *  without a fresh one it is offline. Providers without it are plain NIP-90 (liveness unknown). */
+  readonly heartbeatSecs?: number;
 }
 
 export interface AnnouncementInput {
@@ -40,6 +52,10 @@ export interface AnnouncementInput {
   readonly name?: string;
   readonly about?: string;
   readonly paramSchemas?: Readonly<Record<string, JsonSchema>>;
+  readonly terms?: Readonly<Record<number, PaymentTerms>>;
+  readonly arbiters?: readonly string[];
+  readonly disputeWindowSecs?: number;
+  readonly heartbeatSecs?: number;
   readonly createdAt?: number;
 }
 
@@ -53,6 +69,10 @@ export function buildAnnouncement(a: AnnouncementInput): EventTemplate {
   if (a.isolation) tags.push(['isolation', a.isolation]);
   for (const m of a.models ?? []) tags.push(['model', m]);
   if (a.region) tags.push(['region', a.region]);
+  for (const [k, t] of Object.entries(a.terms ?? {})) tags.push(['terms', String(k), t]);
+  for (const k of a.arbiters ?? []) tags.push(['arbiter', k]);
+  if (a.disputeWindowSecs !== undefined) tags.push(['dispute_window', String(a.disputeWindowSecs)]);
+  if (a.heartbeatSecs !== undefined) tags.push(['heartbeat', String(a.heartbeatSecs)]);
   const content = JSON.stringify({ ...(a.name ? { name: a.name } : {}), ...(a.about ? { about: a.about } : {}), param_schemas: a.paramSchemas ?? {} });
   return { kind: ANNOUNCEMENT_KIND, created_at: a.createdAt ?? nowSecs(), content, tags };
 }
@@ -89,6 +109,21 @@ export function parseAnnouncement(e: EventLike): Parsed<Announcement> {
   if (iso !== undefined && !(ISOLATION_LEVELS as readonly string[]).includes(iso)) out.push(problem('tags.isolation', 'invalid', `isolation must be one of ${ISOLATION_LEVELS.join(', ')}`));
   const models = tagsNamed(e.tags, 'model').map((t) => t[1]).filter((m): m is string => !!m);
   const region = readSingleTag(e.tags, 'region', out, false)?.[1];
+  const terms: Record<number, PaymentTerms> = {};
+  tagsNamed(e.tags, 'terms').forEach((t, n) => {
+    const kind = parseUint(t[1]);
+    if (kind === undefined || !kinds.includes(kind)) out.push(problem(`tags.terms[${n}]`, 'invalid', `terms for a kind not announced: ${JSON.stringify(t[1] ?? null)}`));
+    else if (!(PAYMENT_TERMS as readonly string[]).includes(t[2] ?? '')) out.push(problem(`tags.terms[${n}]`, 'invalid', `terms must be one of ${PAYMENT_TERMS.join(', ')}`));
+    else terms[kind] = t[2] as PaymentTerms;
+  });
+  const arbiters: string[] = [];
+  tagsNamed(e.tags, 'arbiter').forEach((t, n) => {
+    if (typeof t[1] === 'string' && /^0[23][0-9a-f]{64}$/.test(t[1])) arbiters.push(t[1]);
+    else out.push(problem(`tags.arbiter[${n}]`, 'invalid', 'an arbiter is named by its payment key: "02" + 64 hex'));
+  });
+  const disputeWindowSecs = readUintTag(e.tags, 'dispute_window', out, false);
+  const heartbeatSecs = readUintTag(e.tags, 'heartbeat', out, false);
+  if (heartbeatSecs === 0) out.push(problem('tags.heartbeat', 'invalid', 'the heartbeat interval is at least 1 second'));
   let meta: { name?: string; about?: string; param_schemas?: Record<string, JsonSchema> } = {};
   if (e.content !== '') {
     const json = parseJsonContent(e.content, out);
@@ -110,5 +145,9 @@ export function parseAnnouncement(e: EventLike): Parsed<Announcement> {
     ...(meta.name ? { name: meta.name } : {}),
     ...(meta.about ? { about: meta.about } : {}),
     paramSchemas: meta.param_schemas ?? {},
+    terms,
+    arbiters,
+    ...(disputeWindowSecs !== undefined ? { disputeWindowSecs } : {}),
+    ...(heartbeatSecs !== undefined ? { heartbeatSecs } : {}),
   }));
 }

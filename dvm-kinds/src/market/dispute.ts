@@ -16,7 +16,8 @@ export interface Dispute {
   readonly requestId: string;
   readonly resultId: string;
   readonly provider: string;
-  readonly arbiter: string;
+  /** The arbiter asked to rule (escrowed jobs); absent when no money is held (pay-after-verify: the buyer simply did not pay). */
+  readonly arbiter?: string;
   /** Names of the verification checks that failed (paths from verifyX problems). */
   readonly failedChecks: readonly string[];
   /** SHA-256 of the evidence bundle the buyer can hand the arbiter. */
@@ -27,12 +28,12 @@ export interface Dispute {
 /** Reads `["e", id, relay, marker]` with the given marker. */
 export const markedTag = (tags: readonly Tag[], name: string, marker: string): Tag | undefined => tags.find((t) => t[0] === name && t[3] === marker);
 
-export function buildDispute(d: { requestId: string; resultId: string; provider: string; arbiter: string; failedChecks: readonly string[]; evidenceSha256: string; message?: string; createdAt?: number }): EventTemplate {
+export function buildDispute(d: { requestId: string; resultId: string; provider: string; arbiter?: string; failedChecks: readonly string[]; evidenceSha256: string; message?: string; createdAt?: number }): EventTemplate {
   return {
     kind: DISPUTE_KIND,
     created_at: d.createdAt ?? nowSecs(),
     content: JSON.stringify({ failed_checks: d.failedChecks, evidence_sha256: d.evidenceSha256, ...(d.message ? { message: d.message } : {}) }),
-    tags: [['d', d.requestId], ['e', d.requestId, '', 'request'], ['e', d.resultId, '', 'result'], ['p', d.provider, '', 'provider'], ['p', d.arbiter, '', 'arbiter']],
+    tags: [['d', d.requestId], ['e', d.requestId, '', 'request'], ['e', d.resultId, '', 'result'], ['p', d.provider, '', 'provider'], ...(d.arbiter ? [['p', d.arbiter, '', 'arbiter']] : [])],
   };
 }
 
@@ -68,8 +69,8 @@ export function parseDispute(e: EventLike): Parsed<Dispute> {
   const requestId = readJobRef(e.tags, out);
   const resultId = readMarked(e.tags, 'e', 'result', out);
   const provider = readMarked(e.tags, 'p', 'provider', out);
-  const arbiter = readMarked(e.tags, 'p', 'arbiter', out);
-  if (tagsNamed(e.tags, 'p').length !== 2) out.push(problem('tags.p', 'unexpected', 'exactly a provider and an arbiter'));
+  const arbiter = markedTag(e.tags, 'p', 'arbiter') ? readMarked(e.tags, 'p', 'arbiter', out) : undefined;
+  if (tagsNamed(e.tags, 'p').length !== (arbiter === undefined ? 1 : 2)) out.push(problem('tags.p', 'unexpected', 'a provider and at most one arbiter'));
   const json = parseJsonContent(e.content, out) as { failed_checks: string[]; evidence_sha256: string; message?: string } | undefined;
   if (json !== undefined) out.push(...validateSchema(contentSchema, json, 'content'));
   return result(out, () => ({
@@ -79,7 +80,7 @@ export function parseDispute(e: EventLike): Parsed<Dispute> {
     requestId: requestId!,
     resultId: resultId!,
     provider: provider!,
-    arbiter: arbiter!,
+    ...(arbiter !== undefined ? { arbiter } : {}),
     failedChecks: json!.failed_checks,
     evidenceSha256: json!.evidence_sha256,
     ...(json!.message ? { message: json!.message } : {}),

@@ -9,6 +9,7 @@ import { fail, problem, type Parsed, type Problem, result } from '../problem.ts'
 import { checkKind, isHttpUrl, nowSecs, parseDecimal, readAmount, readSingleTag, tagsNamed, type EventLike, shapeProblems } from '../tags.ts';
 import { readMarked, readJobRef } from './dispute.ts';
 import { verification, type Verification } from '../verify.ts';
+import { buildEscrowReleaseTag, parseEscrowRelease, type EscrowPackage } from './escrow.ts';
 
 export const RECEIPT_KIND = 39302;
 
@@ -30,6 +31,8 @@ export interface Receipt {
   /** 0 (worst) .. 1 (best). */
   readonly rating?: number;
   readonly comment: string;
+  /** Escrowed jobs: the provider's claim co-signed by the buyer (`escrow_release`), which pays the provider. */
+  readonly escrowRelease?: EscrowPackage;
 }
 
 export interface ReceiptInput {
@@ -41,6 +44,8 @@ export interface ReceiptInput {
   readonly rating?: number;
   readonly comment?: string;
   readonly createdAt?: number;
+  /** Serialized co-signed claim package (escrowed jobs). */
+  readonly escrowRelease?: string;
 }
 
 export function buildReceipt(r: ReceiptInput): EventTemplate {
@@ -51,6 +56,7 @@ export function buildReceipt(r: ReceiptInput): EventTemplate {
     for (const p of r.payment.proofs) tags.push(['proof', p.secret, p.y]);
   }
   if (r.rating !== undefined) tags.push(['rating', String(r.rating)]);
+  if (r.escrowRelease !== undefined) tags.push(buildEscrowReleaseTag(r.escrowRelease));
   return { kind: RECEIPT_KIND, created_at: r.createdAt ?? nowSecs(), content: r.comment ?? '', tags };
 }
 
@@ -87,6 +93,9 @@ export function parseReceipt(e: EventLike): Parsed<Receipt> {
     rating = parseDecimal(rt[1]);
     if (rating === undefined || rating < 0 || rating > 1) out.push(problem('tags.rating', 'invalid', 'rating is a number between 0 and 1'));
   }
+  const release = parseEscrowRelease(e);
+  if (!release.ok) out.push(...release.errors);
+  else if (release.value && payment?.method !== 'cashu') out.push(problem('tags.escrow_release', 'unexpected', 'an escrow release goes with a cashu payment'));
   return result(out, () => ({
     ...(e.id !== undefined ? { id: e.id } : {}),
     ...(e.pubkey !== undefined ? { pubkey: e.pubkey } : {}),
@@ -98,6 +107,7 @@ export function parseReceipt(e: EventLike): Parsed<Receipt> {
     payment: payment!,
     ...(rating !== undefined ? { rating } : {}),
     comment: e.content,
+    ...(release.ok && release.value ? { escrowRelease: release.value } : {}),
   }));
 }
 

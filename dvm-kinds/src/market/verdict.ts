@@ -5,6 +5,7 @@ import { validateSchema } from '../schema.ts';
 import { checkKind, nowSecs, parseDecimal, readSingleTag, type EventLike, shapeProblems } from '../tags.ts';
 import { parseJsonContent } from '../job.ts';
 import { DISPUTE_KIND, readMarked, readJobRef } from './dispute.ts';
+import { buildEscrowReleaseTag, parseEscrowRelease, type EscrowPackage } from './escrow.ts';
 
 export const VERDICT_KIND = 39301;
 export const RULINGS = ['buyer', 'provider', 'split'] as const;
@@ -25,15 +26,17 @@ export interface DisputeVerdict {
   readonly providerShare?: number;
   readonly reason: string;
   readonly checks: readonly { readonly name: string; readonly passed: boolean }[];
+  /** Escrowed jobs: the winner's claim co-signed by the arbiter (`escrow_release`). */
+  readonly escrowRelease?: EscrowPackage;
 }
 
-export function buildVerdict(v: { requestId: string; buyer: string; provider: string; ruling: Ruling; providerShare?: number; reason: string; checks?: readonly { name: string; passed: boolean }[]; createdAt?: number }): EventTemplate {
+export function buildVerdict(v: { requestId: string; buyer: string; provider: string; ruling: Ruling; providerShare?: number; reason: string; checks?: readonly { name: string; passed: boolean }[]; escrowRelease?: string; createdAt?: number }): EventTemplate {
   const ruling = v.ruling === 'split' ? ['ruling', 'split', String(v.providerShare ?? 0.5)] : ['ruling', v.ruling];
   return {
     kind: VERDICT_KIND,
     created_at: v.createdAt ?? nowSecs(),
     content: JSON.stringify({ reason: v.reason, checks: v.checks ?? [] }),
-    tags: [['d', v.requestId], ['e', v.requestId, '', 'request'], ['a', `${DISPUTE_KIND}:${v.buyer}:${v.requestId}`], ['p', v.buyer, '', 'buyer'], ['p', v.provider, '', 'provider'], ruling],
+    tags: [['d', v.requestId], ['e', v.requestId, '', 'request'], ['a', `${DISPUTE_KIND}:${v.buyer}:${v.requestId}`], ['p', v.buyer, '', 'buyer'], ['p', v.provider, '', 'provider'], ruling, ...(v.escrowRelease !== undefined ? [buildEscrowReleaseTag(v.escrowRelease)] : [])],
   };
 }
 
@@ -63,6 +66,8 @@ export function parseVerdict(e: EventLike): Parsed<DisputeVerdict> {
   }
   const json = parseJsonContent(e.content, out) as { reason: string; checks: { name: string; passed: boolean }[] } | undefined;
   if (json !== undefined) out.push(...validateSchema(contentSchema, json, 'content'));
+  const release = parseEscrowRelease(e);
+  if (!release.ok) out.push(...release.errors);
   return result(out, () => ({
     ...(e.id !== undefined ? { id: e.id } : {}),
     ...(e.pubkey !== undefined ? { pubkey: e.pubkey } : {}),
@@ -75,5 +80,6 @@ export function parseVerdict(e: EventLike): Parsed<DisputeVerdict> {
     ...(providerShare !== undefined ? { providerShare } : {}),
     reason: json!.reason,
     checks: json!.checks,
+    ...(release.ok && release.value ? { escrowRelease: release.value } : {}),
   }));
 }
