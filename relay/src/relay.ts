@@ -12,6 +12,7 @@ import { SubscriptionIndex, type Subscriber } from './subscriptions.ts';
 import { codePointLength, parseEvent, sniffEventId } from './ingest/parse-event.ts';
 import type { RelayLimits } from './limits.ts';
 import { CORS_HEADERS, relayInfo, type RelayInfoConfig } from './nip11.ts';
+import { addressOfRequest, addressOfUrl, namesRelay, type RelayAddress } from './relay-address.ts';
 
 /** Resolves to null for a valid id and signature, otherwise the `invalid:` reason. */
 export type Verify = (event: NostrEvent) => Promise<string | null>;
@@ -31,7 +32,11 @@ export interface RelayCoreOptions {
    * connection comes through the proxy, or clients can claim any address.
    */
   readonly trustProxy?: boolean;
-  /** Public ws(s):// URL of this relay, checked against the NIP-42 `relay` tag when set. */
+  /**
+   * Public ws(s):// URL of this relay: a NIP-42 `relay` tag must name it. Without it the tag must
+   * name the address the client connected to (Host header and path; with `trustProxy`,
+   * X-Forwarded-Host and X-Forwarded-Proto).
+   */
   readonly publicUrl?: string;
   /** Clock in unix seconds (tests). */
   readonly now?: () => number;
@@ -105,10 +110,13 @@ class Client implements ConnectionHandler {
   readonly sock: TransportSocket;
   /** The client's address as policies see it (the peer, or the proxy's forwarded address). */
   readonly ip: string;
-  constructor(relay: RelayCore, sock: TransportSocket, ip: string) {
+  /** The relay address this client reached, which its NIP-42 `relay` tag must name (undefined: unknown). */
+  readonly address: RelayAddress | undefined;
+  constructor(relay: RelayCore, sock: TransportSocket, ip: string, address: RelayAddress | undefined) {
     this.relay = relay;
     this.sock = sock;
     this.ip = ip;
+    this.address = address;
   }
 
   send(frame: string): void {
@@ -139,6 +147,9 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
   private readonly inflight = new Map<string, Promise<AddEventResult>>();
   private readonly readStore: ReadStore;
   private readonly startedAt = Date.now();
+  private readonly publicAddress: RelayAddress | undefined;
+  /** Connections mostly share a Host header: one parsed address each, not one per connection. */
+  private readonly addresses = new Map<string, RelayAddress | undefined>();
   private readonly log: Logger;
   stats = { eventsReceived: 0, eventsStored: 0, eventsRejected: 0, reqs: 0 };
   readonly opts: RelayCoreOptions;
@@ -148,6 +159,10 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
     this.opts = opts;
     this.now = opts.now ?? (() => Math.floor(Date.now() / 1000));
     this.log = opts.logger;
+    if (opts.publicUrl !== undefined) {
+      this.publicAddress = addressOfUrl(opts.publicUrl);
+      if (!this.publicAddress) throw new Error(`publicUrl must be a ws:// or wss:// URL (got ${JSON.stringify(opts.publicUrl)})`);
+    }
     const store = opts.store;
     this.readStore = {
       query: async (filters, o) => (await store.query(filters, { signal: o?.signal, now: this.now() })).map((s) => JSON.parse(s) as NostrEvent),
@@ -157,7 +172,7 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
   // ── transport callbacks ──────────────────────────────────────────────
 
   onOpen(sock: TransportSocket, req: HttpRequest): ConnectionHandler {
-    const client = new Client(this, sock, (this.opts.trustProxy && forwardedFor(req)) || sock.ip);
+    const client = new Client(this, sock, (this.opts.trustProxy && forwardedFor(req)) || sock.ip, this.publicAddress ?? this.requestAddress(req));
     this.clients.add(client);
     client.send(`["AUTH","${client.challenge}"]`);
     this.emit('connect', client.id);
@@ -183,6 +198,17 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
       return { status: 200, headers: { ...CORS_HEADERS, 'Content-Type': 'text/plain; charset=utf-8' }, body: `${String(i.name)}\n\n${String(i.description)}\n\nThis is a Nostr relay: connect with a WebSocket client, or fetch NIP-11 with 'Accept: application/nostr+json'.\n` };
     }
     return { status: 404, headers: { ...CORS_HEADERS, 'Content-Type': 'text/plain' }, body: 'not found\n' };
+  }
+
+  private requestAddress(req: HttpRequest): RelayAddress | undefined {
+    const trust = this.opts.trustProxy === true;
+    const h = req.headers;
+    const key = trust ? `${h['x-forwarded-host'] ?? ''} ${h['x-forwarded-proto'] ?? ''} ${h.host ?? ''}` : `${h.host ?? ''} ${req.path.split('?')[0]}`;
+    if (this.addresses.has(key)) return this.addresses.get(key);
+    const address = addressOfRequest(req, trust);
+    if (this.addresses.size >= 1024) this.addresses.clear(); // bounded: Host headers are client-chosen
+    this.addresses.set(key, address);
+    return address;
   }
 
   info(): Record<string, unknown> {
@@ -542,7 +568,7 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
     if (tag('challenge') !== client.challenge) return reply(false, 'invalid: AUTH challenge does not match');
     const relayTag = tag('relay');
     if (relayTag === undefined) return reply(false, 'invalid: AUTH event has no relay tag');
-    if (this.opts.publicUrl && normaliseUrl(relayTag) !== normaliseUrl(this.opts.publicUrl)) return reply(false, 'invalid: AUTH relay tag does not name this relay');
+    if (client.address && !namesRelay(relayTag, client.address)) return reply(false, `invalid: AUTH relay tag ${JSON.stringify(relayTag.slice(0, 200))} does not name this relay`);
     this.opts.verify(e).then(
       (bad) => {
         if (bad !== null) return reply(false, bad);
@@ -559,13 +585,4 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
 function forwardedFor(req: HttpRequest): string | undefined {
   const first = req.headers['x-forwarded-for']?.split(',')[0]?.trim();
   return first || req.headers['x-real-ip']?.trim() || undefined;
-}
-
-function normaliseUrl(u: string): string {
-  try {
-    const url = new URL(u.trim());
-    return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}`.toLowerCase();
-  } catch {
-    return u.trim().toLowerCase();
-  }
 }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { pino } from 'pino';
 import type { Policy } from '@bazaar/policies/policy';
 import { RelayCore } from './relay.ts';
+import { addressOfUrl } from './relay-address.ts';
 import { DEFAULT_LIMITS, type RelayLimits } from './limits.ts';
 import type { RelayInfoConfig } from './nip11.ts';
 import type { EventStore } from './store/event-store.ts';
@@ -47,6 +48,7 @@ export function createTransport(name: 'uws' | 'ws'): Transport {
 }
 
 export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay> {
+  if (opts.publicUrl !== undefined && !addressOfUrl(opts.publicUrl)) throw new Error(`startRelay: publicUrl must be a ws:// or wss:// URL (got ${JSON.stringify(opts.publicUrl)})`);
   const logger = opts.logger ?? pino({ level: 'silent' });
   const limits: RelayLimits = { ...DEFAULT_LIMITS, ...opts.limits };
   const info: RelayInfoConfig = { name: 'bazaar', description: 'Bazaar relay: an open market for verifiable compute over Nostr (NIP-90).', authRequired: false, restrictedWrites: false, ...opts.info };
