@@ -13,6 +13,7 @@ import { proxySuite } from './sandbox-proxy-suite.ts';
 
 const log = pino({ level: process.env.BAZAAR_TEST_LOG ?? 'silent' });
 const runner = new BwrapRunner({ log });
+const cgroups = await runner.cgroupSupport();
 
 t.test('bubblewrap escape suite', async (t) => {
   const cg = await runner.cgroupSupport();
@@ -24,9 +25,7 @@ t.test('bubblewrap and the credential proxy', async (t) => {
   proxySuite(t, runner);
 });
 
-t.test('cgroup metering: cpu-seconds and peak memory are measured', async (t) => {
-  const cg = await runner.cgroupSupport();
-  if (!cg.version) return t.plan(0, `no usable cgroups here: ${cg.why ?? ''}`);
+t.test('cgroup metering: cpu-seconds and peak memory are measured', { skip: cgroups.version ? false : `no usable cgroups here: ${cgroups.why ?? ''}` }, async (t) => {
   const r = await runner.run({ cmd: ['python3', '-c', 'b = b"x" * (48 * 1024 * 1024)\nx = 0\nfor i in range(3_000_000): x += i\nprint(len(b))'] });
   t.equal(r.exitCode, 0, r.stderr);
   t.ok(r.cpuSeconds !== null && r.cpuSeconds > 0.05, `cpu ${r.cpuSeconds}`);
@@ -51,8 +50,7 @@ t.test('rlimit fallback (cgroups off) still caps processes and memory', async (t
   t.match(mem.stderr, /MemoryError/);
 });
 
-t.test('seccomp deny-list: kernel attack surface is refused, ordinary syscalls work', async (t) => {
-  if (process.arch !== 'x64') return t.plan(0, 'the seccomp filter is built for x86_64 only');
+t.test('seccomp deny-list: kernel attack surface is refused, ordinary syscalls work', { skip: process.arch === 'x64' ? false : 'the seccomp filter is built for x86_64 only' }, async (t) => {
   const py = [
     'import ctypes',
     'libc = ctypes.CDLL(None, use_errno=True)',
@@ -87,8 +85,7 @@ t.test('a single file can be mounted, read-only', async (t) => {
   t.match(r.stderr, /Read-only file system/);
 });
 
-t.test('unprivileged provider: bwrap as the current user, limits through rlimits', async (t) => {
-  if (process.getuid?.() !== 0) return t.plan(0, 'needs root to switch to an unprivileged user for this test');
+t.test('unprivileged provider: bwrap as the current user, limits through rlimits', { skip: process.getuid?.() === 0 ? false : 'needs root to switch to an unprivileged user for this test' }, async (t) => {
   const fixture = new URL('./fixtures/sandbox-unprivileged.ts', import.meta.url).pathname;
   const r = await execHost('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import=tsx', fixture], {
     cwd: new URL('../../..', import.meta.url).pathname, env: { PATH: process.env.PATH, HOME: '/tmp' }, timeoutMs: 120_000,

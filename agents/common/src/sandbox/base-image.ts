@@ -2,7 +2,7 @@
 // the packages of sandbox-images/base/packages.txt and import it through the Docker API
 // (POST /images/create?fromSrc=-). The tag carries a hash of the package list, so a
 // changed list builds a new image and an existing one is reused (idempotent).
-import { spawn } from 'node:child_process';
+import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -64,8 +64,9 @@ export async function ensureBaseImage(docker: Docker, opts: EnsureImageOptions):
     } else {
       const rootfs = await debootstrap(opts);
       try {
-        const tar = spawn('tar', ['-C', rootfs, '--numeric-owner', '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
-        await importRootfs(docker, tar.stdout, tag, opts);
+        // Streamed into the import (buffer: false); a tar failure rejects with its stderr.
+        const tar = execa('tar', ['-C', rootfs, '--numeric-owner', '-c', '.'], { stdin: 'ignore', buffer: { stdout: false }, cleanup: true, ...(opts.signal ? { cancelSignal: opts.signal } : {}) });
+        await Promise.all([importRootfs(docker, tar.stdout, tag, opts), tar]);
       } finally {
         await rm(rootfs, { recursive: true, force: true });
       }

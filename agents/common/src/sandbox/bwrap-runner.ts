@@ -164,6 +164,10 @@ export class BwrapRunner implements Runner {
     }
 
     const started = performance.now();
+    // The job process itself is spawned with node's own spawn, not execa like other host
+    // commands: it needs extra pipes on fds 3-6 that bwrap reads during setup, streamed
+    // stdout/stderr with our own byte caps and line callbacks, and a kill policy of its own
+    // (SIGTERM to every process of the job's cgroup, SIGKILL to bwrap after the grace).
     const child = spawn(argv[0], argv.slice(1), {
       stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },

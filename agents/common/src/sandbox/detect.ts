@@ -12,6 +12,8 @@ export interface RunnerAvailability {
   readonly available: boolean;
   /** Why it is unavailable, or a note on a degraded mode (e.g. rlimits instead of cgroups). */
   readonly why?: string;
+  /** Debian packages whose absence makes it unavailable (scripts/setup.sh installs them). */
+  readonly missingPackages?: readonly string[];
   readonly details: Readonly<Record<string, string>>;
 }
 
@@ -30,13 +32,14 @@ export async function detectRunners(opts: { log: Logger; dockerSocket?: string; 
   return Promise.all([detectBwrap(opts.log), detectContainer(opts)]);
 }
 
-async function detectBwrap(log: Logger): Promise<RunnerAvailability> {
+/** Whether bubblewrap can run a trivial sandboxed command here (what `bazaar up` checks before starting a provider). */
+export async function detectBwrap(log: Logger): Promise<RunnerAvailability> {
   if (process.platform !== 'linux') return { kind: 'bwrap', available: false, why: 'bubblewrap needs Linux', details: {} };
   let version: string;
   try {
     version = (await execHost('bwrap', ['--version'], { timeoutMs: 5_000 })).stdout.trim();
   } catch {
-    return { kind: 'bwrap', available: false, why: 'bwrap is not installed (apt-get install bubblewrap)', details: {} };
+    return { kind: 'bwrap', available: false, why: 'bubblewrap is not installed (apt-get install bubblewrap)', missingPackages: ['bubblewrap'], details: {} };
   }
   const runner = new BwrapRunner({ log });
   const cg = await runner.cgroupSupport();

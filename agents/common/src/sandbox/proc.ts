@@ -1,46 +1,56 @@
-// Small process helpers: run a host command with a signal and a timeout, and walk
-// /proc to find a process tree (used to signal a sandbox's processes and, in tests,
-// to prove none survive).
-import { execFile } from 'node:child_process';
+// Small process helpers: run a host command (git, podman, bwrap, debootstrap, tar…) through
+// execa — a deadline, SIGTERM then SIGKILL after a grace, the child killed if this process
+// exits, clear errors — and walk /proc to find a process tree (used to signal a sandbox's
+// processes and, in tests, to prove none survive).
+import { execa } from 'execa';
 import { readdir, readFile } from 'node:fs/promises';
 
 export interface ExecResult {
+  /** Exit code; null when the command was ended by a signal. */
   code: number | null;
   stdout: string;
   stderr: string;
 }
 
-/** Runs a host command (never a job's code) with a timeout; resolves with its exit code. */
-export function execHost(
-  file: string,
-  args: readonly string[],
-  opts: { signal?: AbortSignal; timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv; input?: string | Buffer; maxBuffer?: number } = {},
-): Promise<ExecResult> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(
-      file,
-      [...args],
-      {
-        signal: opts.signal,
-        timeout: opts.timeoutMs ?? 120_000,
-        killSignal: 'SIGKILL',
-        cwd: opts.cwd,
-        env: opts.env,
-        maxBuffer: opts.maxBuffer ?? 16 * 1024 * 1024,
-        encoding: 'utf8',
-      },
-      (err, stdout, stderr) => {
-        if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') return reject(new Error(`${file} is not installed`));
-        if (err && (err.name === 'AbortError' || (err as { killed?: boolean }).killed)) {
-          return reject(err.name === 'AbortError' ? err : new Error(`${file} ${args[0] ?? ''} timed out`));
-        }
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
-    else child.stdin?.end();
+export interface ExecHostOptions {
+  readonly signal?: AbortSignal;
+  /** Deadline (default 120 s): SIGTERM, then SIGKILL `killAfterMs` later, then a "timed out" error. */
+  readonly timeoutMs?: number;
+  /** Grace between SIGTERM and SIGKILL on timeout or abort (default 5 s). */
+  readonly killAfterMs?: number;
+  readonly cwd?: string;
+  /** The command's whole environment (nothing inherited) when given; else this process's. */
+  readonly env?: NodeJS.ProcessEnv;
+  readonly input?: string | Buffer;
+  readonly maxBuffer?: number;
+}
+
+/**
+ * Runs a host command (never a job's code) and resolves with its exit code and output,
+ * whatever the code. Rejects only when it could not run to an end: not installed, timed
+ * out, aborted (with the signal's reason), or output over `maxBuffer`.
+ */
+export async function execHost(file: string, args: readonly string[], opts: ExecHostOptions = {}): Promise<ExecResult> {
+  opts.signal?.throwIfAborted();
+  const r = await execa(file, [...args], {
+    reject: false,
+    cleanup: true,
+    timeout: opts.timeoutMs ?? 120_000,
+    forceKillAfterDelay: opts.killAfterMs ?? 5_000,
+    ...(opts.signal ? { cancelSignal: opts.signal } : {}),
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    ...(opts.env ? { env: opts.env, extendEnv: false } : {}),
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
+    maxBuffer: opts.maxBuffer ?? 16 * 1024 * 1024,
+    stripFinalNewline: false,
+    encoding: 'utf8',
   });
+  if (r.code === 'ENOENT') throw new Error(`${file} is not installed (not found on PATH)`);
+  if (r.isCanceled) throw opts.signal?.reason instanceof Error ? opts.signal.reason : new DOMException('The operation was aborted', 'AbortError');
+  if (r.timedOut) throw new Error(`${file} ${args[0] ?? ''} timed out after ${opts.timeoutMs ?? 120_000} ms`.replace('  ', ' '));
+  if (r.isMaxBuffer) throw new Error(`${file} ${args[0] ?? ''}: output over ${opts.maxBuffer ?? 16 * 1024 * 1024} bytes`);
+  if (r.exitCode === undefined && r.signal === undefined) throw new Error(`${file} could not run: ${r.shortMessage}`);
+  return { code: r.exitCode ?? null, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
 }
 
 export interface ProcInfo {

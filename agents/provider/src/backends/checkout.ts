@@ -2,20 +2,24 @@
 // workspace, then the requested ref, detached. Hooks never run (core.hooksPath=/dev/null),
 // only network schemes are allowed unless the operator enables file:// (tests, local mirrors),
 // and the whole thing has a deadline.
-import { execFile } from 'node:child_process';
 import { chmod } from 'node:fs/promises';
+import { execHost } from '@bazaar/agents-common/sandbox/proc';
 
 export class CheckoutError extends Error {
   override name = 'CheckoutError';
 }
 
-function git(args: string[], opts: { cwd?: string; signal: AbortSignal; timeoutMs: number }): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('git', ['-c', 'core.hooksPath=/dev/null', '-c', 'protocol.file.allow=always', ...args], { cwd: opts.cwd, signal: opts.signal, timeout: opts.timeoutMs, maxBuffer: 4 * 1024 * 1024, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GIT_TERMINAL_PROMPT: '0', HOME: '/nonexistent', GIT_CONFIG_NOSYSTEM: '1' } }, (err, stdout, stderr) => {
-      if (err) reject(new CheckoutError(`git ${args[0]} failed: ${String(stderr).trim().split('\n').slice(-2).join(' ') || err.message}`));
-      else resolve(String(stdout));
-    });
-  });
+async function git(args: string[], opts: { cwd?: string; signal: AbortSignal; timeoutMs: number }): Promise<string> {
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', GIT_TERMINAL_PROMPT: '0', HOME: '/nonexistent', GIT_CONFIG_NOSYSTEM: '1' };
+  let r;
+  try {
+    r = await execHost('git', ['-c', 'core.hooksPath=/dev/null', '-c', 'protocol.file.allow=always', ...args], { ...(opts.cwd ? { cwd: opts.cwd } : {}), signal: opts.signal, timeoutMs: opts.timeoutMs, maxBuffer: 4 * 1024 * 1024, env });
+  } catch (err) {
+    if ((err as Error).name === 'AbortError' || opts.signal.aborted) throw err;
+    throw new CheckoutError(`git ${args[0]} failed: ${(err as Error).message}`);
+  }
+  if (r.code !== 0) throw new CheckoutError(`git ${args[0]} failed: ${r.stderr.trim().split('\n').slice(-2).join(' ') || `exit ${String(r.code)}`}`);
+  return r.stdout;
 }
 
 export async function checkoutRepo(url: string, ref: string | undefined, dir: string, opts: { signal: AbortSignal; timeoutMs: number; allowFile: boolean }): Promise<{ commit: string }> {
