@@ -104,10 +104,11 @@ t.test('the Wallet facade carries the Cashu rail', async (t) => {
   const { Wallet } = await import('../src/wallet/wallet.ts');
   const { quiet } = await import('./helpers/cashu-fixture.ts');
   const f = await startCashuFixture(t);
-  const none = await Wallet.open({ logger: quiet });
+  const none = await Wallet.open({ logger: quiet, dataDir: f.tempDir() });
+  t.teardown(() => none.close());
   t.equal(none.hasCashu, false);
   t.throws(() => none.cashu, /no Cashu wallet configured/);
-  const w = await Wallet.open({ logger: quiet, cashu: { mintUrl: f.mint.url, dataDir: f.tempDir() } });
+  const w = await Wallet.open({ logger: quiet, dataDir: f.tempDir(), cashu: { mintUrl: f.mint.url } });
   t.teardown(() => w.close());
   t.equal(w.hasCashu, true);
   await f.fund(w.cashu, 16);

@@ -26,8 +26,8 @@ async function setup(t: Test): Promise<{ devnet: RunningDevnet; buyer: Wallet; p
   const b = devnet.account('buyer', { fundSats: 100 });
   const p = devnet.account('provider');
   await devnet.nwc.refresh();
-  const buyer = await Wallet.open({ logger, lightning: { nwcUri: b.uri } });
-  const provider = await Wallet.open({ logger, lightning: { nwcUri: p.uri, pollIntervalMs: 60_000 } });
+  const buyer = await Wallet.open({ logger, dataDir: join(dir, 'buyer'), lightning: { nwcUri: b.uri } });
+  const provider = await Wallet.open({ logger, dataDir: join(dir, 'provider'), lightning: { nwcUri: p.uri, pollIntervalMs: 60_000 } });
   closers.push(() => buyer.close(), () => provider.close());
   const open = async (uri: string, poll = 50) => {
     const w = await LightningWallet.connect({ nwcUri: uri, logger, pollIntervalMs: poll });
@@ -95,7 +95,8 @@ t.test('clear errors; nothing paid on refusal', async (t) => {
   await t.rejects(provider.lightning.pay(inv.bolt11), { code: 'WALLET_ERROR', nip47Code: 'PAYMENT_FAILED' });
   t.ok(devnet.network.checkInvariant().ok);
 
-  const none = await Wallet.open({ logger });
+  const none = await Wallet.open({ logger, dataDir: mkdtempSync(join(tmpdir(), 'bazaar-wallet-none-')) });
+  t.teardown(() => none.close());
   t.equal(none.hasLightning, false);
   t.throws(() => none.lightning, /no Lightning wallet configured/);
   const secret = 'ab'.repeat(32);

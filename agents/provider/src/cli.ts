@@ -12,7 +12,6 @@ import { readPassphrase } from '@bazaar/agents-common/identity/passphrase';
 import { configTemplate, ConfigError, loadConfig, type ProviderConfig } from './config.ts';
 import { ProviderStore, type Earning } from './store.ts';
 import { DEFAULT_DATA_DIR, providerPaths, startProvider } from './runtime.ts';
-import { connectNwcInvoicer } from './nwc-invoicer.ts';
 import { untilSignal } from '@bazaar/cli-kit/signals';
 
 const dataFlag = { type: 'string', default: DEFAULT_DATA_DIR, env: 'BAZAAR_PROVIDER_DATA', description: 'Provider data directory (keys, config, LMDB, trajectories)' } as const;
@@ -79,11 +78,13 @@ const trajectoryCommand: CommandSpec = {
 const tryCommand: CommandSpec = {
   name: 'try',
   summary: 'Act as a plain NIP-90 customer: post a SandboxRun job with a throwaway key, print the feedback and the result, and pay its invoice from an NWC wallet.',
+  details: 'Pays only an invoice for the job it posted (the event must reference exactly that request and be addressed to it; the bolt11 amount must equal the amount tag), and never more than --max-sats.',
   flags: {
     relay: { type: 'string', default: 'ws://127.0.0.1:4869', env: 'BAZAAR_TRY_RELAY', description: 'Relay to post the job to' },
     cmd: { type: 'string', multiple: true, default: 'echo hello from the bazaar sandbox; uname -sr', env: false, description: 'Shell command to run (repeatable)' },
     'time-limit': { type: 'number', integer: true, min: 1, max: 3600, default: 30, env: false, description: 'time_limit_secs of the job' },
     'pay-with': { type: 'string', env: 'BAZAAR_TRY_PAY_WITH', description: 'File holding the NWC URI of the wallet that pays the result' },
+    'max-sats': { type: 'number', integer: true, min: 1, max: 1_000_000, default: 10, env: 'BAZAAR_TRY_MAX_SATS', description: 'Pay at most this much for the job (sats)' },
     'timeout-ms': { type: 'number', integer: true, min: 1000, max: 3_600_000, default: 60_000, env: false, description: 'Give up after this long' },
   },
   run: runTry,
@@ -329,13 +330,14 @@ async function runDoctor(f: FlagValues): Promise<number> {
     const c = config;
     await check('wallet (NWC)', async () => {
       if (!c.nwcUri) throw new Error('no nwc_uri in the config and no BAZAAR_NWC_URI: cannot issue invoices');
-      const inv = await connectNwcInvoicer({ uri: c.nwcUri, logger: log, timeoutMs });
+      const { LightningWallet } = await import('@bazaar/agents-common/wallet/lightning');
+      const ln = await LightningWallet.connect({ nwcUri: c.nwcUri, logger: log, requestTimeoutMs: timeoutMs });
       try {
-        const info = await inv.info();
+        const info = await ln.getInfo();
         for (const m of ['make_invoice', 'lookup_invoice']) if (!info.methods.includes(m)) throw new Error(`the wallet does not allow ${m}`);
         return `get_info ok${info.alias ? ` (${info.alias})` : ''}; methods ${info.methods.join(', ')}`;
       } finally {
-        await inv.close();
+        await ln.close();
       }
     });
     for (const m of c.mints) {
@@ -401,68 +403,18 @@ async function runTrajectory(f: FlagValues, positionals: string[]): Promise<numb
 }
 
 async function runTry(f: FlagValues): Promise<number> {
-  const { finalizeEvent, generateSecretKey, getPublicKey } = await import('nostr-tools/pure');
+  const { tryJob } = await import('./try.ts');
   const relay = f.relay as string;
   if (!/^wss?:\/\/\S+$/.test(relay)) throw new UsageError(`--relay must be a ws:// or wss:// URL, got ${JSON.stringify(relay)}`);
-  let nwcUri: string | undefined;
-  if (f['pay-with']) {
-    try {
-      nwcUri = readFileSync(f['pay-with'] as string, 'utf8').trim();
-    } catch (err) {
-      return fail(`cannot read --pay-with: ${(err as Error).message}`);
-    }
-  }
-  const sk = generateSecretKey();
-  const me = getPublicKey(sk);
-  const job = finalizeEvent({ kind: 5930, created_at: Math.floor(Date.now() / 1000), content: '', tags: [...(f.cmd as string[]).map((c) => ['param', 'cmd', c]), ['param', 'time_limit_secs', String(f['time-limit'])]] }, sk);
-  const ws = new WebSocket(relay, { handshakeTimeout: 10_000 });
-  const out = (s: string) => process.stdout.write(s + '\n');
-  return new Promise<number>((resolve) => {
-    let done = false;
-    const finish = (code: number, msg?: string) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      if (msg) (code ? process.stderr : process.stdout).write(msg + '\n');
-      ws.close();
-      resolve(code);
-    };
-    const timer = setTimeout(() => finish(1, `error: no result within ${f['timeout-ms']} ms`), f['timeout-ms'] as number);
-    ws.on('error', (err) => finish(1, `error: ${relay}: ${err.message}`));
-    ws.on('open', () => {
-      ws.send(JSON.stringify(['REQ', 'try', { kinds: [6930, 7000], '#e': [job.id] }]));
-      ws.send(JSON.stringify(['EVENT', job]));
-      out(`posted job ${job.id} (kind 5930) as ${me.slice(0, 12)}… to ${relay}`);
-    });
-    ws.on('message', async (d) => {
-      const m = JSON.parse(d.toString()) as unknown[];
-      if (m[0] === 'OK' && m[2] === false) return finish(1, `error: the relay refused the job: ${String(m[3])}`);
-      if (m[0] !== 'EVENT') return;
-      const e = m[2] as { kind: number; content: string; tags: string[][] };
-      const status = e.tags.find((x) => x[0] === 'status');
-      if (e.kind === 7000) {
-        out(`feedback   ${status?.[1]}${status?.[2] ? `: ${status[2]}` : ''}`);
-        if (status?.[1] === 'error') finish(1);
-        return;
-      }
-      out(`result     kind ${e.kind}\n${e.content}`);
-      const amount = e.tags.find((x) => x[0] === 'amount');
-      if (!amount?.[2]) return finish(0, amount ? `price ${amount[1]} msats (no invoice)` : undefined);
-      out(`invoice    ${amount[1]} msats`);
-      if (!nwcUri) return finish(0, 'pay it with any Lightning wallet, or rerun with --pay-with <NWC URI file>');
-      try {
-        const { loadNwcSdk } = await import('@bazaar/agents-common/wallet/alby-sdk');
-        const { NWCClient } = await loadNwcSdk();
-        const wallet = new NWCClient({ nostrWalletConnectUrl: nwcUri });
-        try {
-          await wallet.payInvoice({ invoice: amount[2] });
-          finish(0, 'paid       (the preimage is the proof of payment)');
-        } finally {
-          wallet.close();
-        }
-      } catch (err) {
-        finish(1, `error: payment failed: ${(err as Error).message}`);
-      }
-    });
+  return tryJob({
+    relay,
+    cmds: f.cmd as string[],
+    timeLimitSecs: f['time-limit'] as number,
+    ...(f['pay-with'] ? { payWith: f['pay-with'] as string } : {}),
+    maxSats: f['max-sats'] as number,
+    timeoutMs: f['timeout-ms'] as number,
+    logger: createLogger({ name: 'try', level: process.env.BAZAAR_LOG_LEVEL ?? 'silent', pretty: false }),
+    out: (line) => process.stdout.write(line + '\n'),
+    err: (line) => process.stderr.write(line + '\n'),
   });
 }

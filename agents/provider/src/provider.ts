@@ -31,7 +31,8 @@ import { recoverJobState, type JobState } from '@bazaar/agents-common/job-state'
 import type { Runner } from '@bazaar/agents-common/sandbox/runner';
 import { termsFor, type ProviderConfig } from './config.ts';
 import { ProviderStore, type InvoiceRef, type JobRecord } from './store.ts';
-import type { Invoicer } from './nwc-invoicer.ts';
+import type { Wallet } from '@bazaar/agents-common/wallet/wallet';
+import type { LightningWalletError } from '@bazaar/agents-common/wallet/lightning';
 import { Trajectory } from './trajectory.ts';
 import { EscrowDesk, ESCROW_CLAIM_TAG, ESCROW_RELEASE_TAG, ESCROW_TAG, type EscrowRef } from './escrow-desk.ts';
 import { RECEIPT_KIND } from '@bazaar/dvm-kinds/market/receipt';
@@ -59,8 +60,8 @@ export interface ProviderOptions {
   readonly dataDir: string;
   readonly logger: Logger;
   readonly runner: Runner;
-  /** The wallet that issues invoices; null runs without payments (results carry only an amount). */
-  readonly invoicer: Invoicer | null;
+  /** The agent's wallet; its Lightning rail issues the invoices. Null (or no Lightning rail) runs without invoices: results carry only an amount. */
+  readonly wallet: Wallet | null;
   readonly store?: ProviderStore;
   /** How often unpaid invoices are looked up (ms). */
   readonly invoicePollMs?: number;
@@ -115,7 +116,7 @@ export class Provider {
   readonly #intake: Promise<void>[] = [];
   #timers: NodeJS.Timeout[] = [];
   #beat: NodeJS.Timeout | undefined;
-  #unsubPaid: (() => void) | undefined;
+  #paidSub: Promise<() => void> | undefined;
   #stopped = false;
   #sub: { close(): void } | undefined;
   /** Resolves when every in-flight job has finished (for stop()). */
@@ -142,6 +143,11 @@ export class Provider {
     return this.#id.pubkey;
   }
 
+  /** The wallet, when it has a Lightning rail to invoice with. */
+  get #lightning(): Wallet | null {
+    return this.#o.wallet?.hasLightning ? this.#o.wallet : null;
+  }
+
   get config(): ProviderConfig {
     return this.#config;
   }
@@ -157,7 +163,7 @@ export class Provider {
       kinds: this.#config.kinds,
       isolation: this.#config.isolation,
       backends: Object.fromEntries(this.#config.kinds.map((k) => [k, this.#backendName(k)])),
-      wallet: this.#o.invoicer !== null,
+      wallet: this.#lightning !== null,
     };
   }
 
@@ -183,7 +189,9 @@ export class Provider {
       { kinds: [RECEIPT_KIND, VERDICT_KIND], '#p': [this.#id.pubkey], since: Math.floor(Date.now() / 1000) - 30 * 24 * 3600 },
     ];
     this.#sub = this.pool.subscribe(filters(), (e, url) => this.#track(this.#onEvent(e, url)), { refilter: filters });
-    if (this.#o.invoicer) this.#unsubPaid = this.#o.invoicer.onPaid((hash) => void this.#onPaymentHash(hash));
+    // Notifications are the fast path of settlement; not awaited (polling covers a slow wallet).
+    this.#paidSub = this.#lightning?.onPaymentReceived((s) => void this.#onPaymentHash(s.paymentHash));
+    this.#paidSub?.catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'payment notifications unavailable; polling only'));
     const poll = setInterval(() => void this.#pollInvoices(), this.#o.invoicePollMs ?? 10_000);
     this.#beat = setInterval(() => void this.#publishHeartbeat(), this.#config.heartbeatSecs * 1000);
     this.#timers.push(poll);
@@ -234,7 +242,7 @@ export class Provider {
     this.#timers = [];
     clearInterval(this.#beat);
     this.#sub?.close();
-    this.#unsubPaid?.();
+    void this.#paidSub?.then((off) => off(), () => {});
     await Promise.allSettled(this.#intake);
     for (const ac of this.#running.values()) ac.abort();
     await Promise.allSettled([...this.#jobPromises]);
@@ -415,7 +423,7 @@ export class Provider {
   }
 
   async #requestPrepayment(rec: JobRecord, value: unknown, log: Logger): Promise<void> {
-    if (!this.#o.invoicer) {
+    if (!this.#lightning) {
       await this.store.transition(rec.id, { type: 'fail', reason: 'no wallet' }, { error: 'prepay terms need a wallet' });
       await this.#feedback(rec, { status: 'error', errorCode: 'SERVICE_UNAVAILABLE', message: 'the provider has no wallet to take payment' });
       return;
@@ -562,7 +570,7 @@ export class Provider {
     const price = priceFor(rec.kind, this.#config.prices, produced.units);
     const msats = rec.terms === 'after-verify' ? (price.ok ? price.value.msats : 0) : rec.priceMsats ?? 0;
     let invoice = rec.invoice;
-    if (rec.terms === 'after-verify' && msats > 0 && this.#o.invoicer) {
+    if (rec.terms === 'after-verify' && msats > 0 && this.#lightning) {
       try {
         invoice = await this.#makeInvoice(msats, rec.id);
       } catch (err) {
@@ -598,13 +606,13 @@ export class Provider {
 
   /** make_invoice, retried on a wallet's rate limit (3 attempts, 250 ms then 1 s apart). */
   async #makeInvoice(msats: number, jobId: string): Promise<InvoiceRef> {
-    const inv = this.#o.invoicer!;
+    const wallet = this.#lightning!;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await inv.makeInvoice(msats, `bazaar job ${jobId}`, this.#config.invoiceExpirySecs);
+        const inv = await wallet.makeInvoice({ amountMsat: msats, description: `bazaar job ${jobId}`, expirySecs: this.#config.invoiceExpirySecs });
+        return { bolt11: inv.bolt11, paymentHash: inv.paymentHash, msats: inv.amountMsat, expiresAt: inv.expiresAt };
       } catch (err) {
-        const limited = (err as { code?: string }).code === 'RATE_LIMITED' || /rate|too many|per second/i.test((err as Error).message);
-        if (!limited || attempt >= 2 || this.#stopped) throw err;
+        if ((err as LightningWalletError).nip47Code !== 'RATE_LIMITED' || attempt >= 2 || this.#stopped) throw err;
         await new Promise((r) => setTimeout(r, attempt === 0 ? 250 : 1000));
       }
     }
@@ -672,15 +680,15 @@ export class Provider {
   }
 
   async #checkPaid(rec: JobRecord): Promise<void> {
-    if (!rec.invoice || !this.#o.invoicer || this.#settling.has(rec.id)) return;
+    if (!rec.invoice || !this.#lightning || this.#settling.has(rec.id)) return;
     this.#settling.add(rec.id);
     try {
-      const look = await this.#o.invoicer.lookup(rec.invoice.paymentHash);
+      const look = await this.#lightning.lookupInvoice(rec.invoice.paymentHash);
       const cur = this.store.get(rec.id);
       if (!cur) return;
-      if (look.state === 'paid') {
+      if (look?.settlement) {
         this.#watching.delete(rec.id);
-        const paidAt = look.settledAt ? look.settledAt * 1000 : Date.now();
+        const paidAt = look.settlement.settledAt ? look.settlement.settledAt * 1000 : Date.now();
         const earning = { source: 'lightning' as const, msats: cur.invoice!.msats, paidAt, paymentHash: cur.invoice!.paymentHash };
         if (cur.state === 'awaiting-payment') {
           // Prepaid: the earning is booked now, the job runs next.
@@ -692,7 +700,7 @@ export class Provider {
           await this.store.transition(cur.id, { type: 'paid' }, { paidAt }, earning);
           this.#log.info({ jobId: cur.id, msats: earning.msats }, 'invoice paid: job settled');
         }
-      } else if (look.state === 'expired' || rec.invoice.expiresAt < Date.now() / 1000) {
+      } else if (look?.state === 'expired' || look?.state === 'failed' || rec.invoice.expiresAt < Date.now() / 1000) {
         this.#watching.delete(rec.id);
         if (cur.state === 'delivered') await this.store.transition(cur.id, { type: 'unpaid' });
         else if (cur.state === 'awaiting-payment') {

@@ -6,7 +6,7 @@ import { BwrapRunner } from '@bazaar/agents-common/sandbox/bwrap-runner';
 import type { Runner } from '@bazaar/agents-common/sandbox/runner';
 import { unlockKeystoreFile, type Identity } from '@bazaar/agents-common/identity/keystore';
 import { DEFAULT_PRICES, loadConfig, type ProviderConfig } from './config.ts';
-import { connectNwcInvoicer, type Invoicer } from './nwc-invoicer.ts';
+import { Wallet } from '@bazaar/agents-common/wallet/wallet';
 import { Provider } from './provider.ts';
 
 export const DEFAULT_DATA_DIR = './data/provider';
@@ -37,12 +37,13 @@ export async function createRunner(config: ProviderConfig, log: Logger): Promise
   return new ContainerRunner({ docker: dockerClient(config.backends.docker?.socket), log: log.child({ part: 'sandbox' }), image, captureBytes: CAPTURE_BYTES, ...(config.isolation === 'gvisor' ? { runtime: 'runsc' } : {}) });
 }
 
-export async function createInvoicer(config: ProviderConfig, log: Logger): Promise<Invoicer | null> {
+/** The provider's wallet (DATA/wallet): its Lightning rail over NWC issues the invoices; null without one. */
+export async function createWallet(config: ProviderConfig, dataDir: string, log: Logger): Promise<Wallet | null> {
   if (!config.nwcUri) {
     log.warn({}, 'no NWC wallet configured (nwc_uri / BAZAAR_NWC_URI): results will carry an amount but no invoice');
     return null;
   }
-  return connectNwcInvoicer({ uri: config.nwcUri, logger: log.child({ part: 'nwc' }) });
+  return Wallet.open({ logger: log.child({ part: 'wallet' }), dataDir: join(dataDir, 'wallet'), lightning: { nwcUri: config.nwcUri } });
 }
 
 export interface RunningProvider {
@@ -60,13 +61,13 @@ export async function startProvider(o: { dataDir: string; configPath?: string; p
   // Overridden kinds get the default price of any kind the file did not price.
   const config: ProviderConfig = { ...merged, prices: { ...Object.fromEntries(merged.kinds.map((k) => [k, DEFAULT_PRICES[k]])), ...merged.prices } };
   const runner = await createRunner(config, o.logger);
-  const invoicer = await createInvoicer(config, o.logger);
-  const provider = new Provider({ config, identity, dataDir: paths.root, logger: o.logger, runner, invoicer, ...(o.invoicePollMs ? { invoicePollMs: o.invoicePollMs } : {}), ...(o.allowFileRepos ? { allowFileRepos: true } : {}), ...(o.minBackoffMs ? { minBackoffMs: o.minBackoffMs } : {}) });
+  const wallet = await createWallet(config, paths.root, o.logger);
+  const provider = new Provider({ config, identity, dataDir: paths.root, logger: o.logger, runner, wallet, ...(o.invoicePollMs ? { invoicePollMs: o.invoicePollMs } : {}), ...(o.allowFileRepos ? { allowFileRepos: true } : {}), ...(o.minBackoffMs ? { minBackoffMs: o.minBackoffMs } : {}) });
   try {
     await provider.start();
   } catch (err) {
     await provider.stop().catch(() => {});
-    await invoicer?.close();
+    await wallet?.close();
     throw err;
   }
   return {
@@ -75,7 +76,7 @@ export async function startProvider(o: { dataDir: string; configPath?: string; p
     paths,
     async close() {
       await provider.stop();
-      await invoicer?.close();
+      await wallet?.close();
     },
   };
 }

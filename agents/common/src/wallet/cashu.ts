@@ -31,6 +31,8 @@ import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
+import { decodeInvoice } from './lightning.ts';
+import { SpendingLimitError, type SpendingLedger } from './spending.ts';
 
 export const CASHU_STORE_VERSION = 1;
 export const DEFAULT_TIMEOUT_MS = 15_000;
@@ -104,6 +106,8 @@ export interface CashuWalletOptions {
    * committed locally). The crash tests kill the process from here.
    */
   readonly onStep?: (step: string) => void;
+  /** Spending limits every send and melt is reserved against before the mint is called (see spending.ts). */
+  readonly spending?: SpendingLedger;
 }
 
 export interface ReconcileReport {
@@ -114,10 +118,14 @@ export interface ReconcileReport {
 
 export class CashuWalletError extends Error {
   override name = 'CashuWalletError';
+  /** The mint's NUT error code, when the mint refused. */
   readonly code?: number;
-  constructor(message: string, code?: number) {
+  /** OVER_LIMIT: a spending limit refused the operation before the mint was called. */
+  readonly reason?: 'OVER_LIMIT';
+  constructor(message: string, code?: number, reason?: 'OVER_LIMIT') {
     super(message);
     this.code = code;
+    if (reason) this.reason = reason;
   }
 }
 
@@ -169,7 +177,11 @@ function lmdbCounterSource(root: RootDatabase, db: Database<number, string>): Co
       return Object.fromEntries([...db.getRange()].map((e) => [e.key, e.value]));
     },
     async setNext(keysetId: string, next: number): Promise<void> {
-      root.transactionSync(() => db.put(keysetId, next));
+      // Braces: a callback returning put()'s promise makes transactionSync leave the env
+      // in a state where close() blocks (lmdb 3.5.6).
+      root.transactionSync(() => {
+        db.put(keysetId, next);
+      });
     },
   };
 }
@@ -183,6 +195,7 @@ export class CashuWallet {
   private readonly log: Logger;
   readonly now: () => number;
   private readonly onStep: (step: string) => void;
+  private readonly spending: SpendingLedger | undefined;
 
   private constructor(opts: CashuWalletOptions, wallet: Wallet, root: RootDatabase) {
     this.mintUrl = opts.mintUrl.replace(/\/+$/, '');
@@ -193,6 +206,18 @@ export class CashuWallet {
     this.log = opts.logger;
     this.now = opts.now ?? (() => Math.floor(Date.now() / 1000));
     this.onStep = opts.onStep ?? (() => {});
+    this.spending = opts.spending;
+  }
+
+  /** Reserves a spend against the limits; a limit breach is a CashuWalletError with code OVER_LIMIT, before any mint call. */
+  private reserveSpend(key: string, amountSat: number, jobId?: string): boolean {
+    if (!this.spending) return false;
+    try {
+      return this.spending.reserve({ key, amountMsat: amountSat * 1000, rail: 'cashu', ...(jobId !== undefined ? { jobId } : {}) }).created;
+    } catch (err) {
+      if (err instanceof SpendingLimitError) throw new CashuWalletError(err.message, undefined, 'OVER_LIMIT');
+      throw err;
+    }
   }
 
   /** Opens the store, loads the mint's keysets and repairs anything a crash left behind. */
@@ -201,8 +226,11 @@ export class CashuWallet {
     const root = open({ path: join(opts.dataDir, 'cashu.lmdb'), maxDbs: 8 });
     const meta = root.openDB<unknown, string>({ name: 'meta' });
     const version = meta.get('version');
-    if (version === undefined) root.transactionSync(() => meta.put('version', CASHU_STORE_VERSION));
-    else if (version !== CASHU_STORE_VERSION) {
+    if (version === undefined) {
+      root.transactionSync(() => {
+        meta.put('version', CASHU_STORE_VERSION);
+      });
+    } else if (version !== CASHU_STORE_VERSION) {
       await root.close();
       throw new CashuWalletError(`cashu wallet store ${opts.dataDir} has version ${String(version)}, this build reads ${CASHU_STORE_VERSION}`);
     }
@@ -421,7 +449,7 @@ export class CashuWallet {
    * the sent proofs are locked (NUT-11). The sent proofs stay recorded as 'sent' (tagged)
    * until confirmSent() sees them spent.
    */
-  async send(amount: number, opts: { p2pk?: P2PKOptions; includeFees?: boolean; tag?: string } = {}): Promise<{ token: string; proofs: ProofJson[] }> {
+  async send(amount: number, opts: { p2pk?: P2PKOptions; includeFees?: boolean; tag?: string; jobId?: string } = {}): Promise<{ token: string; proofs: ProofJson[] }> {
     if (!Number.isSafeInteger(amount) || amount <= 0) throw new CashuWalletError('amount must be a positive integer of sats');
     const includeFees = opts.includeFees ?? true;
     const { chosen: inputs, release } = this.select(amount, includeFees);
@@ -435,8 +463,18 @@ export class CashuWallet {
         throw new CashuWalletError(`cannot prepare send: ${(err as Error).message}`);
       }
       const op = this.opFromSwap('swap', preview, opts.tag);
+      // What leaves the purse: the inputs minus the change we keep (fees included).
+      const cost = sumJson(op.inputs) - op.outputs.filter((o) => o.role === 'keep').reduce((x, o) => x + o.blindedMessage.amount, 0);
+      const key = `cashu:${op.id}`;
+      const reserved = this.reserveSpend(key, cost, opts.jobId);
       this.persist(op, op.inputs);
-      ({ send } = await this.completeSwapOp(op, preview));
+      try {
+        ({ send } = await this.completeSwapOp(op, preview));
+      } catch (err) {
+        if (reserved && err instanceof CashuWalletError && err.code !== undefined) this.spending?.release(key);
+        throw err;
+      }
+      this.spending?.settle(key);
     } finally {
       release();
     }
@@ -480,7 +518,9 @@ export class CashuWallet {
     if (!Number.isSafeInteger(amount) || amount <= 0) throw new CashuWalletError('amount must be a positive integer of sats');
     const q = await this.wallet.createMintQuoteBolt11(amount);
     const op = this.newOp('mint', { inputs: [], outputs: [], keysetId: this.wallet.getKeyset().id, quote: q.quote, amount });
-    this.root.transactionSync(() => this.ops.put(op.id, op));
+    this.root.transactionSync(() => {
+      this.ops.put(op.id, op);
+    });
     return { quote: q.quote, bolt11: q.request, expiry: q.expiry ?? 0 };
   }
 
@@ -499,7 +539,9 @@ export class CashuWallet {
     if (!current.outputs.length) {
       preview = await this.wallet.prepareMint('bolt11', op.amount!, { quote: op.quote! });
       current = { ...op, keysetId: preview.keysetId, outputs: preview.outputData.map((o) => serializeOutput(o, 'keep')) };
-      this.root.transactionSync(() => this.ops.put(op.id, current));
+      this.root.transactionSync(() => {
+        this.ops.put(op.id, current);
+      });
     } else {
       const outputs = current.outputs.map(deserializeOutput);
       preview = await this.wallet.prepareMint('bolt11', op.amount!, { quote: op.quote! }, undefined, { type: 'custom', data: outputs });
@@ -512,7 +554,24 @@ export class CashuWallet {
   }
 
   /** Pays a bolt11 by melting; the unused fee reserve comes back as change. */
-  async payInvoice(bolt11: string, opts: { maxFeeSat?: number; maxAmountSat?: number } = {}): Promise<{ preimage: string | null; amount: number; feePaid: number }> {
+  async payInvoice(bolt11: string, opts: { maxFeeSat?: number; maxAmountSat?: number; jobId?: string } = {}): Promise<{ preimage: string | null; amount: number; feePaid: number }> {
+    // The limits see the invoice's own amount before the mint is asked for a quote.
+    let paymentHash: string | undefined;
+    if (this.spending) {
+      let inv;
+      try {
+        inv = decodeInvoice(bolt11);
+      } catch (err) {
+        throw new CashuWalletError((err as Error).message);
+      }
+      paymentHash = inv.paymentHash;
+      try {
+        this.spending.check(inv.amountMsat, opts.jobId);
+      } catch (err) {
+        if (err instanceof SpendingLimitError) throw new CashuWalletError(err.message, undefined, 'OVER_LIMIT');
+        throw err;
+      }
+    }
     let quote: MeltQuoteBolt11Response;
     try {
       quote = await this.wallet.createMeltQuoteBolt11(bolt11);
@@ -523,12 +582,13 @@ export class CashuWallet {
     const reserve = quote.fee_reserve.toNumber();
     if (opts.maxAmountSat !== undefined && amount > opts.maxAmountSat) throw new CashuWalletError(`invoice asks ${amount} sat, over the budget of ${opts.maxAmountSat} sat`);
     if (opts.maxFeeSat !== undefined && reserve > opts.maxFeeSat) throw new CashuWalletError(`fee reserve ${reserve} sat exceeds the budget of ${opts.maxFeeSat} sat`);
+    const key = `cashu:melt:${paymentHash ?? quote.quote}`;
+    const reserved = this.reserveSpend(key, amount + reserve, opts.jobId);
     const { chosen: inputs, release } = this.select(amount + reserve, true);
-    let op: Operation;
-    let res;
-    try {
+    let persisted: Operation | undefined;
+    const melt = async () => {
       const preview = await this.wallet.prepareMelt('bolt11', quote, inputs.map(fromProofJson));
-      op = this.newOp('melt', {
+      const op = this.newOp('melt', {
         inputs: preview.inputs.map(toProofJson),
         outputs: preview.outputData.map((o) => serializeOutput(o, 'keep')),
         keysetId: preview.keysetId,
@@ -536,7 +596,18 @@ export class CashuWallet {
         amount,
       });
       this.persist(op, op.inputs);
-      res = await this.run(op, () => this.wallet.completeMelt(preview));
+      persisted = op;
+      return { op, res: await this.run(op, () => this.wallet.completeMelt(preview)) };
+    };
+    let op: Operation;
+    let res: Awaited<ReturnType<typeof melt>>['res'];
+    try {
+      ({ op, res } = await melt());
+    } catch (err) {
+      // An operation still stored is ambiguous (reconcile settles it) and keeps counting;
+      // otherwise the mint refused it or it never reached the mint: nothing was spent.
+      if (reserved && !(persisted && this.ops.get(persisted.id))) this.spending?.release(key);
+      throw err;
     } finally {
       release();
     }
@@ -547,6 +618,7 @@ export class CashuWallet {
     const change = res.change.map(toProofJson);
     this.commit(op, change.map((proof) => ({ proof, role: 'keep' as const })));
     const spent = sumJson(op.inputs) - sumJson(change);
+    this.spending?.settle(key, spent * 1000);
     this.log.info({ amount, feePaid: spent - amount }, 'cashu melted');
     return { preimage: res.quote.payment_preimage ?? null, amount, feePaid: spent - amount };
   }
@@ -557,7 +629,9 @@ export class CashuWallet {
   async prepareForeignSwap(inputs: readonly ProofJson[], tag?: string): Promise<{ op: Operation; preview: SwapPreview }> {
     const preview = await this.wallet.prepareSwapToReceive(inputs.map(fromProofJson));
     const op = this.opFromSwap('claim', preview, tag);
-    this.root.transactionSync(() => this.ops.put(op.id, op));
+    this.root.transactionSync(() => {
+      this.ops.put(op.id, op);
+    });
     return { op, preview };
   }
 

@@ -12,6 +12,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import type { Logger } from 'pino';
 import { NwcClient, NwcError, type NwcInfo } from './nwc-client.ts';
+import { SpendingLimitError, type SpendingLedger } from './spending.ts';
 
 export const LightningWalletErrorCode = {
   /** Invoice does not decode or has no amount. */
@@ -27,6 +28,8 @@ export const LightningWalletErrorCode = {
   BAD_PREIMAGE: 'BAD_PREIMAGE',
   /** The invoice expired (or failed) before it was paid. */
   EXPIRED: 'EXPIRED',
+  /** Paying would break one of the wallet's spending limits; nothing was sent. */
+  OVER_LIMIT: 'OVER_LIMIT',
 } as const;
 export type LightningWalletErrorCode = (typeof LightningWalletErrorCode)[keyof typeof LightningWalletErrorCode];
 
@@ -94,6 +97,8 @@ export interface LightningWalletOptions {
   readonly pollIntervalMs?: number;
   /** Relay reconnect backoff of the NWC connection (tests shorten it). */
   readonly minBackoffMs?: number;
+  /** Spending limits every `pay` is reserved against before the wallet is asked (see spending.ts). */
+  readonly spending?: SpendingLedger;
 }
 
 export interface Payment {
@@ -135,6 +140,7 @@ export class LightningWallet {
   private readonly log: Logger;
   private readonly requestTimeoutMs: number;
   private readonly pollIntervalMs: number;
+  private readonly spending: SpendingLedger | undefined;
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly received = new Set<(s: Settlement) => void>();
   private unsubscribe: (() => void) | undefined;
@@ -146,6 +152,7 @@ export class LightningWallet {
     this.log = opts.logger;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
     this.pollIntervalMs = opts.pollIntervalMs ?? 2_000;
+    this.spending = opts.spending;
   }
 
   static async connect(opts: LightningWalletOptions): Promise<LightningWallet> {
@@ -203,26 +210,62 @@ export class LightningWallet {
    * Idempotent per invoice: paying an invoice this wallet already paid returns the earlier
    * payment. On TIMEOUT the payment may still complete; calling `pay` again is safe.
    */
-  async pay(bolt11: string, opts: { maxAmountMsat?: number; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Payment> {
+  async pay(bolt11: string, opts: { maxAmountMsat?: number; jobId?: string; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Payment> {
     const inv = decodeInvoice(bolt11);
     if (opts.maxAmountMsat !== undefined && inv.amountMsat > opts.maxAmountMsat) {
       throw new LightningWalletError('OVER_BUDGET', `invoice asks ${inv.amountMsat} msat, more than the allowed ${opts.maxAmountMsat} msat`);
     }
+    // The wallet's limits come first: an over-limit payment never reaches the wallet service.
+    const key = `ln:${inv.paymentHash}`;
+    let created = false;
+    if (this.spending) {
+      try {
+        created = this.spending.reserve({ key, amountMsat: inv.amountMsat, rail: 'lightning', ...(opts.jobId !== undefined ? { jobId: opts.jobId } : {}) }).created;
+      } catch (err) {
+        if (err instanceof SpendingLimitError) throw new LightningWalletError('OVER_LIMIT', err.message);
+        throw err;
+      }
+    }
+    // Only a reservation made by this call is released on a definite refusal: an earlier
+    // attempt of the same invoice may have paid it.
+    const refused = () => {
+      if (created) this.spending?.release(key);
+    };
     // Idempotent: if this wallet already paid the invoice (a retry after TIMEOUT, a job
     // re-delivered), return that payment instead of trying again.
-    const prior = await this.findOutgoing(inv, opts.signal, opts.timeoutMs);
+    let prior: Payment | undefined;
+    try {
+      prior = await this.findOutgoing(inv, opts.signal, opts.timeoutMs);
+    } catch (err) {
+      refused(); // nothing was asked to pay yet
+      throw err;
+    }
     if (prior) {
+      this.spending?.settle(key, prior.amountMsat + prior.feesPaidMsat);
       this.log.info({ paymentHash: inv.paymentHash, amountMsat: prior.amountMsat }, 'invoice already paid by this wallet; returning the earlier payment');
       return prior;
     }
-    if (inv.expiresAt <= Math.floor(Date.now() / 1000)) throw new LightningWalletError('EXPIRED', `invoice ${inv.paymentHash} has expired`);
-    this.log.info({ paymentHash: inv.paymentHash, amountMsat: inv.amountMsat }, 'paying invoice');
-    const r = await this.request<{ preimage: string; fees_paid?: number }>('pay_invoice', { invoice: inv.bolt11 }, (x) => typeof x?.preimage === 'string', opts.signal, opts.timeoutMs);
+    if (inv.expiresAt <= Math.floor(Date.now() / 1000)) {
+      refused();
+      throw new LightningWalletError('EXPIRED', `invoice ${inv.paymentHash} has expired`);
+    }
+    this.log.info({ paymentHash: inv.paymentHash, amountMsat: inv.amountMsat, jobId: opts.jobId }, 'paying invoice');
+    let r: { preimage: string; fees_paid?: number };
+    try {
+      r = await this.request<{ preimage: string; fees_paid?: number }>('pay_invoice', { invoice: inv.bolt11 }, (x) => typeof x?.preimage === 'string', opts.signal, opts.timeoutMs);
+    } catch (err) {
+      // The wallet's own error answer means it did not pay; anything else (timeout, abort,
+      // no relay took it) leaves the outcome unknown, and the reservation keeps counting.
+      if (err instanceof LightningWalletError && err.code === 'WALLET_ERROR' && err.nip47Code !== 'NOT_PUBLISHED' && err.nip47Code !== 'BAD_RESPONSE') refused();
+      throw err;
+    }
     if (!preimageMatches(r.preimage, inv.paymentHash)) {
       throw new LightningWalletError('BAD_PREIMAGE', `wallet returned a preimage that does not match payment hash ${inv.paymentHash}`);
     }
-    this.log.info({ paymentHash: inv.paymentHash, amountMsat: inv.amountMsat, feesPaidMsat: r.fees_paid ?? 0 }, 'invoice paid');
-    return { paymentHash: inv.paymentHash, preimage: r.preimage, amountMsat: inv.amountMsat, feesPaidMsat: r.fees_paid ?? 0 };
+    const fees = typeof r.fees_paid === 'number' && r.fees_paid >= 0 ? r.fees_paid : 0;
+    this.spending?.settle(key, inv.amountMsat + fees);
+    this.log.info({ paymentHash: inv.paymentHash, amountMsat: inv.amountMsat, feesPaidMsat: fees }, 'invoice paid');
+    return { paymentHash: inv.paymentHash, preimage: r.preimage, amountMsat: inv.amountMsat, feesPaidMsat: fees };
   }
 
   private lookupTx(paymentHash: string, signal?: AbortSignal, timeoutMs?: number): Promise<NwcTx> {
