@@ -9,14 +9,17 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
   Amount,
+  Mint,
   MintOperationError,
   OutputData,
+  SigAll,
   Wallet,
   getEncodedToken,
+  hasValidDleq,
   hashToCurve,
   injectWebSocketImpl,
-  setGlobalRequestOptions,
   signP2PKProofs,
+  type SigAllSigningPackage,
   type MeltQuoteBolt11Response,
   type OutputDataLike,
   type OutputType,
@@ -31,16 +34,24 @@ import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
+import { timedRequest } from './cashu-request.ts';
 import { decodeInvoice } from './lightning.ts';
 import { SpendingLimitError, type SpendingLedger } from './spending.ts';
 
 export const CASHU_STORE_VERSION = 1;
 export const DEFAULT_TIMEOUT_MS = 15_000;
 
-// Node 20 has no global WebSocket; cashu-ts needs one for NUT-17 subscriptions.
-injectWebSocketImpl(WebSocket as unknown as Parameters<typeof injectWebSocketImpl>[0]);
-// Every cashu-ts HTTP call gets a timeout (process-wide: nothing may wait forever on a mint).
-setGlobalRequestOptions({ requestTimeout: DEFAULT_TIMEOUT_MS });
+let webSocketReady = false;
+/**
+ * cashu-ts needs a WebSocket for NUT-17 subscriptions and Node 20 has none. Given to it the
+ * first time a wallet waits on a subscription — not at import, and only when the runtime
+ * has no WebSocket of its own (cashu-ts keeps one implementation for the process).
+ */
+function ensureWebSocket(): void {
+  if (webSocketReady) return;
+  webSocketReady = true;
+  if ((globalThis as { WebSocket?: unknown }).WebSocket === undefined) injectWebSocketImpl(WebSocket as unknown as Parameters<typeof injectWebSocketImpl>[0]);
+}
 
 /** A proof as stored and as sent on the wire (amount as a plain number). */
 export interface ProofJson {
@@ -108,6 +119,8 @@ export interface CashuWalletOptions {
   readonly onStep?: (step: string) => void;
   /** Spending limits every send and melt is reserved against before the mint is called (see spending.ts). */
   readonly spending?: SpendingLedger;
+  /** Deadline of each HTTP call to the mint (default 15 s). */
+  readonly requestTimeoutMs?: number;
 }
 
 export interface ReconcileReport {
@@ -188,7 +201,8 @@ function lmdbCounterSource(root: RootDatabase, db: Database<number, string>): Co
 
 export class CashuWallet {
   readonly mintUrl: string;
-  readonly wallet: Wallet;
+  /** cashu-ts's wallet: an implementation detail, never handed out. */
+  private readonly ts: Wallet;
   private readonly root: RootDatabase;
   private readonly proofsDb: Database<StoredProof, string>;
   private readonly ops: Database<Operation, string>;
@@ -199,7 +213,7 @@ export class CashuWallet {
 
   private constructor(opts: CashuWalletOptions, wallet: Wallet, root: RootDatabase) {
     this.mintUrl = opts.mintUrl.replace(/\/+$/, '');
-    this.wallet = wallet;
+    this.ts = wallet;
     this.root = root;
     this.proofsDb = root.openDB({ name: 'proofs' });
     this.ops = root.openDB({ name: 'ops' });
@@ -235,7 +249,8 @@ export class CashuWallet {
       throw new CashuWalletError(`cashu wallet store ${opts.dataDir} has version ${String(version)}, this build reads ${CASHU_STORE_VERSION}`);
     }
     const counters = root.openDB<number, string>({ name: 'counters' });
-    const wallet = new Wallet(opts.mintUrl, { unit: 'sat', ...(opts.seed ? { bip39seed: opts.seed, counterSource: lmdbCounterSource(root, counters) } : {}) });
+    const mint = new Mint(opts.mintUrl, { customRequest: timedRequest(opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS) });
+    const wallet = new Wallet(mint, { unit: 'sat', ...(opts.seed ? { bip39seed: opts.seed, counterSource: lmdbCounterSource(root, counters) } : {}) });
     try {
       await wallet.loadMint();
     } catch (err) {
@@ -266,7 +281,33 @@ export class CashuWallet {
   }
 
   fee(proofs: readonly ProofJson[]): number {
-    return this.wallet.getFeesForProofs(proofs.map(fromProofJson)).toNumber();
+    return this.ts.getFeesForProofs(proofs.map(fromProofJson)).toNumber();
+  }
+
+  /** The input fee (NUT-02 `input_fee_ppk`) of the keyset new outputs are made in. */
+  inputFeePpk(): number {
+    return this.ts.getKeyset().fee;
+  }
+
+  /** Decodes a cashuA/cashuB token without trusting it; throws CashuWalletError on garbage. */
+  decodeToken(token: string): { mint: string; unit?: string; proofs: ProofJson[] } {
+    let decoded;
+    try {
+      decoded = this.ts.decodeToken(token.trim());
+    } catch (err) {
+      throw new CashuWalletError(`not a valid Cashu token: ${(err as Error).message}`);
+    }
+    return { mint: decoded.mint.replace(/\/+$/, ''), ...(decoded.unit ? { unit: decoded.unit } : {}), proofs: decoded.proofs.map(toProofJson) };
+  }
+
+  /** True when the proof carries a NUT-12 DLEQ proof that checks out against its keyset (the mint really signed it). */
+  verifyDleq(proof: ProofJson): boolean {
+    if (!proof.dleq) return false;
+    try {
+      return hasValidDleq(fromProofJson(proof), this.ts.getKeyset(proof.id));
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -276,7 +317,7 @@ export class CashuWallet {
    */
   private select(amount: number, includeFees: boolean): { chosen: ProofJson[]; release: () => void } {
     const ready = this.list('ready').filter((p) => !this.claimed.has(p.secret));
-    const { send } = this.wallet.selectProofsToSend(ready.map(fromProofJson), amount, includeFees);
+    const { send } = this.ts.selectProofsToSend(ready.map(fromProofJson), amount, includeFees);
     const chosen = send.map(toProofJson);
     const needed = amount + (includeFees ? this.fee(chosen) : 0);
     if (sumJson(chosen) < needed) throw new CashuWalletError(`insufficient ecash: need ${needed} sat, have ${sumJson(ready)} sat ready and unclaimed`);
@@ -372,7 +413,7 @@ export class CashuWallet {
   }
 
   /** Rebuilds the cashu-ts SwapPreview of a stored operation (e.g. to complete a claim). */
-  previewOf(op: Operation): SwapPreview {
+  private previewOf(op: Operation): SwapPreview {
     return {
       amount: Amount.from(op.amount ?? 0),
       fees: Amount.from(op.fees ?? 0),
@@ -384,7 +425,7 @@ export class CashuWallet {
   }
 
   private async completeSwapOp(op: Operation, preview: SwapPreview, privkey?: string): Promise<{ keep: ProofJson[]; send: ProofJson[] }> {
-    const res = await this.run(op, () => this.wallet.completeSwap(preview, privkey));
+    const res = await this.run(op, () => this.ts.completeSwap(preview, privkey));
     const keep = res.keep.map(toProofJson);
     const send = res.send.map(toProofJson);
     this.commit(op, [...keep.map((proof) => ({ proof, role: 'keep' as const })), ...send.map((proof) => ({ proof, role: 'send' as const }))]);
@@ -396,21 +437,16 @@ export class CashuWallet {
    * to this wallet's payment key. Returns the sats received (after the mint's input fee).
    */
   async receive(token: string, opts: { privkey?: string } = {}): Promise<number> {
-    let decoded;
-    try {
-      decoded = this.wallet.decodeToken(token.trim());
-    } catch (err) {
-      throw new CashuWalletError(`not a valid Cashu token: ${(err as Error).message}`);
-    }
-    if (decoded.mint.replace(/\/+$/, '') !== this.mintUrl) throw new CashuWalletError(`token is for mint ${decoded.mint}, this wallet uses ${this.mintUrl}`);
+    const decoded = this.decodeToken(token);
+    if (decoded.mint !== this.mintUrl) throw new CashuWalletError(`token is for mint ${decoded.mint}, this wallet uses ${this.mintUrl}`);
     if (decoded.unit && decoded.unit !== 'sat') throw new CashuWalletError(`token unit ${decoded.unit} is not sat`);
-    return this.receiveProofs(decoded.proofs, opts.privkey);
+    return this.receiveProofs(decoded.proofs.map(fromProofJson), opts.privkey);
   }
 
   private async receiveProofs(proofs: Proof[], privkey?: string): Promise<number> {
     let preview: SwapPreview;
     try {
-      preview = await this.wallet.prepareSwapToReceive(proofs);
+      preview = await this.ts.prepareSwapToReceive(proofs);
     } catch (err) {
       throw new CashuWalletError(`cannot receive token: ${(err as Error).message}`);
     }
@@ -458,7 +494,7 @@ export class CashuWallet {
     try {
       let preview: SwapPreview;
       try {
-        preview = await this.wallet.prepareSwapToSend(amount, inputs.map(fromProofJson), { includeFees }, outputConfig);
+        preview = await this.ts.prepareSwapToSend(amount, inputs.map(fromProofJson), { includeFees }, outputConfig);
       } catch (err) {
         throw new CashuWalletError(`cannot prepare send: ${(err as Error).message}`);
       }
@@ -488,7 +524,7 @@ export class CashuWallet {
   async confirmSent(tag?: string): Promise<number> {
     const sent = this.list('sent', tag);
     if (!sent.length) return 0;
-    const states = await this.wallet.checkProofsStates(sent.map(fromProofJson));
+    const states = await this.ts.checkProofsStates(sent.map(fromProofJson));
     const spent = sent.filter((_, i) => states[i].state === 'SPENT');
     this.root.transactionSync(() => {
       for (const p of spent) this.proofsDb.remove(p.secret);
@@ -501,7 +537,7 @@ export class CashuWallet {
     await this.confirmSent(tag);
     const sent = this.list('sent', tag).filter((p) => !p.secret.startsWith('['));
     if (!sent.length) return 0;
-    const preview = await this.wallet.prepareSwapToReceive(sent.map(fromProofJson));
+    const preview = await this.ts.prepareSwapToReceive(sent.map(fromProofJson));
     const op = this.opFromSwap('swap', preview);
     this.root.transactionSync(() => {
       for (const p of sent) this.proofsDb.put(p.secret, { proof: p, state: 'reserved', op: op.id, at: this.now() });
@@ -516,8 +552,8 @@ export class CashuWallet {
   /** Asks the mint for a bolt11 to top up `amount` sat; the quote is stored durably. */
   async requestMint(amount: number): Promise<{ quote: string; bolt11: string; expiry: number }> {
     if (!Number.isSafeInteger(amount) || amount <= 0) throw new CashuWalletError('amount must be a positive integer of sats');
-    const q = await this.wallet.createMintQuoteBolt11(amount);
-    const op = this.newOp('mint', { inputs: [], outputs: [], keysetId: this.wallet.getKeyset().id, quote: q.quote, amount });
+    const q = await this.ts.createMintQuoteBolt11(amount);
+    const op = this.newOp('mint', { inputs: [], outputs: [], keysetId: this.ts.getKeyset().id, quote: q.quote, amount });
     this.root.transactionSync(() => {
       this.ops.put(op.id, op);
     });
@@ -528,8 +564,11 @@ export class CashuWallet {
   async completeMint(quote: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<number> {
     const op = [...this.ops.getRange()].map((e) => e.value).find((o) => o.kind === 'mint' && o.quote === quote);
     if (!op) throw new CashuWalletError(`no pending mint for quote ${quote}`);
-    const state = await this.wallet.checkMintQuoteBolt11(quote);
-    if (state.state === 'UNPAID') await this.wallet.on.onceMintPaid(quote, { timeoutMs: opts.timeoutMs ?? 60_000, ...(opts.signal ? { signal: opts.signal } : {}) });
+    const state = await this.ts.checkMintQuoteBolt11(quote);
+    if (state.state === 'UNPAID') {
+      ensureWebSocket();
+      await this.ts.on.onceMintPaid(quote, { timeoutMs: opts.timeoutMs ?? 60_000, ...(opts.signal ? { signal: opts.signal } : {}) });
+    }
     return this.mintPaid(op);
   }
 
@@ -537,16 +576,16 @@ export class CashuWallet {
     let current = op;
     let preview;
     if (!current.outputs.length) {
-      preview = await this.wallet.prepareMint('bolt11', op.amount!, { quote: op.quote! });
+      preview = await this.ts.prepareMint('bolt11', op.amount!, { quote: op.quote! });
       current = { ...op, keysetId: preview.keysetId, outputs: preview.outputData.map((o) => serializeOutput(o, 'keep')) };
       this.root.transactionSync(() => {
         this.ops.put(op.id, current);
       });
     } else {
       const outputs = current.outputs.map(deserializeOutput);
-      preview = await this.wallet.prepareMint('bolt11', op.amount!, { quote: op.quote! }, undefined, { type: 'custom', data: outputs });
+      preview = await this.ts.prepareMint('bolt11', op.amount!, { quote: op.quote! }, undefined, { type: 'custom', data: outputs });
     }
-    const proofs = await this.run(current, () => this.wallet.completeMint(preview!));
+    const proofs = await this.run(current, () => this.ts.completeMint(preview!));
     const got = proofs.map(toProofJson);
     this.commit(current, got.map((proof) => ({ proof, role: 'keep' as const })), false);
     this.log.info({ amount: sumJson(got) }, 'cashu minted');
@@ -574,7 +613,7 @@ export class CashuWallet {
     }
     let quote: MeltQuoteBolt11Response;
     try {
-      quote = await this.wallet.createMeltQuoteBolt11(bolt11);
+      quote = await this.ts.createMeltQuoteBolt11(bolt11);
     } catch (err) {
       throw new CashuWalletError(`mint will not pay this invoice: ${(err as Error).message}`, (err as MintOperationError).code);
     }
@@ -587,7 +626,7 @@ export class CashuWallet {
     const { chosen: inputs, release } = this.select(amount + reserve, true);
     let persisted: Operation | undefined;
     const melt = async () => {
-      const preview = await this.wallet.prepareMelt('bolt11', quote, inputs.map(fromProofJson));
+      const preview = await this.ts.prepareMelt('bolt11', quote, inputs.map(fromProofJson));
       const op = this.newOp('melt', {
         inputs: preview.inputs.map(toProofJson),
         outputs: preview.outputData.map((o) => serializeOutput(o, 'keep')),
@@ -597,7 +636,7 @@ export class CashuWallet {
       });
       this.persist(op, op.inputs);
       persisted = op;
-      return { op, res: await this.run(op, () => this.wallet.completeMelt(preview)) };
+      return { op, res: await this.run(op, () => this.ts.completeMelt(preview)) };
     };
     let op: Operation;
     let res: Awaited<ReturnType<typeof melt>>['res'];
@@ -625,23 +664,42 @@ export class CashuWallet {
 
   // ---------- claims of inputs we do not own yet (escrow) ----------
 
-  /** Persists a swap of foreign (e.g. escrow) inputs to our own fresh outputs. */
-  async prepareForeignSwap(inputs: readonly ProofJson[], tag?: string): Promise<{ op: Operation; preview: SwapPreview }> {
-    const preview = await this.wallet.prepareSwapToReceive(inputs.map(fromProofJson));
+  /**
+   * Stores (durably) a swap of foreign inputs — e.g. P2PK escrow proofs — to fresh outputs
+   * of ours, and returns its id and the NUT-11 SIG_ALL signing package for it.
+   */
+  async prepareClaim(inputs: readonly ProofJson[], tag?: string): Promise<{ claimId: string; package: SigAllSigningPackage }> {
+    let preview: SwapPreview;
+    try {
+      preview = await this.ts.prepareSwapToReceive(inputs.map(fromProofJson));
+    } catch (err) {
+      throw new CashuWalletError(`cannot prepare the claim: ${(err as Error).message}`);
+    }
     const op = this.opFromSwap('claim', preview, tag);
     this.root.transactionSync(() => {
       this.ops.put(op.id, op);
     });
-    return { op, preview };
+    return { claimId: op.id, package: SigAll.extractSwapPackage(preview) };
   }
 
-  operation(id: string): Operation | undefined {
-    return this.ops.get(id);
+  /** The unsigned SIG_ALL package of a stored claim, or undefined if there is no such pending claim. */
+  claimPackage(claimId: string): SigAllSigningPackage | undefined {
+    const op = this.ops.get(claimId);
+    return op?.kind === 'claim' ? SigAll.extractSwapPackage(this.previewOf(op)) : undefined;
   }
 
-  /** Completes a stored claim with a (signed) preview; the outputs land in the purse. */
-  async completeForeignSwap(op: Operation, preview: SwapPreview): Promise<number> {
-    const { keep, send } = await this.completeSwapOp(op, preview);
+  /** Completes a stored claim with its package carrying enough signatures; the outputs land in the purse. Returns sats received. */
+  async completeClaim(claimId: string, signed: SigAllSigningPackage): Promise<number> {
+    const op = this.ops.get(claimId);
+    if (op?.kind !== 'claim') throw new CashuWalletError(`no pending claim ${claimId}`);
+    const preview = this.previewOf(op);
+    let merged: SwapPreview;
+    try {
+      merged = SigAll.mergeSwapPackage(signed, preview);
+    } catch (err) {
+      throw new CashuWalletError(`the signed package does not fit the claim: ${(err as Error).message}`);
+    }
+    const { keep, send } = await this.completeSwapOp(op, merged);
     return sumJson(keep) + sumJson(send);
   }
 
@@ -665,7 +723,7 @@ export class CashuWallet {
   private async reconcileOne(op: Operation): Promise<ReconcileReport> {
     if (op.kind === 'mint') {
       if (!op.outputs.length) {
-        const q = await this.wallet.checkMintQuoteBolt11(op.quote!).catch(() => undefined);
+        const q = await this.ts.checkMintQuoteBolt11(op.quote!).catch(() => undefined);
         if (q?.state === 'PAID') return { restored: await this.mintPaid(op), released: 0, pending: 0 };
         if (q && (q.state === 'ISSUED' || (q.expiry && q.expiry < this.now()))) this.ops.remove(op.id);
         return { restored: 0, released: 0, pending: q?.state === 'UNPAID' ? 1 : 0 };
@@ -675,11 +733,11 @@ export class CashuWallet {
         this.commit(op, got, false);
         return { restored: sumJson(got.map((x) => x.proof)), released: 0, pending: 0 };
       }
-      const q = await this.wallet.checkMintQuoteBolt11(op.quote!).catch(() => undefined);
+      const q = await this.ts.checkMintQuoteBolt11(op.quote!).catch(() => undefined);
       if (q?.state === 'PAID') return { restored: await this.mintPaid(op), released: 0, pending: 0 };
       return { restored: 0, released: 0, pending: 1 };
     }
-    const states = await this.wallet.checkProofsStates(op.inputs.map(fromProofJson));
+    const states = await this.ts.checkProofsStates(op.inputs.map(fromProofJson));
     if (states.some((s) => s.state === 'PENDING')) return { restored: 0, released: 0, pending: 1 };
     if (states.every((s) => s.state === 'UNSPENT')) {
       if (op.receive) {
@@ -723,13 +781,13 @@ export class CashuWallet {
 
   private async restoreOutputs(op: Operation): Promise<{ proof: ProofJson; role: 'keep' | 'send' }[]> {
     if (!op.outputs.length) return [];
-    const res = await this.wallet.mint.restore({ outputs: op.outputs.map((o) => ({ amount: o.blindedMessage.amount, id: o.blindedMessage.id, B_: o.blindedMessage.B_ })) as never });
+    const res = await this.ts.mint.restore({ outputs: op.outputs.map((o) => ({ amount: o.blindedMessage.amount, id: o.blindedMessage.id, B_: o.blindedMessage.B_ })) as never });
     const out: { proof: ProofJson; role: 'keep' | 'send' }[] = [];
     res.outputs.forEach((bm, i) => {
       const stored = op.outputs.find((o) => o.blindedMessage.B_ === bm.B_);
       if (!stored) return;
       const sig = res.signatures[i] as SerializedBlindedSignature;
-      const keyset = this.wallet.getKeyset(sig.id);
+      const keyset = this.ts.getKeyset(sig.id);
       const proof = deserializeOutput({ ...stored, blindedMessage: { ...stored.blindedMessage, amount: Number(sig.amount) } }).toProof(sig, keyset);
       out.push({ proof: toProofJson(proof), role: stored.role });
     });
@@ -742,19 +800,19 @@ export class CashuWallet {
    * last used one. Returns the sats recovered.
    */
   async restoreFromSeed(opts: { gapLimit?: number; batchSize?: number } = {}): Promise<number> {
-    const { keysets } = await this.wallet.mint.getKeySets();
+    const { keysets } = await this.ts.mint.getKeySets();
     let recovered = 0;
     for (const ks of keysets) {
       if (ks.unit !== 'sat') continue;
       let res;
       try {
-        res = await this.wallet.batchRestore(opts.gapLimit ?? 100, opts.batchSize ?? 100, 0, ks.id);
+        res = await this.ts.batchRestore(opts.gapLimit ?? 100, opts.batchSize ?? 100, 0, ks.id);
       } catch (err) {
         throw new CashuWalletError(`restore from seed failed on keyset ${ks.id}: ${(err as Error).message}`);
       }
-      if (res.lastCounterWithSignature !== undefined) await this.wallet.counters.advanceToAtLeast(ks.id, res.lastCounterWithSignature + 1);
+      if (res.lastCounterWithSignature !== undefined) await this.ts.counters.advanceToAtLeast(ks.id, res.lastCounterWithSignature + 1);
       if (!res.proofs.length) continue;
-      const states = await this.wallet.checkProofsStates(res.proofs);
+      const states = await this.ts.checkProofsStates(res.proofs);
       const fresh = res.proofs.map(toProofJson).filter((p, i) => states[i].state === 'UNSPENT' && !this.proofsDb.get(p.secret));
       const at = this.now();
       this.root.transactionSync(() => {
@@ -767,12 +825,12 @@ export class CashuWallet {
   }
 
   async checkStates(proofs: readonly ProofJson[]): Promise<('UNSPENT' | 'PENDING' | 'SPENT')[]> {
-    const states = await this.wallet.checkProofsStates(proofs.map(fromProofJson));
+    const states = await this.ts.checkProofsStates(proofs.map(fromProofJson));
     return states.map((s) => s.state as 'UNSPENT' | 'PENDING' | 'SPENT');
   }
 
   async close(): Promise<void> {
-    this.wallet.mint.disconnectWebSocket();
+    this.ts.mint.disconnectWebSocket();
     await this.root.close();
   }
 }

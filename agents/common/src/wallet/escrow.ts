@@ -4,10 +4,10 @@
 // it to a claimant's outputs; after the locktime the buyer alone may take it back (and
 // two of three still can). SIG_ALL signs the claimant's outputs, so a signature given
 // for one claim cannot be moved onto someone else's outputs.
-import { SigAll, hasValidDleq, type SigAllSigningPackage } from '@cashu/cashu-ts';
+import { SigAll, type SigAllSigningPackage } from '@cashu/cashu-ts';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
-import { CashuWallet, CashuWalletError, fromProofJson, sumJson, toProofJson, type ProofJson } from './cashu.ts';
+import { CashuWallet, CashuWalletError, sumJson, toProofJson, type ProofJson } from './cashu.ts';
 
 export interface EscrowTerms {
   /** Sats the claimant must receive after the mint's input fee. */
@@ -82,11 +82,13 @@ export function amountWithClaimFee(price: number, inputFeePpk: number): number {
 }
 
 /** Buyer: locks price + claim fee under the escrow terms. The locked proofs are kept, tagged, for a refund. */
-export async function lockEscrow(wallet: CashuWallet, terms: EscrowTerms & { readonly id?: string }): Promise<LockedEscrow> {
+export async function lockEscrow(wallet: CashuWallet, terms: EscrowTerms & { readonly id?: string; readonly jobId?: string }): Promise<LockedEscrow> {
   validateTerms(terms);
-  const amount = amountWithClaimFee(terms.price, wallet.wallet.getKeyset().fee);
+  const amount = amountWithClaimFee(terms.price, wallet.inputFeePpk());
   const { token, proofs } = await wallet.send(amount, {
     includeFees: false,
+    // The lock is a spend: the wallet's limits (per job with `jobId`) apply before the mint is called.
+    ...(terms.jobId !== undefined ? { jobId: terms.jobId } : {}),
     tag: tagKey(terms.id ?? `${xonly(terms.provider).slice(0, 16)}-${terms.locktime}`),
     p2pk: {
       pubkey: [terms.provider, terms.buyer, terms.arbiter].map(as02),
@@ -111,14 +113,9 @@ function lockOf(p: ProofJson): number {
 
 function decodeEscrow(wallet: CashuWallet, tokenOrProofs: string | readonly ProofJson[]): ProofJson[] {
   if (typeof tokenOrProofs !== 'string') return tokenOrProofs.map((p) => toProofJson(p));
-  let decoded;
-  try {
-    decoded = wallet.wallet.decodeToken(tokenOrProofs.trim());
-  } catch (err) {
-    throw new CashuWalletError(`not a valid Cashu token: ${(err as Error).message}`);
-  }
-  if (decoded.mint.replace(/\/+$/, '') !== wallet.mintUrl) throw new CashuWalletError(`escrow is on mint ${decoded.mint}, expected ${wallet.mintUrl}`);
-  return decoded.proofs.map(toProofJson);
+  const decoded = wallet.decodeToken(tokenOrProofs);
+  if (decoded.mint !== wallet.mintUrl) throw new CashuWalletError(`escrow is on mint ${decoded.mint}, expected ${wallet.mintUrl}`);
+  return decoded.proofs;
 }
 
 function lockProblems(p: ProofJson, t: EscrowTerms): string[] {
@@ -169,13 +166,7 @@ export async function checkEscrow(wallet: CashuWallet, tokenOrProofs: string | r
     } catch {
       /* reported by lockProblems */
     }
-    let dleqOk = false;
-    try {
-      dleqOk = Boolean(p.dleq) && hasValidDleq(fromProofJson(p), wallet.wallet.getKeyset(p.id));
-    } catch {
-      dleqOk = false;
-    }
-    if (!dleqOk) problems.push(`proof ${i}: missing or invalid DLEQ proof`);
+    if (!wallet.verifyDleq(p)) problems.push(`proof ${i}: missing or invalid DLEQ proof`);
   });
   const amount = sumJson(proofs);
   if (proofs.length) {
@@ -199,8 +190,8 @@ export async function checkEscrow(wallet: CashuWallet, tokenOrProofs: string | r
 /** Claimant (provider on release, winner of a dispute, buyer on refund): a SIG_ALL package to its own fresh outputs. */
 export async function prepareClaim(wallet: CashuWallet, tokenOrProofs: string | readonly ProofJson[]): Promise<PreparedClaim> {
   const proofs = decodeEscrow(wallet, tokenOrProofs);
-  const { op, preview } = await wallet.prepareForeignSwap(proofs, 'claim');
-  return { claimId: op.id, package: SigAll.serializePackage(SigAll.extractSwapPackage(preview)) };
+  const claim = await wallet.prepareClaim(proofs, 'claim');
+  return { claimId: claim.claimId, package: SigAll.serializePackage(claim.package) };
 }
 
 /**
@@ -225,10 +216,8 @@ export function signClaim(pkg: string, secretKey: string, escrow?: readonly Proo
 
 /** Claimant: merges co-signatures (its own key signs too, if given) and redeems into its purse. */
 export async function redeemClaim(wallet: CashuWallet, claimId: string, signedPackages: readonly string[], ownSecretKey?: string): Promise<number> {
-  const op = wallet.operation(claimId);
-  if (!op || op.kind !== 'claim') throw new CashuWalletError(`no pending claim ${claimId}`);
-  const preview = wallet.previewOf(op);
-  const base = SigAll.extractSwapPackage(preview);
+  const base = wallet.claimPackage(claimId);
+  if (!base) throw new CashuWalletError(`no pending claim ${claimId}`);
   const signatures = new Set<string>();
   const digest = SigAll.computeDigests(base.inputs, base.outputs).v0;
   for (const s of signedPackages) {
@@ -239,7 +228,7 @@ export async function redeemClaim(wallet: CashuWallet, claimId: string, signedPa
   }
   let pkg: SigAllSigningPackage = { ...base, witness: { signatures: [...signatures] } };
   if (ownSecretKey) pkg = SigAll.signPackage(pkg, ownSecretKey);
-  return wallet.completeForeignSwap(op, SigAll.mergeSwapPackage(pkg, preview));
+  return wallet.completeClaim(claimId, pkg);
 }
 
 /** Buyer, after the locktime: takes the escrow back with the refund key alone. */
