@@ -2,7 +2,8 @@
 // killed writer process, write batching, expired-event purge, close semantics.
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -10,6 +11,7 @@ import { open } from 'lmdb';
 import { finalizeEvent, generateSecretKey } from 'nostr-tools/pure';
 import type { Filter, NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { openLmdbStore, SCHEMA_VERSION } from '../src/store/lmdb-store.ts';
+import { createMemoryStore } from '../src/store/memory-store.ts';
 
 const NOW = 1_700_000_000;
 const clock = (): number => NOW;
@@ -80,6 +82,70 @@ t.test('a schema 1 store is migrated on open: the tag+kind index is built from t
   const want = tagged.filter((e) => e.kind === 7).map((e) => e.id);
   t.same(idsOf(await s.query([{ kinds: [7], '#t': ['x'] }])), want);
   t.equal(await s.count([{ kinds: [1], '#p': ['ab'.repeat(32)] }]), 15);
+});
+
+t.test('a schema 2 store written by the previous release is migrated on open and answers like the oracle', async (t) => {
+  // relay/test/fixtures/store-v2: a store the schema 2 code wrote, and the events it was fed (see its README).
+  const fixture = (name: string): URL => new URL(`./fixtures/store-v2/${name}`, import.meta.url);
+  const FIXTURE_NOW = 1_700_000_000;
+  const fixtureClock = (): number => FIXTURE_NOW;
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'data.mdb'), gunzipSync(readFileSync(fixture('data.mdb.gz'))));
+  const events = JSON.parse(readFileSync(fixture('events.json'), 'utf8')) as NostrEvent[];
+  const raw = open({ path: dir, maxDbs: 16 });
+  t.equal(raw.openDB('meta', {}).get('schemaVersion'), 2, 'the fixture is a schema 2 store');
+  await raw.close();
+  let s = await openLmdbStore({ path: dir, clock: fixtureClock, purgeIntervalMs: 0 });
+  const oracle = createMemoryStore({ clock: fixtureClock });
+  for (const e of events) await oracle.put([e]);
+  t.equal(s.size(), oracle.size(), 'every stored event survives the migration');
+  const hexA = 'ab'.repeat(32);
+  const pubkeys = [...new Set(events.map((e) => e.pubkey))];
+  const filters: Filter[] = [
+    {}, { kinds: [1] }, { kinds: [7, 1], limit: 5 }, { '#p': [hexA] }, { '#p': [hexA.toUpperCase()] }, { '#p': [hexA], kinds: [30000] },
+    { '#e': ['cd'.repeat(32)] }, { '#e': [events[0].id, events[3].id] }, { '#t': ['odd'] }, { '#t': ['odd', 'even'], kinds: [1] },
+    { '#r': ['x'.repeat(1500)] }, { '#d': ['list'] }, { '#d': [''] }, { '#k': ['1'], kinds: [7] }, { '#i': ['https://example.com/repo.git'] },
+    { authors: [pubkeys[0]] }, { authors: pubkeys.slice(1), kinds: [1, 5930] }, { ids: events.slice(0, 6).map((e) => e.id) },
+    { since: FIXTURE_NOW - 950, until: FIXTURE_NOW - 380 }, { kinds: [5930] },
+  ];
+  const check = async (label: string, now: number): Promise<void> => {
+    for (const f of filters) {
+      t.same(await s.query([f], { now }), await oracle.query([f], { now }), `${label}: query ${JSON.stringify(f).slice(0, 80)}`);
+      t.equal(await s.count([f], { now }), await oracle.count([f], { now }), `${label}: count ${JSON.stringify(f).slice(0, 80)}`);
+    }
+  };
+  await check('migrated', FIXTURE_NOW);
+  await check('migrated, after an expiration', FIXTURE_NOW + 20);
+  // Tombstones, slots and sequence numbers carry over.
+  for (const e of events) t.same(await s.put([e]), await oracle.put([e]), `re-put ${e.kind} ${e.id.slice(0, 8)}: same outcome`);
+  const fresh = sign(1, FIXTURE_NOW - 1, [['p', hexA]]);
+  const [stored] = await s.put([fresh]);
+  await oracle.put([fresh]);
+  t.ok(stored.status === 'stored' && stored.seq > events.length, 'new events get sequence numbers after the migrated ones');
+  await s.close();
+  s = await openLmdbStore({ path: dir, clock: fixtureClock, purgeIntervalMs: 0 });
+  t.teardown(() => s.close());
+  await check('reopened', FIXTURE_NOW);
+});
+
+t.test('sequence numbers never repeat, even when the newest events are gone before a restart', async (t) => {
+  const dir = tempDir(t);
+  let s = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0 });
+  const a = sign(1, NOW - 10);
+  const b = sign(1, NOW - 9);
+  const del = sign(5, NOW - 8, [['e', b.id]]);
+  const outcomes = await s.put([a, b, del]);
+  const seqDel = outcomes[2].status === 'stored' ? outcomes[2].seq : 0;
+  t.equal(seqDel, 3);
+  await s.close();
+  // b was deleted (seq 2); now drop the newest record (seq 3) too, as a purge of an expired event would.
+  const raw = open({ path: dir, maxDbs: 16 });
+  await raw.openDB('events', { keyEncoding: 'uint32', encoding: 'binary' }).remove(seqDel);
+  await raw.close();
+  s = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0 });
+  t.teardown(() => s.close());
+  const [oc] = await s.put([sign(1, NOW - 7)]);
+  t.ok(oc.status === 'stored' && oc.seq > seqDel, `the next seq (${oc.status === 'stored' ? oc.seq : oc.status}) is above every seq ever used (${seqDel})`);
 });
 
 t.test('the path is always a directory, even with an extension', async (t) => {

@@ -6,26 +6,26 @@ import { dTag, isAddressableKind, type NostrEvent } from '@bazaar/dvm-kinds/nost
 import { isTagLetter } from './event-rules.ts';
 
 /**
- * Packed record (value of the `events` table, keyed by seq):
- *   0  u32 header length H (JSON starts at H)
+ * Packed record (value of the `events` table, keyed by seq), schema 3:
+ *   0  u32 header length H (JSON starts at H; at offset 0 in every schema, so a migration can
+ *      always find the JSON of an older record)
  *   4  u8  flags (bit 0: has expiration; bit 1: the JSON is pure ASCII)
- *   5  u8  reserved, u16 reserved
- *   8  u32 kind
- *   12 u64 created_at
- *   20 u64 expiration (0 when absent)
- *   28 32B id
- *   60 32B pubkey
- *   92 u32 number of indexed tags, then per tag: u8 letter, u32 value length, value bytes (UTF-8)
+ *   5  u16 kind
+ *   7  u64 created_at
+ *   15 32B id
+ *   47 32B pubkey
+ *   79 u64 expiration — only when bit 0 of flags is set
+ *   then u32 number of indexed tags, then per tag: u8 letter, encoded value (encodeTagValue)
  *   H  canonical event JSON (UTF-8)
  * Indexed tags are the single-letter (a-zA-Z) tags with a value, de-duplicated.
  */
 export const OFF_FLAGS = 4;
-export const OFF_KIND = 8;
-export const OFF_CREATED_AT = 12;
-export const OFF_EXPIRATION = 20;
-export const OFF_ID = 28;
-export const OFF_PUBKEY = 60;
-export const OFF_TAGS = 92;
+export const OFF_KIND = 5;
+export const OFF_CREATED_AT = 7;
+export const OFF_ID = 15;
+export const OFF_PUBKEY = 47;
+export const OFF_EXPIRATION = 79;
+const FIXED_HEADER = 79;
 export const FLAG_EXPIRES = 1;
 /** Pure-ASCII JSON (nearly all events) decodes as latin1, which is cheaper than UTF-8. */
 export const FLAG_ASCII = 2;
@@ -52,46 +52,100 @@ export function writeU32(buf: Uint8Array, off: number, n: number): void {
   buf[off] = n >>> 24; buf[off + 1] = n >>> 16; buf[off + 2] = n >>> 8; buf[off + 3] = n;
 }
 
+const readU16 = (b: Uint8Array, off: number): number => (b[off] << 8) | b[off + 1];
+
+/**
+ * Tag values, encoded once for the packed header and (with long values hashed) for index keys:
+ *   64 lowercase hex characters (ids, pubkeys: most e/p/q values) → 0xfffe ‖ the 32 bytes they spell
+ *   other values up to 0xfffd bytes                              → u16 length ‖ UTF-8 bytes
+ *   longer values                                                 → 0xffff ‖ u32 length ‖ UTF-8 bytes
+ * The encoding is a function of the string, so equal encodings mean equal values: the
+ * post-filter compares encoded bytes. Upper-case hex stays text (a different string).
+ */
+const HEX32 = 0xfffe;
+const LONG = 0xffff;
+const HEX64 = /^[0-9a-f]{64}$/;
+
+export function encodeTagValue(value: string): Buffer {
+  if (value.length === 64 && HEX64.test(value)) {
+    const b = Buffer.allocUnsafe(34);
+    b[0] = HEX32 >>> 8; b[1] = HEX32 & 0xff;
+    b.write(value, 2, 32, 'hex');
+    return b;
+  }
+  const n = Buffer.byteLength(value, 'utf8');
+  if (n < HEX32) {
+    const b = Buffer.allocUnsafe(2 + n);
+    b[0] = n >>> 8; b[1] = n & 0xff;
+    b.write(value, 2, n, 'utf8');
+    return b;
+  }
+  const b = Buffer.allocUnsafe(6 + n);
+  b[0] = 0xff; b[1] = 0xff;
+  writeU32(b, 2, n);
+  b.write(value, 6, n, 'utf8');
+  return b;
+}
+
+/** Bytes taken by the encoded value starting at `off`. */
+export function encodedTagValueLength(b: Uint8Array, off: number): number {
+  const m = readU16(b, off);
+  if (m === HEX32) return 34;
+  if (m === LONG) return 6 + readU32(b, off + 2);
+  return 2 + m;
+}
+
+export function decodeTagValue(enc: Uint8Array, off = 0): string {
+  const m = readU16(enc, off);
+  const buf = Buffer.from(enc.buffer, enc.byteOffset, enc.byteLength);
+  if (m === HEX32) return buf.toString('hex', off + 2, off + 34);
+  if (m === LONG) return buf.toString('utf8', off + 6, off + 6 + readU32(enc, off + 2));
+  return buf.toString('utf8', off + 2, off + 2 + m);
+}
+
 export interface IndexedTag {
   readonly letter: number;
-  readonly value: Buffer;
+  /** The value as encodeTagValue writes it. */
+  readonly enc: Buffer;
 }
 
 /** The single-letter tags an event is indexed (and post-filtered) by. */
 export function indexedTags(e: NostrEvent): IndexedTag[] {
   const out: IndexedTag[] = [];
-  const seen = new Set<string>();
+  let seen: Set<string> | undefined;
   for (const t of e.tags) {
     const name = t[0];
     if (t.length < 2 || typeof name !== 'string' || !isTagLetter(name)) continue;
     const k = `${name}\u0000${t[1]}`;
-    if (seen.has(k)) continue;
-    seen.add(k);
-    out.push({ letter: name.charCodeAt(0), value: Buffer.from(t[1], 'utf8') });
+    if (seen?.has(k)) continue;
+    (seen ??= new Set()).add(k);
+    out.push({ letter: name.charCodeAt(0), enc: encodeTagValue(t[1]) });
   }
   return out;
 }
 
+/** Where the tag list of a packed record starts. */
+export const tagsOffset = (b: Uint8Array): number => ((b[OFF_FLAGS] & FLAG_EXPIRES) !== 0 ? FIXED_HEADER + 8 : FIXED_HEADER);
+
 export function packEvent(e: NostrEvent, json: string, expiration: number | undefined, tags: readonly IndexedTag[]): Buffer {
-  let h = OFF_TAGS + 4;
-  for (const t of tags) h += 5 + t.value.length;
+  const tagsAt = expiration === undefined ? FIXED_HEADER : FIXED_HEADER + 8;
+  let h = tagsAt + 4;
+  for (const t of tags) h += 1 + t.enc.length;
   const jsonLen = Buffer.byteLength(json, 'utf8');
   const b = Buffer.allocUnsafe(h + jsonLen);
-  b.fill(0, 0, OFF_TAGS);
   writeU32(b, 0, h);
   b[OFF_FLAGS] = (expiration === undefined ? 0 : FLAG_EXPIRES) | (jsonLen === json.length ? FLAG_ASCII : 0);
-  writeU32(b, OFF_KIND, e.kind);
+  b[OFF_KIND] = e.kind >>> 8; b[OFF_KIND + 1] = e.kind & 0xff;
   writeU64(b, OFF_CREATED_AT, e.created_at);
-  writeU64(b, OFF_EXPIRATION, expiration ?? 0);
   b.write(e.id, OFF_ID, 32, 'hex');
   b.write(e.pubkey, OFF_PUBKEY, 32, 'hex');
-  writeU32(b, OFF_TAGS, tags.length);
-  let p = OFF_TAGS + 4;
+  if (expiration !== undefined) writeU64(b, OFF_EXPIRATION, expiration);
+  writeU32(b, tagsAt, tags.length);
+  let p = tagsAt + 4;
   for (const t of tags) {
     b[p] = t.letter;
-    writeU32(b, p + 1, t.value.length);
-    t.value.copy(b, p + 5);
-    p += 5 + t.value.length;
+    t.enc.copy(b, p + 1);
+    p += 1 + t.enc.length;
   }
   b.write(json, h, jsonLen, 'utf8');
   return b;
@@ -99,47 +153,51 @@ export function packEvent(e: NostrEvent, json: string, expiration: number | unde
 
 /** Tags from a packed record (used when removing an event's index entries). */
 export function unpackTags(b: Uint8Array): IndexedTag[] {
-  const n = readU32(b, OFF_TAGS);
+  const at = tagsOffset(b);
+  const n = readU32(b, at);
   const out: IndexedTag[] = [];
-  let p = OFF_TAGS + 4;
+  let p = at + 4;
   for (let i = 0; i < n; i++) {
-    const len = readU32(b, p + 1);
-    out.push({ letter: b[p], value: Buffer.from(b.subarray(p + 5, p + 5 + len)) });
-    p += 5 + len;
+    const len = encodedTagValueLength(b, p + 1);
+    out.push({ letter: b[p], enc: Buffer.from(b.subarray(p + 1, p + 1 + len)) });
+    p += 1 + len;
   }
   return out;
 }
 
 export const headerLength = (b: Uint8Array): number => readU32(b, 0);
-/** The stored JSON of a packed record. */
+/** The stored JSON of a packed record (any schema: the header length is always at offset 0). */
 export const packedJson = (b: Buffer): string => b.toString((b[OFF_FLAGS] & FLAG_ASCII) !== 0 ? 'latin1' : 'utf8', readU32(b, 0), b.length);
 export const packedCreatedAt = (b: Uint8Array): number => readU64(b, OFF_CREATED_AT);
-export const packedKind = (b: Uint8Array): number => readU32(b, OFF_KIND);
+export const packedKind = (b: Uint8Array): number => readU16(b, OFF_KIND);
 export const packedExpiration = (b: Uint8Array): number | undefined => (b[OFF_FLAGS] & FLAG_EXPIRES) !== 0 ? readU64(b, OFF_EXPIRATION) : undefined;
 
-/** Values longer than this are indexed by their SHA-256 (LMDB keys are capped near 2 KB). */
+/** Values whose encoding is longer than this are keyed by their SHA-256 (LMDB keys are capped near 2 KB). */
 export const MAX_RAW_KEY_VALUE = 1024;
-const HASHED = 0xffff;
 
 const sha256 = (b: Uint8Array): Buffer => createHash('sha256').update(b).digest();
 
-/** Tag index prefix: letter ‖ u16 length ‖ value (or 0xffff ‖ sha256(value) when long). */
-export function tagPrefix(letter: number, value: Buffer): Buffer {
-  if (value.length > MAX_RAW_KEY_VALUE) {
+/**
+ * Tag index prefix: letter ‖ encoded value, where a value encoded longer than the raw cap
+ * becomes 0xffff ‖ sha256(UTF-8 value) (a length field never reads 0xffff below the cap).
+ */
+export function tagPrefix(letter: number, enc: Buffer): Buffer {
+  if (enc.length > MAX_RAW_KEY_VALUE + 2) {
     const b = Buffer.allocUnsafe(3 + 32);
-    b[0] = letter; b[1] = HASHED >>> 8; b[2] = HASHED & 0xff;
-    sha256(value).copy(b, 3);
+    b[0] = letter; b[1] = 0xff; b[2] = 0xff;
+    const m = readU16(enc, 0);
+    sha256(enc.subarray(m === LONG ? 6 : 2)).copy(b, 3);
     return b;
   }
-  const b = Buffer.allocUnsafe(3 + value.length);
-  b[0] = letter; b[1] = value.length >>> 8; b[2] = value.length & 0xff;
-  value.copy(b, 3);
+  const b = Buffer.allocUnsafe(1 + enc.length);
+  b[0] = letter;
+  enc.copy(b, 1);
   return b;
 }
 
 /** Tag+kind index prefix: the tag prefix ‖ u32 kind (serves `#x` filters that also name kinds). */
-export function tagKindPrefix(letter: number, value: Buffer, kind: number): Buffer {
-  const t = tagPrefix(letter, value);
+export function tagKindPrefix(letter: number, enc: Buffer, kind: number): Buffer {
+  const t = tagPrefix(letter, enc);
   const b = Buffer.allocUnsafe(t.length + 4);
   t.copy(b, 0);
   writeU32(b, t.length, kind);
