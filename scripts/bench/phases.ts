@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Filter, NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { BenchConn, closeAll, openMany, type RelayMessage } from './ws-client.ts';
-import { cpuSeconds, rssKiB } from './proc.ts';
+import { cpuSeconds, diskWriteBytes, rssKiB } from './proc.ts';
 import { rng, makeKeys, signEvent, JOB_KINDS, type Key } from './corpus.ts';
 import { summarise, type Summary } from './stats.ts';
 
@@ -39,6 +39,8 @@ export interface PublishResult {
   readonly acceptedPerSec: number;
   readonly acceptedPerRelayCpuSec: number | null;
   readonly okLatencyMs: Summary;
+  /** Bytes the relay wrote to storage during the phase (/proc/PID/io), or null. */
+  readonly diskWriteBytes: number | null;
 }
 
 /**
@@ -53,6 +55,7 @@ export async function publishAll(url: string, pid: number | undefined, events: r
   let accepted = 0;
   let answered = 0;
   const cpu = cpuMeter(pid);
+  const written0 = pid === undefined ? null : diskWriteBytes(pid);
   const benchCpu0 = process.cpuUsage();
   const t0 = performance.now();
   let timer: NodeJS.Timeout | undefined;
@@ -100,6 +103,7 @@ export async function publishAll(url: string, pid: number | undefined, events: r
   clearTimeout(timer);
   const wallSec = (performance.now() - t0) / 1000;
   const relayCpuSec = cpu();
+  const written1 = pid === undefined ? null : diskWriteBytes(pid);
   await closeAll(conns);
   return {
     events: events.length,
@@ -115,6 +119,7 @@ export async function publishAll(url: string, pid: number | undefined, events: r
     acceptedPerSec: accepted / wallSec,
     acceptedPerRelayCpuSec: perCpu(accepted, relayCpuSec),
     okLatencyMs: summarise(latencies),
+    diskWriteBytes: written0 === null || written1 === null ? null : written1 - written0,
   };
 }
 

@@ -60,6 +60,19 @@ export function memoryKiB(pid: number): MemoryKiB {
   return { rss: field('VmRSS'), peak: field('VmHWM'), anon: field('RssAnon'), file: field('RssFile') };
 }
 
+/**
+ * Bytes a process caused to be written to storage (`write_bytes` of /proc/PID/io, all its
+ * threads), or null when the kernel does not say (no task I/O accounting, or not permitted).
+ */
+export function diskWriteBytes(pid: number): number | null {
+  try {
+    const m = /^write_bytes:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Bytes a directory tree takes on disk (allocated blocks, as `du`) and its files' apparent sizes. */
 export function diskUsage(dir: string): { bytes: number; apparentBytes: number } {
   let bytes = 0;
