@@ -29,6 +29,8 @@ export const relayCommand: CommandSpec = {
     'max-subscriptions': int('Open subscriptions per connection', DEFAULT_LIMITS.maxSubscriptions, 1),
     'max-filters': int('Filters per REQ', DEFAULT_LIMITS.maxFilters, 1),
     'max-limit': int('Largest limit honoured (also the default limit)', DEFAULT_LIMITS.maxLimit, 1),
+    'max-queries': int('REQ/COUNT queries one connection may have in progress (more get CLOSED rate-limited:)', DEFAULT_LIMITS.maxQueries, 1),
+    'query-slice-ms': { type: 'number', integer: true, min: 1, max: 1000, default: 5, description: 'Time budget of one query-scheduler turn before other work gets the event loop (ms)' },
     'max-event-tags': int('Tags per event', DEFAULT_LIMITS.maxEventTags, 1),
     'max-content-length': int('Characters of event content', DEFAULT_LIMITS.maxContentLength, 1),
     'created-at-past': int('Reject events older than this many seconds (0 = no limit)', DEFAULT_LIMITS.createdAtPastSecs),
@@ -58,6 +60,7 @@ export function limitsFromFlags(f: FlagValues): RelayLimits {
     maxBackpressureBytes: f['max-backpressure'] as number,
     idleTimeoutSecs: f['idle-timeout'] as number,
     maxSubIdLength: DEFAULT_LIMITS.maxSubIdLength,
+    maxQueries: f['max-queries'] as number,
   };
 }
 
@@ -97,6 +100,7 @@ async function runRelay(f: FlagValues): Promise<number> {
     ...(publicUrl ? { publicUrl } : {}),
     ...(f['trust-proxy'] ? { trustProxy: true } : {}),
     ...(f['verify-workers'] !== undefined ? { verifyWorkers: f['verify-workers'] as number } : {}),
+    querySliceMs: f['query-slice-ms'] as number,
     logger,
   });
   await untilSignal(() => relay.close(), logger);

@@ -12,6 +12,8 @@ export interface RelayLimits {
   /** Unicode characters (code points) in `content`, as NIP-11 defines it. */
   maxContentLength: number;
   maxSubIdLength: number;
+  /** REQ and COUNT queries one connection may have in progress; more get CLOSED rate-limited:. */
+  maxQueries: number;
   /** Reject events with created_at more than this many seconds in the past (0 = no lower bound). */
   createdAtPastSecs: number;
   /** Reject events with created_at more than this many seconds in the future. */
@@ -29,6 +31,7 @@ export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
   maxEventTags: 2500,
   maxContentLength: 256 * 1024,
   maxSubIdLength: 64,
+  maxQueries: 32,
   createdAtPastSecs: 0,
   createdAtFutureSecs: 15 * 60,
   maxBackpressureBytes: 8 * 1024 * 1024,

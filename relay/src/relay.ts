@@ -5,7 +5,8 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { expirationOf, isEphemeralKind, type Filter, type NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import type { Policy, PolicyContext, ReadStore, Verdict } from '@bazaar/policies/policy';
-import type { EventStore, PutOutcome } from './store/event-store.ts';
+import type { EventStore, PutOutcome, QueryCursor } from './store/event-store.ts';
+import { QueryScheduler } from './query-scheduler.ts';
 import type { ConnectionHandler, HttpRequest, HttpResponse, TransportHandlers, TransportSocket } from './transport/transport.ts';
 import { checkFilter } from './filter.ts';
 import { SubscriptionIndex, type Subscriber } from './subscriptions.ts';
@@ -43,7 +44,12 @@ export interface RelayCoreOptions {
   readonly version?: string;
   /** Called after an event is stored (market index, reputation hook). */
   readonly onStored?: (event: NostrEvent) => void;
+  /** Time budget of one query-scheduler turn before the event loop is yielded (ms). Default 5. */
+  readonly querySliceMs?: number;
 }
+
+/** Queries of one connection worked on in turn; its further queries wait behind them. */
+const QUERY_INTERLEAVE = 4;
 
 const AUTH_KIND = 22242;
 const AUTH_WINDOW_SECS = 600;
@@ -89,10 +95,17 @@ interface Sub extends Subscriber<Client> {
   /** `["EVENT",<subId>,` — frames are prefix + event JSON + `]`. */
   readonly prefix: string;
   readonly prefixBytes: Buffer;
-  /** Live events that arrived while the stored ones were being sent; null once EOSE is out. */
+  /**
+   * The store's lastSeq() when the REQ arrived (strfry's ActiveMonitors): its stored query sees
+   * every event up to it and nothing newer, so live delivery sends only events above it.
+   */
+  readonly watermark: number;
+  /** New events (above the watermark) that arrived while the stored query ran; null once EOSE is out. */
   pending: string[] | null;
-  pendingIds: Set<string> | null;
 }
+
+/** New events held for one subscription while its stored query runs; beyond this it is closed. */
+const MAX_HELD_EVENTS = 10_000;
 
 let connectionSeq = 0;
 const FRAME_SUFFIX = Buffer.from(']');
@@ -142,6 +155,7 @@ class Client implements ConnectionHandler {
 /** Emits `connect` and `disconnect` (with the connection id) for metrics and tests. */
 export class RelayCore extends EventEmitter implements TransportHandlers {
   readonly subscriptions = new SubscriptionIndex<Client>();
+  readonly queries: QueryScheduler<Client>;
   readonly clients = new Set<Client>();
   private readonly now: () => number;
   private readonly inflight = new Map<string, Promise<AddEventResult>>();
@@ -163,6 +177,7 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
       this.publicAddress = addressOfUrl(opts.publicUrl);
       if (!this.publicAddress) throw new Error(`publicUrl must be a ws:// or wss:// URL (got ${JSON.stringify(opts.publicUrl)})`);
     }
+    this.queries = new QueryScheduler<Client>({ sliceMs: opts.querySliceMs ?? 5, interleave: QUERY_INTERLEAVE });
     const store = opts.store;
     this.readStore = {
       query: async (filters, o) => (await store.query(filters, { signal: o?.signal, now: this.now() })).map((s) => JSON.parse(s) as NostrEvent),
@@ -187,7 +202,7 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
       return {
         status: 200,
         headers: { ...CORS_HEADERS, 'Content-Type': 'application/json' },
-        body: JSON.stringify({ status: 'ok', uptimeSecs: Math.round((Date.now() - this.startedAt) / 1000), connections: this.clients.size, subscriptions: this.subscriptions.size }),
+        body: JSON.stringify({ status: 'ok', uptimeSecs: Math.round((Date.now() - this.startedAt) / 1000), connections: this.clients.size, subscriptions: this.subscriptions.size, queries: this.queries.size }),
       };
     }
     if (path === '/' && (req.headers.accept ?? '').includes('application/nostr+json')) {
@@ -217,6 +232,7 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
 
   dropClient(client: Client): void {
     this.clients.delete(client);
+    this.queries.drop(client); // work in progress for a gone client stops here
     if (client.subs) for (const sub of client.subs.values()) this.subscriptions.remove(sub);
     client.subs = undefined;
     this.emit('disconnect', client.id);
@@ -355,7 +371,7 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
     if (verdict.action === 'shadowReject') return { ok: true, message: '' };
     const raw = JSON.stringify(event);
     if (isEphemeralKind(event.kind)) {
-      this.broadcast(event, raw);
+      this.broadcast(event, raw, undefined);
       return { ok: true, message: '' };
     }
     const [outcome] = await this.opts.store.put([event]);
@@ -366,7 +382,7 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
     switch (outcome.status) {
       case 'stored':
         this.stats.eventsStored++;
-        this.broadcast(event, raw);
+        this.broadcast(event, raw, outcome.seq);
         this.opts.onStored?.(event);
         return { ok: true, message: '' };
       case 'duplicate':
@@ -408,21 +424,34 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
     }
   }
 
-  /** Deliver a new event to every live subscription whose filters it really matches. */
-  broadcast(event: NostrEvent, raw: string): void {
+  /**
+   * Deliver a new event to every live subscription whose filters it really matches. `seq` is
+   * its store sequence number (undefined for ephemeral events, which are never stored): a
+   * subscription whose watermark covers it gets it from its stored query instead.
+   */
+  broadcast(event: NostrEvent, raw: string, seq: number | undefined): void {
     const subs = this.subscriptions.match(event) as Sub[];
     for (const sub of subs) {
+      if (seq !== undefined && seq <= sub.watermark) continue;
       if (sub.pending) {
-        if (!sub.pendingIds!.has(event.id)) {
-          sub.pendingIds!.add(event.id);
-          sub.pending.push(raw);
-        }
+        if (sub.pending.length < MAX_HELD_EVENTS) sub.pending.push(raw);
+        else this.endSub(sub, 'error: too many new events arrived while the stored ones were read; subscribe again');
         continue;
       }
       const sock = sub.conn.sock;
       const frame = sub.prefix + raw + ']';
       sock.cork(() => sock.send(frame));
     }
+  }
+
+  /** Close a subscription from the relay's side: no more events, its query stops, CLOSED says why. */
+  private endSub(sub: Sub, reason: string): void {
+    const client = sub.conn;
+    if (client.subs?.get(sub.subId) !== sub) return;
+    this.subscriptions.remove(sub);
+    client.subs.delete(sub.subId);
+    this.queries.cancel(client, sub.subId, 'REQ');
+    client.send(closedFrame(sub.subId, reason));
   }
 
   // ── REQ / COUNT / CLOSE ─────────────────────────────────────────────
@@ -469,6 +498,14 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
     return filters.map((f) => (f.limit === undefined || f.limit > max ? { ...f, limit: max } : f));
   }
 
+  /** Refuses a query (CLOSED rate-limited:) when the connection already has its share in progress. */
+  private overQueryLimit(client: Client, subId: string): boolean {
+    const max = this.opts.limits.maxQueries;
+    if (this.queries.pending(client) < max) return false;
+    client.send(closedFrame(subId, `rate-limited: too many queries in progress on this connection (max ${max}); wait for EOSE or COUNT answers`));
+    return true;
+  }
+
   private onReq(client: Client, msg: unknown[]): void {
     this.stats.reqs++;
     const req = this.readSubRequest(client, msg, 'REQ');
@@ -477,65 +514,66 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
     const subs = (client.subs ??= new Map());
     const old = subs.get(subId);
     if (old) {
+      // A REQ with an open subscription's id replaces it: its query stops, its live delivery ends.
       this.subscriptions.remove(old);
       subs.delete(subId);
+      this.queries.cancel(client, subId, 'REQ');
     } else if (subs.size >= this.opts.limits.maxSubscriptions) {
       client.send(closedFrame(subId, `rate-limited: too many open subscriptions (max ${this.opts.limits.maxSubscriptions})`));
       return;
     }
+    if (this.overQueryLimit(client, subId)) return;
+    const store = this.opts.store;
     const prefix = `["EVENT",${JSON.stringify(subId)},`;
-    const sub: Sub = { conn: client, subId, filters, prefix, prefixBytes: Buffer.from(prefix), pending: [], pendingIds: new Set() };
+    const watermark = store.lastSeq();
+    const sub: Sub = { conn: client, subId, filters, prefix, prefixBytes: Buffer.from(prefix), watermark, pending: [] };
     subs.set(subId, sub);
     this.subscriptions.add(sub);
-    const store = this.opts.store;
-    const q = { now: this.now() };
+    const q = { now: this.now(), maxSeq: watermark };
     const clamped = this.clampLimits(filters);
     // Stores that can frame results as bytes save building a string per event.
-    const rowsP: Promise<(string | Buffer)[]> = store.queryFrames ? store.queryFrames(clamped, sub.prefixBytes, FRAME_SUFFIX, q) : store.query(clamped, q);
-    rowsP.then(
-      (rows) => {
-        if (client.subs?.get(subId) !== sub) return; // closed or replaced meanwhile
-        const sock = client.sock;
-        sock.cork(() => {
-          const seen = rows.length && sub.pendingIds!.size ? new Set<string>() : undefined;
-          // Stored JSON starts with {"id":"<64 hex>" (store contract): the id sits at a fixed offset.
-          const at = sub.prefixBytes.length + 7;
-          for (const row of rows) {
-            if (typeof row === 'string') {
-              sock.send(sub.prefix + row + ']');
-              if (seen) seen.add(row.slice(7, 71));
-            } else {
-              sock.send(row);
-              if (seen) seen.add(row.toString('latin1', at, at + 64));
-            }
-          }
-          const eoseAndLive = sub.pending!;
-          sub.pending = null;
-          for (const raw of eoseAndLive) if (!seen?.has(raw.slice(7, 71))) sock.send(sub.prefix + raw + ']');
-          sub.pendingIds = null;
-          sock.send(`["EOSE",${JSON.stringify(subId)}]`);
-        });
-      },
-      (err: unknown) => {
+    const cursor: QueryCursor<(string | Buffer)[]> = store.openQueryFrames ? store.openQueryFrames(clamped, sub.prefixBytes, FRAME_SUFFIX, q) : store.openQuery(clamped, q);
+    this.queries.submit(client, {
+      subId,
+      kind: 'REQ',
+      step: (deadline) => cursor.step(deadline),
+      finish: () => this.sendStored(sub, cursor.result()),
+      fail: (err) => {
         this.log.error({ err, conn: client.id, subId }, 'query failed');
-        if (client.subs?.get(subId) !== sub) return;
-        this.subscriptions.remove(sub);
-        client.subs.delete(subId);
-        client.send(closedFrame(subId, 'error: query failed'));
+        this.endSub(sub, 'error: query failed');
       },
-    );
+    });
+  }
+
+  /** The stored events, then the live ones held meanwhile, then EOSE — in one corked write. */
+  private sendStored(sub: Sub, rows: readonly (string | Buffer)[]): void {
+    const client = sub.conn;
+    if (client.subs?.get(sub.subId) !== sub) return; // closed or replaced meanwhile
+    const sock = client.sock;
+    sock.cork(() => {
+      for (const row of rows) sock.send(typeof row === 'string' ? sub.prefix + row + ']' : row);
+      const held = sub.pending!;
+      sub.pending = null;
+      for (const raw of held) sock.send(sub.prefix + raw + ']');
+      sock.send(`["EOSE",${JSON.stringify(sub.subId)}]`);
+    });
   }
 
   private onCount(client: Client, msg: unknown[]): void {
     const req = this.readSubRequest(client, msg, 'COUNT');
     if (!req) return;
-    this.opts.store.count(req.filters, { now: this.now() }).then(
-      (n) => client.send(`["COUNT",${JSON.stringify(req.subId)},{"count":${n}}]`),
-      (err: unknown) => {
-        this.log.error({ err, conn: client.id }, 'count failed');
+    if (this.overQueryLimit(client, req.subId)) return;
+    const cursor = this.opts.store.openCount(req.filters, { now: this.now() });
+    this.queries.submit(client, {
+      subId: req.subId,
+      kind: 'COUNT',
+      step: (deadline) => cursor.step(deadline),
+      finish: () => client.send(`["COUNT",${JSON.stringify(req.subId)},{"count":${cursor.result()}}]`),
+      fail: (err) => {
+        this.log.error({ err, conn: client.id, subId: req.subId }, 'count failed');
         client.send(closedFrame(req.subId, 'error: count failed'));
       },
-    );
+    });
   }
 
   private onClose(client: Client, msg: unknown[]): void {
@@ -544,6 +582,8 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
       client.send(noticeFrame('invalid: CLOSE message must be ["CLOSE", <subscription id>]'));
       return;
     }
+    // Work in progress under this id stops: a REQ's stored query, a COUNT not yet answered.
+    this.queries.cancel(client, subId);
     const sub = client.subs?.get(subId);
     if (!sub) return;
     this.subscriptions.remove(sub);

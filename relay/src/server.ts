@@ -27,6 +27,8 @@ export interface RelayOptions {
   readonly publicUrl?: string;
   /** Take client addresses from X-Forwarded-For / X-Real-IP (behind a reverse proxy only). */
   readonly trustProxy?: boolean;
+  /** Time budget of one query-scheduler turn (ms); default 5. */
+  readonly querySliceMs?: number;
   /** Worker threads for signature verification (0 = inline). */
   readonly verifyWorkers?: number;
   readonly logger?: Logger;
@@ -76,6 +78,7 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay>
     ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
     ...(opts.trustProxy ? { trustProxy: true } : {}),
     ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.querySliceMs !== undefined ? { querySliceMs: opts.querySliceMs } : {}),
   });
   const transportName = opts.transport ?? 'uws';
   const transport = createTransport(transportName);

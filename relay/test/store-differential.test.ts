@@ -5,12 +5,16 @@
 // The store does not verify signatures, so events here are synthetic: random 32-byte
 // ids and a dummy signature. That keeps thousands of events cheap while every storage
 // path (replaceable, addressable, deletions, expiration, ties) is exercised.
+// Every query and count also runs as a resumable cursor that pauses after every index entry
+// (clockEvery 1, a deadline in the past), and with a random watermark (maxSeq): the sliced
+// answers must equal the one-shot ones and the oracle's.
 // Reproduce a failure with STORE_DIFF_SEED=<seed printed below>.
 import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Filter, NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import type { QueryCursor } from '../src/store/event-store.ts';
 import { openLmdbStore } from '../src/store/lmdb-store.ts';
 import { createMemoryStore } from '../src/store/memory-store.ts';
 
@@ -108,20 +112,34 @@ t.test(`LMDB store agrees with the naive oracle (seed ${seed})`, async (t) => {
   t.comment(`seed ${seed} (reproduce with STORE_DIFF_SEED=${seed})`);
   const dir = mkdtempSync(join(tmpdir(), 'bazaar-store-diff-'));
   const clock = (): number => NOW;
-  const lmdb = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0, maxLimit: 40 });
+  const lmdb = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0, maxLimit: 40, clockEvery: 1 });
   const oracle = createMemoryStore({ clock, maxLimit: 40 });
   t.teardown(async () => { await lmdb.close(); rmSync(dir, { recursive: true, force: true }); });
 
   let mismatches = 0;
+  let slices = 0;
+  /** Step a cursor with a deadline already past: it pauses at every chance it gets. */
+  const sliced = <T>(c: QueryCursor<T>): T => {
+    while (!c.step(-Infinity)) slices++;
+    return c.result();
+  };
   const check = async (filters: Filter[]): Promise<void> => {
     const now = NOW + pick([0, 0, 5, 20, 50]);
-    const [got, want] = [await lmdb.query(filters, { now }), await oracle.query(filters, { now })];
+    const maxSeq = chance(0.3) ? int(lmdb.lastSeq() + 1) : undefined;
+    const q = maxSeq === undefined ? { now } : { now, maxSeq };
+    const [got, want] = [await lmdb.query(filters, q), await oracle.query(filters, q)];
     const [gotN, wantN] = [await lmdb.count(filters, { now }), await oracle.count(filters, { now })];
+    const gotSliced = sliced(lmdb.openQuery(filters, q));
+    const gotSlicedN = sliced(lmdb.openCount(filters, { now }));
     const idsOf = (js: string[]): string[] => js.map((j) => (JSON.parse(j) as NostrEvent).id);
-    if (JSON.stringify(got) !== JSON.stringify(want) || gotN !== wantN) {
+    if (JSON.stringify(got) !== JSON.stringify(want) || gotN !== wantN || JSON.stringify(gotSliced) !== JSON.stringify(want) || gotSlicedN !== wantN) {
       mismatches++;
       if (mismatches <= 5) {
-        t.same({ ids: idsOf(got), count: gotN }, { ids: idsOf(want), count: wantN }, `seed ${seed}: filters ${JSON.stringify(filters)} now ${now}`);
+        t.same(
+          { ids: idsOf(got), count: gotN, sliced: idsOf(gotSliced), slicedCount: gotSlicedN },
+          { ids: idsOf(want), count: wantN, sliced: idsOf(want), slicedCount: wantN },
+          `seed ${seed}: filters ${JSON.stringify(filters)} now ${now} maxSeq ${maxSeq}`,
+        );
       }
     }
   };
@@ -161,7 +179,8 @@ t.test(`LMDB store agrees with the naive oracle (seed ${seed})`, async (t) => {
     if (lmdb.has(e.id) !== oracle.has(e.id)) { t.fail(`seed ${seed}: has(${e.id}) differs`); return; }
   }
   for (let i = 0; i < FILTERS; i++) await check(Array.from({ length: chance(0.8) ? 1 : 2 + int(2) }, randomFilter));
-  t.equal(mismatches, 0, `seed ${seed}: every query and count agrees`);
+  t.equal(mismatches, 0, `seed ${seed}: every query and count agrees, one-shot and sliced`);
+  t.ok(slices > FILTERS, `the sliced queries really paused and resumed (${slices} times)`);
   t.comment(`outcomes ${JSON.stringify(Object.fromEntries(outcomes))}; lmdb put time ${putMs.toFixed(0)} ms (${lmdb.writerStats().transactions} transactions)`);
   // The random workload must actually reach every storage path, or agreement proves little.
   for (const k of ['stored', 'stored+removed', 'duplicate', 'replaced', 'deleted', 'rejected']) t.ok((outcomes.get(k) ?? 0) > 0, `workload produced ${k} outcomes`);

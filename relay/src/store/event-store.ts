@@ -23,6 +23,26 @@ export interface QueryOptions {
   /** Unix seconds used as "now" for NIP-40 expiration; defaults to the current time. */
   readonly now?: number;
   readonly signal?: AbortSignal;
+  /**
+   * Only events with a sequence number up to this one (a subscription's watermark, from
+   * lastSeq() when it opened): newer events reach the subscription live instead.
+   */
+  readonly maxSeq?: number;
+}
+
+/**
+ * A query in progress that works in bounded slices (strfry's QueryScheduler), so one heavy
+ * filter never holds the event loop: the relay calls step() with a deadline, sends other
+ * clients' work in between, and drops the cursor to abort (nothing else to release).
+ */
+export interface QueryCursor<T> {
+  /**
+   * Work until finished (true) or until `deadline`, a performance.now() time, has passed
+   * (false: call again later). Always makes some progress. Throws if the store was closed.
+   */
+  step(deadline: number): boolean;
+  /** The answer, once step() returned true — the same as the one-shot call would give. */
+  result(): T;
 }
 
 /** One page of the store's feed (eventsAfter). */
@@ -59,6 +79,12 @@ export interface EventStore {
   queryFrames?(filters: readonly Filter[], prefix: Buffer, suffix: Buffer, opts?: QueryOptions): Promise<Buffer[]>;
   /** NIP-45: number of distinct events matching any filter (limits ignored). */
   count(filters: readonly Filter[], opts?: QueryOptions): Promise<number>;
+  /** query() as a resumable cursor. Events written or removed while it runs may or may not be seen; `maxSeq` excludes new ones. */
+  openQuery(filters: readonly Filter[], opts?: QueryOptions): QueryCursor<string[]>;
+  /** Optional: queryFrames() as a resumable cursor. */
+  openQueryFrames?(filters: readonly Filter[], prefix: Buffer, suffix: Buffer, opts?: QueryOptions): QueryCursor<Buffer[]>;
+  /** count() as a resumable cursor (approximate while writes run). */
+  openCount(filters: readonly Filter[], opts?: QueryOptions): QueryCursor<number>;
   /**
    * The watermark: the highest sequence number whose write is committed. A query started after
    * this call sees every stored event with a seq up to it (and possibly some newer ones).

@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import { isAddressableKind, isReplaceableKind, type Filter, type NostrEvent } from '@bazaar/dvm-kinds/nostr';
-import type { EventStore, PutOutcome, QueryOptions } from './event-store.ts';
+import type { EventStore, PutOutcome, QueryCursor, QueryOptions } from './event-store.ts';
 import {
   canonicalJson, effectiveLimit, expirationTs, isHex64, isTagLetter, MAX_TIMESTAMP, nowSeconds, parseAddress,
   storeRejection, type LimitOptions,
@@ -55,6 +55,12 @@ export interface LmdbStoreOptions extends LimitOptions {
   readonly purgeIntervalMs?: number;
   /** Most expired events removed per purge transaction. Default 10 000. */
   readonly purgeBatch?: number;
+  /**
+   * Index entries a resumable query reads between looks at the clock (default 64: a few
+   * tens of µs); an index of up to 1 024 times this many entries is counted in one native call
+   * per range (65 536: ≈3 ms). Tests lower it to make queries pause and resume as often as possible.
+   */
+  readonly clockEvery?: number;
 }
 
 export interface LmdbStore extends EventStore {
@@ -69,6 +75,7 @@ export interface LmdbStore extends EventStore {
    * id of a frame is at bytes [prefix.length + 7, prefix.length + 71).
    */
   queryFrames(filters: readonly Filter[], prefix: Buffer, suffix: Buffer, opts?: QueryOptions): Promise<Buffer[]>;
+  openQueryFrames(filters: readonly Filter[], prefix: Buffer, suffix: Buffer, opts?: QueryOptions): QueryCursor<Buffer[]>;
   /** The index the planner picks for a filter and how many range scans it opens (for operators and tests). */
   explain(filter: Filter): { readonly index: string; readonly scans: number };
   /** Writer counters: committed write transactions and the jobs (put/purge calls) they carried. */
@@ -144,8 +151,17 @@ interface Output<T> {
   tie(a: T, b: T): number;
 }
 
+/** One reverse range scan of a resumable walk: where it resumes (inclusive), or done. */
+interface ScanRange {
+  readonly prefix: Buffer;
+  ts: number;
+  seq: number;
+  done: boolean;
+}
+
 interface Cursor {
   readonly it: Iterator<unknown>;
+  readonly range: ScanRange;
   seq: number;
   ts: number;
 }
@@ -317,6 +333,7 @@ function checkOptions(opts: LmdbStoreOptions): void {
   int('purgeIntervalMs', 0);
   int('purgeBatch', 1);
   int('mapSize', 1);
+  int('clockEvery', 1);
   if (opts.pageSize !== undefined && ![4096, 8192, 16384, 32768, 65536].includes(opts.pageSize)) bad('pageSize', 'a power of two from 4096 to 65536', opts.pageSize);
 }
 
@@ -325,6 +342,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
   const log = opts.logger?.child({ component: 'lmdb-store' });
   const clock = opts.clock ?? nowSeconds;
   const purgeBatch = opts.purgeBatch ?? 10_000;
+  const clockEvery = opts.clockEvery ?? 64;
   mkdirSync(opts.path, { recursive: true });
   const root: RootDatabase = open({
     path: opts.path,
@@ -422,6 +440,12 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
   let committedSeq = nextSeq - 1;
   log?.info({ path: opts.path, schemaVersion: SCHEMA_VERSION, events: size(), nextSeq }, 'lmdb store opened');
 
+  /**
+   * Events on disk, kept by the writer without a stat call (re-read after a failed batch): it
+   * bounds any one index range, so it tells when a native count needs no windows.
+   */
+  let storedEvents = size();
+
   function size(): number {
     return (events.getStats() as { entryCount: number }).entryCount;
   }
@@ -479,134 +503,302 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
   const NOTHING_IMPLIED: Implied = { authors: false, kinds: false, tag: -1 };
 
   /**
-   * Walk the plan newest-first, calling onMatch for every event passing the post-filter,
-   * until onMatch returns false. The packed buffer handed to onMatch is only valid
-   * during the call (lmdb-js reuses it).
+   * A resumable newest-first walk of one filter's plan (strfry's DBScan). Each run() does
+   * bounded work: it opens one reverse range scan per index prefix from where the last run
+   * stopped, merges them newest-first, and when the deadline passes remembers each range's
+   * first unconsumed entry and closes its cursors — no LMDB snapshot is held between runs.
+   * Entries newer than `maxSeq` (the subscription's watermark) are skipped: live delivery
+   * sends those. An event removed between runs is simply not found.
    */
-  function walk(cf: CompiledFilter, now: number, onMatch: (seq: number, ts: number, b: Buffer) => boolean, floor?: { ts: number }): void {
-    const plan = choosePlan(cf);
-    if (plan.type === 'ids') {
-      const seen = new Set<number>();
-      for (const id of cf.ids!) {
-        const seq = seqOfId(id);
-        if (seq === undefined || seen.has(seq)) continue;
-        seen.add(seq);
-        const b = events.getBinaryFast(seq);
-        if (b === undefined || !postMatch(b, cf, NOTHING_IMPLIED, now)) continue;
-        if (!onMatch(seq, packedCreatedAt(b), b)) return;
+  class FilterWalk {
+    private readonly plan: Plan;
+    /** Per range scan: the next entry to read (inclusive), or done. */
+    private readonly ranges: ScanRange[] = [];
+    private nextId = 0;
+    /** One event can carry several wanted tag values (or ids repeat): seqs already handled. */
+    private readonly seen: Set<number> | undefined;
+    private finished = false;
+    private readonly cf: CompiledFilter;
+    private readonly now: number;
+    private readonly maxSeq: number;
+
+    constructor(cf: CompiledFilter, now: number, maxSeq: number) {
+      this.cf = cf;
+      this.now = now;
+      this.maxSeq = maxSeq;
+      this.plan = choosePlan(cf);
+      if (this.plan.type === 'ids') this.seen = new Set();
+      else {
+        this.seen = this.plan.overlap === true ? new Set() : undefined;
+        for (const prefix of this.plan.prefixes) this.ranges.push({ prefix, ts: cf.until, seq: MAX_U32, done: false });
       }
-      return;
     }
-    const heap: Cursor[] = [];
-    const iters: Iterator<unknown>[] = [];
-    // One event can carry several of the wanted tag values: it then shows up in several scans.
-    const seen = plan.overlap === true ? new Set<number>() : undefined;
-    try {
-      for (const prefix of plan.prefixes) {
-        const it = plan.db.getKeys({ start: indexKey(prefix, cf.until, MAX_U32), end: indexKey(prefix, cf.since, 0), reverse: true })[Symbol.iterator]();
-        iters.push(it);
-        const r = it.next();
-        if (r.done === true) continue;
-        heapPush(heap, { it, seq: r.value as number, ts: lastKey.ts });
-      }
-      while (heap.length > 0) {
-        const top = heap[0];
-        const seq = top.seq;
-        const ts = top.ts;
-        // Scans are newest-first: once below the caller's floor nothing further can be wanted.
-        if (floor !== undefined && ts < floor.ts) return;
-        const r = top.it.next();
-        if (r.done === true) {
-          const last = heap.pop()!;
-          if (heap.length > 0) { heap[0] = last; heapSiftDown(heap); }
-        } else {
-          top.seq = r.value as number;
-          top.ts = lastKey.ts;
-          heapSiftDown(heap);
+
+    /**
+     * Call onMatch for every event passing the post-filter, newest first, until onMatch returns
+     * false or the scan falls below `floor.ts` (true: finished) or `deadline` (a performance.now()
+     * time) passes (false: call again). Always makes progress. The packed buffer handed to
+     * onMatch is only valid during the call (lmdb-js reuses it).
+     */
+    run(deadline: number, onMatch: (seq: number, ts: number, b: Buffer) => boolean, floor?: { ts: number }): boolean {
+      if (this.finished) return true;
+      const { cf, now, maxSeq, seen } = this;
+      let n = 0;
+      if (this.plan.type === 'ids') {
+        const ids = cf.ids!;
+        while (this.nextId < ids.length) {
+          if (n > 0 && n % clockEvery === 0 && performance.now() > deadline) return false;
+          n++;
+          const seq = seqOfId(ids[this.nextId++]);
+          if (seq === undefined || seq > maxSeq || seen!.has(seq)) continue;
+          seen!.add(seq);
+          const b = events.getBinaryFast(seq);
+          if (b === undefined || !postMatch(b, cf, NOTHING_IMPLIED, now)) continue;
+          if (!onMatch(seq, packedCreatedAt(b), b)) break;
         }
-        if (seen !== undefined) {
-          if (seen.has(seq)) continue;
-          seen.add(seq);
-        }
-        const b = events.getBinaryFast(seq);
-        if (b === undefined || !postMatch(b, cf, plan.implied, now)) continue;
-        if (!onMatch(seq, ts, b)) return;
+        this.finished = true;
+        return true;
       }
-    } finally {
-      for (const it of iters) it.return?.();
+      const plan = this.plan;
+      const heap: Cursor[] = [];
+      const open: Iterator<unknown>[] = [];
+      try {
+        for (const range of this.ranges) {
+          if (range.done) continue;
+          const it = plan.db.getKeys({ start: indexKey(range.prefix, range.ts, range.seq), end: indexKey(range.prefix, cf.since, 0), reverse: true })[Symbol.iterator]();
+          open.push(it);
+          const r = it.next();
+          if (r.done === true) range.done = true;
+          else heapPush(heap, { it, seq: r.value as number, ts: lastKey.ts, range });
+        }
+        while (heap.length > 0) {
+          const top = heap[0];
+          const seq = top.seq;
+          const ts = top.ts;
+          // Scans are newest-first: once below the caller's floor nothing further can be wanted.
+          if (floor !== undefined && ts < floor.ts) break;
+          if (n > 0 && n % clockEvery === 0 && performance.now() > deadline) return false;
+          n++;
+          const r = top.it.next();
+          if (r.done === true) {
+            top.range.done = true;
+            const last = heap.pop()!;
+            if (heap.length > 0) { heap[0] = last; heapSiftDown(heap); }
+          } else {
+            top.seq = r.value as number;
+            top.ts = lastKey.ts;
+            heapSiftDown(heap);
+          }
+          if (seq > maxSeq) continue;
+          if (seen !== undefined) {
+            if (seen.has(seq)) continue;
+            seen.add(seq);
+          }
+          const b = events.getBinaryFast(seq);
+          if (b === undefined || !postMatch(b, cf, plan.implied, now)) continue;
+          if (!onMatch(seq, ts, b)) break;
+        }
+        this.finished = true;
+        return true;
+      } finally {
+        // Each range resumes at its head entry: read, not consumed.
+        for (const c of heap) { c.range.ts = c.ts; c.range.seq = c.seq; }
+        for (const it of open) it.return?.();
+      }
     }
   }
 
-  /** One filter's results: newest first, ties by lowest id, cut at `limit`. */
-  function runFilter<T>(f: Filter, now: number, out: Output<T>): Rec<T>[] {
-    const limit = effectiveLimit(f.limit, opts);
-    if (limit === 0) return [];
-    const cf = compileFilter(f);
-    if (cf.never) return [];
-    const recs: Rec<T>[] = [];
-    // Once `limit` events are collected, the scan continues only through events tied
-    // with the last one's created_at, so ties are ordered by id exactly. (Id lookups
-    // come in request order and are simply all collected, then sorted.)
-    const floor = { ts: -1 };
-    const ordered = cf.ids === undefined;
-    walk(cf, now, (seq, ts, b) => {
-      recs.push({ ts, seq, v: out.make(b) });
-      if (ordered && recs.length === limit) floor.ts = ts;
+  /** One filter's results, resumable: newest first, ties by lowest id, cut at `limit`. */
+  class FilterQuery<T> {
+    readonly recs: Rec<T>[] = [];
+    private readonly walk: FilterWalk | undefined;
+    private readonly limit: number;
+    private readonly ordered: boolean;
+    /** Once `limit` events are collected, only events tied with the last one are still wanted. */
+    private readonly floor = { ts: -1 };
+    private readonly out: Output<T>;
+
+    constructor(f: Filter, now: number, maxSeq: number, out: Output<T>) {
+      this.out = out;
+      this.limit = effectiveLimit(f.limit, opts);
+      const cf = compileFilter(f);
+      this.ordered = cf.ids === undefined;
+      this.walk = this.limit === 0 || cf.never ? undefined : new FilterWalk(cf, now, maxSeq);
+    }
+
+    step(deadline: number): boolean {
+      if (this.walk === undefined) return true;
+      // Past the limit the scan continues only through events tied with the last one's
+      // created_at, so ties are ordered by id exactly. (Id lookups come in request order
+      // and are all collected, then sorted.)
+      const done = this.walk.run(deadline, (seq, ts, b) => {
+        this.recs.push({ ts, seq, v: this.out.make(b) });
+        if (this.ordered && this.recs.length === this.limit) this.floor.ts = ts;
+        return true;
+      }, this.floor);
+      if (!done) return false;
+      sortNewest(this.recs, this.out);
+      if (this.recs.length > this.limit) this.recs.length = this.limit;
       return true;
-    }, floor);
-    sortNewest(recs, out);
-    if (recs.length > limit) recs.length = limit;
-    return recs;
+    }
   }
 
-  /**
-   * NIP-45 without touching events: when the chosen index implies every condition of
-   * the filter and its ranges cannot overlap, count index entries natively and subtract
-   * the expired-but-not-yet-purged events that match. Undefined when not applicable.
-   */
-  function runQuery<T>(filters: readonly Filter[], q: QueryOptions, out: Output<T>): T[] {
+  /** The union of several filters' results, each with its own limit, de-duplicated, newest first. */
+  function openQueryWith<T>(filters: readonly Filter[], q: QueryOptions, out: Output<T>): QueryCursor<T[]> {
     ensureOpen();
     q.signal?.throwIfAborted();
     const now = q.now ?? clock();
-    if (filters.length === 1) return runFilter(filters[0], now, out).map((r) => r.v);
+    const maxSeq = q.maxSeq ?? MAX_U32;
+    let i = 0;
+    let current: FilterQuery<T> | undefined;
     const merged = new Map<number, Rec<T>>();
-    for (const f of filters) {
-      q.signal?.throwIfAborted();
-      for (const r of runFilter(f, now, out)) merged.set(r.seq, r);
-    }
-    return sortNewest([...merged.values()], out).map((r) => r.v);
+    let result: T[] | undefined;
+    return {
+      step(deadline) {
+        if (result !== undefined) return true;
+        ensureOpen();
+        while (i < filters.length) {
+          current ??= new FilterQuery(filters[i], now, maxSeq, out);
+          if (!current.step(deadline)) return false;
+          if (filters.length === 1) result = current.recs.map((r) => r.v);
+          else for (const r of current.recs) merged.set(r.seq, r);
+          current = undefined;
+          i++;
+          if (i < filters.length && performance.now() > deadline) return false;
+        }
+        result ??= sortNewest([...merged.values()], out).map((r) => r.v);
+        return true;
+      },
+      result() {
+        if (result === undefined) throw new Error('query not finished: step() until it returns true');
+        return result;
+      },
+    };
   }
 
-  function countFromIndex(cf: CompiledFilter, now: number): number | undefined {
+  /**
+   * NIP-45 without touching events, when the chosen index implies every condition of the
+   * filter and its ranges cannot overlap: count index entries natively, then subtract the
+   * expired-but-not-yet-purged events that match. Undefined when not applicable. A native
+   * count is one uninterruptible call (≈25 M entries/s), so on a large index each range is
+   * counted in created_at windows, from its newest entry down, each aimed at about 1 024 ×
+   * clockEvery entries (a few ms), so that one call stays well inside a slice.
+   */
+  function openIndexCount(cf: CompiledFilter, now: number): QueryCursor<number> | undefined {
     const plan = choosePlan(cf);
     if (plan.type !== 'scan') return undefined;
     if (plan.overlap === true) return undefined;
     if (cf.authors !== undefined && !plan.implied.authors) return undefined;
     if (cf.kinds !== undefined && !plan.implied.kinds) return undefined;
     if (cf.tags.length > (plan.implied.tag >= 0 ? 1 : 0)) return undefined;
+    // Small store: every range in one call each, as cheap as it gets. (A range of a tag index
+    // holds one entry per event carrying that value, so no range outgrows the event count.)
+    const chunk = clockEvery * 1024;
+    const whole = storedEvents <= chunk;
     let n = 0;
-    // seq never reaches MAX_U32 (insert refuses it), so the exclusive end includes every entry at `until`.
-    for (const prefix of plan.prefixes) n += plan.db.getCount({ start: indexKey(prefix, cf.since, 0), end: indexKey(prefix, cf.until, MAX_U32) });
-    for (const seq of byExpiry.getKeys({ start: indexKey(EMPTY, 0, 0), end: indexKey(EMPTY, now + 1, 0) })) {
-      const b = events.getBinaryFast(seq as number);
-      if (b !== undefined && conditionsMatch(b, cf, NOTHING_IMPLIED)) n--;
-    }
-    return n;
+    let i = 0;
+    let started = false;
+    let hi = 0;
+    let span = 1;
+    let expTs = 0;
+    let expSeq = 0;
+    let counted = false;
+    let done = false;
+    return {
+      step(deadline) {
+        if (done) return true;
+        ensureOpen();
+        while (!counted) {
+          if (i === plan.prefixes.length) { counted = true; break; }
+          const prefix = plan.prefixes[i];
+          if (whole) {
+            n += plan.db.getCount({ start: indexKey(prefix, cf.since, 0), end: indexKey(prefix, cf.until, MAX_U32) });
+            i++;
+            if (i < plan.prefixes.length && performance.now() > deadline) return false;
+            continue;
+          }
+          if (!started) {
+            // Start at the newest entry in range: the time above it is empty.
+            started = true;
+            hi = cf.since - 1;
+            for (const _ of plan.db.getKeys({ start: indexKey(prefix, cf.until, MAX_U32), end: indexKey(prefix, cf.since, 0), reverse: true, limit: 1 })) hi = lastKey.ts;
+          }
+          if (hi < cf.since) { i++; started = false; continue; }
+          const lo = Math.max(cf.since, hi - span + 1);
+          // seq never reaches MAX_U32 (insert refuses it), so the exclusive end includes every entry at `hi`.
+          const got = plan.db.getCount({ start: indexKey(prefix, lo, 0), end: indexKey(prefix, hi, MAX_U32) });
+          n += got;
+          hi = lo - 1;
+          // Aim each window at about `chunk` entries: grow fast through sparse time, shrink in dense.
+          if (got < chunk / 4) span = Math.min(span * 4, MAX_TIMESTAMP);
+          else if (got > chunk) span = Math.max(1, Math.floor(span / 2));
+          if (performance.now() > deadline) return false;
+        }
+        let k = 0;
+        let paused = false;
+        for (const seq of byExpiry.getKeys({ start: indexKey(EMPTY, expTs, expSeq), end: indexKey(EMPTY, now + 1, 0) })) {
+          if (k > 0 && k % clockEvery === 0 && performance.now() > deadline) {
+            expTs = lastKey.ts;
+            expSeq = seq as number;
+            paused = true;
+            break;
+          }
+          k++;
+          const b = events.getBinaryFast(seq as number);
+          if (b !== undefined && conditionsMatch(b, cf, NOTHING_IMPLIED)) n--;
+        }
+        if (paused) return false;
+        done = true;
+        return true;
+      },
+      result() {
+        if (!done) throw new Error('count not finished: step() until it returns true');
+        return n;
+      },
+    };
   }
 
-  function countFilters(filters: readonly Filter[], now: number): number {
+  function openCountWith(filters: readonly Filter[], q: QueryOptions): QueryCursor<number> {
+    ensureOpen();
+    q.signal?.throwIfAborted();
+    const now = q.now ?? clock();
     const compiled = filters.map(compileFilter).filter((cf) => !cf.never);
     if (compiled.length === 1) {
-      const fast = countFromIndex(compiled[0], now);
+      const fast = openIndexCount(compiled[0], now);
       if (fast !== undefined) return fast;
-      let n = 0;
-      walk(compiled[0], now, () => { n++; return true; });
-      return n;
     }
-    const seen = new Set<number>();
-    for (const cf of compiled) walk(cf, now, (seq) => { seen.add(seq); return true; });
-    return seen.size;
+    // Several filters: distinct events across all of them.
+    const seen = compiled.length > 1 ? new Set<number>() : undefined;
+    let n = 0;
+    let i = 0;
+    let walk: FilterWalk | undefined;
+    return {
+      step(deadline) {
+        ensureOpen();
+        while (i < compiled.length) {
+          walk ??= new FilterWalk(compiled[i], now, MAX_U32);
+          const done = walk.run(deadline, (seq) => {
+            if (seen === undefined) n++;
+            else seen.add(seq);
+            return true;
+          });
+          if (!done) return false;
+          walk = undefined;
+          i++;
+        }
+        return true;
+      },
+      result() {
+        if (i < compiled.length) throw new Error('count not finished: step() until it returns true');
+        return seen === undefined ? n : seen.size;
+      },
+    };
   }
+
+  const runToEnd = <T>(c: QueryCursor<T>): T => {
+    while (!c.step(Infinity));
+    return c.result();
+  };
 
   // ---------- writes (only ever called inside the writer's transaction) ----------
 
@@ -623,6 +815,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     // (lmdb-js returns false when an append is refused; its typings say void.)
     const appended = events.putSync(seq, packEvent(e, json, expiration, tags), APPEND) as unknown as boolean;
     if (!appended) throw new Error(`lmdb store: event sequence number ${seq} is not above the last stored one`);
+    storedEvents++;
     ids.putSync(idBytes, putU32(seq));
     const ts = e.created_at;
     byPubkeyKind.putSync(indexKey(pubkeyKindPrefix(pubkey, e.kind), ts, seq), EMPTY);
@@ -648,6 +841,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     const pubkey = packed.subarray(OFF_PUBKEY, OFF_PUBKEY + 32);
     const tags = unpackTags(packed);
     events.removeSync(seq);
+    storedEvents--;
     ids.removeSync(packed.subarray(OFF_ID, OFF_ID + 32));
     byPubkeyKind.removeSync(indexKey(pubkeyKindPrefix(pubkey, kind), ts, seq));
     byPubkey.removeSync(indexKey(pubkey, ts, seq));
@@ -834,6 +1028,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
       // Something in the batch threw and the whole transaction was rolled back:
       // replay each job in its own transaction so one bad write fails alone.
       log?.error({ err, jobs: jobs.length }, 'write batch failed; retrying jobs one by one');
+      storedEvents = size();
       results = [];
       for (const j of jobs) {
         try {
@@ -896,16 +1091,17 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
       return enqueue(batch.length, (now) => batch.map((e) => applyPut(e, now)));
     },
     async query(filters, q: QueryOptions = {}) {
-      return runQuery(filters, q, JSON_OUTPUT);
+      return runToEnd(openQueryWith(filters, q, JSON_OUTPUT));
     },
     async queryFrames(filters, prefix, suffix, q: QueryOptions = {}) {
-      return runQuery(filters, q, frameOutput(prefix, suffix));
+      return runToEnd(openQueryWith(filters, q, frameOutput(prefix, suffix)));
     },
     async count(filters, q: QueryOptions = {}) {
-      ensureOpen();
-      q.signal?.throwIfAborted();
-      return countFilters(filters, q.now ?? clock());
+      return runToEnd(openCountWith(filters, q));
     },
+    openQuery: (filters, q = {}) => openQueryWith(filters, q, JSON_OUTPUT),
+    openQueryFrames: (filters, prefix, suffix, q = {}) => openQueryWith(filters, q, frameOutput(prefix, suffix)),
+    openCount: (filters, q = {}) => openCountWith(filters, q),
     lastSeq: () => committedSeq,
     eventsAfter(afterSeq, limit, wantKind) {
       ensureOpen();

@@ -4,7 +4,7 @@
 import {
   dTag, isAddressableKind, isReplaceableKind, type Filter, type NostrEvent,
 } from '@bazaar/dvm-kinds/nostr';
-import type { EventStore, PutOutcome, QueryOptions } from './event-store.ts';
+import type { EventStore, PutOutcome, QueryCursor, QueryOptions } from './event-store.ts';
 import {
   canonicalJson, compareNewestFirst, effectiveLimit, expirationTs, isExpired, isTagLetter, nowSeconds,
   parseAddress, storeRejection, winsSlot, type LimitOptions,
@@ -117,12 +117,12 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): EventStore & {
     return { status: 'stored', seq, removed };
   }
 
-  function matching(filters: readonly Filter[], now: number, withLimit: boolean): Stored[] {
+  function matching(filters: readonly Filter[], now: number, withLimit: boolean, maxSeq = Infinity): Stored[] {
     const out = new Map<string, Stored>();
     for (const f of filters) {
       const limit = effectiveLimit(f.limit, opts);
       const hits = events
-        .filter((s) => !isExpired(expirationTs(s.event), now) && matchesFilter(s.event, f))
+        .filter((s) => s.seq <= maxSeq && !isExpired(expirationTs(s.event), now) && matchesFilter(s.event, f))
         .sort((a, b) => compareNewestFirst(a.event, b.event));
       for (const s of withLimit ? hits.slice(0, limit) : hits) out.set(s.event.id, s);
     }
@@ -131,20 +131,34 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): EventStore & {
 
   const ensureOpen = (): void => { if (closed) throw new Error('memory store is closed'); };
 
+  /** The oracle does not slice: its cursor answers in its first step, as the store is at that moment. */
+  function oneStep<T>(q: QueryOptions, answer: (now: number) => T): QueryCursor<T> {
+    ensureOpen(); q.signal?.throwIfAborted();
+    let result: { value: T } | undefined;
+    return {
+      step() { ensureOpen(); result ??= { value: answer(q.now ?? clock()) }; return true; },
+      result() { if (!result) throw new Error('query not finished: step() until it returns true'); return result.value; },
+    };
+  }
+
   return {
     async put(batch) { ensureOpen(); return batch.map(putOne); },
     async query(filters, q: QueryOptions = {}) {
       ensureOpen(); q.signal?.throwIfAborted();
-      return matching(filters, q.now ?? clock(), true).map((s) => s.json);
+      return matching(filters, q.now ?? clock(), true, q.maxSeq).map((s) => s.json);
     },
     async queryFrames(filters, prefix, suffix, q: QueryOptions = {}) {
       ensureOpen(); q.signal?.throwIfAborted();
-      return matching(filters, q.now ?? clock(), true).map((s) => Buffer.concat([prefix, Buffer.from(s.json, 'utf8'), suffix]));
+      return matching(filters, q.now ?? clock(), true, q.maxSeq).map((s) => Buffer.concat([prefix, Buffer.from(s.json, 'utf8'), suffix]));
     },
     async count(filters, q: QueryOptions = {}) {
       ensureOpen(); q.signal?.throwIfAborted();
-      return matching(filters, q.now ?? clock(), false).length;
+      return matching(filters, q.now ?? clock(), false, q.maxSeq).length;
     },
+    openQuery: (filters, q = {}) => oneStep(q, (now) => matching(filters, now, true, q.maxSeq).map((s) => s.json)),
+    openQueryFrames: (filters, prefix, suffix, q = {}) =>
+      oneStep(q, (now) => matching(filters, now, true, q.maxSeq).map((s) => Buffer.concat([prefix, Buffer.from(s.json, 'utf8'), suffix]))),
+    openCount: (filters, q = {}) => oneStep(q, (now) => matching(filters, now, false, q.maxSeq).length),
     lastSeq: () => lastSeq,
     eventsAfter(afterSeq, limit, wantKind) {
       ensureOpen();
