@@ -38,7 +38,8 @@ const table: Readonly<Record<BuyerJobState, Partial<Record<BuyerJobEvent, BuyerJ
   'awaiting-payment': { 'decide-pay': 'prepaying', 'payment-required': 'awaiting-payment', processing: 'awaiting-payment', result: 'delivered', ...OPEN_EXITS },
   // A prepayment whose outcome is unknown is never abandoned silently: it is paid, or it definitely failed.
   prepaying: { paid: 'running', 'payment-failed': 'payment-failed' },
-  running: { processing: 'running', 'payment-required': 'running', result: 'delivered', ...OPEN_EXITS },
+  // Some providers ask for payment only after saying they started (NIP-90 leaves the order open).
+  running: { processing: 'running', 'payment-required': 'running', 'decide-pay': 'prepaying', result: 'delivered', ...OPEN_EXITS },
   delivered: { verified: 'verified', 'verification-failed': 'disputed', cancel: 'cancelled', fail: 'failed' },
   verified: { 'decide-pay': 'paying', 'nothing-to-pay': 'paid', refuse: 'refused', cancel: 'cancelled' },
   paying: { paid: 'paid', 'payment-failed': 'payment-failed' },

@@ -536,7 +536,7 @@ export class MarketClient {
       this.store.tryStep(job.id, 'processing');
       return undefined;
     }
-    if (f.status === 'payment-required') return this.#prepay(job, f, ctx);
+    if (f.status === 'payment-required') return this.#prepay(this.store.tryStep(job.id, 'payment-required') ?? job, f, ctx);
     return undefined;
   }
 

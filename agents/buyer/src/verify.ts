@@ -126,9 +126,11 @@ async function checkoutFor(url: string, ref: string | undefined, parentDir: stri
 type Record_ = (name: string, found: readonly Problem[]) => void;
 
 async function verifyPatch(req: PatchGenRequest, res: PatchGenResult, work: string, o: VerifyOptions, record: Record_, replay: Record<string, unknown>): Promise<void> {
-  const pure = verifyPatchGen(req, res);
-  record('patch: hash, stats, allowed paths, reported tests, price', pure.problems);
-  if (!pure.ok) return;
+  // The price (amount ≤ max_cost_msats) is the payment step's to judge against our budget
+  // (never above max_cost): an overcharge is refused, not disputed as bad work.
+  const pure = verifyPatchGen(req, res).problems.filter((p) => p.path !== 'tags.amount');
+  record('patch: hash, stats, allowed paths, reported tests', pure);
+  if (pure.length) return;
   let checkout: string;
   try {
     checkout = await checkoutFor(req.repo.url, req.repo.ref, work, o);

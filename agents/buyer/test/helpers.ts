@@ -16,6 +16,13 @@ import { startProvider, type RunningProvider } from '@bazaar/provider/runtime';
 import { validateConfig, type BuyerConfig } from '../src/config.ts';
 import { openBuyer, type RunningBuyer } from '../src/runtime.ts';
 import type { BuyerSettings } from '../src/market-client.ts';
+import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure';
+import type { EventTemplate, NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import { buildFeedback } from '@bazaar/dvm-kinds/feedback';
+import { buildJobResult } from '@bazaar/dvm-kinds/job';
+import { buildAnnouncement } from '@bazaar/dvm-kinds/market/announcement';
+import { RelayPool } from '@bazaar/agents-common/relay-pool';
+import { LightningWallet } from '@bazaar/agents-common/wallet/lightning';
 
 export const PASSPHRASE = 'test passphrase 123';
 export const logger: Logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -104,3 +111,41 @@ export async function makeBuyer(t: Test, m: Market, o: { dataDir?: string; confi
 export const balance = (m: Market, name: string): number => Math.floor(m.devnet.network.balance(name) / 1000);
 
 export const patchTask = (repo: string, extra: Record<string, unknown> = {}) => ({ type: 'patch' as const, repo, ref: 'main', title: 'add() is wrong', body: 'add(2, 3) returns -1: the add function subtracts.', test: 'node test.mjs', allow: ['*.mjs'], timeLimitSecs: 60, ...extra });
+
+/**
+ * A provider written from scratch on the wire (our RelayPool, its own devnet wallet): it
+ * answers every request of `kind` naming it with `answer(request)` — a real peer, used where
+ * the project's own provider refuses to misbehave (it checks its results before offering them).
+ */
+export async function scriptedProvider(
+  t: Test,
+  m: Market,
+  name: string,
+  o: { kind: number; answer: (request: NostrEvent) => { content: string; tags: string[][] }; priceMsats: number; announce?: boolean },
+): Promise<{ pubkey: string; requests: NostrEvent[] }> {
+  const sk = generateSecretKey();
+  const pubkey = getPublicKey(sk);
+  const { uri } = m.devnet.account(name);
+  await m.devnet.nwc.refresh();
+  const wallet = await LightningWallet.connect({ nwcUri: uri, logger });
+  const pool = new RelayPool({ relays: [m.relay.url], logger, auth: (tpl) => finalizeEvent(tpl, sk) as NostrEvent });
+  const sign = (tpl: EventTemplate) => finalizeEvent(tpl, sk) as NostrEvent;
+  const requests: NostrEvent[] = [];
+  if (o.announce !== false) await pool.publish(sign(buildAnnouncement({ d: name, kinds: [o.kind], prices: { [o.kind]: { baseMsats: o.priceMsats, perUnitMsats: 0, unit: 'job' } }, terms: { [o.kind]: 'after-verify' } })), { timeoutMs: 5000 });
+  const sub = pool.subscribe([{ kinds: [o.kind], '#p': [pubkey] }], (req) => {
+    requests.push(req);
+    void (async () => {
+      await pool.publish(sign(buildFeedback({ request: req, status: 'processing' })), { timeoutMs: 5000 });
+      const inv = await wallet.makeInvoice({ amountMsat: o.priceMsats, description: `job ${req.id}` });
+      const a = o.answer(req);
+      const tpl = buildJobResult(req, a.content, a.tags, { amount: { msats: o.priceMsats, bolt11: inv.bolt11 } });
+      await pool.publish(sign(tpl), { timeoutMs: 5000 });
+    })().catch((err: unknown) => logger.error({ err }, 'scripted provider failed'));
+  });
+  t.teardown(async () => {
+    sub.close();
+    await pool.close();
+    await wallet.close();
+  });
+  return { pubkey, requests };
+}
