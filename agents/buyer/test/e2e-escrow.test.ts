@@ -9,17 +9,8 @@ import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { buildPaymentInfo } from '@bazaar/dvm-kinds/market/payment-info';
 import { parseReceipt } from '@bazaar/dvm-kinds/market/receipt';
 import { newPaymentKey } from '@bazaar/agents-common/wallet/escrow';
-import { GOOD_AGENT, agent, buyerConfig, makeBuyer, patchTask, runProvider, sampleRepo, startMarket } from './helpers.ts';
+import { GOOD_AGENT, agent, buyerConfig, makeBuyer, patchTask, runProvider, sampleRepo, startMarket, waitFor } from './helpers.ts';
 
-async function waitFor<T>(what: string, cond: () => T | undefined, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = cond();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 t.test('PatchGen paid after verify over a Cashu escrow', async (t) => {
   const m = await startMarket(t);
@@ -49,7 +40,7 @@ t.test('PatchGen paid after verify over a Cashu escrow', async (t) => {
   const [ev] = await buyer.pool.query([{ kinds: [39302], '#d': [report.jobId!] }], { timeoutMs: 5000 });
   const receipt = parseReceipt(ev);
   t.ok(receipt.ok && receipt.value.escrowRelease && receipt.value.payment.method === 'cashu', 'the receipt carries the co-signed release and the escrow proofs');
-  const settled = await waitFor('the provider redeems the escrow', () => (prov.provider.store.get(report.jobId!)?.state === 'settled' ? true : undefined));
+  const settled = await waitFor('the provider redeems the escrow', () => prov.provider.store.get(report.jobId!)?.state === 'settled');
   t.ok(settled);
   t.equal(prov.provider.store.earningsSummary().bySource.cashu, 50_000, 'the provider booked 50 sats of ecash');
   const states = await cashu.checkStates(job.escrow!.proofs as never);

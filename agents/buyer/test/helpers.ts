@@ -149,3 +149,14 @@ export async function scriptedProvider(
   });
   return { pubkey, requests };
 }
+
+/** Polls `cond` (every 25 ms) until it gives a value; fails after `ms`. */
+export async function waitFor<T>(what: string, cond: () => T | undefined | false, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = cond();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
