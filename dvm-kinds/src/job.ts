@@ -256,7 +256,8 @@ export function parseJobResult(e: EventLike, expectedKind?: number): Parsed<JobR
   const eTag = tagsNamed(e.tags, 'e')[0];
   if (!eTag) out.push(problem('tags.e', 'missing', 'a result references its request with an "e" tag'));
   else if (!isHex64(eTag[1])) out.push(problem('tags.e', 'invalid', 'request id must be a 64-char lowercase hex event id'));
-  const pTag = tagsNamed(e.tags, 'p')[0];
+  const pTags = tagsNamed(e.tags, 'p');
+  let pTag = pTags[0];
   if (!pTag) out.push(problem('tags.p', 'missing', 'a result names its customer with a "p" tag'));
   else if (!isHex64(pTag[1])) out.push(problem('tags.p', 'invalid', 'customer must be a 64-char lowercase hex pubkey'));
   let request: NostrEvent | undefined;
@@ -273,7 +274,11 @@ export function parseJobResult(e: EventLike, expectedKind?: number): Parsed<JobR
       request = parsed;
       if (eTag && parsed.id !== eTag[1]) out.push(problem('tags.request', 'mismatch', 'the included request id differs from the "e" tag'));
       if (parsed.kind + 1000 !== e.kind) out.push(problem('tags.request', 'mismatch', `a kind ${e.kind} result answers kind ${e.kind - 1000}, the included request is kind ${parsed.kind}`));
-      if (pTag && parsed.pubkey !== pTag[1]) out.push(problem('tags.request', 'mismatch', 'the included request author differs from the "p" tag'));
+      // Some clients (NDK's tag()) also copy the request's own p tags, before the customer's:
+      // with an included request, the customer is the p tag naming its author.
+      const customer = pTags.find((t) => t[1] === parsed.pubkey);
+      if (customer) pTag = customer;
+      else if (pTag) out.push(problem('tags.request', 'mismatch', 'the included request author is not named in a "p" tag'));
     }
   }
   const amount = readAmount(e.tags, out);

@@ -91,6 +91,21 @@ t.test('NDK feedback (payment_required) and results parse with ours', async (t) 
   t.same(out.envelope.amount, { msats: 2000 });
 });
 
+t.test('an NDK result to a request naming its provider: the customer is the request author', async (t) => {
+  // NDK's tag() copies the request's own p tags (the provider) ahead of the author's.
+  const req = sign(buildTextGenRequest({ prompt: 'hi', providers: [provider.pk], createdAt: T0 }), buyer.sk);
+  const res = new NDKDVMJobResult(ndk);
+  res.jobRequest = new NDKEvent(ndk, req);
+  res.result = 'hello';
+  res.created_at = T0 + 1;
+  await res.sign(providerSigner);
+  const e = raw(res);
+  t.same(e.tags.filter((x) => x[0] === 'p').map((x) => x[1]), [provider.pk, buyer.pk], 'two p tags, the provider first');
+  const out = value(parseTextGenResult(e));
+  t.equal(out.envelope.customer, buyer.pk);
+  t.equal(out.envelope.requestId, req.id);
+});
+
 t.test('NDK reads our requests, results and feedback', async (t) => {
   const req = sign(buildTextGenRequest({ prompt: 'Say hi', params: { model: 'llama3' }, bidMsats: 1000, createdAt: T0 }), buyer.sk);
   const ndkReq = NDKDVMRequest.from(new NDKEvent(ndk, req));

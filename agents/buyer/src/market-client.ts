@@ -325,7 +325,8 @@ export class MarketClient {
       const out = await this.#attempt(runId, task, c, attempts, o, {});
       outcomes.push(out);
       if (out.result === 'paid' || out.result === 'verified' || out.result === 'payment-pending') break;
-      if (out.result === 'disputed' || out.result === 'refused') unusable.add(c.pubkey);
+      // Not asked again: a provider that delivered a bad result, asked too much, or took a prepayment and then failed.
+      if (out.result === 'disputed' || out.result === 'refused' || (out.jobId && this.store.get(out.jobId)?.payment)) unusable.add(c.pubkey);
       if (this.#remaining(runId) <= 0) break;
     }
     return outcomes;
@@ -579,7 +580,7 @@ export class MarketClient {
       return undefined;
     }
     const env = parseJobResult(opened.value, job.kind + 1000);
-    if (!env.ok || env.value.requestId !== job.id || env.value.customer !== this.pubkey) {
+    if (!env.ok || env.value.requestId !== job.id || !e.tags.some((t) => t[0] === 'p' && t[1] === this.pubkey)) {
       this.#log.warn({ jobId: job.id, eventId: e.id, problems: env.ok ? 'answers another job' : formatProblems(env.errors) }, 'a result that is not for this job: ignored');
       return undefined;
     }
@@ -794,7 +795,8 @@ export class MarketClient {
     const jobs = run.jobIds.map((id) => this.store.get(id)!).filter(Boolean);
     const by = (s: string) => jobs.find((j) => j.state === s);
     const paid = jobs.find((j) => j.state === 'paid' && j.payment);
-    const verified = jobs.find((j) => (j.state === 'paid' && !j.payment) || (j.verdict?.ok && (j.state === 'refused' ? j.refusal === 'invoice' : false)));
+    // Verified but nothing paid: the provider asked nothing, or gave no usable invoice / escrow claim.
+    const verified = jobs.find((j) => j.verdict?.ok && ((j.state === 'paid' && !j.payment) || (j.state === 'refused' && j.refusal === 'invoice')));
     let outcome: RunOutcome;
     let reason: string | undefined;
     if (paid) outcome = 'paid';

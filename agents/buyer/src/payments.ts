@@ -42,6 +42,7 @@ export function classifyPaymentError(err: unknown): PaymentRefused | undefined {
     if (err.code === 'WALLET_ERROR') return new PaymentRefused(err.nip47Code === 'QUOTA_EXCEEDED' ? 'budget' : 'wallet', err.message);
     return undefined; // TIMEOUT, ABORTED, BAD_PREIMAGE: the payment may have happened
   }
+  if (err instanceof CashuWalletError && err.reason === 'OVER_LIMIT') return new PaymentRefused('budget', err.message);
   // A mint answer with a NUT error code refused the melt; anything else (network) is unknown.
   if (err instanceof CashuWalletError && typeof err.code === 'number') return new PaymentRefused('wallet', err.message);
   if (err instanceof CashuWalletError && /over the budget|exceeds the budget/.test(err.message)) return new PaymentRefused('budget', err.message);
@@ -56,12 +57,9 @@ export function walletPayer(wallet: Wallet): Payer {
   return {
     canPay,
     async payInvoice(bolt11, o) {
-      if (o.via === 'lightning') {
-        const p = await wallet.lightning.pay(bolt11, { maxAmountMsat: o.maxAmountMsat, ...(o.signal ? { signal: o.signal } : {}), ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}) });
-        return { preimage: p.preimage, amountMsat: p.amountMsat, feesPaidMsat: p.feesPaidMsat };
-      }
-      const r = await wallet.cashu.payInvoice(bolt11, { maxAmountSat: Math.floor(o.maxAmountMsat / 1000) });
-      return { preimage: r.preimage, amountMsat: r.amount * 1000, feesPaidMsat: r.feePaid * 1000 };
+      // The wallet checks its spending limits (per payment, per job, per hour/day) before any call.
+      const p = await wallet.pay(bolt11, { via: o.via, jobId: o.jobId, maxAmountMsat: o.maxAmountMsat, ...(o.signal ? { signal: o.signal } : {}), ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}) });
+      return { preimage: p.preimage, amountMsat: p.amountMsat, feesPaidMsat: p.feesPaidMsat };
     },
     cashu: () => wallet.cashu,
   };

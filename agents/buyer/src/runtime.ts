@@ -74,8 +74,10 @@ export async function openBuyer(o: {
   try {
     wallet = await Wallet.open({
       logger: o.logger.child({ part: 'wallet' }),
+      dataDir: paths.wallet,
+      limits: { perPaymentMsat: c.limits.perPaymentSats * 1000, perJobMsat: c.limits.perJobSats * 1000, perHourMsat: c.limits.perHourSats * 1000, perDayMsat: c.limits.perDaySats * 1000 },
       ...(c.nwcUri ? { lightning: { nwcUri: c.nwcUri } } : {}),
-      ...(c.mint ? { cashu: { mintUrl: c.mint, dataDir: join(paths.wallet, 'cashu') } } : {}),
+      ...(c.mint ? { cashu: { mintUrl: c.mint } } : {}),
     });
     store = BuyerStore.open(paths.db);
     const runner = o.runner ?? (await createRunner(c, o.logger));
