@@ -104,6 +104,13 @@ t.test('reputation assertion (NIP-85 30382) and payment info (NIP-61 10019)', as
   t.same(rep.perKind, stats.perKind);
   t.equal(rep.successRate, 0.95);
   t.same(paths(parseReputationAssertion({ kind: 30382, created_at: T0, content: '', tags: [['d', 'x']] })).length, 11, 'every missing field is listed');
+  // The full figure set (requests, accepted, p90 latency, last seen, per-kind p90 and sats) round-trips.
+  const full = { ...stats, requests: 130, accepted: 121, p90LatencySecs: 77, lastSeen: T0 - 5, perKind: [{ kind: 5930, jobs: 120, delivered: 118, paid: 115, disputesLost: 1, medianLatencySecs: 42, p90LatencySecs: 77, satsEarned: 9000 }] };
+  const ev = sign(buildReputationAssertion(provider.pk, full, T0), relayKey.sk);
+  const back = value(parseReputationAssertion(ev));
+  t.same({ ...back, pubkey: undefined, createdAt: undefined, provider: undefined, rank: undefined }, { ...full, pubkey: undefined, createdAt: undefined, provider: undefined, rank: undefined });
+  t.same(ev.tags.filter((x) => ['requests', 'accepted', 'p90_latency_secs', 'last_seen'].includes(x[0])), [['requests', '130'], ['accepted', '121'], ['p90_latency_secs', '77'], ['last_seen', String(T0 - 5)]]);
+  t.same(paths(parseReputationAssertion({ ...ev, tags: ev.tags.map((x) => (x[0] === 'kind_stats' ? [...x.slice(0, 7), 'x'] : x)) })), ['tags.kind_stats[0]'], 'a bad appended per-kind figure is refused');
   const pi = value(parsePaymentInfo(sign(buildPaymentInfo({ relays: ['ws://127.0.0.1:4869'], mints: [{ url: 'http://127.0.0.1:3338', units: ['sat'] }], p2pkPubkey: '02' + provider.pk, createdAt: T0 }), provider.sk)));
   t.same(pi.mints, [{ url: 'http://127.0.0.1:3338', units: ['sat'] }]);
   t.equal(pi.p2pkPubkey, '02' + provider.pk);

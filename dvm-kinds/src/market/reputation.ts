@@ -14,10 +14,22 @@ export interface KindStats {
   readonly paid: number;
   readonly disputesLost: number;
   readonly medianLatencySecs: number;
+  /** Appended after the six figures above when known (older assertions end there). */
+  readonly p90LatencySecs?: number;
+  readonly satsEarned?: number;
 }
 
 export interface ReputationStats {
+  /** Jobs that count toward the tier (see the relay README: anti-gaming rules). */
   readonly jobsSeen: number;
+  /** Job requests that named this provider in a `p` tag. */
+  readonly requests?: number;
+  /** Jobs the provider took on (processing / payment-required / partial / success feedback, or a result). */
+  readonly accepted?: number;
+  /** 90th percentile request→result latency. */
+  readonly p90LatencySecs?: number;
+  /** Unix seconds of the provider's latest event the indexer saw. */
+  readonly lastSeen?: number;
   readonly resultsDelivered: number;
   /** Receipts with a verified proof of payment. */
   readonly paidJobs: number;
@@ -52,16 +64,24 @@ export function buildReputationAssertion(provider: string, s: ReputationStats, c
     ['rank', String(rankFor(s))],
     ['tier', String(s.tier)],
     ['jobs', String(s.jobsSeen)],
+    ...(s.requests !== undefined ? [['requests', String(s.requests)]] : []),
+    ...(s.accepted !== undefined ? [['accepted', String(s.accepted)]] : []),
     ['delivered', String(s.resultsDelivered)],
     ['paid', String(s.paidJobs)],
     ['disputes_opened', String(s.disputesOpened)],
     ['disputes_lost', String(s.disputesLost)],
     ['median_latency_secs', String(s.medianLatencySecs)],
+    ...(s.p90LatencySecs !== undefined ? [['p90_latency_secs', String(s.p90LatencySecs)]] : []),
     ['sats_earned', String(s.satsEarned)],
     ['success_rate', s.successRate.toFixed(4)],
   ];
   if (s.rating !== undefined) tags.push(['rating', s.rating.toFixed(4)]);
-  for (const k of s.perKind) tags.push(['kind_stats', String(k.kind), String(k.jobs), String(k.delivered), String(k.paid), String(k.disputesLost), String(k.medianLatencySecs)]);
+  if (s.lastSeen !== undefined) tags.push(['last_seen', String(s.lastSeen)]);
+  for (const k of s.perKind) {
+    const t = ['kind_stats', String(k.kind), String(k.jobs), String(k.delivered), String(k.paid), String(k.disputesLost), String(k.medianLatencySecs)];
+    if (k.p90LatencySecs !== undefined && k.satsEarned !== undefined) t.push(String(k.p90LatencySecs), String(k.satsEarned));
+    tags.push(t);
+  }
   return { kind: REPUTATION_KIND, created_at: createdAt ?? nowSecs(), content: '', tags };
 }
 
@@ -84,6 +104,10 @@ export function parseReputationAssertion(e: EventLike): Parsed<ReputationAsserti
   const disputesLost = num('disputes_lost');
   const medianLatencySecs = num('median_latency_secs');
   const satsEarned = num('sats_earned');
+  const requests = readUintTag(e.tags, 'requests', out, false);
+  const accepted = readUintTag(e.tags, 'accepted', out, false);
+  const p90LatencySecs = readUintTag(e.tags, 'p90_latency_secs', out, false);
+  const lastSeen = readUintTag(e.tags, 'last_seen', out, false);
   const frac = (name: string, required: boolean): number | undefined => {
     const t = readSingleTag(e.tags, name, out, required);
     if (!t) return undefined;
@@ -99,8 +123,10 @@ export function parseReputationAssertion(e: EventLike): Parsed<ReputationAsserti
   const perKind: KindStats[] = [];
   tagsNamed(e.tags, 'kind_stats').forEach((t, n) => {
     const [kind, jobs, delivered, paid, lost, lat] = t.slice(1, 7).map(parseUint);
-    if ([kind, jobs, delivered, paid, lost, lat].some((x) => x === undefined) || !isJobRequestKind(kind!)) out.push(problem(`tags.kind_stats[${n}]`, 'invalid', '["kind_stats", kind, jobs, delivered, paid, disputes_lost, median_latency_secs]'));
-    else perKind.push({ kind: kind!, jobs: jobs!, delivered: delivered!, paid: paid!, disputesLost: lost!, medianLatencySecs: lat! });
+    const [p90, sats] = t.slice(7, 9).map(parseUint);
+    const extraBad = t.length > 7 && (p90 === undefined || sats === undefined);
+    if ([kind, jobs, delivered, paid, lost, lat].some((x) => x === undefined) || !isJobRequestKind(kind!) || extraBad) out.push(problem(`tags.kind_stats[${n}]`, 'invalid', '["kind_stats", kind, jobs, delivered, paid, disputes_lost, median_latency_secs, p90_latency_secs?, sats_earned?]'));
+    else perKind.push({ kind: kind!, jobs: jobs!, delivered: delivered!, paid: paid!, disputesLost: lost!, medianLatencySecs: lat!, ...(p90 !== undefined && sats !== undefined ? { p90LatencySecs: p90, satsEarned: sats } : {}) });
   });
   return result(out, () => ({
     ...(e.pubkey !== undefined ? { pubkey: e.pubkey } : {}),
@@ -109,6 +135,10 @@ export function parseReputationAssertion(e: EventLike): Parsed<ReputationAsserti
     rank: rank!,
     tier: tier as 0 | 1 | 2 | 3,
     jobsSeen: jobsSeen!,
+    ...(requests !== undefined ? { requests } : {}),
+    ...(accepted !== undefined ? { accepted } : {}),
+    ...(p90LatencySecs !== undefined ? { p90LatencySecs } : {}),
+    ...(lastSeen !== undefined ? { lastSeen } : {}),
     resultsDelivered: resultsDelivered!,
     paidJobs: paidJobs!,
     disputesOpened: disputesOpened!,
