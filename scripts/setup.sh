@@ -8,7 +8,8 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok ins
 # bubblewrap/podman/runc: the sandbox runners; debootstrap: the registry-free sandbox image.
 # liblmdb0/libzstd1: runtime libraries of the prebuilt strfry that benchmarks and interop
 # tests run side by side with our relay when it is present (the project never needs strfry).
-for pkg in bubblewrap podman runc git libsecp256k1-1 debootstrap liblmdb0 libzstd1; do
+# chromium: the headless browser the marketplace page's test drives (playwright-core).
+for pkg in bubblewrap podman runc git libsecp256k1-1 debootstrap liblmdb0 libzstd1 chromium; do
   have "$pkg" || need+=("$pkg")
 done
 

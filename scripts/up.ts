@@ -44,9 +44,15 @@ async function runUp(f: FlagValues): Promise<number> {
   const lines: string[] = [];
   try {
     const { startRelay } = await import('../relay/src/server.ts');
-    const relay = await startRelay({ port: f.port as number, host: f.host as string, dataDir: resolve(dataDir, 'relay'), transport: f.transport as 'uws' | 'ws', logger: logger.child({ component: 'relay' }) });
+    const mintPort = f['mint-port'] as number;
+    const relay = await startRelay({
+      port: f.port as number, host: f.host as string, dataDir: resolve(dataDir, 'relay'), transport: f.transport as 'uws' | 'ws', logger: logger.child({ component: 'relay' }),
+      // The market index and reputation; the devnet mint is trusted for escrowed Cashu receipts.
+      market: { trustedMints: mintPort > 0 ? [`http://${f.host as string}:${mintPort}`] : [] },
+    });
     parts.push({ name: 'relay', close: () => relay.close() });
     lines.push(`  relay      ${relay.url}   (data: ${resolve(dataDir, 'relay')})`);
+    lines.push(`  market     ${relay.url.replace(/^ws/, 'http')}/   (marketplace page; JSON under /api/, Prometheus at /metrics)`);
     // Parts register themselves in `parts` as soon as they run, so a later failure stops them all.
     // The provider runs jobs in bubblewrap: without it, it would accept jobs that then fail.
     const sandboxProblem = await prepareSandbox(logger, f.setup as boolean);

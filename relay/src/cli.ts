@@ -38,9 +38,18 @@ export const relayCommand: CommandSpec = {
     'max-backpressure': int('Bytes queued for a client before it is disconnected', DEFAULT_LIMITS.maxBackpressureBytes, 65536),
     'idle-timeout': int('Seconds of silence before a connection is closed (pings keep clients alive; 0 = never)', DEFAULT_LIMITS.idleTimeoutSecs),
     'verify-workers': { type: 'number', integer: true, min: 0, max: 64, description: 'Signature verification threads (default: 0 with native libsecp256k1, cores - 1 with the WASM fallback; 0 = inline)' },
+    market: { type: 'boolean', default: true, description: 'Market index, NIP-85 reputation, HTTP API (/api/…), marketplace page (/) and /metrics; --no-market turns them off' },
+    'trusted-mint': { type: 'string', multiple: true, description: 'A Cashu mint whose NUT-07 proof states count for escrowed receipts (repeatable; without one, Cashu receipts stay unverified)' },
+    'reputation-debounce-ms': { type: 'number', integer: true, min: 0, default: 2000, description: 'Wait this long after a change before publishing NIP-85 assertions' },
     'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'Log level' },
   },
-  details: `Serves NIP-11 (Accept: application/nostr+json) and GET /health over HTTP on the same port.
+  subcommands: {
+    reindex: async () => reindexCommand,
+  },
+  details: `Serves NIP-11 (Accept: application/nostr+json), GET /health, and with the market (default)
+the marketplace page at /, the JSON API under /api/ and Prometheus metrics at /metrics, on the same port.
+The reputation key lives in DATA/market/reputation.key (0600; NIP-49 encrypted when
+BAZAAR_RELAY_KEY_PASSPHRASE is set); NIP-11 announces it as reputation_pubkey.
 Examples:
   bazaar relay --port 4869 --host 127.0.0.1 --data ./data/relay
   BAZAAR_RELAY_PORT=7777 bazaar relay --transport ws`,
@@ -101,8 +110,55 @@ async function runRelay(f: FlagValues): Promise<number> {
     ...(f['trust-proxy'] ? { trustProxy: true } : {}),
     ...(f['verify-workers'] !== undefined ? { verifyWorkers: f['verify-workers'] as number } : {}),
     querySliceMs: f['query-slice-ms'] as number,
+    ...(f.market ? { market: marketOptions(f) } : {}),
     logger,
   });
   await untilSignal(() => relay.close(), logger);
   return 0;
 }
+
+function marketOptions(f: FlagValues): import('./market/service.ts').MarketOptions {
+  const mints = (f['trusted-mint'] as string[] | undefined) ?? [];
+  for (const m of mints) if (!/^https?:\/\/./.test(m)) throw new UsageError(`--trusted-mint must be an http(s):// URL, got ${JSON.stringify(m)}`);
+  return { trustedMints: mints, debounceMs: f['reputation-debounce-ms'] as number };
+}
+
+export const reindexCommand: CommandSpec = {
+  name: 'reindex',
+  summary: 'Rebuild the market index and reputation from the stored events (the relay must be stopped).',
+  envPrefix: 'BAZAAR_RELAY_',
+  flags: {
+    data: { type: 'string', default: './data/relay', description: 'Data directory of the relay (LMDB files)' },
+    'from-scratch': { type: 'boolean', default: false, description: 'Also forget facts of events the store no longer holds (replaced, deleted, expired): the index then describes only what is stored' },
+    'trusted-mint': { type: 'string', multiple: true, description: 'As for `bazaar relay`' },
+    json: { type: 'boolean', default: false, description: 'Print the outcome as JSON' },
+    'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'warn', description: 'Log level' },
+  },
+  details: `Re-extracts the facts of every stored event from sequence 0 with this build's code and rebuilds
+the job index, the provider directory and reputation. The result equals what the running relay
+builds incrementally. Assertions are re-published by the relay when it next starts (only those
+whose figures changed).`,
+  async run(f) {
+    const { existsSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const dataDir = resolve(f.data as string);
+    if (!existsSync(join(dataDir, 'data.mdb'))) throw new UsageError(`no relay store in ${dataDir} (data.mdb not found)`);
+    const logger = createLogger({ name: 'relay-reindex', level: f['log-level'] as string });
+    const { openLmdbStore } = await import('./store/lmdb-store.ts');
+    const { MarketIndex } = await import('./market/market-index.ts');
+    const store = await openLmdbStore({ path: dataDir, logger, purgeIntervalMs: 0 });
+    const mints = (f['trusted-mint'] as string[] | undefined) ?? [];
+    const index = await MarketIndex.open({ path: join(dataDir, 'market', 'index'), logger, trustedMints: mints });
+    try {
+      const started = performance.now();
+      const r = await index.reindex(store, { fromScratch: f['from-scratch'] as boolean });
+      const t = index.state.totals();
+      const out = { events: r.events, facts: r.facts, jobs: t.jobs, providers: t.providers, paidJobs: t.paidJobs, cursor: index.cursor, ms: Math.round(performance.now() - started) };
+      process.stdout.write(f.json ? `${JSON.stringify(out)}\n` : `reindexed ${out.events} market events (${out.facts} facts): ${out.jobs} jobs, ${out.providers} providers, ${out.paidJobs} paid jobs; at store sequence ${out.cursor} in ${out.ms} ms\n`);
+      return 0;
+    } finally {
+      await index.close();
+      await store.close();
+    }
+  },
+};

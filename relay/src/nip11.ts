@@ -11,6 +11,8 @@ export interface RelayInfoConfig {
   authRequired: boolean;
   restrictedWrites: boolean;
   minPowDifficulty?: number;
+  /** The key that signs this relay's NIP-85 reputation assertions (hex), announced as `reputation_pubkey`. */
+  reputationPubkey?: string;
 }
 
 export const CORS_HEADERS: Readonly<Record<string, string>> = Object.freeze({
@@ -26,6 +28,7 @@ export function relayInfo(cfg: RelayInfoConfig, limits: RelayLimits, version: st
     ...(cfg.pubkey ? { pubkey: cfg.pubkey } : {}),
     ...(cfg.contact ? { contact: cfg.contact } : {}),
     supported_nips: [...SUPPORTED_NIPS],
+    ...(cfg.reputationPubkey ? { reputation_pubkey: cfg.reputationPubkey } : {}),
     version,
     limitation: {
       max_message_length: limits.maxMessageBytes,

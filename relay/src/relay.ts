@@ -46,6 +46,13 @@ export interface RelayCoreOptions {
   readonly onStored?: (event: NostrEvent) => void;
   /** Time budget of one query-scheduler turn before the event loop is yielded (ms). Default 5. */
   readonly querySliceMs?: number;
+  /**
+   * Extra HTTP routes (the market API, the marketplace page, /metrics), asked before the relay's
+   * own: a response, or undefined to fall through to NIP-11, /health and 404.
+   */
+  readonly http?: (req: HttpRequest) => HttpResponse | Promise<HttpResponse> | undefined;
+  /** Called with each REQ's time to EOSE in milliseconds (metrics). */
+  readonly onQuery?: (ms: number) => void;
 }
 
 /** Queries of one connection worked on in turn; its further queries wait behind them. */
@@ -165,7 +172,9 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
   /** Connections mostly share a Host header: one parsed address each, not one per connection. */
   private readonly addresses = new Map<string, RelayAddress | undefined>();
   private readonly log: Logger;
-  stats = { eventsReceived: 0, eventsStored: 0, eventsRejected: 0, reqs: 0 };
+  stats = { eventsReceived: 0, eventsStored: 0, eventsRejected: 0, eventsSent: 0, reqs: 0 };
+  /** Refused events by the NIP-01 prefix of the reason (`invalid`, `blocked`, `rate-limited`, …). */
+  readonly rejections: Record<string, number> = Object.create(null) as Record<string, number>;
   readonly opts: RelayCoreOptions;
 
   constructor(opts: RelayCoreOptions) {
@@ -194,8 +203,10 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
     return client;
   }
 
-  onHttp(req: HttpRequest): HttpResponse {
+  onHttp(req: HttpRequest): HttpResponse | Promise<HttpResponse> {
     const path = req.path.split('?')[0];
+    const extra = this.opts.http?.(req);
+    if (extra) return extra;
     if (req.method === 'OPTIONS') return { status: 204, headers: { ...CORS_HEADERS, 'Access-Control-Max-Age': '86400' }, body: '' };
     if (req.method !== 'GET' && req.method !== 'HEAD') return { status: 405, headers: { ...CORS_HEADERS, Allow: 'GET, HEAD, OPTIONS' }, body: 'method not allowed\n' };
     if (path === '/health') {
@@ -292,13 +303,13 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
     }
     const parsed = parseEvent(msg[1]);
     if (!parsed.ok) {
-      this.stats.eventsRejected++;
+      this.countRejected(parsed.message);
       client.send(parsed.id ? okFrame(parsed.id, false, parsed.message) : noticeFrame(parsed.message));
       return;
     }
     const event = parsed.event;
     this.admit(event, { source: { type: 'ws', ip: client.ip, connectionId: client.id }, client, size }).then((r) => {
-      if (!r.ok) this.stats.eventsRejected++;
+      if (!r.ok) this.countRejected(r.message);
       client.send(okFrame(event.id, r.ok, r.message));
     });
   }
@@ -314,14 +325,21 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
     this.stats.eventsReceived++;
     const parsed = parseEvent(event);
     if (!parsed.ok) {
-      this.stats.eventsRejected++;
+      this.countRejected(parsed.message);
       return Promise.resolve({ ok: false, message: parsed.message });
     }
     const info = opts.sourceInfo ?? opts.source;
     return this.admit(parsed.event, { source: { type: opts.source, ip: info, connectionId: info } }).then((r) => {
-      if (!r.ok) this.stats.eventsRejected++;
+      if (!r.ok) this.countRejected(r.message);
       return r;
     });
+  }
+
+  private countRejected(message: string): void {
+    this.stats.eventsRejected++;
+    const i = message.indexOf(':');
+    const prefix = i > 0 && i < 16 ? message.slice(0, i) : 'other';
+    this.rejections[prefix] = (this.rejections[prefix] ?? 0) + 1;
   }
 
   /** Every event, whatever its source, goes through here; the answer's reason is normalised once. */
@@ -441,6 +459,7 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
       const sock = sub.conn.sock;
       const frame = sub.prefix + raw + ']';
       sock.cork(() => sock.send(frame));
+      this.stats.eventsSent++;
     }
   }
 
@@ -532,12 +551,16 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
     const q = { now: this.now(), maxSeq: watermark };
     const clamped = this.clampLimits(filters);
     // Stores that can frame results as bytes save building a string per event.
+    const started = this.opts.onQuery ? performance.now() : 0;
     const cursor: QueryCursor<(string | Buffer)[]> = store.openQueryFrames ? store.openQueryFrames(clamped, sub.prefixBytes, FRAME_SUFFIX, q) : store.openQuery(clamped, q);
     this.queries.submit(client, {
       subId,
       kind: 'REQ',
       step: (deadline) => cursor.step(deadline),
-      finish: () => this.sendStored(sub, cursor.result()),
+      finish: () => {
+        this.sendStored(sub, cursor.result());
+        if (this.opts.onQuery) this.opts.onQuery(performance.now() - started);
+      },
       fail: (err) => {
         this.log.error({ err, conn: client.id, subId }, 'query failed');
         this.endSub(sub, 'error: query failed');
@@ -556,6 +579,7 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
       sub.pending = null;
       for (const raw of held) sock.send(sub.prefix + raw + ']');
       sock.send(`["EOSE",${JSON.stringify(sub.subId)}]`);
+      this.stats.eventsSent += rows.length + held.length;
     });
   }
 

@@ -12,6 +12,7 @@ import { createVerifier, invalidReason } from './ingest/verify.ts';
 import type { Transport } from './transport/transport.ts';
 import { createUwsTransport } from './transport/uws-transport.ts';
 import { createWsTransport } from './transport/ws-transport.ts';
+import type { MarketOptions, MarketService } from './market/service.ts';
 
 export interface RelayOptions {
   readonly port?: number;
@@ -31,6 +32,11 @@ export interface RelayOptions {
   readonly querySliceMs?: number;
   /** Worker threads for signature verification (0 = inline). */
   readonly verifyWorkers?: number;
+  /**
+   * The market index, NIP-85 reputation, HTTP API, page and /metrics (needs `dataDir`).
+   * `bazaar relay` turns it on unless `--no-market`; programmatic relays opt in.
+   */
+  readonly market?: MarketOptions | boolean;
   readonly logger?: Logger;
   /** Clock in unix seconds (tests). */
   readonly now?: () => number;
@@ -42,6 +48,8 @@ export interface RunningRelay {
   readonly port: number;
   readonly core: RelayCore;
   readonly transport: Transport['name'];
+  /** The market side, when enabled. */
+  readonly market?: MarketService;
   close(): Promise<void>;
 }
 
@@ -64,8 +72,16 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay>
     store = await openLmdbStore({ path: opts.dataDir, logger, maxLimit: limits.maxLimit });
   }
   const verifier = createVerifier({ logger, ...(opts.verifyWorkers !== undefined ? { workers: opts.verifyWorkers } : {}) });
+  let market: MarketService | undefined;
+  if (opts.market) {
+    if (!opts.dataDir) throw new Error('startRelay: the market index needs a dataDir');
+    const { MarketService } = await import('./market/service.ts');
+    market = await MarketService.open(opts.dataDir, opts.market === true ? {} : opts.market, logger);
+    info.reputationPubkey = market.key.pubkey;
+  }
   const core = new RelayCore({
     store,
+    ...(market ? { onStored: market.onStored, http: market.http, onQuery: market.metrics.observeQuery } : {}),
     verify: async (e) => {
       const outcome = await verifier.check(e);
       return outcome === 'valid' ? null : invalidReason(outcome);
@@ -80,6 +96,14 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay>
     ...(opts.now ? { now: opts.now } : {}),
     ...(opts.querySliceMs !== undefined ? { querySliceMs: opts.querySliceMs } : {}),
   });
+  try {
+    await market?.start(core, store);
+  } catch (err) {
+    await market?.close();
+    await verifier.close();
+    if (ownStore) await store.close();
+    throw err;
+  }
   const transportName = opts.transport ?? 'uws';
   const transport = createTransport(transportName);
   const host = opts.host ?? '127.0.0.1';
@@ -97,6 +121,7 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay>
       core,
     );
   } catch (err) {
+    await market?.close();
     await verifier.close();
     if (ownStore) await store.close();
     throw err;
@@ -109,9 +134,11 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay>
     port,
     core,
     transport: transportName,
+    ...(market ? { market } : {}),
     close: () =>
       (closing ??= (async () => {
         await transport.close();
+        await market?.close();
         await verifier.close();
         if (ownStore) await store.close();
         logger.info({ url }, 'relay stopped');

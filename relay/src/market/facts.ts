@@ -96,7 +96,8 @@ export interface DisputeFact {
   readonly requestId: string;
   readonly resultId: string;
   readonly provider: string;
-  readonly arbiter: string;
+  /** Only escrowed jobs name an arbiter; a pay-after-verify dispute records the failed checks and ends there. */
+  readonly arbiter?: string;
 }
 
 export interface VerdictFact {
@@ -243,7 +244,7 @@ export function extractFact(e: NostrEvent): Fact | undefined {
     const d = parseDispute(e);
     if (!d.ok) return undefined;
     const v = d.value;
-    return { t: 'dispute', id: e.id, at: e.created_at, buyer: e.pubkey, requestId: v.requestId, resultId: v.resultId, provider: v.provider, arbiter: v.arbiter };
+    return { t: 'dispute', id: e.id, at: e.created_at, buyer: e.pubkey, requestId: v.requestId, resultId: v.resultId, provider: v.provider, ...(v.arbiter ? { arbiter: v.arbiter } : {}) };
   }
   if (k === VERDICT_KIND) {
     const d = parseVerdict(e);

@@ -117,7 +117,7 @@ export function reduceJob(requestId: string, facts: readonly JobFact[], o: Reduc
   // verdicts, the arbiter the buyer named). Addressable: the newest version wins.
   const receipt = buyer === undefined ? undefined : newest(sorted.filter((f): f is ReceiptFact => f.t === 'receipt' && f.buyer === buyer));
   const dispute = buyer === undefined ? undefined : newest(sorted.filter((f): f is DisputeFact => f.t === 'dispute' && f.buyer === buyer));
-  const verdict = dispute === undefined ? undefined
+  const verdict = dispute?.arbiter === undefined ? undefined
     : newest(sorted.filter((f): f is VerdictFact => f.t === 'verdict' && f.arbiter === dispute.arbiter && f.buyer === dispute.buyer && f.provider === dispute.provider));
 
   const parts: ProviderPart[] = [];

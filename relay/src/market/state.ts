@@ -81,13 +81,13 @@ export class MarketState {
     if (f.t === 'announcement') {
       const cur = this.#announcements.get(f.provider);
       if (!cur || f.at > cur.at || (f.at === cur.at && f.id < cur.id)) this.#announcements.set(f.provider, f);
-      this.#dirtyProviders.add(f.provider);
+      this.#touch(f.provider);
       return true;
     }
     if (f.t === 'heartbeat') {
       const list = this.#heartbeats.get(f.provider) ?? this.#heartbeats.set(f.provider, []).get(f.provider)!;
       list.push(f);
-      this.#dirtyProviders.add(f.provider);
+      this.#touch(f.provider);
       return true;
     }
     const jobId = jobIdOf(f)!;
@@ -139,7 +139,7 @@ export class MarketState {
       for (const p of providers) (this.#providerJobs.get(p) ?? this.#providerJobs.set(p, new Set()).get(p)!).add(id);
       for (const e of slot.edges) if (!edges.includes(e)) { this.#edge(e, -1); changedEdges.push(e.split(' ') as [string, string]); }
       for (const e of edges) if (!slot.edges.includes(e)) { this.#edge(e, +1); changedEdges.push(e.split(' ') as [string, string]); }
-      for (const p of new Set([...slot.providers, ...providers])) this.#dirtyProviders.add(p);
+      for (const p of new Set([...slot.providers, ...providers])) this.#touch(p);
       slot.view = view;
       slot.edges = edges;
       slot.providers = providers;
@@ -147,19 +147,24 @@ export class MarketState {
     // A new or removed payment b → p changes the cluster of every key whose money reaches b
     // within the cluster radius: walk the payments backwards from b.
     for (const [b, p] of changedEdges) {
-      this.#dirtyProviders.add(p);
+      this.#touch(p);
       let frontier = [b];
       const seen = new Set(frontier);
       for (let h = 0; h < this.#params.washHops && frontier.length; h++) {
         const next: string[] = [];
         for (const k of frontier) {
-          this.#dirtyProviders.add(k);
+          this.#touch(k);
           for (const from of this.#paidTo.get(k)?.keys() ?? []) if (!seen.has(from)) { seen.add(from); next.push(from); }
         }
         frontier = next;
       }
     }
-    for (const p of this.#dirtyProviders) this.#reputation.delete(p);
+  }
+
+  /** A provider whose figures may have moved: forget its cached reputation, publish it again. */
+  #touch(p: string): void {
+    this.#dirtyProviders.add(p);
+    this.#reputation.delete(p);
   }
 
   #edge(e: string, d: number): void {
@@ -230,8 +235,7 @@ export class MarketState {
     return [...new Set([...this.#announcements.keys(), ...this.#heartbeats.keys(), ...this.#providerJobs.keys()])].sort();
   }
 
-  directory(pubkey: string): DirectoryEntry {
-    const now = this.#now();
+  directory(pubkey: string, now = this.#now()): DirectoryEntry {
     const beats = this.#heartbeats.get(pubkey) ?? [];
     let heartbeat: HeartbeatFact | undefined;
     for (const h of beats) if (!heartbeat || h.at > heartbeat.at || (h.at === heartbeat.at && h.id < heartbeat.id)) heartbeat = h;
@@ -260,10 +264,10 @@ export class MarketState {
   }
 
   /** A deterministic image of everything derived (tests: reindex equals incremental, sidecar equals relay). */
-  snapshot(): unknown {
+  snapshot(now = this.#now()): unknown {
     this.settle();
     const jobs = [...this.#jobs.keys()].sort().map((id) => this.#jobs.get(id)!.view);
-    const providers = this.providerKeys().map((k) => ({ directory: this.directory(k), reputation: this.reputation(k) }));
+    const providers = this.providerKeys().map((k) => ({ directory: this.directory(k, now), reputation: this.reputation(k) }));
     return { facts: [...this.#facts.keys()].sort(), jobs, providers };
   }
 

@@ -44,7 +44,8 @@ export interface HttpResponse {
 
 export interface TransportHandlers {
   onOpen(socket: TransportSocket, req: HttpRequest): ConnectionHandler;
-  onHttp(req: HttpRequest): HttpResponse;
+  /** A plain HTTP request; a promise for answers computed asynchronously (e.g. /metrics). */
+  onHttp(req: HttpRequest): HttpResponse | Promise<HttpResponse>;
 }
 
 export interface TransportOptions {

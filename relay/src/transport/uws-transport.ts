@@ -4,7 +4,7 @@
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import type * as UWS from 'uWebSockets.js';
-import { HTTP_STATUS_TEXT, listenError, type ConnectionHandler, type HttpRequest, type Transport, type TransportHandlers, type TransportOptions, type TransportSocket } from './transport.ts';
+import { HTTP_STATUS_TEXT, listenError, type ConnectionHandler, type HttpRequest, type HttpResponse, type Transport, type TransportHandlers, type TransportOptions, type TransportSocket } from './transport.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -76,13 +76,25 @@ export function createUwsTransport(): Transport {
     listen(opts: TransportOptions, handlers: TransportHandlers): Promise<number> {
       uws = loadUws();
       const app = uws.App();
-      const http = (res: UWS.HttpResponse, req: UWS.HttpRequest) => {
-        const r = handlers.onHttp(readRequest(req));
+      const write = (res: UWS.HttpResponse, r: HttpResponse) => {
         res.cork(() => {
           res.writeStatus(`${r.status} ${HTTP_STATUS_TEXT[r.status] ?? ''}`.trim());
           for (const [k, v] of Object.entries(r.headers ?? {})) res.writeHeader(k, v);
           res.end(r.body);
         });
+      };
+      const http = (res: UWS.HttpResponse, req: UWS.HttpRequest) => {
+        const r = handlers.onHttp(readRequest(req));
+        if (!(r instanceof Promise)) return write(res, r);
+        // An asynchronous answer: uWS requires onAborted, and the response must not be touched after it.
+        let aborted = false;
+        res.onAborted(() => {
+          aborted = true;
+        });
+        r.then(
+          (x) => { if (!aborted) write(res, x); },
+          () => { if (!aborted) write(res, { status: 500, headers: { 'Content-Type': 'text/plain' }, body: 'internal error\n' }); },
+        );
       };
       app.ws<UserData>('/*', {
         maxPayloadLength: opts.maxFrameBytes,

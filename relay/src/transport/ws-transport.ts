@@ -1,7 +1,7 @@
 // `ws` package transport: the portable fallback with the same behaviour as uWS.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { listenError, type ConnectionHandler, type HttpRequest, type Transport, type TransportHandlers, type TransportOptions, type TransportSocket } from './transport.ts';
+import { listenError, type ConnectionHandler, type HttpRequest, type HttpResponse, type Transport, type TransportHandlers, type TransportOptions, type TransportSocket } from './transport.ts';
 
 class WsSocket implements TransportSocket {
   closed = false;
@@ -64,10 +64,15 @@ export function createWsTransport(): Transport {
     name: 'ws',
     listen(opts: TransportOptions, handlers: TransportHandlers): Promise<number> {
       server = createServer((req, res) => {
-        const r = handlers.onHttp(toRequest(req));
-        res.writeHead(r.status, r.headers as Record<string, string>);
-        res.end(r.body);
         req.resume();
+        const write = (r: HttpResponse) => {
+          if (res.destroyed) return;
+          res.writeHead(r.status, r.headers as Record<string, string>);
+          res.end(r.body);
+        };
+        const r = handlers.onHttp(toRequest(req));
+        if (r instanceof Promise) r.then(write, () => write({ status: 500, headers: { 'Content-Type': 'text/plain' }, body: 'internal error\n' }));
+        else write(r);
       });
       wss = new WebSocketServer({ server, maxPayload: opts.maxFrameBytes, perMessageDeflate: false, clientTracking: true });
       // ws re-emits the HTTP server's errors; listen failures are reported by listen() below.

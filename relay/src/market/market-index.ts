@@ -1,0 +1,218 @@
+// The durable market index: an exactly-once follower of the event store. It reads the
+// stored events after its last applied sequence number (store.eventsAfter), extracts their
+// facts, and commits facts and the new position in one LMDB transaction of its own
+// environment — so after a crash it resumes where it committed, and never applies an event
+// twice. `reindex` is the same loop from sequence 0. Facts of events the store later drops
+// (replaced, deleted, expired) stay: reputation is a record of what happened.
+import { mkdirSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import type { Logger } from 'pino';
+import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import type { EventStore } from '../store/event-store.ts';
+import { extractFact, FACTS_VERSION, isMarketKind, type Fact } from './facts.ts';
+import type { CashuCheck } from './job.ts';
+import { MarketState, type MarketStateOptions } from './state.ts';
+
+/** On-disk format of the index environment. */
+export const INDEX_SCHEMA_VERSION = 1;
+/** Events looked at per read of the store (one index transaction at most). */
+const PAGE = 2000;
+/** Without market events, the position is persisted at most every this many store events. */
+const CURSOR_LAG = 50_000;
+
+export interface MarketIndexOptions extends MarketStateOptions {
+  /** Directory of the index's own LMDB environment. */
+  readonly path: string;
+  readonly logger?: Logger;
+}
+
+/** Emits `applied` (facts: Fact[]) after each committed batch, and `error`. */
+export class MarketIndex extends EventEmitter {
+  readonly path: string;
+  state: MarketState;
+  readonly #root: RootDatabase;
+  readonly #facts: Database<Fact, string>;
+  readonly #checks: Database<CashuCheck, string>;
+  readonly #meta: Database<unknown, string>;
+  readonly #log: Logger | undefined;
+  readonly #stateOpts: MarketStateOptions;
+  #store: EventStore | undefined;
+  #cursor = 0;
+  #persistedCursor = 0;
+  #running: Promise<void> | undefined;
+  #again = false;
+  #scheduled = false;
+  #closed = false;
+  /** Counters for /metrics. */
+  readonly counters = { eventsApplied: 0, factsApplied: 0, batches: 0 };
+
+  private constructor(o: MarketIndexOptions, root: RootDatabase) {
+    super();
+    this.path = o.path;
+    this.#root = root;
+    this.#facts = root.openDB<Fact, string>('facts', {});
+    this.#checks = root.openDB<CashuCheck, string>('cashu-checks', {});
+    this.#meta = root.openDB<unknown, string>('meta', {});
+    this.#log = o.logger?.child({ component: 'market-index' });
+    this.#stateOpts = o;
+    this.state = new MarketState(o);
+  }
+
+  static async open(o: MarketIndexOptions): Promise<MarketIndex> {
+    mkdirSync(o.path, { recursive: true });
+    const root = open({ path: o.path, noSubdir: false, maxDbs: 8 });
+    const idx = new MarketIndex(o, root);
+    try {
+      const v = idx.#meta.get('schemaVersion');
+      if (v === undefined) {
+        await idx.#meta.put('schemaVersion', INDEX_SCHEMA_VERSION);
+        await idx.#meta.put('factsVersion', FACTS_VERSION);
+      } else if (v !== INDEX_SCHEMA_VERSION) {
+        throw new Error(`market index at ${o.path} has schema version ${JSON.stringify(v)}; this build reads ${INDEX_SCHEMA_VERSION} (run \`bazaar relay reindex --from-scratch\`)`);
+      }
+    } catch (err) {
+      await root.close();
+      throw err;
+    }
+    idx.#cursor = idx.#persistedCursor = (idx.#meta.get('cursor') as number | undefined) ?? 0;
+    idx.#load();
+    const fv = idx.#meta.get('factsVersion');
+    if (fv !== FACTS_VERSION) idx.#log?.warn({ have: fv, want: FACTS_VERSION }, 'market facts were extracted by another version: run `bazaar relay reindex` to re-extract them');
+    idx.#log?.info({ path: o.path, cursor: idx.#cursor, facts: idx.state.size }, 'market index opened');
+    return idx;
+  }
+
+  /** The last store sequence number applied. */
+  get cursor(): number {
+    return this.#cursor;
+  }
+
+  #load(): void {
+    this.state = new MarketState(this.#stateOpts);
+    for (const { value } of this.#facts.getRange({})) this.state.add(value);
+    for (const { key, value } of this.#checks.getRange({})) this.state.setCashuCheck(key, value);
+  }
+
+  /** Follow `store`: catch up now, then after every `notify()`. */
+  follow(store: EventStore): Promise<void> {
+    this.#store = store;
+    return this.catchUp();
+  }
+
+  /** New events were stored: catch up soon (calls in one event-loop turn coalesce). */
+  notify(): void {
+    if (this.#scheduled || this.#closed || !this.#store) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.catchUp().catch((err: unknown) => {
+        this.#log?.error({ err }, 'market index catch-up failed');
+        this.emit('error', err);
+      });
+    });
+  }
+
+  /** Apply every stored event after the cursor; resolves once caught up with what was stored before the call. */
+  catchUp(): Promise<void> {
+    if (this.#running) {
+      this.#again = true;
+      return this.#running;
+    }
+    this.#running = (async () => {
+      try {
+        do {
+          this.#again = false;
+          await this.#drain();
+        } while (this.#again && !this.#closed);
+      } finally {
+        this.#running = undefined;
+      }
+    })();
+    return this.#running;
+  }
+
+  async #drain(): Promise<void> {
+    const store = this.#store;
+    if (!store) return;
+    for (;;) {
+      if (this.#closed) return;
+      const page = store.eventsAfter(this.#cursor, PAGE, isMarketKind);
+      if (page.lastSeq <= this.#cursor) return;
+      const facts: Fact[] = [];
+      for (const e of page.events) {
+        const f = extractFact(JSON.parse(e.json) as NostrEvent);
+        if (f) facts.push(f);
+      }
+      const next = page.lastSeq;
+      const persistCursor = facts.length > 0 || next - this.#persistedCursor >= CURSOR_LAG;
+      if (persistCursor) {
+        await this.#root.transaction(() => {
+          for (const f of facts) this.#facts.putSync(f.id, f);
+          this.#meta.putSync('cursor', next);
+        });
+        this.#persistedCursor = next;
+      }
+      this.#cursor = next;
+      this.counters.eventsApplied += page.events.length;
+      this.counters.factsApplied += facts.length;
+      this.counters.batches++;
+      const added = facts.filter((f) => this.state.add(f));
+      if (added.length) this.emit('applied', added);
+    }
+  }
+
+  /** Add facts from outside the store (the sidecar's subscription). Idempotent by event id. */
+  async addFacts(facts: readonly Fact[]): Promise<Fact[]> {
+    const fresh = facts.filter((f) => !this.state.has(f.id));
+    if (!fresh.length) return [];
+    await this.#root.transaction(() => {
+      for (const f of fresh) this.#facts.putSync(f.id, f);
+    });
+    const added = fresh.filter((f) => this.state.add(f));
+    if (added.length) this.emit('applied', added);
+    return added;
+  }
+
+  /** Record a mint's answer about a Cashu receipt. */
+  async setCashuCheck(receiptId: string, check: CashuCheck): Promise<void> {
+    await this.#checks.put(receiptId, check);
+    this.state.setCashuCheck(receiptId, check);
+    this.emit('applied', []);
+  }
+
+  /**
+   * Rebuild from the store: re-extract every stored event from sequence 0 (overwriting the
+   * facts it had), keep the facts of events the store no longer holds (unless `fromScratch`),
+   * then rebuild the state from the facts. Equals the incremental state by construction
+   * (same extraction, same fold) — `test/market-index.test.ts` checks it.
+   */
+  async reindex(store: EventStore, o: { fromScratch?: boolean } = {}): Promise<{ events: number; facts: number }> {
+    await this.#running;
+    this.#store = store;
+    if (o.fromScratch) await this.#root.transaction(() => { this.#facts.clearSync(); });
+    this.#cursor = 0;
+    this.#persistedCursor = 0;
+    this.state = new MarketState(this.#stateOpts);
+    this.counters.eventsApplied = 0;
+    this.counters.factsApplied = 0;
+    await this.catchUp();
+    await this.#root.transaction(() => {
+      this.#meta.putSync('cursor', this.#cursor);
+      this.#meta.putSync('factsVersion', FACTS_VERSION);
+    });
+    this.#persistedCursor = this.#cursor;
+    this.#load();
+    this.emit('applied', []);
+    this.#log?.info({ cursor: this.#cursor, facts: this.state.size }, 'market index rebuilt');
+    return { events: this.counters.eventsApplied, facts: this.state.size };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#running?.catch(() => {});
+    if (this.#cursor !== this.#persistedCursor) await this.#meta.put('cursor', this.#cursor);
+    await this.#root.close();
+  }
+}
