@@ -7,6 +7,7 @@ export const root: CommandSpec = {
   summary: 'Bazaar: an open market for verifiable compute, spoken entirely in Nostr events.',
   subcommands: {
     relay: async () => (await import('../relay/src/cli.ts')).relayCommand,
+    indexer: async () => (await import('../relay/src/cli.ts')).indexerCommand,
     devnet: async () => (await import('../agents/devnet/src/cli.ts')).devnetCommand,
     provider: async () => (await import('../agents/provider/src/cli.ts')).providerCommand,
     policy: async () => (await import('../policies/src/cli.ts')).policyCommand,

@@ -41,6 +41,7 @@ export const relayCommand: CommandSpec = {
     market: { type: 'boolean', default: true, description: 'Market index, NIP-85 reputation, HTTP API (/api/…), marketplace page (/) and /metrics; --no-market turns them off' },
     'trusted-mint': { type: 'string', multiple: true, description: 'A Cashu mint whose NUT-07 proof states count for escrowed receipts (repeatable; without one, Cashu receipts stay unverified)' },
     'reputation-debounce-ms': { type: 'number', integer: true, min: 0, default: 2000, description: 'Wait this long after a change before publishing NIP-85 assertions' },
+    'reputation-interval-ms': { type: 'number', integer: true, min: 0, default: 30000, description: 'Publishing rounds of NIP-85 assertions at least this far apart under sustained traffic' },
     'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'Log level' },
   },
   subcommands: {
@@ -120,7 +121,7 @@ async function runRelay(f: FlagValues): Promise<number> {
 function marketOptions(f: FlagValues): import('./market/service.ts').MarketOptions {
   const mints = (f['trusted-mint'] as string[] | undefined) ?? [];
   for (const m of mints) if (!/^https?:\/\/./.test(m)) throw new UsageError(`--trusted-mint must be an http(s):// URL, got ${JSON.stringify(m)}`);
-  return { trustedMints: mints, debounceMs: f['reputation-debounce-ms'] as number };
+  return { trustedMints: mints, debounceMs: f['reputation-debounce-ms'] as number, minIntervalMs: f['reputation-interval-ms'] as number };
 }
 
 export const reindexCommand: CommandSpec = {
@@ -160,5 +161,39 @@ whose figures changed).`,
       await index.close();
       await store.close();
     }
+  },
+};
+
+export const indexerCommand: CommandSpec = {
+  name: 'indexer',
+  summary: 'Run the market index and NIP-85 reputation as a sidecar of any relay (strfry or another).',
+  envPrefix: 'BAZAAR_INDEXER_',
+  flags: {
+    relay: { type: 'string', description: 'The relay to index and publish assertions to (ws:// or wss://); required' },
+    data: { type: 'string', default: './data/indexer', description: 'Data directory (index LMDB files, reputation.key)' },
+    'trusted-mint': { type: 'string', multiple: true, description: 'A Cashu mint whose NUT-07 proof states count for escrowed receipts (repeatable)' },
+    'reputation-debounce-ms': { type: 'number', integer: true, min: 0, default: 2000, description: 'Wait this long after a change before publishing NIP-85 assertions' },
+    'reputation-interval-ms': { type: 'number', integer: true, min: 0, default: 30000, description: 'Publishing rounds at least this far apart under sustained traffic' },
+    'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'Log level' },
+  },
+  details: `Subscribes to the NIP-90 job kinds (5000-6999, 7000), announcements (31990), heartbeats (11998),
+disputes, verdicts and receipts (39300-39302), verifies every event's signature itself, builds the
+same index as the Bazaar relay and publishes the same kind 30382 assertions to the relay, signed by
+its own key (DATA/reputation.key; NIP-49 encrypted when BAZAAR_RELAY_KEY_PASSPHRASE is set).
+Reconnects with backoff; on reconnect it re-reads from an hour before the newest fact it holds.
+Example:
+  bazaar indexer --relay wss://relay.example.com --data ./data/indexer`,
+  async run(f) {
+    const relay = f.relay as string | undefined;
+    if (!relay) throw new UsageError('--relay is required');
+    if (!/^wss?:\/\/./.test(relay)) throw new UsageError(`--relay must be a ws:// or wss:// URL, got ${JSON.stringify(relay)}`);
+    const mints = (f['trusted-mint'] as string[] | undefined) ?? [];
+    for (const m of mints) if (!/^https?:\/\/./.test(m)) throw new UsageError(`--trusted-mint must be an http(s):// URL, got ${JSON.stringify(m)}`);
+    const logger = createLogger({ name: 'indexer', level: f['log-level'] as string });
+    const { startSidecar } = await import('./market/sidecar.ts');
+    const sidecar = await startSidecar({ relayUrl: relay, dataDir: resolve(f.data as string), trustedMints: mints, debounceMs: f['reputation-debounce-ms'] as number, minIntervalMs: f['reputation-interval-ms'] as number, logger });
+    process.stdout.write(`indexer: following ${relay}; reputation key ${sidecar.key.pubkey}\n`);
+    await untilSignal(() => sidecar.close(), logger);
+    return 0;
   },
 };

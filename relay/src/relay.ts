@@ -42,8 +42,8 @@ export interface RelayCoreOptions {
   /** Clock in unix seconds (tests). */
   readonly now?: () => number;
   readonly version?: string;
-  /** Called after an event is stored (market index, reputation hook). */
-  readonly onStored?: (event: NostrEvent) => void;
+  /** Called after an event is stored, with its store sequence number (the market index follows it). */
+  readonly onStored?: (event: NostrEvent, seq: number) => void;
   /** Time budget of one query-scheduler turn before the event loop is yielded (ms). Default 5. */
   readonly querySliceMs?: number;
   /**
@@ -401,7 +401,7 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
       case 'stored':
         this.stats.eventsStored++;
         this.broadcast(event, raw, outcome.seq);
-        this.opts.onStored?.(event);
+        this.opts.onStored?.(event, outcome.seq);
         return { ok: true, message: '' };
       case 'duplicate':
         return { ok: true, message: 'duplicate: already have this event' };

@@ -70,7 +70,7 @@ t.test('incremental index, restart, NIP-85 assertions, reindex equals incrementa
 
   const open = async (): Promise<{ store: LmdbStore; relay: RunningRelay; client: TestClient }> => {
     const store = await openLmdbStore({ path: dataDir, purgeIntervalMs: 0 });
-    const relay = await startRelay({ port: 0, dataDir, store, transport: 'ws', verifyWorkers: 0, market: { debounceMs: 0 } });
+    const relay = await startRelay({ port: 0, dataDir, store, transport: 'ws', verifyWorkers: 0, market: { debounceMs: 0, minIntervalMs: 0 } });
     return { store, relay, client: await TestClient.connect(relay.url) };
   };
   const shut = async (r: { store: LmdbStore; relay: RunningRelay; client: TestClient }) => {
@@ -177,7 +177,7 @@ t.test('incremental index, restart, NIP-85 assertions, reindex equals incrementa
 for (const transport of TRANSPORTS) {
   t.test(`HTTP API and /metrics over ${transport}`, async (t) => {
     const dataDir = mkdtempSync(join(tmpdir(), 'bazaar-market-api-'));
-    const relay = await startRelay({ port: 0, dataDir, transport, verifyWorkers: 0, market: { debounceMs: 0 } });
+    const relay = await startRelay({ port: 0, dataDir, transport, verifyWorkers: 0, market: { debounceMs: 0, minIntervalMs: 0 } });
     t.teardown(async () => {
       await relay.close();
       rmSync(dataDir, { recursive: true, force: true });
@@ -224,6 +224,9 @@ for (const transport of TRANSPORTS) {
     const nip11 = await fetch(base, { headers: { accept: 'application/nostr+json' } });
     t.match(await nip11.json(), { reputation_pubkey: relay.market!.key.pubkey }, 'NIP-11 still at / for nostr clients');
     await client.query('q1', { kinds: [5050], limit: 5 });
+    // Settle the publisher so no assertion is stored between the scrape and the comparison.
+    await relay.market!.index.catchUp();
+    await relay.market!.publisher!.flush();
     // /metrics, parsed by a Prometheus text-format parser
     const metrics = await get('/metrics');
     t.match(metrics.type, /text\/plain/);

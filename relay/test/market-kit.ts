@@ -148,11 +148,10 @@ export class MarketScript {
     const msats = o.msats ?? 21_000;
     const request = this.request(o.buyer, at, { ...(o.named === false ? {} : { provider: o.provider }), ...(o.kind ? { kind: o.kind } : {}), ...(o.expiration ? { expiration: o.expiration } : {}) });
     const events: NostrEvent[] = [request];
-    const invoice = async (when: number): Promise<{ bolt11: string; preimage: string }> => {
-      const inv = o.invoice ? await o.invoice(msats, when) : makeInvoice(msats, when);
-      const preimage = o.pay ? await o.pay(inv.bolt11) : inv.preimage!;
-      return { bolt11: inv.bolt11, preimage };
-    };
+    const invoice = async (when: number): Promise<{ bolt11: string; preimage?: string }> => (o.invoice ? o.invoice(msats, when) : makeInvoice(msats, when));
+    // The buyer pays only when it publishes a receipt.
+    const pay = async (inv: { bolt11: string; preimage?: string }): Promise<{ msats: number; bolt11: string; preimage: string }> =>
+      ({ msats, bolt11: inv.bolt11, preimage: o.pay ? await o.pay(inv.bolt11) : inv.preimage! });
     if (o.flow === 'requested') return { request, events };
     if (o.flow === 'declined') return { request, events: [...events, this.feedback(o.provider, request, 'error', at + 1)] };
     if (o.flow === 'prepaid') {
@@ -160,7 +159,7 @@ export class MarketScript {
       events.push(this.feedback(o.provider, request, 'payment-required', at + 1, { msats, bolt11: inv.bolt11 }));
       events.push(this.feedback(o.provider, request, 'processing', at + 2));
       const result = this.result(o.provider, request, at + lat);
-      const receipt = this.receipt(o.buyer, request, result, o.provider, at + lat + 1, { msats, ...inv }, o.rating);
+      const receipt = this.receipt(o.buyer, request, result, o.provider, at + lat + 1, await pay(inv), o.rating);
       events.push(result, receipt);
       return { request, events, result, receipt };
     }
@@ -171,10 +170,11 @@ export class MarketScript {
     const result = this.result(o.provider, request, at + lat, { msats, bolt11: inv.bolt11 });
     events.push(result);
     if (o.flow === 'delivered') return { request, events, result };
-    let pay = { msats, ...inv };
-    if (o.flow === 'bad-preimage') pay = { ...pay, preimage: bytesToHex(randomBytes(32)) };
-    if (o.flow === 'foreign-invoice') pay = { msats, ...makeInvoice(msats, at + lat) };
-    const receipt = this.receipt(o.buyer, request, result, o.provider, at + lat + 1, pay, o.rating);
+    let paid: { msats: number; bolt11: string; preimage: string };
+    if (o.flow === 'bad-preimage') paid = { msats, bolt11: inv.bolt11, preimage: bytesToHex(randomBytes(32)) };
+    else if (o.flow === 'foreign-invoice') paid = { msats, ...makeInvoice(msats, at + lat) };
+    else paid = await pay(inv);
+    const receipt = this.receipt(o.buyer, request, result, o.provider, at + lat + 1, paid, o.rating);
     events.push(receipt);
     return { request, events, result, receipt };
   }

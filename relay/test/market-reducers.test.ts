@@ -251,3 +251,53 @@ t.test('state: idempotent by event id, order-independent snapshot', async (t) =>
   t.same(b.snapshot(), a.snapshot());
   t.equal(a.add(extractFact(m.events[0])!), false, 'a known fact is not added twice');
 });
+
+t.test('lean extraction agrees with the dvm-kinds parsers on what it reads', async (t) => {
+  const { parseFeedback } = await import('@bazaar/dvm-kinds/feedback');
+  const { parseJobResult, parseJobRequest } = await import('@bazaar/dvm-kinds/job');
+  const { parseAnnouncement } = await import('@bazaar/dvm-kinds/market/announcement');
+  const m = new MarketScript();
+  const p = newKey();
+  const b = newKey();
+  m.announce(p, T0, { name: 'lean', kinds: [5050, 5930], capacity: 3 });
+  for (const flow of ['paid', 'prepaid', 'failed', 'declined'] as const) await m.job({ buyer: b, provider: p, flow, at: T0, kind: flow === 'failed' ? 5930 : 5050 });
+  const bad = (e: NostrEvent, tags: string[][]) => sign({ kind: e.kind, created_at: e.created_at, content: e.content, tags }, p);
+  const variants: NostrEvent[] = [...m.events];
+  for (const e of m.events) {
+    if (e.kind === 7000) {
+      variants.push(bad(e, e.tags.map((x) => (x[0] === 'status' ? ['status', 'bogus'] : x))));
+      variants.push(bad(e, e.tags.filter((x) => x[0] !== 'e')));
+      variants.push(bad(e, [...e.tags, ['amount', 'x']]));
+    }
+    if (e.kind >= 6000 && e.kind < 7000) {
+      variants.push(bad(e, e.tags.map((x) => (x[0] === 'e' ? ['e', 'nothex'] : x))));
+      variants.push(bad(e, e.tags.map((x) => (x[0] === 'amount' ? ['amount', '-1'] : x))));
+    }
+    if (e.kind === 31990) {
+      variants.push(bad(e, [...e.tags, ['k', '1']]));
+      variants.push(bad(e, [...e.tags, ['price', '5933', '1', '0', 'job', '']]));
+      variants.push(bad(e, e.tags.filter((x) => x[0] !== 'd')));
+      variants.push(bad(e, [...e.tags, ['isolation', 'moon']]));
+    }
+  }
+  for (const e of variants) {
+    const f = extractFact(e);
+    if (e.kind === 7000) {
+      const r = parseFeedback(e);
+      t.equal(f !== undefined, r.ok, `feedback ${JSON.stringify(e.tags).slice(0, 60)}`);
+      if (r.ok && f?.t === 'feedback') t.match(f, { status: r.value.status, requestId: r.value.requestId, buyer: r.value.customer, amountMsats: r.value.amount?.msats, bolt11: r.value.amount?.bolt11 });
+    } else if (e.kind >= 6000 && e.kind < 7000) {
+      const r = parseJobResult(e);
+      t.equal(f !== undefined, r.ok, `result ${JSON.stringify(e.tags.filter((x) => x[0] !== 'request')).slice(0, 60)}`);
+      if (r.ok && f?.t === 'result') t.match(f, { requestId: r.value.requestId, buyer: r.value.customer, amountMsats: r.value.amount?.msats, kind: r.value.requestKind });
+    } else if (e.kind === 31990) {
+      const r = parseAnnouncement(e);
+      t.equal(f !== undefined, r.ok, `announcement ${JSON.stringify(e.tags.slice(-1))}`);
+      if (r.ok && f?.t === 'announcement') t.match(f, { d: r.value.d, kinds: [...r.value.kinds].sort(), capacity: r.value.capacity, isolation: r.value.isolation, name: r.value.name, prices: Object.fromEntries(Object.entries(r.value.prices)) });
+    } else if (e.kind >= 5000 && e.kind < 6000) {
+      const r = parseJobRequest(e);
+      t.ok(r.ok && f?.t === 'request');
+      if (r.ok && f?.t === 'request') t.match(f, { providers: [...r.value.providers].sort(), bidMsats: r.value.bidMsats, buyer: e.pubkey });
+    }
+  }
+});

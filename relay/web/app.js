@@ -173,13 +173,15 @@ async function showJob(id) {
   );
 }
 
-function feedLine(e) {
+function feedLine(e, live) {
   const k = e.kind;
   const what = k >= 5000 && k < 6000 ? `request ${kindName(k)}` : k >= 6000 && k < 7000 ? `result ${kindName(k - 1000)}` : k === 7000 ? `feedback ${(e.tags.find((t) => t[0] === 'status') || [])[1] || ''}` : k === 39302 ? 'receipt' : k === 39300 ? 'dispute' : k === 39301 ? 'verdict' : k === 31990 ? 'announcement' : k === 30382 ? 'reputation' : String(k);
   const ref = (e.tags.find((t) => t[0] === 'e') || [])[1];
   const item = el('li', {}, el('span', { class: 't' }, time(e.created_at).slice(11)), el('span', { class: 'k' }, what), el('span', {}, `by ${short(e.pubkey)}${ref ? ` · job ${short(ref)}` : ''}`));
   const feed = $('#feed');
-  feed.prepend(item);
+  // Stored events come newest first, then live ones as they happen: keep newest on top.
+  if (live) feed.prepend(item);
+  else feed.append(item);
   while (feed.children.length > 100) feed.lastChild.remove();
 }
 
@@ -207,7 +209,7 @@ function connect() {
     let msg;
     try { msg = JSON.parse(m.data); } catch { return; }
     if (msg[0] === 'EVENT' && msg[1] === 'feed') {
-      feedLine(msg[2]);
+      feedLine(msg[2], eose);
       if (eose) refreshSoon();
     } else if (msg[0] === 'EOSE') eose = true;
   };

@@ -48,7 +48,11 @@ export class CashuChecker {
 
   /** One round over every pending receipt. */
   check(): Promise<void> {
-    this.#running ??= (async () => {
+    if (this.#running) return this.#running;
+    this.#running = (async () => {
+      // Yield first: the body may otherwise finish (nothing pending) before #running is assigned,
+      // and its `finally` would then clear nothing while a settled promise stays in #running.
+      await Promise.resolve();
       try {
         const pending = this.#o.index.state.pendingCashuReceipts();
         for (const r of pending) {

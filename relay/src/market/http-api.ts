@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { priceFor } from '@bazaar/dvm-kinds/pricing';
+import { priceFor, type Pricebook } from '@bazaar/dvm-kinds/pricing';
 import type { HttpRequest, HttpResponse } from '../transport/transport.ts';
 import type { MarketState } from './state.ts';
 import type { JobView } from './job.ts';
@@ -52,7 +52,8 @@ function priceOf(state: MarketState, pubkey: string, kind: number | undefined): 
   const kinds = kind !== undefined ? [kind] : a.kinds;
   let best: number | undefined;
   for (const k of kinds) {
-    const p = priceFor(k, a.prices as Record<number, never>, 0, { tier });
+    // Announcement prices are keyed by the kind as text (JSON object keys); a Pricebook indexes by number.
+    const p = priceFor(k, a.prices as unknown as Pricebook, 0, { tier });
     if (p.ok && (best === undefined || p.value.msats < best)) best = p.value.msats;
   }
   return best;

@@ -24,6 +24,12 @@ const CURSOR_LAG = 50_000;
 export interface MarketIndexOptions extends MarketStateOptions {
   /** Directory of the index's own LMDB environment. */
   readonly path: string;
+  /**
+   * After a catch-up, the next one waits at least this long (default 1000 ms): under heavy
+   * ingest the index then commits one transaction (one fsync) per second instead of one per
+   * batch of stored events. The index lags the store by at most this much.
+   */
+  readonly catchUpIntervalMs?: number;
   readonly logger?: Logger;
 }
 
@@ -36,7 +42,7 @@ export class MarketIndex extends EventEmitter {
   readonly #checks: Database<CashuCheck, string>;
   readonly #meta: Database<unknown, string>;
   readonly #log: Logger | undefined;
-  readonly #stateOpts: MarketStateOptions;
+  readonly #stateOpts: MarketIndexOptions;
   #store: EventStore | undefined;
   #cursor = 0;
   #persistedCursor = 0;
@@ -44,6 +50,12 @@ export class MarketIndex extends EventEmitter {
   #again = false;
   #scheduled = false;
   #closed = false;
+  #lastCatchUp = -Infinity;
+  /** Events handed over by the relay as it stores them (push), in seq order: market kinds only. */
+  #pushed: { seq: number; event: NostrEvent }[] = [];
+  /** The highest seq pushed (any kind), and the first one this process saw pushed. */
+  #pushedSeq = 0;
+  #firstPushedSeq = 0;
   /** Counters for /metrics. */
   readonly counters = { eventsApplied: 0, factsApplied: 0, batches: 0 };
 
@@ -100,17 +112,34 @@ export class MarketIndex extends EventEmitter {
     return this.catchUp();
   }
 
+  /**
+   * The relay stored `event` as `seq` (RelayCoreOptions.onStored). The index takes the parsed
+   * event instead of reading it back from the store; once every event since its position has
+   * come this way, catching up needs no store scan at all. Events replaced before the next
+   * catch-up are indexed too, since they were stored.
+   */
+  push(event: NostrEvent, seq: number): void {
+    if (this.#firstPushedSeq === 0) this.#firstPushedSeq = seq;
+    if (seq > this.#pushedSeq) this.#pushedSeq = seq;
+    else this.#log?.warn({ seq, pushedSeq: this.#pushedSeq }, 'stored events handed over out of order');
+    if (isMarketKind(event.kind)) this.#pushed.push({ seq, event });
+    this.notify();
+  }
+
   /** New events were stored: catch up soon (calls in one event-loop turn coalesce). */
   notify(): void {
     if (this.#scheduled || this.#closed || !this.#store) return;
     this.#scheduled = true;
-    setImmediate(() => {
+    const run = () => {
       this.#scheduled = false;
       this.catchUp().catch((err: unknown) => {
         this.#log?.error({ err }, 'market index catch-up failed');
         this.emit('error', err);
       });
-    });
+    };
+    const wait = this.#lastCatchUp + (this.#stateOpts.catchUpIntervalMs ?? 1000) - performance.now();
+    if (wait > 0) setTimeout(run, wait).unref();
+    else setImmediate(run);
   }
 
   /** Apply every stored event after the cursor; resolves once caught up with what was stored before the call. */
@@ -123,6 +152,7 @@ export class MarketIndex extends EventEmitter {
       try {
         do {
           this.#again = false;
+          this.#lastCatchUp = performance.now();
           await this.#drain();
         } while (this.#again && !this.#closed);
       } finally {
@@ -135,31 +165,49 @@ export class MarketIndex extends EventEmitter {
   async #drain(): Promise<void> {
     const store = this.#store;
     if (!store) return;
+    // Pushed mode: the store has nothing before the first pushed event that the index lacks.
+    if (this.#firstPushedSeq > 0 && this.#cursor >= this.#firstPushedSeq - 1) {
+      const batch = this.#pushed;
+      this.#pushed = [];
+      const upTo = this.#pushedSeq;
+      if (upTo <= this.#cursor && !batch.length) return;
+      await this.#apply(batch.map((b) => b.event), upTo, batch.length);
+      return;
+    }
     for (;;) {
       if (this.#closed) return;
       const page = store.eventsAfter(this.#cursor, PAGE, isMarketKind);
       if (page.lastSeq <= this.#cursor) return;
-      const facts: Fact[] = [];
-      for (const e of page.events) {
-        const f = extractFact(JSON.parse(e.json) as NostrEvent);
-        if (f) facts.push(f);
-      }
-      const next = page.lastSeq;
-      const persistCursor = facts.length > 0 || next - this.#persistedCursor >= CURSOR_LAG;
-      if (persistCursor) {
-        await this.#root.transaction(() => {
-          for (const f of facts) this.#facts.putSync(f.id, f);
-          this.#meta.putSync('cursor', next);
-        });
-        this.#persistedCursor = next;
-      }
-      this.#cursor = next;
-      this.counters.eventsApplied += page.events.length;
-      this.counters.factsApplied += facts.length;
-      this.counters.batches++;
-      const added = facts.filter((f) => this.state.add(f));
-      if (added.length) this.emit('applied', added);
+      await this.#apply(page.events.map((e) => JSON.parse(e.json) as NostrEvent), page.lastSeq, page.events.length);
+      // Pushed events the scan already covered are done.
+      if (this.#pushed.length) this.#pushed = this.#pushed.filter((p) => p.seq > this.#cursor);
     }
+  }
+
+  /** Extract the facts of `events`, commit them with the new position `next`, fold them in. */
+  async #apply(events: readonly NostrEvent[], next: number, looked: number): Promise<void> {
+    const facts: Fact[] = [];
+    const batchIds = new Set<string>();
+    const knownRequest = (id: string) => batchIds.has(id) || this.state.has(id);
+    for (const e of events) {
+      if (this.state.has(e.id)) continue;
+      const f = extractFact(e, { knownRequest });
+      if (f) { facts.push(f); batchIds.add(f.id); }
+    }
+    const persistCursor = facts.length > 0 || next - this.#persistedCursor >= CURSOR_LAG;
+    if (persistCursor) {
+      await this.#root.transaction(() => {
+        for (const f of facts) this.#facts.putSync(f.id, f);
+        this.#meta.putSync('cursor', next);
+      });
+      this.#persistedCursor = next;
+    }
+    if (next > this.#cursor) this.#cursor = next;
+    this.counters.eventsApplied += looked;
+    this.counters.factsApplied += facts.length;
+    this.counters.batches++;
+    const added = facts.filter((f) => this.state.add(f));
+    if (added.length) this.emit('applied', added);
   }
 
   /** Add facts from outside the store (the sidecar's subscription). Idempotent by event id. */

@@ -28,11 +28,15 @@ export interface MarketOptions {
   readonly trustedMints?: readonly string[];
   /** Wait this long after a change before publishing assertions (default 2000 ms). */
   readonly debounceMs?: number;
+  /** Publishing rounds at least this far apart (default 30 000 ms). */
+  readonly minIntervalMs?: number;
   /** Publish NIP-85 assertions (default true). */
   readonly publish?: boolean;
   /** Serve the marketplace page at `/` (default true). */
   readonly page?: boolean;
   readonly params?: ReputationParams;
+  /** The index catches up with the store at most this often (default 250 ms; see MarketIndexOptions). */
+  readonly catchUpIntervalMs?: number;
   /** How often Cashu receipts are re-checked at their mint (default 30 s). */
   readonly cashuCheckIntervalMs?: number;
 }
@@ -60,7 +64,7 @@ export class MarketService {
   static async open(dataDir: string, o: MarketOptions, logger?: Logger): Promise<MarketService> {
     const log = logger?.child({ component: 'market' });
     const key = loadOrCreateReputationKey(o.keyFile ?? join(dataDir, 'market', 'reputation.key'), { ...((o.passphrase ?? process.env.BAZAAR_RELAY_KEY_PASSPHRASE) ? { passphrase: o.passphrase ?? process.env.BAZAAR_RELAY_KEY_PASSPHRASE } : {}) });
-    const index = await MarketIndex.open({ path: o.dir ?? join(dataDir, 'market', 'index'), ...(logger ? { logger } : {}), ...(o.trustedMints ? { trustedMints: o.trustedMints } : {}), ...(o.params ? { params: o.params } : {}) });
+    const index = await MarketIndex.open({ path: o.dir ?? join(dataDir, 'market', 'index'), ...(logger ? { logger } : {}), ...(o.trustedMints ? { trustedMints: o.trustedMints } : {}), ...(o.params ? { params: o.params } : {}), ...(o.catchUpIntervalMs !== undefined ? { catchUpIntervalMs: o.catchUpIntervalMs } : {}) });
     log?.info({ reputationPubkey: key.pubkey, keyAtRest: key.atRest }, 'market index and reputation key ready');
     return new MarketService(index, key, o, log);
   }
@@ -69,7 +73,7 @@ export class MarketService {
   http = (req: HttpRequest): HttpResponse | Promise<HttpResponse> | undefined => this.metrics.http(req) ?? this.#api(req);
 
   /** For RelayCoreOptions.onStored. */
-  onStored = (): void => this.index.notify();
+  onStored = (event: NostrEvent, seq: number): void => this.index.push(event, seq);
 
   /** Attach the running core and store: follow the store, publish through the core. */
   async start(core: RelayCore, store: EventStore): Promise<void> {
@@ -78,7 +82,7 @@ export class MarketService {
     if (o.publish !== false) {
       const publish = (e: NostrEvent) => core.addEvent(e, { source: 'internal', sourceInfo: 'reputation' });
       this.publisher = new ReputationPublisher({
-        key: this.key, state: () => this.index.state, publish, ...(o.debounceMs !== undefined ? { debounceMs: o.debounceMs } : {}),
+        key: this.key, state: () => this.index.state, publish, ...(o.debounceMs !== undefined ? { debounceMs: o.debounceMs } : {}), ...(o.minIntervalMs !== undefined ? { minIntervalMs: o.minIntervalMs } : {}),
         ...(core.opts.publicUrl ? { relayHint: core.opts.publicUrl } : {}),
         profile: {
           name: `${String(core.opts.info.name)} reputation`,
@@ -87,7 +91,7 @@ export class MarketService {
         ...(this.#log ? { logger: this.#log } : {}),
       });
       this.publisher.seed(await storedAssertions(store, this.key.pubkey));
-      const profile = this.publisher.profileEvent(Math.floor(Date.now() / 1000));
+      const profile = await this.publisher.profileEvent(Math.floor(Date.now() / 1000));
       if (profile) {
         const [have] = await store.query([{ kinds: [0], authors: [this.key.pubkey], limit: 1 }]);
         if (!have || (JSON.parse(have) as NostrEvent).content !== profile.content) await core.addEvent(profile, { source: 'internal', sourceInfo: 'reputation' });

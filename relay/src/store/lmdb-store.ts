@@ -1109,8 +1109,12 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
       let last = afterSeq;
       if (!(limit > 0) || afterSeq >= MAX_U32 - 1) return { events: out, lastSeq: last };
       // Only committed events: never past the watermark a concurrent write has not reached yet.
-      for (const { key, value } of events.getRange({ start: Math.max(0, Math.floor(afterSeq)) + 1, end: committedSeq + 1, limit })) {
+      // Keys first, then each record read in place (getBinaryFast, no copy): skipped kinds cost
+      // a header read, not a buffer.
+      for (const key of events.getKeys({ start: Math.max(0, Math.floor(afterSeq)) + 1, end: committedSeq + 1, limit })) {
         last = key;
+        const value = events.getBinaryFast(key);
+        if (value === undefined) continue;
         const kind = packedKind(value);
         if (wantKind === undefined || wantKind(kind)) out.push({ seq: key, kind, json: packedJson(value) });
       }
