@@ -1,8 +1,8 @@
 // The escrow lock a job request carries, as far as the index needs it: which mint, which
-// proofs (by secret) and how much. The tags are provisional (dvm-kinds README, "Escrow
-// messages"): the provider uses `["escrow", "<cashuB token>"]` on the request. When
-// dvm-kinds specifies them, swap this one function for its parser; nothing else reads tags.
-import { getTokenMetadata } from '@cashu/cashu-ts';
+// proofs (by secret) and how much. One swappable function over dvm-kinds' escrow spec
+// (`market/escrow.ts`: `["escrow", "<cashuB token>"]` on the request), so the index reads the
+// tag exactly as buyer, provider and arbiter do.
+import { parseEscrow } from '@bazaar/dvm-kinds/market/escrow';
 
 export interface EscrowLock {
   readonly mint: string;
@@ -11,18 +11,14 @@ export interface EscrowLock {
   readonly amount: number;
   /** The locked proofs' secrets (NUT-10 well-known secrets, JSON), in token order. */
   readonly secrets: readonly string[];
+  /** The lock's `data`: the provider's payment key (NUT-11). */
+  readonly data?: string;
 }
 
+/** The request's escrow, or undefined when it has none or it does not parse (then there is nothing the index can check). */
 export function readEscrow(tags: readonly (readonly string[])[]): EscrowLock | undefined {
-  const tag = tags.find((t) => t[0] === 'escrow' && typeof t[1] === 'string');
-  if (!tag) return undefined;
-  try {
-    const meta = getTokenMetadata(tag[1].trim());
-    const secrets = meta.incompleteProofs.map((p) => p.secret).filter((s): s is string => typeof s === 'string');
-    if (!secrets.length || typeof meta.mint !== 'string') return undefined;
-    const amount = Number(String(meta.amount));
-    return { mint: meta.mint.trim().replace(/\/+$/, ''), unit: meta.unit ?? 'sat', amount: Number.isSafeInteger(amount) ? amount : 0, secrets };
-  } catch {
-    return undefined; // not a token we can read: no escrow the index can check
-  }
+  const p = parseEscrow({ kind: 5000, created_at: 0, content: '', tags });
+  if (!p.ok || !p.value) return undefined;
+  const v = p.value;
+  return { mint: v.mint, unit: v.unit, amount: v.amount, secrets: v.secrets, data: v.lock.data };
 }

@@ -20,7 +20,7 @@ import { verifyEventSync } from '../ingest/verify.ts';
 import { readEscrow, type EscrowLock } from './escrow.ts';
 
 /** Bump when extraction changes: `bazaar relay reindex` re-extracts every stored event. */
-export const FACTS_VERSION = 1;
+export const FACTS_VERSION = 2;
 
 /** Kinds the index reads; everything else is skipped without decoding. */
 export function isMarketKind(k: number): boolean {
