@@ -1,5 +1,6 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import { finalizeEvent, generateSecretKey, getEventHash, getPublicKey } from 'nostr-tools/pure';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import {
@@ -231,6 +232,29 @@ t.test('close finishes queued work, is idempotent, and later calls reject', asyn
   // Closing a verifier that never did any work is fine too.
   await createVerifier({ workers: 1 }).close();
   await createVerifier({ workers: 0 }).close();
+});
+
+t.test('close lets workers exit on their own, never terminating one inside a native call', async (t) => {
+  // worker.terminate() during (or just after) a koffi call aborts the process with
+  // "napi_throw" (koffi#190); close() must ask the workers to stop instead.
+  const terminate = Worker.prototype.terminate;
+  let terminated = 0;
+  Worker.prototype.terminate = function (this: Worker) {
+    terminated++;
+    return terminate.call(this);
+  };
+  t.teardown(() => {
+    Worker.prototype.terminate = terminate;
+  });
+  const events = Array.from({ length: 64 }, (_, i) => sign(1, `stop ${i}`));
+  for (let round = 0; round < 4; round++) {
+    const v = createVerifier({ workers: 2, maxBatch: 8, backend: 'native' });
+    // Alternate: closed while the workers are still loading, and closed with work in flight.
+    const work = round % 2 ? v.checkBatch(events) : Promise.resolve(events.map(() => 'valid' as const));
+    await v.close();
+    t.same(await work, events.map(() => 'valid'), `round ${round}: every check answered`);
+  }
+  t.equal(terminated, 0, 'no worker was terminated');
 });
 
 t.test('bad options are rejected clearly', async (t) => {

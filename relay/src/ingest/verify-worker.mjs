@@ -5,6 +5,7 @@
 // Message in:  { seq, count, bytes } — bytes holds `count` jobs of 128 bytes:
 //              id (32) | x-only pubkey (32) | BIP-340 signature (64).
 // Message out: { seq, results } — results[i] is 1 when job i verifies, else 0.
+// Message in:  { stop: true } — exit once the batches before it are answered.
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadSchnorrBackend } from './verify-backend.mjs';
 
@@ -14,6 +15,12 @@ const port = parentPort;
 const backend = loadSchnorrBackend({ backend: workerData?.backend ?? 'auto' });
 
 port.on('message', (msg) => {
+  // Asked to stop (verify.ts close()): closing the port lets this thread end on its own,
+  // between batches, rather than be terminated inside a native call.
+  if (msg.stop) {
+    port.close();
+    return;
+  }
   const { seq, count, bytes } = msg;
   const results = new Uint8Array(count);
   for (let i = 0; i < count; i++) {

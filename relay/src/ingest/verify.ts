@@ -149,6 +149,31 @@ function verifyBytesInline(backend: SchnorrBackend, bytes: Uint8Array, count: nu
 }
 
 /**
+ * How long a worker asked to stop may take before it is terminated. Generous: a worker still
+ * starting up (loading its modules under a busy machine can take seconds) answers only then.
+ */
+const WORKER_STOP_MS = 60_000;
+
+/**
+ * Asks a worker to exit on its own and waits for it. `worker.terminate()` is only the last
+ * resort: terminating a thread that is inside (or just leaving) a koffi call into libsecp256k1
+ * aborts the whole process ("FATAL ERROR: Error::ThrowAsJavaScriptException napi_throw", a
+ * napi_throw into a terminating environment — Koromix/koffi#190, nodejs/node-addon-api#902).
+ * The worker handles the stop message between batches, never inside a native call.
+ */
+function stopWorker(worker: Worker): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => void worker.terminate(), WORKER_STOP_MS).unref();
+    worker.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    worker.ref(); // the exit must be awaited even though idle workers are unref'd
+    worker.postMessage({ stop: true });
+  });
+}
+
+/**
  * A verifier for the relay's ingest path. Shape and id are checked inline
  * (cheap: a few µs); with workers, signatures are batched per event-loop turn
  * and posted to a pool of worker threads as one 128-bytes-per-event buffer per
@@ -189,8 +214,10 @@ export function createVerifier(opts: VerifierOptions = {}): Verifier {
   let deaths = 0;
   const MAX_RESPAWNS = 3;
 
+  // execArgv: [] — the worker is plain JavaScript and needs none of the parent's loaders (tsx, test
+  // hooks), which would otherwise load in every worker and slow its start-up by seconds.
   const spawn = (): PoolWorker => {
-    const pw: PoolWorker = { worker: new Worker(WORKER_URL, { workerData: { backend: backend.name } }), inFlight: new Map(), jobs: 0, alive: true };
+    const pw: PoolWorker = { worker: new Worker(WORKER_URL, { workerData: { backend: backend.name }, execArgv: [] }), inFlight: new Map(), jobs: 0, alive: true };
     pw.worker.unref(); // referenced only while it holds work, so a forgotten verifier never keeps a process alive
     pw.worker.on('message', (msg: { seq: number; results: Uint8Array }) => {
       const batch = pw.inFlight.get(msg.seq);
@@ -284,7 +311,7 @@ export function createVerifier(opts: VerifierOptions = {}): Verifier {
       closing = (async () => {
         // Let every in-flight batch finish (or be re-run inline if its worker dies).
         await Promise.all(pool.flatMap((pw) => [...pw.inFlight.values()].map((b) => b.done)));
-        await Promise.all(pool.map((pw) => pw.worker.terminate()));
+        await Promise.all(pool.map((pw) => stopWorker(pw.worker)));
       })();
       return closing;
     },
