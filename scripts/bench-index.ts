@@ -1,6 +1,7 @@
 // `npm run bench:index`: what the market index costs on ingest. Runs bench:relay's ingest phase
-// with the market off (`--no-market`) and on, alternately, several rounds (the machine is shared:
-// alternating exposes both to the same noise), and compares events per relay CPU-second.
+// (our relay only) with the market off (`--no-market`) and on, alternately, several rounds (the
+// machine is shared: alternating exposes both to the same noise), and compares events per relay
+// CPU-second and bytes written per event.
 // Results: bench-results/index-<date>.json.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ interface Run {
   readonly perRelayCpuSec: number;
   readonly perSec: number;
   readonly relayCpuSec: number;
+  readonly diskBytesPerEvent?: number;
   readonly load: number;
 }
 
@@ -38,14 +40,19 @@ export const benchIndexCommand: CommandSpec = {
     for (let r = 0; r < (f.rounds as number); r++) {
       for (const market of [false, true]) {
         const load = loadavg()[0];
-        const out = spawnSync(process.execPath, ['--import=tsx', join(ROOT, 'scripts/bench-relay.ts'), '--phase', 'ingest', '--ingest-events', String(f['ingest-events']), '--transport', f.transport as string, `--relay-arg=${market ? '--market' : '--no-market'}`], { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
+        const out = spawnSync(process.execPath, ['--import=tsx', join(ROOT, 'scripts/bench-relay.ts'), '--relay', 'bazaar', '--phase', 'ingest', '--ingest-events', String(f['ingest-events']), '--transport', f.transport as string, `--relay-arg=${market ? '--market' : '--no-market'}`], { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
         const path = /results written to (\S+)/.exec(out.stdout ?? '')?.[1];
         if (out.status !== 0 || !path) {
           process.stderr.write(`bench:relay failed (exit ${out.status}):\n${(out.stderr ?? '').slice(-2000)}\n`);
           return 1;
         }
-        const ingest = (JSON.parse(readFileSync(path, 'utf8')) as { results: { ingest: { acceptedPerRelayCpuSec: number; acceptedPerSec: number; relayCpuSec: number } } }).results.ingest;
-        runs.push({ market, perRelayCpuSec: ingest.acceptedPerRelayCpuSec, perSec: ingest.acceptedPerSec, relayCpuSec: ingest.relayCpuSec, load });
+        type Ingest = { acceptedPerRelayCpuSec: number; acceptedPerSec: number; relayCpuSec: number; accepted: number; diskWriteBytes?: number };
+        const results = (JSON.parse(readFileSync(path, 'utf8')) as { results: { bazaar?: { ingest: Ingest }; ingest?: Ingest } }).results;
+        const ingest = (results.bazaar?.ingest ?? results.ingest)!;
+        runs.push({
+          market, perRelayCpuSec: ingest.acceptedPerRelayCpuSec, perSec: ingest.acceptedPerSec, relayCpuSec: ingest.relayCpuSec, load,
+          ...(ingest.diskWriteBytes !== undefined ? { diskBytesPerEvent: ingest.diskWriteBytes / ingest.accepted } : {}),
+        });
         process.stdout.write(`round ${r + 1} market ${market ? 'on ' : 'off'}: ${Math.round(ingest.acceptedPerRelayCpuSec)} events per relay CPU-second, ${Math.round(ingest.acceptedPerSec)} events/s (load ${load.toFixed(1)})\n`);
       }
     }
@@ -53,6 +60,8 @@ export const benchIndexCommand: CommandSpec = {
     const on = median(runs.filter((x) => x.market).map((x) => x.perRelayCpuSec));
     const change = (on / off - 1) * 100;
     process.stdout.write(`\nmedian events per relay CPU-second: index off ${Math.round(off)}, on ${Math.round(on)} (${change >= 0 ? '+' : ''}${change.toFixed(1)} %)\n`);
+    const disk = (m: boolean) => median(runs.filter((x) => x.market === m && x.diskBytesPerEvent !== undefined).map((x) => x.diskBytesPerEvent!));
+    if (!Number.isNaN(disk(false))) process.stdout.write(`median bytes written per event: off ${Math.round(disk(false))}, on ${Math.round(disk(true))}\n`);
     const dir = resolve(ROOT, 'bench-results');
     mkdirSync(dir, { recursive: true });
     const outPath = join(dir, `index-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
