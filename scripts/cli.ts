@@ -10,6 +10,7 @@ export const root: CommandSpec = {
     indexer: async () => (await import('../relay/src/cli.ts')).indexerCommand,
     devnet: async () => (await import('../agents/devnet/src/cli.ts')).devnetCommand,
     provider: async () => (await import('../agents/provider/src/cli.ts')).providerCommand,
+    buyer: async () => (await import('../agents/buyer/src/cli.ts')).buyerCommand,
     policy: async () => (await import('../policies/src/cli.ts')).policyCommand,
     up: async () => (await import('./up.ts')).upCommand,
   },
