@@ -34,9 +34,10 @@ export interface Market {
   mintUrl: string;
 }
 
-export async function startMarket(t: Test, opts: { authRequired?: boolean; mint?: boolean } = {}): Promise<Market> {
+export async function startMarket(t: Test, opts: { authRequired?: boolean; mint?: boolean; reputation?: boolean } = {}): Promise<Market> {
   const relayDir = tempDir('bazaar-buyer-relay-');
-  const relay = await startRelay({ port: 0, host: '127.0.0.1', dataDir: relayDir, transport: 'ws', verifyWorkers: 0, logger, ...(opts.authRequired ? { info: { authRequired: true } } : {}) });
+  // With `reputation`, the relay's market index publishes NIP-85 assertions under its reputation key (announced in NIP-11).
+  const relay = await startRelay({ port: 0, host: '127.0.0.1', dataDir: relayDir, transport: 'ws', verifyWorkers: 0, logger, ...(opts.authRequired ? { info: { authRequired: true } } : {}), ...(opts.reputation ? { market: { debounceMs: 50, minIntervalMs: 50, page: false } } : {}) });
   const devDir = tempDir('bazaar-buyer-devnet-');
   const devnet = await startDevnet({ dataDir: devDir, relayUrl: relay.url, logger, mint: opts.mint === false ? false : { port: 0 }, nwc: { refreshIntervalMs: 200 } });
   t.teardown(async () => {
