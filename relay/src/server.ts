@@ -37,6 +37,8 @@ export interface RelayOptions {
    * `bazaar relay` turns it on unless `--no-market`; programmatic relays opt in.
    */
   readonly market?: MarketOptions | boolean;
+  /** Where the LMDB store applies writes: its own thread (default) or inline on the event loop. Ignored when `store` is given. */
+  readonly storeWriter?: 'thread' | 'inline';
   readonly logger?: Logger;
   /** Clock in unix seconds (tests). */
   readonly now?: () => number;
@@ -69,7 +71,8 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay>
     if (!opts.dataDir) throw new Error('startRelay: either dataDir or store is required');
     mkdirSync(opts.dataDir, { recursive: true });
     const { openLmdbStore } = await import('./store/lmdb-store.ts');
-    store = await openLmdbStore({ path: opts.dataDir, logger, maxLimit: limits.maxLimit });
+    // Writes on the store's own thread: the event loop keeps taking messages while a batch commits.
+    store = await openLmdbStore({ path: opts.dataDir, logger, maxLimit: limits.maxLimit, writer: opts.storeWriter ?? 'thread' });
   }
   const verifier = createVerifier({ logger, ...(opts.verifyWorkers !== undefined ? { workers: opts.verifyWorkers } : {}) });
   let market: MarketService | undefined;

@@ -112,7 +112,8 @@ t.test(`LMDB store agrees with the naive oracle (seed ${seed})`, async (t) => {
   t.comment(`seed ${seed} (reproduce with STORE_DIFF_SEED=${seed})`);
   const dir = mkdtempSync(join(tmpdir(), 'bazaar-store-diff-'));
   const clock = (): number => NOW;
-  const lmdb = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0, maxLimit: 40, clockEvery: 1 });
+  // The relay's configuration: writes on the store's writer thread, reads here.
+  const lmdb = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0, maxLimit: 40, clockEvery: 1, writer: 'thread' });
   const oracle = createMemoryStore({ clock, maxLimit: 40 });
   t.teardown(async () => { await lmdb.close(); rmSync(dir, { recursive: true, force: true }); });
 

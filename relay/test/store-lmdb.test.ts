@@ -26,6 +26,8 @@ function tempDir(t: Test): string {
 }
 
 const idsOf = (js: string[]): string[] => js.map((j) => (JSON.parse(j) as NostrEvent).id);
+/** Where the store applies writes: on the caller's thread, or on its own writer thread (the relay's choice). */
+const WRITERS = ['inline', 'thread'] as const;
 
 t.test('data, slots and tombstones survive close and reopen; sequence numbers continue', async (t) => {
   const dir = tempDir(t);
@@ -170,8 +172,9 @@ t.test('an unusable path fails with an error, not a crash', async (t) => {
   await t.rejects(openLmdbStore({ path: join(dir, 'x'), purgeIntervalMs: -1 }), /purgeIntervalMs/);
 });
 
-t.test('puts from many callers in one tick share one durable write transaction', async (t) => {
-  const s = await openLmdbStore({ path: tempDir(t), clock, purgeIntervalMs: 0 });
+for (const writer of WRITERS) {
+t.test(`puts from many callers in one tick share one durable write transaction (writer ${writer})`, async (t) => {
+  const s = await openLmdbStore({ path: tempDir(t), clock, purgeIntervalMs: 0, writer });
   t.teardown(() => s.close());
   const events = Array.from({ length: 300 }, (_, i) => sign(1, NOW - 100 + (i % 7), [], `n${i}`));
   const before = s.writerStats().transactions;
@@ -181,8 +184,8 @@ t.test('puts from many callers in one tick share one durable write transaction',
   t.equal(await s.count([{ kinds: [1] }]), 300);
 });
 
-t.test('a transaction takes at most ~1000 events of queued puts; a larger single put stays whole', async (t) => {
-  const s = await openLmdbStore({ path: tempDir(t), clock, purgeIntervalMs: 0 });
+t.test(`a transaction takes at most ~1000 events of queued puts; a larger single put stays whole (writer ${writer})`, async (t) => {
+  const s = await openLmdbStore({ path: tempDir(t), clock, purgeIntervalMs: 0, writer });
   t.teardown(() => s.close());
   // Synthetic events (the store does not verify signatures): 2 500 single-event puts at once.
   const hex = (n: number, w: number): string => n.toString(16).padStart(w, '0');
@@ -197,13 +200,13 @@ t.test('a transaction takes at most ~1000 events of queued puts; a larger single
   t.equal(await s.count([{}]), 4000);
 });
 
-t.test('an acknowledged put survives the writer process being killed', async (t) => {
+t.test(`an acknowledged put survives the writer process being killed (writer ${writer})`, async (t) => {
   const dir = tempDir(t);
   const e = sign(1, NOW - 1, [], 'durable');
   // The child stores the event, reports once put() resolved, then is SIGKILLed without closing.
   const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', `
     import { openLmdbStore } from ${JSON.stringify(new URL('../src/store/lmdb-store.ts', import.meta.url).href)};
-    const s = await openLmdbStore({ path: ${JSON.stringify(dir)}, purgeIntervalMs: 0, clock: () => ${NOW} });
+    const s = await openLmdbStore({ path: ${JSON.stringify(dir)}, purgeIntervalMs: 0, clock: () => ${NOW}, writer: ${JSON.stringify(writer)} });
     const [out] = await s.put([${JSON.stringify(e)}]);
     process.stdout.write(out.status + '\\n');
     setInterval(() => {}, 1000);
@@ -217,6 +220,7 @@ t.test('an acknowledged put survives the writer process being killed', async (t)
   t.ok(s.has(e.id));
   t.same(idsOf(await s.query([{ ids: [e.id] }])), [e.id]);
 });
+}
 
 t.test('purgeExpired removes expired events from disk and frees their slots', async (t) => {
   const s = await openLmdbStore({ path: tempDir(t), clock, purgeIntervalMs: 0, purgeBatch: 2 });

@@ -1,5 +1,6 @@
 // NIP-01/09/40/45 storage semantics, run against BOTH EventStore implementations:
-// the LMDB store (real LMDB files in a temp dir) and the in-memory oracle.
+// the LMDB store (real LMDB files in a temp dir; writes inline and on its writer thread)
+// and the in-memory oracle.
 import t, { type Test } from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,16 +40,22 @@ function checkingSeqs(store: EventStore): EventStore {
 
 const factories: Record<string, Factory> = {
   memory: async (opts) => checkingSeqs(createMemoryStore({ clock, ...opts })),
-  lmdb: async (opts) => {
+  lmdb: async (opts) => lmdbFactory('inline', opts),
+  // The relay's configuration: writes applied on the store's own writer thread.
+  'lmdb (writer thread)': async (opts) => lmdbFactory('thread', opts),
+};
+
+async function lmdbFactory(writer: 'inline' | 'thread', opts: Parameters<Factory>[0]): Promise<EventStore> {
+  {
     const dir = mkdtempSync(join(tmpdir(), 'bazaar-store-'));
-    const store = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0, ...opts });
+    const store = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0, writer, ...opts });
     return checkingSeqs({
       ...store,
       put: store.put, query: store.query, count: store.count, has: store.has, lastSeq: store.lastSeq,
       close: async () => { await store.close(); rmSync(dir, { recursive: true, force: true }); },
     });
-  },
-};
+  }
+}
 
 const alice = generateSecretKey();
 const bob = generateSecretKey();

@@ -165,6 +165,34 @@ export function unpackTags(b: Uint8Array): IndexedTag[] {
   return out;
 }
 
+export function bytesEqual(a: Uint8Array, aOff: number, b: Uint8Array, len: number): boolean {
+  for (let i = 0; i < len; i++) if (a[aOff + i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Does the packed record carry a tag `letter` with one of `values` (each as encodeTagValue
+ * writes it)? With `set` (the same values as latin1 strings), membership is a Set lookup.
+ */
+export function packedHasTag(b: Buffer, letter: number, values: readonly Buffer[], set?: ReadonlySet<string>): boolean {
+  const at = tagsOffset(b);
+  const n = readU32(b, at);
+  let p = at + 4;
+  for (let i = 0; i < n; i++) {
+    const len = encodedTagValueLength(b, p + 1);
+    if (b[p] === letter) {
+      const start = p + 1;
+      if (set !== undefined) {
+        if (set.has(b.toString('latin1', start, start + len))) return true;
+      } else {
+        for (const v of values) if (v.length === len && bytesEqual(b, start, v, len)) return true;
+      }
+    }
+    p += 1 + len;
+  }
+  return false;
+}
+
 export const headerLength = (b: Uint8Array): number => readU32(b, 0);
 /** The stored JSON of a packed record (any schema: the header length is always at offset 0). */
 export const packedJson = (b: Buffer): string => b.toString((b[OFF_FLAGS] & FLAG_ASCII) !== 0 ? 'latin1' : 'utf8', readU32(b, 0), b.length);

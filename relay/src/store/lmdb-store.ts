@@ -1,24 +1,25 @@
 // The production EventStore on LMDB (lmdb-js), designed like strfry's: each event's
 // canonical JSON is stored once behind a compact packed header, keyed by an internal
 // sequence number; every index key ends in created_at ‖ seq, so since/until/limit are
-// reverse range scans that stop early. One batched writer: every put() that arrives
-// in the same event-loop turn shares one write transaction, and promises resolve only
-// once that transaction is committed and flushed to disk.
+// reverse range scans that stop early. This file holds the reads (planner, walks,
+// counts) and the store's life cycle; the writes (lmdb-write.ts) go through one batched
+// writer — on a thread of its own (lmdb-writer-thread.ts) or inline — and resolve only
+// once their transaction is committed and flushed to disk.
 import { mkdirSync } from 'node:fs';
-import { open, type Database, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
-import { isAddressableKind, isReplaceableKind, type Filter, type NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import type { Filter, NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import type { EventStore, PutOutcome, QueryCursor, QueryOptions } from './event-store.ts';
+import { effectiveLimit, expirationTs, isHex64, isTagLetter, MAX_TIMESTAMP, nowSeconds, type LimitOptions } from './event-rules.ts';
 import {
-  canonicalJson, effectiveLimit, expirationTs, isHex64, isTagLetter, MAX_TIMESTAMP, nowSeconds, parseAddress,
-  storeRejection, type LimitOptions,
-} from './event-rules.ts';
-import {
-  addressKey, decodeTagValue, encodedTagValueLength, encodeTagValue, eventAddressKey, FLAG_EXPIRES, headerLength, indexedTags,
-  indexKey, indexKeyEncoder, kindPrefix, lastKey, OFF_CREATED_AT, OFF_EXPIRATION, OFF_FLAGS, OFF_ID, OFF_PUBKEY, packEvent,
-  packedCreatedAt, packedExpiration, packedJson, packedKind, pubkeyKindPrefix, readU32, readU64, tagKindPrefix, tagPrefix,
-  tagsOffset, unpackTags, writeU32, writeU64,
+  bytesEqual, encodeTagValue, FLAG_EXPIRES, headerLength, indexedTags, indexKey, kindPrefix, lastKey, OFF_CREATED_AT,
+  OFF_EXPIRATION, OFF_FLAGS, OFF_PUBKEY, packEvent, packedCreatedAt, packedHasTag, packedJson, packedKind, pubkeyKindPrefix,
+  readU64, tagKindPrefix, tagPrefix,
 } from './lmdb-codec.ts';
+import { EMPTY, loadNextSeq, MAX_U32, openTables, seqOfId as seqOfTable, type Db } from './lmdb-tables.ts';
+import { createBatchWriter, createWriteCore, type BatchWriter, type WriteJob, type WriteResult } from './lmdb-write.ts';
+import { startWriterThread } from './lmdb-writer-thread.ts';
+
+export { DEFAULT_MAP_SIZE } from './lmdb-tables.ts';
 
 /**
  * On-disk format version. Bump on any incompatible change to tables, keys or the packed header.
@@ -26,16 +27,6 @@ import {
  * (ids, pubkeys) stored and keyed as 32 bytes. Older stores are migrated on open.
  */
 export const SCHEMA_VERSION = 3;
-
-/**
- * Default LMDB map size: address space reserved up front, not disk (the file grows as data
- * is written). lmdb-js otherwise starts at 128 KiB and remaps at every doubling, and each
- * earlier mapping stays resident beside the new one: that cost 2.5× the database size in RSS.
- */
-export const DEFAULT_MAP_SIZE = 256 * 2 ** 30;
-
-/** Put flags for the events table: keys (seq) only grow, so records are appended (full pages). */
-const APPEND = { append: true } as const;
 
 export interface LmdbStoreOptions extends LimitOptions {
   /** Directory holding the LMDB environment (created if missing). */
@@ -49,6 +40,12 @@ export interface LmdbStoreOptions extends LimitOptions {
   readonly mapSize?: number;
   /** LMDB page size for a new database (existing ones keep theirs). Default: the OS page size (4096). */
   readonly pageSize?: number;
+  /**
+   * Where writes are applied: 'thread' — a writer thread of its own, so the caller's event loop
+   * only queues puts and reads (what the relay server uses); 'inline' — on the caller's thread.
+   * Default 'inline'.
+   */
+  readonly writer?: 'thread' | 'inline';
   /** Unix seconds "now" for NIP-40 (refusing already-expired events, purging). Default: the wall clock. */
   readonly clock?: () => number;
   /** How often expired events are purged from disk; 0 disables the timer. Default 60 000 ms. */
@@ -82,10 +79,6 @@ export interface LmdbStore extends EventStore {
   writerStats(): { readonly transactions: number; readonly jobs: number };
 }
 
-type Db = Database<Buffer, Buffer | number>;
-
-const EMPTY = Buffer.alloc(0);
-const MAX_U32 = 0xffffffff;
 /** Letters whose values are ids or pubkeys: an index scan on them is nearly always the most selective. */
 const REFERENCE_LETTERS = new Set(['e', 'p', 'a', 'E', 'P', 'A', 'q']);
 /**
@@ -97,13 +90,6 @@ const REFERENCE_LETTERS = new Set(['e', 'p', 'a', 'E', 'P', 'A', 'q']);
 const MAX_COMPOSITE_SCANS = 32;
 /** Above this many values per condition, membership uses a Set instead of byte compares. */
 const SET_THRESHOLD = 8;
-const D_LETTER = 'd'.charCodeAt(0);
-/**
- * A write transaction takes queued put() calls until it holds this many events, so one
- * transaction's apply step (on the event loop, tens of µs per event) stays short and
- * queries interleave. A single larger put() call still commits as one transaction.
- */
-const MAX_BATCH_EVENTS = 1000;
 
 interface TagCondition {
   readonly letter: number;
@@ -220,29 +206,8 @@ export function compileFilter(f: Filter): CompiledFilter {
   return { never: false, ids, authors, authorSet, kinds, tags, since, until };
 }
 
-function bytesEqual(a: Uint8Array, aOff: number, b: Uint8Array, len: number): boolean {
-  for (let i = 0; i < len; i++) if (a[aOff + i] !== b[i]) return false;
-  return true;
-}
-
-/** Does the packed record carry one of the wanted values under the condition's letter? (encoded bytes compared) */
 function tagMatches(b: Buffer, cond: TagCondition): boolean {
-  const at = tagsOffset(b);
-  const n = readU32(b, at);
-  let p = at + 4;
-  for (let i = 0; i < n; i++) {
-    const len = encodedTagValueLength(b, p + 1);
-    if (b[p] === cond.letter) {
-      const start = p + 1;
-      if (cond.set !== undefined) {
-        if (cond.set.has(b.toString('latin1', start, start + len))) return true;
-      } else {
-        for (const v of cond.values) if (v.length === len && bytesEqual(b, start, v, len)) return true;
-      }
-    }
-    p += 1 + len;
-  }
-  return false;
+  return packedHasTag(b, cond.letter, cond.values, cond.set);
 }
 
 /** Every condition of the filter the index did not already guarantee, plus NIP-40. */
@@ -334,6 +299,7 @@ function checkOptions(opts: LmdbStoreOptions): void {
   int('purgeBatch', 1);
   int('mapSize', 1);
   int('clockEvery', 1);
+  if (opts.writer !== undefined && opts.writer !== 'thread' && opts.writer !== 'inline') bad('writer', "'thread' or 'inline'", opts.writer);
   if (opts.pageSize !== undefined && ![4096, 8192, 16384, 32768, 65536].includes(opts.pageSize)) bad('pageSize', 'a power of two from 4096 to 65536', opts.pageSize);
 }
 
@@ -344,29 +310,8 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
   const purgeBatch = opts.purgeBatch ?? 10_000;
   const clockEvery = opts.clockEvery ?? 64;
   mkdirSync(opts.path, { recursive: true });
-  const root: RootDatabase = open({
-    path: opts.path,
-    noSubdir: false, // always a directory (lmdb-js would treat a path with an extension as a file)
-    maxDbs: 16,
-    mapSize: opts.mapSize ?? DEFAULT_MAP_SIZE,
-    ...(opts.pageSize !== undefined ? { pageSize: opts.pageSize } : {}),
-  });
-  const meta = root.openDB<unknown, string>('meta', {});
-  const events = root.openDB<Buffer, number>('events', { keyEncoding: 'uint32', encoding: 'binary' });
-  const binary = (name: string): Db => root.openDB<Buffer, Buffer>(name, { keyEncoding: 'binary', encoding: 'binary' }) as unknown as Db;
-  const index = (name: string): Db =>
-    root.openDB<Buffer, Buffer>(name, { encoding: 'binary', keyEncoder: indexKeyEncoder } as never) as unknown as Db;
-  const ids = binary('ids'); // id → seq
-  const slots = binary('slots'); // replaceable/addressable address → seq of the current version
-  const deletedIds = binary('deleted-ids'); // id ‖ deleter pubkey → flags (bit 0: deletion had ["k","1059"])
-  const deletedAddrs = binary('deleted-addrs'); // address → u64 created_at of the newest `a` deletion
-  const byPubkeyKind = index('idx-pubkey-kind');
-  const byPubkey = index('idx-pubkey');
-  const byKind = index('idx-kind');
-  const byTag = index('idx-tag');
-  const byTagKind = index('idx-tag-kind');
-  const byTime = index('idx-created-at');
-  const byExpiry = index('idx-expiration'); // key: u64 expiration ‖ seq
+  const tables = openTables({ path: opts.path, ...(opts.mapSize !== undefined ? { mapSize: opts.mapSize } : {}), ...(opts.pageSize !== undefined ? { pageSize: opts.pageSize } : {}) });
+  const { root, meta, events, byPubkeyKind, byPubkey, byKind, byTag, byTagKind, byTime, byExpiry } = tables;
 
   /**
    * Schema 1 or 2 → 3: every record is repacked (the JSON is found through the header length
@@ -423,28 +368,42 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     throw err;
   }
 
-  // Sequence numbers never repeat, even across restarts after the newest events were removed
-  // (followers of eventsAfter keep their place by seq): the next one is also kept in `meta`.
-  let nextSeq = 1;
-  for (const k of events.getKeys({ reverse: true, limit: 1 })) nextSeq = (k as number) + 1;
-  const savedSeq = meta.get('nextSeq');
-  if (typeof savedSeq === 'number' && savedSeq > nextSeq) nextSeq = savedSeq;
-  /** Runs `fn` in the writer's transaction and records the next seq with it when `fn` used any. */
-  function withSeq<T>(fn: () => T): T {
-    const before = nextSeq;
-    const result = fn();
-    if (nextSeq !== before) meta.putSync('nextSeq', nextSeq);
-    return result;
-  }
-  /** The watermark: every seq up to this one is committed (visible to readers). Set after each commit. */
-  let committedSeq = nextSeq - 1;
-  log?.info({ path: opts.path, schemaVersion: SCHEMA_VERSION, events: size(), nextSeq }, 'lmdb store opened');
-
   /**
-   * Events on disk, kept by the writer without a stat call (re-read after a failed batch): it
-   * bounds any one index range, so it tells when a native count needs no windows.
+   * Events on disk, re-read after each commit (one stat): it bounds any one index range, so it
+   * tells when a native count needs no windows.
    */
   let storedEvents = size();
+  /** The watermark: every seq up to this one is committed (visible to readers). Set after each commit. */
+  let committedSeq = loadNextSeq(tables) - 1;
+  const onCommit = (lastSeq: number): void => {
+    // The writer committed on another thread: move this thread's read snapshot forward
+    // before anyone reads the new watermark, so a query started after lastSeq() sees it.
+    if (writerThread !== undefined) root.resetReadTxn();
+    committedSeq = lastSeq;
+    storedEvents = size();
+  };
+  const writerThread = opts.writer === 'thread'
+    ? startWriterThread({
+      env: { path: opts.path, ...(opts.mapSize !== undefined ? { mapSize: opts.mapSize } : {}), ...(opts.pageSize !== undefined ? { pageSize: opts.pageSize } : {}) },
+      ...(log ? { logger: log } : {}),
+      onCommit,
+      // Never leave the relay without a writer: carry on inline (its pending writes were refused).
+      onDeath: () => {
+        writer = createBatchWriter(tables, createWriteCore(tables), { ...(log ? { logger: log } : {}), onCommit });
+      },
+    })
+    : undefined;
+  let writer: BatchWriter = writerThread ?? createBatchWriter(tables, createWriteCore(tables), { ...(log ? { logger: log } : {}), onCommit });
+  if (writerThread !== undefined) {
+    try {
+      await writerThread.ready;
+    } catch (err) {
+      await writerThread.close();
+      await root.close();
+      throw err;
+    }
+  }
+  log?.info({ path: opts.path, schemaVersion: SCHEMA_VERSION, events: size(), lastSeq: committedSeq, writer: opts.writer ?? 'inline' }, 'lmdb store opened');
 
   function size(): number {
     return (events.getStats() as { entryCount: number }).entryCount;
@@ -452,10 +411,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
 
   // ---------- reads ----------
 
-  function seqOfId(idBytes: Uint8Array): number | undefined {
-    const v = ids.getBinaryFast(idBytes as Buffer);
-    return v === undefined ? undefined : readU32(v, 0);
-  }
+  const seqOfId = (idBytes: Uint8Array): number | undefined => seqOfTable(tables, idBytes);
 
   function choosePlan(cf: CompiledFilter): Plan {
     if (cf.ids !== undefined) return { type: 'ids' };
@@ -800,276 +756,15 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     return c.result();
   };
 
-  // ---------- writes (only ever called inside the writer's transaction) ----------
-
-  function putU32(n: number): Buffer { const b = Buffer.allocUnsafe(4); writeU32(b, 0, n); return b; }
-
-  function insert(e: NostrEvent, idBytes: Buffer, pubkey: Buffer, addr: Buffer | undefined): number {
-    if (nextSeq >= MAX_U32) throw new Error('lmdb store: event sequence numbers exhausted (4 billion events written)');
-    const seq = nextSeq++;
-    const json = canonicalJson(e);
-    const expiration = expirationTs(e);
-    const tags = indexedTags(e);
-    // seq only grows, so the record is appended: LMDB then fills each page instead of
-    // splitting it in half (≈25 % less space for the events table).
-    // (lmdb-js returns false when an append is refused; its typings say void.)
-    const appended = events.putSync(seq, packEvent(e, json, expiration, tags), APPEND) as unknown as boolean;
-    if (!appended) throw new Error(`lmdb store: event sequence number ${seq} is not above the last stored one`);
-    storedEvents++;
-    ids.putSync(idBytes, putU32(seq));
-    const ts = e.created_at;
-    byPubkeyKind.putSync(indexKey(pubkeyKindPrefix(pubkey, e.kind), ts, seq), EMPTY);
-    byPubkey.putSync(indexKey(pubkey, ts, seq), EMPTY);
-    byKind.putSync(indexKey(kindPrefix(e.kind), ts, seq), EMPTY);
-    byTime.putSync(indexKey(EMPTY, ts, seq), EMPTY);
-    for (const t of tags) {
-      byTag.putSync(indexKey(tagPrefix(t.letter, t.enc), ts, seq), EMPTY);
-      byTagKind.putSync(indexKey(tagKindPrefix(t.letter, t.enc, e.kind), ts, seq), EMPTY);
-    }
-    if (expiration !== undefined) byExpiry.putSync(indexKey(EMPTY, expiration, seq), EMPTY);
-    if (addr !== undefined) slots.putSync(addr, putU32(seq));
-    return seq;
-  }
-
-  /** Remove a stored event and all its index entries; returns its id. */
-  /** Remove a stored event and all its index entries (derived from its packed header); returns its id. */
-  function removeSeq(seq: number): string | undefined {
-    const packed = events.getBinary(seq); // a copy: we do more reads below
-    if (packed === undefined) return undefined;
-    const kind = packedKind(packed);
-    const ts = packedCreatedAt(packed);
-    const pubkey = packed.subarray(OFF_PUBKEY, OFF_PUBKEY + 32);
-    const tags = unpackTags(packed);
-    events.removeSync(seq);
-    storedEvents--;
-    ids.removeSync(packed.subarray(OFF_ID, OFF_ID + 32));
-    byPubkeyKind.removeSync(indexKey(pubkeyKindPrefix(pubkey, kind), ts, seq));
-    byPubkey.removeSync(indexKey(pubkey, ts, seq));
-    byKind.removeSync(indexKey(kindPrefix(kind), ts, seq));
-    byTime.removeSync(indexKey(EMPTY, ts, seq));
-    for (const t of tags) {
-      byTag.removeSync(indexKey(tagPrefix(t.letter, t.enc), ts, seq));
-      byTagKind.removeSync(indexKey(tagKindPrefix(t.letter, t.enc, kind), ts, seq));
-    }
-    const expiration = packedExpiration(packed);
-    if (expiration !== undefined) byExpiry.removeSync(indexKey(EMPTY, expiration, seq));
-    const replaceable = isReplaceableKind(kind);
-    if (replaceable || isAddressableKind(kind)) {
-      const dTagged = replaceable ? undefined : tags.find((t) => t.letter === D_LETTER);
-      const d = replaceable ? undefined : dTagged === undefined ? '' : decodeTagValue(dTagged.enc);
-      let addr = addressKey(kind, pubkey, d);
-      let cur = slots.getBinaryFast(addr);
-      if (cur === undefined || readU32(cur, 0) !== seq) {
-        // The header keeps d tags that have a value; when the event's first d tag has none
-        // (["d"]), its address is "" — re-derive it from the JSON in that rare case.
-        addr = eventAddressKey(JSON.parse(packed.toString('utf8', headerLength(packed))) as NostrEvent, pubkey, replaceable)!;
-        cur = slots.getBinaryFast(addr);
-      }
-      if (cur !== undefined && readU32(cur, 0) === seq) slots.removeSync(addr);
-    }
-    return packed.toString('hex', OFF_ID, OFF_ID + 32);
-  }
-
-  function isTombstoned(e: NostrEvent, idBytes: Buffer, pubkey: Buffer, addr: Buffer | undefined): boolean {
-    if (e.kind === 5) return false; // deleting a deletion does nothing
-    if (deletedIds.getBinaryFast(Buffer.concat([idBytes, pubkey])) !== undefined) return true;
-    if (e.kind === 1059) {
-      for (const t of e.tags) {
-        if (t[0] !== 'p' || !isHex64(t[1])) continue;
-        const v = deletedIds.getBinaryFast(Buffer.concat([idBytes, Buffer.from(t[1], 'hex')]));
-        if (v !== undefined && (v[0] & 1) !== 0) return true;
-      }
-    }
-    if (addr !== undefined) {
-      const v = deletedAddrs.getBinaryFast(addr);
-      if (v !== undefined && e.created_at <= readU64(v, 0)) return true;
-    }
-    return false;
-  }
-
-  function hasPTag(packed: Buffer, pubkeyHex: string): boolean {
-    return tagMatches(packed, { letter: 'p'.charCodeAt(0), name: 'p', values: [encodeTagValue(pubkeyHex)], set: undefined });
-  }
-
-  function applyDeletion(del: NostrEvent, pubkey: Buffer): string[] {
-    const removed: string[] = [];
-    const giftWrapOk = del.tags.some((t) => t[0] === 'k' && t[1] === '1059');
-    for (const t of del.tags) {
-      if (t[0] === 'e' && isHex64(t[1])) {
-        const target = Buffer.from(t[1], 'hex');
-        const key = Buffer.concat([target, pubkey]);
-        const prev = deletedIds.getBinaryFast(key);
-        deletedIds.putSync(key, Buffer.from([(prev === undefined ? 0 : prev[0]) | (giftWrapOk ? 1 : 0)]));
-        const seq = seqOfId(target);
-        if (seq === undefined) continue;
-        const b = events.getBinaryFast(seq);
-        if (b === undefined) continue;
-        const kind = packedKind(b);
-        if (kind === 5) continue;
-        const byAuthor = bytesEqual(b, OFF_PUBKEY, pubkey, 32);
-        const byRecipient = kind === 1059 && giftWrapOk && hasPTag(b, del.pubkey);
-        if (!byAuthor && !byRecipient) continue;
-        const id = removeSeq(seq);
-        if (id !== undefined) removed.push(id);
-      } else if (t[0] === 'a') {
-        const a = parseAddress(t[1], isReplaceableKind, isAddressableKind);
-        if (a === undefined || a.pubkey !== del.pubkey) continue;
-        const addr = addressKey(a.kind, pubkey, a.d);
-        const prev = deletedAddrs.getBinaryFast(addr);
-        if (prev === undefined || readU64(prev, 0) < del.created_at) {
-          const v = Buffer.allocUnsafe(8);
-          writeU64(v, 0, del.created_at);
-          deletedAddrs.putSync(addr, v);
-        }
-        const cur = slots.getBinaryFast(addr);
-        if (cur === undefined) continue;
-        const seq = readU32(cur, 0);
-        const b = events.getBinaryFast(seq);
-        if (b === undefined || packedCreatedAt(b) > del.created_at) continue;
-        const id = removeSeq(seq);
-        if (id !== undefined) removed.push(id);
-      }
-    }
-    return removed;
-  }
-
-  function applyPut(e: NostrEvent, now: number): PutOutcome {
-    const rejection = storeRejection(e, now);
-    if (rejection !== undefined) return { status: 'rejected', message: rejection };
-    const idBytes = Buffer.from(e.id, 'hex');
-    if (seqOfId(idBytes) !== undefined) return { status: 'duplicate' };
-    const pubkey = Buffer.from(e.pubkey, 'hex');
-    const addr = eventAddressKey(e, pubkey, isReplaceableKind(e.kind));
-    if (isTombstoned(e, idBytes, pubkey, addr)) return { status: 'deleted' };
-    const removed: string[] = [];
-    if (addr !== undefined) {
-      const cur = slots.getBinaryFast(addr);
-      if (cur !== undefined) {
-        const seq = readU32(cur, 0);
-        const b = events.getBinaryFast(seq);
-        if (b !== undefined) {
-          const ts = packedCreatedAt(b);
-          const wins = e.created_at > ts || (e.created_at === ts && idBytes.compare(b, OFF_ID, OFF_ID + 32) < 0);
-          if (!wins) return { status: 'replaced' };
-          const id = removeSeq(seq);
-          if (id !== undefined) removed.push(id);
-        }
-      }
-    }
-    const seq = insert(e, idBytes, pubkey, addr);
-    if (e.kind === 5) removed.push(...applyDeletion(e, pubkey));
-    return { status: 'stored', seq, removed };
-  }
-
-  function applyPurge(now: number): number {
-    const seqs: number[] = [];
-    for (const seq of byExpiry.getKeys({ start: indexKey(EMPTY, 0, 0), end: indexKey(EMPTY, now + 1, 0) })) {
-      seqs.push(seq as number);
-      if (seqs.length >= purgeBatch) break;
-    }
-    for (const seq of seqs) removeSeq(seq);
-    return seqs.length;
-  }
-
-  // ---------- the batched writer ----------
-
-  interface Job {
-    /** Events carried (1 for a purge). */
-    readonly size: number;
-    run(now: number): unknown;
-    resolve(result: unknown): void;
-    reject(err: Error): void;
-  }
-  const FAILED = Symbol('failed');
-  const queue: Job[] = [];
-  let writing = false;
-  let scheduled = false;
-  let transactions = 0;
-  let jobsWritten = 0;
-  let flushing = 0; // committed batches whose callers still wait for the flush
   let closed = false;
-  let idleWaiters: (() => void)[] = [];
-
-  function notifyIdle(): void {
-    if (writing || scheduled || flushing > 0 || queue.length > 0) return;
-    const waiters = idleWaiters;
-    idleWaiters = [];
-    for (const w of waiters) w();
-  }
-
-  function schedule(): void {
-    if (writing || scheduled) return;
-    if (queue.length === 0) { notifyIdle(); return; }
-    scheduled = true;
-    // setImmediate: every put() issued in this event-loop turn joins the batch.
-    setImmediate(() => { void runBatch(); });
-  }
-
-  function enqueue<T>(size: number, run: (now: number) => T): Promise<T> {
-    if (closed) return Promise.reject(new Error('lmdb store is closed'));
-    return new Promise<T>((resolve, reject) => {
-      queue.push({ size, run, resolve: resolve as (r: unknown) => void, reject });
-      schedule();
-    });
-  }
-
-  async function runBatch(): Promise<void> {
-    scheduled = false;
-    writing = true;
-    let take = 0;
-    for (let n = 0; take < queue.length && (take === 0 || n < MAX_BATCH_EVENTS); take++) n += queue[take].size;
-    const jobs = queue.splice(0, take);
-    const now = clock();
-    const started = performance.now();
-    let results: unknown[];
-    try {
-      results = await root.childTransaction(() => withSeq(() => jobs.map((j) => j.run(now))));
-    } catch (err) {
-      // Something in the batch threw and the whole transaction was rolled back:
-      // replay each job in its own transaction so one bad write fails alone.
-      log?.error({ err, jobs: jobs.length }, 'write batch failed; retrying jobs one by one');
-      storedEvents = size();
-      results = [];
-      for (const j of jobs) {
-        try {
-          results.push(await root.childTransaction(() => withSeq(() => j.run(now))));
-        } catch (jobErr) {
-          results.push({ [FAILED]: jobErr });
-        }
-      }
-    }
-    const committed = performance.now();
-    // lmdb-js resets its read snapshot before resolving a commit, so reads from here on see it.
-    committedSeq = nextSeq - 1;
-    transactions++;
-    jobsWritten += jobs.length;
-    // Durability: the commit is visible now; `flushed` resolves once it is fsync'd.
-    const flushed = root.flushed;
-    writing = false;
-    flushing++;
-    schedule(); // the next batch may build while this one flushes
-    try {
-      await flushed;
-    } catch (err) {
-      for (const j of jobs) j.reject(err instanceof Error ? err : new Error(String(err)));
-      return;
-    } finally {
-      flushing--;
-      notifyIdle();
-    }
-    log?.debug({ jobs: jobs.length, commitMs: committed - started, flushMs: performance.now() - committed }, 'write batch durable');
-    jobs.forEach((j, i) => {
-      const r = results[i];
-      if (typeof r === 'object' && r !== null && FAILED in r) {
-        const err = (r as Record<symbol, unknown>)[FAILED];
-        j.reject(err instanceof Error ? err : new Error(String(err)));
-      } else j.resolve(r);
-    });
-  }
 
   const purgeIntervalMs = opts.purgeIntervalMs ?? 60_000;
+  function submit(job: WriteJob): Promise<WriteResult> {
+    if (closed) return Promise.reject(new Error('lmdb store is closed'));
+    return writer.submit(job);
+  }
   async function purgeExpired(now: number = clock()): Promise<number> {
-    const n = await enqueue(1, () => applyPurge(now));
+    const n = (await submit({ type: 'purge', now, limit: purgeBatch })) as number;
     if (n > 0) log?.info({ purged: n }, 'expired events purged');
     return n;
   }
@@ -1088,7 +783,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     path: opts.path,
     put(batch) {
       if (batch.length === 0) return Promise.resolve([]);
-      return enqueue(batch.length, (now) => batch.map((e) => applyPut(e, now)));
+      return submit({ type: 'put', events: batch, now: clock() }) as Promise<PutOutcome[]>;
     },
     async query(filters, q: QueryOptions = {}) {
       return runToEnd(openQueryWith(filters, q, JSON_OUTPUT));
@@ -1126,7 +821,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     },
     size,
     purgeExpired,
-    writerStats: () => ({ transactions, jobs: jobsWritten }),
+    writerStats: () => writer.stats(),
     explain(filter) {
       const cf = compileFilter(filter);
       if (cf.never) return { index: 'none', scans: 0 };
@@ -1137,7 +832,8 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
       if (closed) return;
       closed = true;
       if (purgeTimer !== undefined) clearInterval(purgeTimer);
-      if (writing || scheduled || flushing > 0 || queue.length > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
+      await writer.idle();
+      await writerThread?.close();
       await root.close();
       log?.info({ path: opts.path }, 'lmdb store closed');
     },
