@@ -8,7 +8,7 @@ import { finalizeEvent, generateSecretKey } from 'nostr-tools/pure';
 import { buildPatchGenRequest, buildPatchGenResult } from '@bazaar/dvm-kinds/kinds/patch-gen';
 import { buildFeedback } from '@bazaar/dvm-kinds/feedback';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
-import { defaultPolicy } from '@bazaar/policies/load';
+import { defaultPolicy } from '@bazaar/policies/default-policy';
 import { validJobRequest } from '@bazaar/policies/market/valid-job-request';
 import { runStrfryPlugin } from '@bazaar/policies/strfry';
 import { emptyStore } from '@bazaar/policies/relay-store';

@@ -2,7 +2,8 @@
 import { resolve } from 'node:path';
 import type { CommandSpec } from '@bazaar/cli-kit/command';
 import { UsageError } from '@bazaar/cli-kit/command';
-import { defaultPolicy, loadPolicyFile, RULE_NAMES, type PolicyDeps } from './load.ts';
+import { defaultPolicy } from './default-policy.ts';
+import { loadPolicyFile, RULE_NAMES, type PolicyDeps } from './load.ts';
 import type { Policy } from './policy.ts';
 
 const policiesFlag = { type: 'string', description: 'Policy file (JSON with comments; see policies/README.md). Without it: the defaults' } as const;

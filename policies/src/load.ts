@@ -6,8 +6,11 @@ import type { Logger } from 'pino';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { systemClock, type Clock } from './clock.ts';
 import { any, not, seq, shadow, when, withTimeout } from './combinators.ts';
+import { defaultPolicy } from './default-policy.ts';
+import { DEFAULT_LIMITS, eventLimits } from './limits.ts';
 import type { Policy, PolicyContext } from './policy.ts';
 import { createdAtWindow } from './rules/created-at-window.ts';
+import { maxContentLength } from './rules/max-content-length.ts';
 import { maxEventSize } from './rules/max-event-size.ts';
 import { maxTags } from './rules/max-tags.ts';
 import { protectedEvents } from './rules/protected-events.ts';
@@ -31,47 +34,6 @@ export interface PolicyDeps {
   readonly reputationPubkey?: string;
   readonly logger?: Pick<Logger, 'info' | 'warn' | 'debug'>;
   readonly signal?: AbortSignal;
-}
-
-export interface DefaultLimits {
-  readonly maxEventBytes: number;
-  readonly maxTags: number;
-  readonly createdAtFutureSecs: number;
-  readonly ipPerSecond: number;
-  readonly ipBurst: number;
-  readonly pubkeyPerSecond: number;
-  readonly pubkeyBurst: number;
-}
-
-export const DEFAULT_LIMITS: DefaultLimits = Object.freeze({
-  maxEventBytes: 128 * 1024,
-  maxTags: 2500,
-  createdAtFutureSecs: 15 * 60,
-  ipPerSecond: 20,
-  ipBurst: 200,
-  pubkeyPerSecond: 10,
-  pubkeyBurst: 100,
-});
-
-/**
- * What a relay runs when no policy file says otherwise: size and tag caps, no far-future
- * timestamps, NIP-40 and NIP-70, per-address and per-author rate limits, and well-formed job
- * requests. Market rules that need history (results answer known requests, ...) are opt-in:
- * a relay that is not the market's home relay sees results for requests posted elsewhere.
- */
-export function defaultPolicy(limits: Partial<DefaultLimits> = {}, deps: PolicyDeps = {}): Policy {
-  const l = { ...DEFAULT_LIMITS, ...limits };
-  const clock = deps.clock ?? systemClock;
-  return seq(
-    maxEventSize(l.maxEventBytes),
-    maxTags(l.maxTags),
-    createdAtWindow({ futureSecs: l.createdAtFutureSecs }),
-    rejectExpired(),
-    protectedEvents(),
-    rateLimitByIp({ perSecond: l.ipPerSecond, burst: l.ipBurst, clock }),
-    rateLimitByPubkey({ perSecond: l.pubkeyPerSecond, burst: l.pubkeyBurst, clock }),
-    validJobRequest(),
-  );
 }
 
 export class PolicyConfigError extends Error {
@@ -100,7 +62,9 @@ const NIP01_PREFIXES = ['invalid:', 'blocked:', 'rate-limited:', 'pow:', 'restri
 const NIP01_PREFIX = new RegExp(`^(${NIP01_PREFIXES.join('|')}) `);
 
 const RULES: Readonly<Record<string, RuleSpec>> = {
-  defaults: { opts: { limits: { type: 'limits' } }, build: (o, b) => defaultPolicy(o.limits ?? {}, { ...b.deps, clock: b.clock }) },
+  defaults: { opts: { limits: { type: 'limits' } }, build: (o, b) => defaultPolicy(o.limits ?? {}, { clock: b.clock }) },
+  eventLimits: { opts: { limits: { type: 'limits' } }, build: (o) => eventLimits(o.limits ?? {}) },
+  maxContentLength: { opts: { chars: { type: 'integer', required: true, min: 0 } }, build: (o) => maxContentLength(o.chars) },
   maxEventSize: { opts: { bytes: { type: 'integer', required: true, min: 1 } }, build: (o) => maxEventSize(o.bytes) },
   maxTags: { opts: { max: { type: 'integer', required: true, min: 0 }, maxValues: { type: 'integer', min: 1 } }, build: (o) => maxTags(o.max, { maxValues: o.maxValues }) },
   createdAtWindow: { opts: { pastSecs: { type: 'integer', min: 0 }, futureSecs: { type: 'integer', min: 0 } }, build: (o) => createdAtWindow(o) },
@@ -203,7 +167,7 @@ function check(v: unknown, path: string, out: string[], deps: PolicyDeps): void 
         else
           for (const [k, x] of Object.entries(val)) {
             if (!Object.hasOwn(DEFAULT_LIMITS, k)) out.push(`${at}.${k}: unknown limit (limits: ${Object.keys(DEFAULT_LIMITS).join(', ')})`);
-            else if (typeof x !== 'number' || !(x > 0)) out.push(`${at}.${k}: must be a positive number`);
+            else if (typeof x !== 'number' || !Number.isFinite(x) || x < 0) out.push(`${at}.${k}: must be a number >= 0`);
           }
         break;
     }

@@ -22,8 +22,10 @@ export interface PolicyContext {
     readonly ip: string;
     readonly connectionId: string;
   };
-  /** NIP-42 authenticated pubkey of the connection, if any. */
+  /** NIP-42 authenticated pubkey of the connection, if any (the first, when it authenticated several). */
   readonly authedPubkey?: string;
+  /** Every pubkey the connection authenticated as (NIP-42 allows several); absent when none. */
+  readonly authedPubkeys?: readonly string[];
   /** Unix seconds when the relay received the event. */
   readonly receivedAt: number;
   readonly store: ReadStore;
@@ -31,7 +33,16 @@ export interface PolicyContext {
   readonly size?: number;
 }
 
-export type Policy = (event: NostrEvent, ctx: PolicyContext) => Verdict | Promise<Verdict>;
+/**
+ * A policy decides one event. `signal` (Nostrify's `NPolicy.call(event, signal)`) aborts when
+ * nobody waits for the answer any more — the check timed out, the relay is closing: a policy that
+ * does I/O or long work passes it on (`ctx.store.query(filters, { signal })`) and stops. The
+ * relay, the strfry plugin and every combinator always pass one.
+ */
+export type Policy = (event: NostrEvent, ctx: PolicyContext, signal?: AbortSignal) => Verdict | Promise<Verdict>;
+
+/** The pubkeys a context says the connection authenticated as. */
+export const authedPubkeysOf = (ctx: PolicyContext): readonly string[] => ctx.authedPubkeys ?? (ctx.authedPubkey !== undefined ? [ctx.authedPubkey] : []);
 
 export const ACCEPT: Verdict = Object.freeze({ action: 'accept' });
 export const accept = (): Verdict => ACCEPT;

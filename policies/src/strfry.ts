@@ -47,7 +47,7 @@ const verdictToResponse = (id: string, v: Verdict): StrfryResponse =>
   v.action === 'accept' ? { id, action: 'accept' } : v.action === 'reject' ? { id, action: 'reject', msg: clip(v.message) } : { id, action: 'shadowReject', msg: clip(v.message ?? '') };
 
 /** Decide one request line. Never throws: bad input becomes a reject with an `error:`/`invalid:` message. */
-export async function handleStrfryLine(line: string, policy: Policy, store: ReadStore, log?: Pick<Logger, 'warn' | 'debug'>, connectionId = 'strfry'): Promise<StrfryResponse> {
+export async function handleStrfryLine(line: string, policy: Policy, store: ReadStore, log?: Pick<Logger, 'warn' | 'debug'>, connectionId = 'strfry', signal?: AbortSignal): Promise<StrfryResponse> {
   let req: Partial<StrfryRequest>;
   try {
     req = JSON.parse(line);
@@ -65,19 +65,18 @@ export async function handleStrfryLine(line: string, policy: Policy, store: Read
   const sourceType = SOURCE_TYPES[req.sourceType ?? ''];
   if (!sourceType) log?.warn({ sourceType: req.sourceType }, 'strfry plugin: unknown sourceType, treating the event as internal');
   const receivedAt = toSeconds(req.receivedAt) ?? Math.floor(Date.now() / 1000);
-  // `authed` is the NIP-42 pubkey of the connection; tolerate a list (several AUTHs) by taking the first.
-  const authedRaw: unknown = Array.isArray(req.authed) ? req.authed[0] : req.authed;
-  const authed = typeof authedRaw === 'string' && /^[0-9a-f]{64}$/.test(authedRaw) ? authedRaw : undefined;
+  // `authed` is the NIP-42 pubkey of the connection; tolerate a list (several AUTHs).
+  const authed = (Array.isArray(req.authed) ? req.authed : [req.authed]).filter((k): k is string => typeof k === 'string' && /^[0-9a-f]{64}$/.test(k));
   const ctx: PolicyContext = {
     source: { type: sourceType ?? 'internal', ip: typeof req.sourceInfo === 'string' ? req.sourceInfo : '', connectionId },
-    ...(authed ? { authedPubkey: authed } : {}),
+    ...(authed.length ? { authedPubkey: authed[0], authedPubkeys: authed } : {}),
     receivedAt,
     store,
     size: Buffer.byteLength(JSON.stringify(req.event)),
   };
   let verdict: Verdict;
   try {
-    verdict = await policy(req.event, ctx);
+    verdict = await policy(req.event, ctx, signal);
   } catch (err) {
     log?.warn({ eventId: id, err }, 'strfry plugin: policy failed');
     verdict = { action: 'reject', message: 'error: policy failed' };
@@ -89,6 +88,8 @@ export async function handleStrfryLine(line: string, policy: Policy, store: Read
 /**
  * Runs the plugin loop until `input` ends: requests are decided one at a time, in order, so the
  * Nth output line always answers the Nth request. Blank lines are not requests and get no answer.
+ * A decision past `timeoutMs` is answered `error: policy timed out` and its policy's AbortSignal
+ * aborts, so the policy stops instead of running on behind later requests.
  */
 export async function runStrfryPlugin(opts: { input: Readable; output: Writable; policy: Policy; store: ReadStore; timeoutMs?: number; log?: Pick<Logger, 'warn' | 'debug' | 'info'> }): Promise<{ requests: number }> {
   const policy = withTimeout(opts.policy, opts.timeoutMs ?? 2000);

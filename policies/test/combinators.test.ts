@@ -2,7 +2,7 @@
 import t from 'tap';
 import { alice, bob, ctx, short, sign } from './helpers.ts';
 import { accept, reject, shadowReject, type Policy } from '../src/policy.ts';
-import { any, kindIn, not, seq, shadow, when, withTimeout } from '../src/combinators.ts';
+import { any, kindIn, not, PolicyTimeoutError, seq, shadow, when, withTimeout } from '../src/combinators.ts';
 import { fakeClock } from '../src/clock.ts';
 import { ipKey, rateLimitByIp } from '../src/rules/rate-limit-by-ip.ts';
 import { rateLimitByPubkey } from '../src/rules/rate-limit-by-pubkey.ts';
@@ -115,4 +115,53 @@ t.test('rateLimitByIp and rateLimitByPubkey', async (t) => {
   t.equal(short(await byPk(evA, ctx())), 'accept');
   t.equal(short(await byPk(evA, ctx({ ip: '9.9.9.9' }))), 'rate-limited:', 'per author, whatever the address');
   t.equal(short(await byPk(evB, ctx())), 'accept');
+});
+
+t.test('the AbortSignal reaches every policy; withTimeout aborts the one it gave up on', async (t) => {
+  const got: (AbortSignal | undefined)[] = [];
+  const record: Policy = (_e, _c, signal) => {
+    got.push(signal);
+    return accept();
+  };
+  const ac = new AbortController();
+  for (const p of [seq(record, record), any(record), not(record, 'blocked: x'), when(() => true, record), shadow(record)]) await p(ev, ctx(), ac.signal);
+  t.ok(got.length === 6 && got.every((s) => s === ac.signal), 'combinators pass the caller\'s signal on');
+  got.length = 0;
+  await withTimeout(record, 1000)(ev, ctx(), ac.signal);
+  t.ok(got[0] instanceof AbortSignal && got[0] !== ac.signal && !got[0].aborted, 'withTimeout gives its own signal');
+  let innerSignal: AbortSignal | undefined;
+  const waiting = withTimeout((_e, _c, signal) => new Promise((resolve) => {
+    innerSignal = signal;
+    signal!.addEventListener('abort', () => resolve(reject('error: stopped')));
+  }), 60_000)(ev, ctx(), ac.signal);
+  ac.abort(new Error('caller gave up'));
+  t.same(await waiting, { action: 'reject', message: 'error: stopped' });
+  t.match(String(innerSignal!.reason), /caller gave up/, "the caller's abort reaches a policy still running");
+
+  let reason: unknown;
+  const stuck: Policy = (_e, _c, signal) => new Promise((resolve) => signal!.addEventListener('abort', () => {
+    reason = signal!.reason;
+    resolve(accept());
+  }));
+  t.same(await withTimeout(stuck, 20)(ev, ctx()), { action: 'reject', message: 'error: policy timed out' });
+  t.ok(reason instanceof PolicyTimeoutError, 'the timed-out policy was told to stop');
+
+  const calls: string[] = [];
+  const gone = new AbortController();
+  const abortAfterFirst: Policy = () => {
+    calls.push('first');
+    gone.abort();
+    return accept();
+  };
+  const v = await seq(abortAfterFirst, () => { calls.push('second'); return accept(); })(ev, ctx(), gone.signal);
+  t.match(v, { action: 'reject', message: /^error: policy check aborted/ });
+  t.same(calls, ['first'], 'seq runs nothing after an abort');
+});
+
+t.test('seq of synchronous rules answers synchronously', async (t) => {
+  const v = seq(A, A, R('blocked: sync'))(ev, ctx());
+  t.same(v, { action: 'reject', message: 'blocked: sync' }, 'a verdict, not a promise');
+  const mixed = seq(A, async () => accept(), R('invalid: after async'))(ev, ctx());
+  t.ok(mixed instanceof Promise, 'an async rule makes the rest async');
+  t.same(await mixed, { action: 'reject', message: 'invalid: after async' });
 });

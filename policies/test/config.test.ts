@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { alice, bob, ctx, MemoryStore, rep, short, sign, T0 } from './helpers.ts';
 import { fakeClock } from '../src/clock.ts';
-import { defaultPolicy, loadPolicyFile, parsePolicyText, PolicyConfigError, policyFromConfig, RULE_NAMES } from '../src/load.ts';
+import { defaultPolicy } from '../src/default-policy.ts';
+import { loadPolicyFile, parsePolicyText, PolicyConfigError, policyFromConfig, RULE_NAMES } from '../src/load.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'bazaar-policies-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -84,4 +85,13 @@ t.test('combinators from the file', async (t) => {
   t.equal(short(await w(sign({ kind: 1 }), ctx())), 'blocked:');
   t.equal(short(await w(sign({ kind: 1 }), ctx({ type: 'sync' }))), 'accept');
   t.equal(short(await w(sign({ kind: 2 }), ctx({ type: 'sync' }))), 'blocked:');
+});
+
+t.test('eventLimits and maxContentLength rules in a file', async (t) => {
+  const p = policyFromConfig({ rules: [{ rule: 'eventLimits', limits: { maxTags: 1, createdAtPastSecs: 60 } }, { rule: 'maxContentLength', chars: 3 }] });
+  t.equal(short(await p(sign({ kind: 1, content: 'abc' }), ctx())), 'accept');
+  t.equal(short(await p(sign({ kind: 1, content: 'abcd' }), ctx())), 'invalid:', 'content');
+  t.equal(short(await p(sign({ kind: 1, tags: [['t', 'a'], ['t', 'b']] }), ctx())), 'invalid:', 'tags');
+  t.equal(short(await p(sign({ kind: 1, created_at: T0 - 61 }), ctx())), 'invalid:', 'too old');
+  t.throws(() => policyFromConfig({ rules: [{ rule: 'eventLimits', limits: { maxTags: -1, colour: 2 } }] }), /maxTags: must be a number >= 0[\s\S]*colour: unknown limit/);
 });

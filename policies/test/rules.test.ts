@@ -12,6 +12,7 @@ import { powOf, requirePow } from '../src/rules/require-pow.ts';
 import { requireAuthForKinds } from '../src/rules/require-auth-for-kinds.ts';
 import { protectedEvents } from '../src/rules/protected-events.ts';
 import { rejectExpired } from '../src/rules/reject-expired.ts';
+import { codePointLength, maxContentLength } from '../src/rules/max-content-length.ts';
 
 type Row = [name: string, policy: Policy, event: NostrEvent, ctx: PolicyContext, expected: string];
 
@@ -61,6 +62,11 @@ const rows: Row[] = [
   ['NIP-70: protected, no auth', protectedEvents(), protectedEv, ctx(), 'auth-required:'],
   ['NIP-70: protected, authed as other', protectedEvents(), protectedEv, ctx({ authedPubkey: bob.pk }), 'restricted:'],
   ['NIP-70: protected, authed as author', protectedEvents(), protectedEv, ctx({ authedPubkey: alice.pk }), 'accept'],
+  ['NIP-70: protected, author among several authed', protectedEvents(), protectedEv, ctx({ authedPubkey: bob.pk, authedPubkeys: [bob.pk, alice.pk] }), 'accept'],
+  ['auth for kinds: author among several authed', requireAuthForKinds([4], { matchAuthor: true }), sign({ kind: 4 }), ctx({ authedPubkey: bob.pk, authedPubkeys: [bob.pk, alice.pk] }), 'accept'],
+  ['content: at the limit (code points)', maxContentLength(4), sign({ kind: 1, content: '😀é😀é' }), ctx(), 'accept'],
+  ['content: over the limit', maxContentLength(4), sign({ kind: 1, content: 'hello' }), ctx(), 'invalid:'],
+  ['content: empty', maxContentLength(0), sign({ kind: 1, content: '' }), ctx(), 'accept'],
   ['NIP-70: protected, from sync', protectedEvents(), protectedEv, ctx({ type: 'sync' }), 'accept'],
   ['NIP-40: not expiring', rejectExpired(), small, ctx(), 'accept'],
   ['NIP-40: expires later', rejectExpired(), sign({ kind: 1, tags: [['expiration', String(T0 + 1)]] }), ctx(), 'accept'],
@@ -76,4 +82,11 @@ t.test('powOf counts leading zero bits (NIP-13 examples)', async (t) => {
   t.equal(powOf('0f' + '0'.repeat(62)), 4);
   t.equal(powOf('1' + '0'.repeat(63)), 3);
   t.equal(powOf('8' + '0'.repeat(63)), 0);
+});
+
+t.test('codePointLength counts characters, not UTF-16 units', async (t) => {
+  t.equal(codePointLength(''), 0);
+  t.equal(codePointLength('abc'), 3);
+  t.equal(codePointLength('😀'), 1);
+  t.equal(codePointLength('é😀x'), 3);
 });

@@ -132,3 +132,36 @@ t.test('handleStrfryLine in process: throwing policies, receivedAt units, source
   const long = await handleStrfryLine(line({}), () => ({ action: 'reject', message: 'invalid: ' + 'x'.repeat(10_000) }), emptyStore);
   t.ok(long.msg!.length <= 2000, 'messages stay under strfry\'s record limit');
 });
+
+t.test('runStrfryPlugin: a decision past the timeout is answered error: and its policy is aborted', async (t) => {
+  const { PassThrough } = await import('node:stream');
+  const { runStrfryPlugin } = await import('../src/strfry.ts');
+  const { emptyStore } = await import('../src/relay-store.ts');
+  const slow = sign({ kind: 1, content: 'slow' });
+  const fast = sign({ kind: 1, content: 'fast' });
+  let abortedBy: unknown;
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const answers = createInterface({ input: output });
+  const lines: string[] = [];
+  const got = new Promise<void>((resolve) => answers.on('line', (l) => {
+    lines.push(l);
+    if (lines.length === 2) resolve();
+  }));
+  const done = runStrfryPlugin({
+    input,
+    output,
+    store: emptyStore,
+    timeoutMs: 50,
+    policy: (e, _ctx, signal) => (e.content !== 'slow' ? { action: 'accept' } : new Promise((resolve) => signal!.addEventListener('abort', () => {
+      abortedBy = signal!.reason;
+      resolve({ action: 'accept' });
+    }))),
+  });
+  for (const e of [slow, fast]) input.write(JSON.stringify({ type: 'new', event: e, receivedAt: T0, sourceType: 'IP4', sourceInfo: '198.51.100.1' }) + '\n');
+  await got;
+  t.same(lines.map((l) => JSON.parse(l)), [{ id: slow.id, action: 'reject', msg: 'error: policy timed out' }, { id: fast.id, action: 'accept' }], 'in order; the next request is decided');
+  t.match(String(abortedBy), /timed out/, 'the timed-out policy was told to stop');
+  input.end();
+  t.same(await done, { requests: 2 });
+});

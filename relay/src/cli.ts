@@ -4,7 +4,7 @@ import type { CommandSpec, FlagValues } from '@bazaar/cli-kit/command';
 import { UsageError } from '@bazaar/cli-kit/command';
 import { createLogger } from '@bazaar/cli-kit/log';
 import { untilSignal } from '@bazaar/cli-kit/signals';
-import { DEFAULT_LIMITS, type RelayLimits } from './limits.ts';
+import { DEFAULT_RELAY_LIMITS, type RelayLimits } from './limits.ts';
 
 const int = (description: string, def: number, min = 0) => ({ type: 'number' as const, integer: true, min, default: def, description });
 
@@ -17,7 +17,7 @@ export const relayCommand: CommandSpec = {
     host: { type: 'string', default: '127.0.0.1', description: 'Address to bind' },
     data: { type: 'string', default: './data/relay', description: 'Data directory (LMDB files)' },
     transport: { type: 'string', choices: ['uws', 'ws'], default: 'uws', description: 'WebSocket transport' },
-    policies: { type: 'string', description: "Write-policy file (see policies/README.md); 'none' runs no policy. Default: built-in rate limits for non-loopback clients + valid job requests" },
+    policies: { type: 'string', description: "Write-policy file (see policies/README.md), run after the built-in event limits; 'none': only those. Default: the policies package's defaultPolicy (rate limits for clients not on this machine, valid job requests)" },
     'public-url': { type: 'string', description: 'Public ws(s):// URL of this relay, checked in NIP-42 AUTH' },
     'trust-proxy': { type: 'boolean', default: false, description: 'Behind a reverse proxy: take client addresses from X-Forwarded-For / X-Real-IP (rate limits, logs)' },
     'auth-required': { type: 'boolean', default: false, description: 'Require NIP-42 AUTH before any REQ, COUNT or EVENT' },
@@ -25,18 +25,18 @@ export const relayCommand: CommandSpec = {
     description: { type: 'string', description: 'NIP-11 description' },
     pubkey: { type: 'string', description: 'NIP-11 admin pubkey (hex)' },
     contact: { type: 'string', description: 'NIP-11 contact URI' },
-    'max-message-bytes': int('Largest client message processed', DEFAULT_LIMITS.maxMessageBytes, 1024),
-    'max-subscriptions': int('Open subscriptions per connection', DEFAULT_LIMITS.maxSubscriptions, 1),
-    'max-filters': int('Filters per REQ', DEFAULT_LIMITS.maxFilters, 1),
-    'max-limit': int('Largest limit honoured (also the default limit)', DEFAULT_LIMITS.maxLimit, 1),
-    'max-queries': int('REQ/COUNT queries one connection may have in progress (more get CLOSED rate-limited:)', DEFAULT_LIMITS.maxQueries, 1),
+    'max-message-bytes': int('Largest client message processed', DEFAULT_RELAY_LIMITS.maxMessageBytes, 1024),
+    'max-subscriptions': int('Open subscriptions per connection', DEFAULT_RELAY_LIMITS.maxSubscriptions, 1),
+    'max-filters': int('Filters per REQ', DEFAULT_RELAY_LIMITS.maxFilters, 1),
+    'max-limit': int('Largest limit honoured (also the default limit)', DEFAULT_RELAY_LIMITS.maxLimit, 1),
+    'max-queries': int('REQ/COUNT queries one connection may have in progress (more get CLOSED rate-limited:)', DEFAULT_RELAY_LIMITS.maxQueries, 1),
     'query-slice-ms': { type: 'number', integer: true, min: 1, max: 1000, default: 5, description: 'Time budget of one query-scheduler turn before other work gets the event loop (ms)' },
-    'max-event-tags': int('Tags per event', DEFAULT_LIMITS.maxEventTags, 1),
-    'max-content-length': int('Characters of event content', DEFAULT_LIMITS.maxContentLength, 1),
-    'created-at-past': int('Reject events older than this many seconds (0 = no limit)', DEFAULT_LIMITS.createdAtPastSecs),
-    'created-at-future': int('Reject events more than this many seconds in the future', DEFAULT_LIMITS.createdAtFutureSecs),
-    'max-backpressure': int('Bytes queued for a client before it is disconnected', DEFAULT_LIMITS.maxBackpressureBytes, 65536),
-    'idle-timeout': int('Seconds of silence before a connection is closed (pings keep clients alive; 0 = never)', DEFAULT_LIMITS.idleTimeoutSecs),
+    'max-event-tags': int('Tags per event', DEFAULT_RELAY_LIMITS.maxTags, 1),
+    'max-content-length': int('Characters of event content', DEFAULT_RELAY_LIMITS.maxContentLength, 1),
+    'created-at-past': int('Reject events older than this many seconds (0 = no limit)', DEFAULT_RELAY_LIMITS.createdAtPastSecs),
+    'created-at-future': int('Reject events more than this many seconds in the future', DEFAULT_RELAY_LIMITS.createdAtFutureSecs),
+    'max-backpressure': int('Bytes queued for a client before it is disconnected', DEFAULT_RELAY_LIMITS.maxBackpressureBytes, 65536),
+    'idle-timeout': int('Seconds of silence before a connection is closed (pings keep clients alive; 0 = never)', DEFAULT_RELAY_LIMITS.idleTimeoutSecs),
     'verify-workers': { type: 'number', integer: true, min: 0, max: 64, description: 'Signature verification threads (default: 0 with native libsecp256k1, cores - 1 with the WASM fallback; 0 = inline)' },
     market: { type: 'boolean', default: true, description: 'Market index, NIP-85 reputation, HTTP API (/api/…), marketplace page (/) and /metrics; --no-market turns them off' },
     'trusted-mint': { type: 'string', multiple: true, description: 'A Cashu mint whose NUT-07 proof states count for escrowed receipts (repeatable; without one, Cashu receipts stay unverified)' },
@@ -64,13 +64,13 @@ export function limitsFromFlags(f: FlagValues): RelayLimits {
     maxSubscriptions: f['max-subscriptions'] as number,
     maxFilters: f['max-filters'] as number,
     maxLimit: f['max-limit'] as number,
-    maxEventTags: f['max-event-tags'] as number,
+    maxTags: f['max-event-tags'] as number,
     maxContentLength: f['max-content-length'] as number,
     createdAtPastSecs: f['created-at-past'] as number,
     createdAtFutureSecs: f['created-at-future'] as number,
     maxBackpressureBytes: f['max-backpressure'] as number,
     idleTimeoutSecs: f['idle-timeout'] as number,
-    maxSubIdLength: DEFAULT_LIMITS.maxSubIdLength,
+    maxSubIdLength: DEFAULT_RELAY_LIMITS.maxSubIdLength,
     maxQueries: f['max-queries'] as number,
   };
 }
@@ -93,7 +93,12 @@ async function runRelay(f: FlagValues): Promise<number> {
       if (err instanceof PolicyConfigError || (err as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError((err as Error).message);
       throw err;
     }
-  } else policy = (await import('./default-policy.ts')).relayDefaultPolicy();
+  } else {
+    // The one default policy (policies' defaultPolicy); its per-event limits are the relay's own
+    // built-in stage, run with the numbers given here.
+    const { defaultPolicy } = await import('@bazaar/policies/default-policy');
+    policy = defaultPolicy({}, { eventLimits: false });
+  }
   const relay = await startRelay({
     port: f.port as number,
     host: f.host as string,

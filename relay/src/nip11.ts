@@ -37,7 +37,7 @@ export function relayInfo(cfg: RelayInfoConfig, limits: RelayLimits, version: st
       max_limit: limits.maxLimit,
       default_limit: limits.maxLimit,
       max_subid_length: limits.maxSubIdLength,
-      max_event_tags: limits.maxEventTags,
+      max_event_tags: limits.maxTags,
       max_content_length: limits.maxContentLength,
       min_pow_difficulty: cfg.minPowDifficulty ?? 0,
       auth_required: cfg.authRequired,

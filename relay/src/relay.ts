@@ -3,14 +3,16 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { expirationOf, isEphemeralKind, type Filter, type NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import { isEphemeralKind, type Filter, type NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import { seq } from '@bazaar/policies/combinators';
+import { eventLimits } from '@bazaar/policies/limits';
 import type { Policy, PolicyContext, ReadStore, Verdict } from '@bazaar/policies/policy';
 import type { EventStore, PutOutcome, QueryCursor } from './store/event-store.ts';
 import { QueryScheduler } from './query-scheduler.ts';
 import type { ConnectionHandler, HttpRequest, HttpResponse, TransportHandlers, TransportSocket } from './transport/transport.ts';
 import { checkFilter } from './filter.ts';
 import { SubscriptionIndex, type Subscriber } from './subscriptions.ts';
-import { codePointLength, parseEvent, sniffEventId } from './ingest/parse-event.ts';
+import { parseEvent, sniffEventId } from './ingest/parse-event.ts';
 import type { RelayLimits } from './limits.ts';
 import { CORS_HEADERS, relayInfo, type RelayInfoConfig } from './nip11.ts';
 import { addressOfRequest, addressOfUrl, namesRelay, type RelayAddress } from './relay-address.ts';
@@ -24,8 +26,13 @@ export interface RelayCoreOptions {
   readonly limits: RelayLimits;
   readonly info: RelayInfoConfig;
   readonly logger: Logger;
+  /**
+   * The operator's write policy. It runs after the relay's built-in event limits (tags, content
+   * length, created_at window, NIP-40, NIP-70 — policies' eventLimits() with `limits`), which
+   * always run, so that NIP-11 `limitation` stays true whatever the policy.
+   */
   readonly policy?: Policy;
-  /** A policy slower than this is treated as a rejection (`error:`), so it never wedges a writer. */
+  /** A policy slower than this is rejected (`error:`) and aborted, so it never wedges a writer. */
   readonly policyTimeoutMs?: number;
   /**
    * Behind a reverse proxy: take the client address from the first `X-Forwarded-For`
@@ -167,6 +174,8 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
   private readonly now: () => number;
   private readonly inflight = new Map<string, Promise<AddEventResult>>();
   private readonly readStore: ReadStore;
+  /** The built-in event limits (advertised in NIP-11), then the operator's policy. */
+  private readonly policy: Policy;
   private readonly startedAt = Date.now();
   private readonly publicAddress: RelayAddress | undefined;
   /** Connections mostly share a Host header: one parsed address each, not one per connection. */
@@ -186,6 +195,9 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
       this.publicAddress = addressOfUrl(opts.publicUrl);
       if (!this.publicAddress) throw new Error(`publicUrl must be a ws:// or wss:// URL (got ${JSON.stringify(opts.publicUrl)})`);
     }
+    // One owner per rule: the limits are the policies package's rules, run with this relay's numbers.
+    const builtIn = eventLimits({ ...opts.limits, maxEventBytes: opts.limits.maxMessageBytes });
+    this.policy = opts.policy ? seq(builtIn, opts.policy) : builtIn;
     this.queries = new QueryScheduler<Client>({ sliceMs: opts.querySliceMs ?? 5, interleave: QUERY_INTERLEAVE });
     const store = opts.store;
     this.readStore = {
@@ -355,25 +367,13 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
 
   /** Relay-protocol checks, then (once per id across all sources) verify, policy, store, broadcast. */
   private pipeline(event: NostrEvent, origin: Origin): Promise<AddEventResult> {
-    const limits = this.opts.limits;
     const now = this.now();
     const client = origin.client;
     if (event.kind === AUTH_KIND) return Promise.resolve({ ok: false, message: 'invalid: kind 22242 events are only accepted in AUTH messages' });
     if (client && this.opts.info.authRequired && !client.isAuthed()) return Promise.resolve({ ok: false, message: 'auth-required: this relay requires NIP-42 authentication' });
-    if (event.tags.length > limits.maxEventTags) return Promise.resolve({ ok: false, message: `invalid: too many tags (${event.tags.length} > ${limits.maxEventTags})` });
-    if (event.content.length > limits.maxContentLength && codePointLength(event.content) > limits.maxContentLength) {
-      return Promise.resolve({ ok: false, message: `invalid: content longer than ${limits.maxContentLength} characters` });
-    }
-    if (event.created_at > now + limits.createdAtFutureSecs) return Promise.resolve({ ok: false, message: `invalid: created_at is more than ${limits.createdAtFutureSecs} seconds in the future` });
-    if (limits.createdAtPastSecs > 0 && event.created_at < now - limits.createdAtPastSecs) return Promise.resolve({ ok: false, message: `invalid: created_at is more than ${limits.createdAtPastSecs} seconds in the past` });
-    const exp = expirationOf(event);
-    if (exp !== undefined && exp <= now) return Promise.resolve({ ok: false, message: 'invalid: event has expired' });
+    // Duplicates cost no signature check. (Size, tags, content, created_at, NIP-40 and NIP-70 are
+    // policy rules: see runPolicy.)
     if (!isEphemeralKind(event.kind) && this.opts.store.has(event.id)) return Promise.resolve({ ok: true, message: 'duplicate: already have this event' });
-    // NIP-70: a protected event is accepted only from its author, authenticated.
-    if (client && event.tags.some((t) => t.length === 1 && t[0] === '-')) {
-      if (!client.isAuthed()) return Promise.resolve({ ok: false, message: 'auth-required: this event may only be published by its author' });
-      if (!client.isAuthed(event.pubkey)) return Promise.resolve({ ok: false, message: 'restricted: this event may only be published by its author' });
-    }
     const running = this.inflight.get(event.id);
     if (running) return running.then((r) => (r.ok && !r.message.startsWith('duplicate') ? { ok: true, message: 'duplicate: already have this event' } : r));
     const p = this.verifyAndStore(event, origin, now).finally(() => this.inflight.delete(event.id));
@@ -414,32 +414,44 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
     }
   }
 
-  private async runPolicy(event: NostrEvent, origin: Origin, now: number): Promise<Verdict> {
-    const policy = this.opts.policy;
-    if (!policy) return { action: 'accept' };
+  /**
+   * The write pipeline: the built-in event limits, then the operator's policy. A synchronous
+   * verdict is used at once; a pending one is bounded by policyTimeoutMs, after which the
+   * policy's AbortSignal aborts (it stops its work) and the event gets `error:`.
+   */
+  private runPolicy(event: NostrEvent, origin: Origin, now: number): Verdict | Promise<Verdict> {
     const authed = origin.client?.authed;
     const ctx: PolicyContext = {
       source: origin.source,
-      ...(authed?.length ? { authedPubkey: authed[0] } : {}),
+      ...(authed?.length ? { authedPubkey: authed[0], authedPubkeys: authed } : {}),
       receivedAt: now,
       store: this.readStore,
       ...(origin.size !== undefined ? { size: origin.size } : {}),
     };
-    const timeoutMs = this.opts.policyTimeoutMs ?? 2000;
-    let timer: NodeJS.Timeout | undefined;
+    const ac = new AbortController();
+    let pending: Verdict | Promise<Verdict>;
     try {
-      return await Promise.race([
-        Promise.resolve().then(() => policy(event, ctx)),
-        new Promise<Verdict>((resolve) => {
-          timer = setTimeout(() => resolve({ action: 'reject', message: 'error: policy check timed out' }), timeoutMs);
-        }),
-      ]);
+      pending = this.policy(event, ctx, ac.signal);
     } catch (err) {
       this.log.warn({ err, eventId: event.id }, 'policy threw; event rejected');
       return { action: 'reject', message: 'error: policy check failed' };
-    } finally {
-      clearTimeout(timer);
     }
+    if (typeof (pending as Promise<Verdict>).then !== 'function') return pending;
+    const timeoutMs = this.opts.policyTimeoutMs ?? 2000;
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      (pending as Promise<Verdict>).catch((err: unknown): Verdict => {
+        this.log.warn({ err, eventId: event.id }, 'policy threw; event rejected');
+        return { action: 'reject', message: 'error: policy check failed' };
+      }),
+      new Promise<Verdict>((resolve) => {
+        timer = setTimeout(() => {
+          ac.abort(new Error(`policy check timed out after ${timeoutMs} ms`));
+          this.log.warn({ eventId: event.id, timeoutMs }, 'policy timed out; event rejected and the policy aborted');
+          resolve({ action: 'reject', message: 'error: policy check timed out' });
+        }, timeoutMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
   }
 
   /**

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import type { Policy } from '@bazaar/policies/policy';
 import { RelayCore } from './relay.ts';
 import { addressOfUrl } from './relay-address.ts';
-import { DEFAULT_LIMITS, type RelayLimits } from './limits.ts';
+import { DEFAULT_RELAY_LIMITS, type RelayLimits } from './limits.ts';
 import type { RelayInfoConfig } from './nip11.ts';
 import type { EventStore } from './store/event-store.ts';
 import { createVerifier, invalidReason } from './ingest/verify.ts';
@@ -62,7 +62,7 @@ export function createTransport(name: 'uws' | 'ws'): Transport {
 export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay> {
   if (opts.publicUrl !== undefined && !addressOfUrl(opts.publicUrl)) throw new Error(`startRelay: publicUrl must be a ws:// or wss:// URL (got ${JSON.stringify(opts.publicUrl)})`);
   const logger = opts.logger ?? pino({ level: 'silent' });
-  const limits: RelayLimits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const limits: RelayLimits = { ...DEFAULT_RELAY_LIMITS, ...opts.limits };
   const info: RelayInfoConfig = { name: 'bazaar', description: 'Bazaar relay: an open market for verifiable compute over Nostr (NIP-90).', authRequired: false, restrictedWrites: false, ...opts.info };
   const ownStore = !opts.store;
   let store: EventStore;

@@ -1,32 +1,38 @@
-// The relay's built-in policy: malformed job requests refused with the problems
-// listed; loopback clients are not throttled, other addresses are.
+// The relay's write pipeline: its built-in event limits (policies' eventLimits with the relay's
+// numbers) run in front of whatever policy the operator gives, and the one default policy
+// (policies' defaultPolicy) refuses malformed job requests over a socket.
 import t from 'tap';
-import { TestClient, signer, startTestRelay } from './helpers.ts';
-import { isLoopback, relayDefaultPolicy } from '../src/default-policy.ts';
-import type { PolicyContext } from '@bazaar/policies/policy';
+import { defaultPolicy } from '@bazaar/policies/default-policy';
+import type { Policy } from '@bazaar/policies/policy';
+import { TestClient, now, signer, startTestRelay } from './helpers.ts';
 
-t.test('isLoopback', async (t) => {
-  for (const ip of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1']) t.ok(isLoopback(ip), ip);
-  for (const ip of ['10.0.0.1', '192.168.1.1', '::ffff:10.0.0.1', '2001:db8::1', '']) t.notOk(isLoopback(ip), ip);
-});
-
-t.test('non-loopback clients are rate limited, loopback clients are not', async (t) => {
-  const policy = relayDefaultPolicy();
+t.test('the built-in limits run before any operator policy, and cannot be switched off by it', async (t) => {
+  const seen: string[] = [];
+  const acceptAll: Policy = (e) => {
+    seen.push(e.content);
+    return { action: 'accept' };
+  };
+  const relay = await startTestRelay('ws', { policy: acceptAll, limits: { maxTags: 3, maxContentLength: 10, createdAtPastSecs: 3600 } });
+  t.teardown(() => relay.close());
+  const c = await TestClient.connect(relay.url);
   const alice = signer();
-  const ctx = (ip: string): PolicyContext => ({ source: { type: 'ws', ip, connectionId: 'c1' }, receivedAt: 0, store: { query: async () => [] } });
-  let remoteRejected = 0;
-  let localRejected = 0;
-  for (let i = 0; i < 400; i++) {
-    const e = alice.sign({ kind: 1, content: String(i) });
-    if ((await policy(e, ctx('203.0.113.7'))).action === 'reject') remoteRejected++;
-    if ((await policy(e, ctx('127.0.0.1'))).action === 'reject') localRejected++;
-  }
-  t.ok(remoteRejected > 0, `remote flood throttled (${remoteRejected} of 400 rejected)`);
-  t.equal(localRejected, 0, 'loopback never throttled');
+  const refusals: [string, Parameters<typeof alice.sign>[0], RegExp][] = [
+    ['tags', { kind: 1, content: 'tags', tags: [['t', '1'], ['t', '2'], ['t', '3'], ['t', '4']] }, /^invalid: too many tags \(4 > 3\)/],
+    ['content', { kind: 1, content: 'x'.repeat(11) }, /^invalid: content longer than 10 characters/],
+    ['old', { kind: 1, content: 'old', created_at: now() - 7200 }, /^invalid: created_at is more than 3600 seconds in the past/],
+    ['future', { kind: 1, content: 'future', created_at: now() + 3600 }, /^invalid: created_at is more than 900 seconds in the future/],
+    ['expired', { kind: 1, content: 'expired', tags: [['expiration', String(now() - 1)]] }, /^invalid: event has expired/],
+    ['protected', { kind: 1, content: 'protected', tags: [['-']] }, /^auth-required: /],
+  ];
+  for (const [name, tmpl, re] of refusals) t.match((await c.publish(alice.sign(tmpl)))[1], re, name);
+  t.same(seen, [], 'the operator policy never saw them');
+  t.same(await c.publish(alice.sign({ kind: 1, content: 'fine', tags: [['t', '1']] })), [true, '']);
+  t.same(seen, ['fine']);
+  await c.close();
 });
 
-t.test('a malformed 5932 request is refused over a socket with invalid: and its problems', async (t) => {
-  const relay = await startTestRelay('uws', { policy: relayDefaultPolicy() });
+t.test('the default policy over a socket: a malformed 5932 is refused with its problems', async (t) => {
+  const relay = await startTestRelay('uws', { policy: defaultPolicy({}, { eventLimits: false }) });
   t.teardown(() => relay.close());
   const c = await TestClient.connect(relay.url);
   const bad = signer().sign({ kind: 5932, tags: [['param', 'time_limit_secs', 'soon']] });
@@ -35,5 +41,29 @@ t.test('a malformed 5932 request is refused over a socket with invalid: and its 
   t.match(msg, /^invalid: /);
   t.ok(msg.length > 'invalid: '.length + 10, `problems listed: ${msg}`);
   t.same((await c.publish(signer().sign({ kind: 1, content: 'fine' })))[0], true, 'ordinary events pass');
+  await c.close();
+});
+
+t.test('a policy that outlives policyTimeoutMs is answered error: and its signal aborts', async (t) => {
+  let aborted: unknown;
+  let started!: () => void;
+  const began = new Promise<void>((r) => (started = r));
+  const stuck: Policy = (_e, _ctx, signal) =>
+    new Promise((resolve) => {
+      started();
+      signal!.addEventListener('abort', () => {
+        aborted = signal!.reason;
+        resolve({ action: 'accept' });
+      });
+    });
+  const relay = await startTestRelay('ws', { policy: stuck, policyTimeoutMs: 50 });
+  t.teardown(() => relay.close());
+  const c = await TestClient.connect(relay.url);
+  const e = signer().sign({ kind: 1, content: 'slow' });
+  const answer = c.publish(e);
+  await began;
+  t.same(await answer, [false, 'error: policy check timed out']);
+  t.match(String(aborted), /timed out/, 'the policy was told to stop');
+  t.same(await c.query('q', { ids: [e.id] }), [], 'and the event was not stored');
   await c.close();
 });

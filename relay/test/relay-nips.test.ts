@@ -9,7 +9,7 @@ const httpBase = (wsUrl: string) => wsUrl.replace(/^ws/, 'http');
 
 for (const transport of TRANSPORTS) {
   t.test(`NIPs on ${transport}`, async (t) => {
-    const relay = await startTestRelay(transport, { ...STORE(), limits: { maxSubscriptions: 3, maxFilters: 4, maxEventTags: 10, maxContentLength: 100, maxLimit: 50, createdAtPastSecs: 86400 * 365 } });
+    const relay = await startTestRelay(transport, { ...STORE(), limits: { maxSubscriptions: 3, maxFilters: 4, maxTags: 10, maxContentLength: 100, maxLimit: 50, createdAtPastSecs: 86400 * 365 } });
     t.teardown(() => relay.close());
     const alice = signer();
     const mallory = signer();

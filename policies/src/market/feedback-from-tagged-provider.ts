@@ -7,9 +7,9 @@ import { referencedEvent, taggedPubkeys } from './lookup.ts';
  * and when that event names providers (`p`), come from one of them.
  */
 export function feedbackFromTaggedProvider(): Policy {
-  return async (event, ctx) => {
+  return async (event, ctx, signal) => {
     if (event.kind !== FEEDBACK_KIND) return ACCEPT;
-    const about = await referencedEvent(event, ctx);
+    const about = await referencedEvent(event, ctx, signal);
     if (!about) return reject('invalid: feedback about a job request unknown to this relay');
     const providers = taggedPubkeys(about);
     if (providers.length && !providers.includes(event.pubkey)) return reject('restricted: feedback must come from a provider the request names');

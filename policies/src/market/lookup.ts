@@ -3,10 +3,10 @@ import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import type { PolicyContext } from '../policy.ts';
 
 /** The first `e` tag's event, if the relay has it. */
-export async function referencedEvent(event: NostrEvent, ctx: PolicyContext): Promise<NostrEvent | undefined> {
+export async function referencedEvent(event: NostrEvent, ctx: PolicyContext, signal?: AbortSignal): Promise<NostrEvent | undefined> {
   const id = event.tags.find((t) => t[0] === 'e')?.[1];
   if (!id || !/^[0-9a-f]{64}$/.test(id)) return undefined;
-  const [found] = await ctx.store.query([{ ids: [id], limit: 1 }]);
+  const [found] = await ctx.store.query([{ ids: [id], limit: 1 }], { signal });
   return found;
 }
 

@@ -15,9 +15,9 @@ const PROVIDER_KINDS = (k: number): boolean => isJobResultKind(k) || k === FEEDB
  */
 export function reputationFloor(opts: { reputationPubkey: string; minRank?: number; minTier?: number; allowUnknown?: boolean; kinds?: readonly KindSpec[] }): Policy {
   const applies = opts.kinds ? kindMatcher(opts.kinds) : PROVIDER_KINDS;
-  return async (event, ctx) => {
+  return async (event, ctx, signal) => {
     if (!applies(event.kind)) return ACCEPT;
-    const [assertion] = await ctx.store.query([{ kinds: [REPUTATION_KIND], authors: [opts.reputationPubkey], '#d': [event.pubkey], limit: 1 }]);
+    const [assertion] = await ctx.store.query([{ kinds: [REPUTATION_KIND], authors: [opts.reputationPubkey], '#d': [event.pubkey], limit: 1 }], { signal });
     const parsed = assertion ? parseReputationAssertion(assertion) : undefined;
     if (!parsed || !parsed.ok) return opts.allowUnknown === false ? reject('blocked: no reputation on record for this provider') : ACCEPT;
     if (opts.minRank !== undefined && parsed.value.rank < opts.minRank) return reject(`blocked: provider rank ${parsed.value.rank} is below ${opts.minRank}`);

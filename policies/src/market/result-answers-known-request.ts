@@ -7,9 +7,9 @@ import { referencedEvent, taggedPubkeys } from './lookup.ts';
  * `p` naming the request's author, and from a provider the request named (when it named any).
  */
 export function resultAnswersKnownRequest(): Policy {
-  return async (event, ctx) => {
+  return async (event, ctx, signal) => {
     if (!isJobResultKind(event.kind)) return ACCEPT;
-    const request = await referencedEvent(event, ctx);
+    const request = await referencedEvent(event, ctx, signal);
     if (!request) return reject('invalid: result does not answer a job request known to this relay');
     if (request.kind + 1000 !== event.kind) return reject(`invalid: a kind ${event.kind} result cannot answer a kind ${request.kind} request`);
     if (!taggedPubkeys(event).includes(request.pubkey)) return reject('invalid: result must tag the customer ("p" = request author)');

@@ -1,4 +1,4 @@
-import { ACCEPT, reject, type Policy } from '../policy.ts';
+import { ACCEPT, authedPubkeysOf, reject, type Policy } from '../policy.ts';
 
 /**
  * NIP-70: an event carrying the `["-"]` tag is accepted only from a connection authenticated
@@ -9,8 +9,9 @@ export function protectedEvents(): Policy {
   return (event, ctx) => {
     if (!event.tags.some((t) => t.length === 1 && t[0] === '-')) return ACCEPT;
     if (ctx.source.type !== 'ws') return ACCEPT;
-    if (!ctx.authedPubkey) return reject('auth-required: this event may only be published by its author');
-    if (ctx.authedPubkey !== event.pubkey) return reject('restricted: this event may only be published by its author');
+    const authed = authedPubkeysOf(ctx);
+    if (authed.length === 0) return reject('auth-required: this event may only be published by its author');
+    if (!authed.includes(event.pubkey)) return reject('restricted: this event may only be published by its author');
     return ACCEPT;
   };
 }

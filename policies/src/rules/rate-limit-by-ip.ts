@@ -14,6 +14,11 @@ export function ipKey(ip: string): string {
   return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':') + '::/64';
 }
 
+/** This machine: 127.0.0.0/8, ::1, and IPv4-mapped loopback. */
+export function isLoopback(ip: string): boolean {
+  return ip.startsWith('127.') || ip === '::1' || /^::ffff:127\./i.test(ip);
+}
+
 /** Token bucket per client address; only events from live connections (`ws`) are limited. */
 export function rateLimitByIp(opts: { perSecond: number; burst: number; maxKeys?: number; clock?: Clock }): Policy {
   const buckets = new TokenBuckets({ ...opts, clock: opts.clock ?? systemClock });

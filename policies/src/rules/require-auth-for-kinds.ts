@@ -1,4 +1,4 @@
-import { ACCEPT, reject, type Policy } from '../policy.ts';
+import { ACCEPT, authedPubkeysOf, reject, type Policy } from '../policy.ts';
 import { kindMatcher, type KindSpec } from './restrict-to-kinds.ts';
 
 /**
@@ -9,8 +9,9 @@ export function requireAuthForKinds(kinds: readonly KindSpec[], opts: { matchAut
   const match = kindMatcher(kinds);
   return (event, ctx) => {
     if (!match(event.kind)) return ACCEPT;
-    if (!ctx.authedPubkey) return reject(`auth-required: kind ${event.kind} needs an authenticated connection`);
-    if (opts.matchAuthor && ctx.authedPubkey !== event.pubkey) return reject(`restricted: kind ${event.kind} must be published by its author`);
+    const authed = authedPubkeysOf(ctx);
+    if (authed.length === 0) return reject(`auth-required: kind ${event.kind} needs an authenticated connection`);
+    if (opts.matchAuthor && !authed.includes(event.pubkey)) return reject(`restricted: kind ${event.kind} must be published by its author`);
     return ACCEPT;
   };
 }

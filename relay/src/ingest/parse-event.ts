@@ -45,16 +45,3 @@ export function sniffEventId(text: string): string | undefined {
   const m = /"id"\s*:\s*"([0-9a-f]{64})"/.exec(text.length > 4096 ? text.slice(0, 4096) : text);
   return m?.[1];
 }
-
-/** Number of Unicode code points in a string (NIP-11 counts content in characters). */
-export function codePointLength(s: string): number {
-  let n = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff) {
-      n--;
-      i++;
-    }
-  }
-  return n;
-}
