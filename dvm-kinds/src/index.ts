@@ -24,4 +24,7 @@ export * from './market/verdict.ts';
 export * from './market/receipt.ts';
 export * from './market/reputation.ts';
 export * from './market/payment-info.ts';
+export * from './market/arbiter.ts';
+export * from './market/dispute-response.ts';
+export * from './market/trajectory.ts';
 export type { Amount, EventLike, Tag } from './tags.ts';

@@ -5,6 +5,7 @@ import { fail, problem, type Parsed, type Problem, result } from '../problem.ts'
 import { validateSchema } from '../schema.ts';
 import { checkKind, nowSecs, readSingleTag, tagsNamed, type EventLike, type Tag, shapeProblems } from '../tags.ts';
 import { parseJsonContent } from '../job.ts';
+import { buildEscrowClaimTag, parseEscrowClaim, type EscrowPackage } from './escrow.ts';
 
 export const DISPUTE_KIND = 39300;
 
@@ -23,17 +24,20 @@ export interface Dispute {
   /** SHA-256 of the evidence bundle the buyer can hand the arbiter. */
   readonly evidenceSha256: string;
   readonly message?: string;
+  /** Escrowed jobs: the buyer's own claim (`escrow_claim`: a SIG_ALL swap of the escrow to the
+   *  buyer's fresh outputs, signed by its payment key), for the arbiter to co-sign if it rules for the buyer. */
+  readonly escrowClaim?: EscrowPackage;
 }
 
 /** Reads `["e", id, relay, marker]` with the given marker. */
 export const markedTag = (tags: readonly Tag[], name: string, marker: string): Tag | undefined => tags.find((t) => t[0] === name && t[3] === marker);
 
-export function buildDispute(d: { requestId: string; resultId: string; provider: string; arbiter?: string; failedChecks: readonly string[]; evidenceSha256: string; message?: string; createdAt?: number }): EventTemplate {
+export function buildDispute(d: { requestId: string; resultId: string; provider: string; arbiter?: string; failedChecks: readonly string[]; evidenceSha256: string; message?: string; escrowClaim?: string; createdAt?: number }): EventTemplate {
   return {
     kind: DISPUTE_KIND,
     created_at: d.createdAt ?? nowSecs(),
     content: JSON.stringify({ failed_checks: d.failedChecks, evidence_sha256: d.evidenceSha256, ...(d.message ? { message: d.message } : {}) }),
-    tags: [['d', d.requestId], ['e', d.requestId, '', 'request'], ['e', d.resultId, '', 'result'], ['p', d.provider, '', 'provider'], ...(d.arbiter ? [['p', d.arbiter, '', 'arbiter']] : [])],
+    tags: [['d', d.requestId], ['e', d.requestId, '', 'request'], ['e', d.resultId, '', 'result'], ['p', d.provider, '', 'provider'], ...(d.arbiter ? [['p', d.arbiter, '', 'arbiter']] : []), ...(d.escrowClaim ? [buildEscrowClaimTag(d.escrowClaim)] : [])],
   };
 }
 
@@ -73,6 +77,8 @@ export function parseDispute(e: EventLike): Parsed<Dispute> {
   if (tagsNamed(e.tags, 'p').length !== (arbiter === undefined ? 1 : 2)) out.push(problem('tags.p', 'unexpected', 'a provider and at most one arbiter'));
   const json = parseJsonContent(e.content, out) as { failed_checks: string[]; evidence_sha256: string; message?: string } | undefined;
   if (json !== undefined) out.push(...validateSchema(contentSchema, json, 'content'));
+  const claim = parseEscrowClaim(e);
+  if (!claim.ok) out.push(...claim.errors);
   return result(out, () => ({
     ...(e.id !== undefined ? { id: e.id } : {}),
     ...(e.pubkey !== undefined ? { pubkey: e.pubkey } : {}),
@@ -84,5 +90,6 @@ export function parseDispute(e: EventLike): Parsed<Dispute> {
     failedChecks: json!.failed_checks,
     evidenceSha256: json!.evidence_sha256,
     ...(json!.message ? { message: json!.message } : {}),
+    ...(claim.ok && claim.value ? { escrowClaim: claim.value } : {}),
   }));
 }

@@ -14,9 +14,11 @@
 // inputs and signatures are checked without a mint; DLEQ proofs and spent state need the mint
 // (agents-common's checkEscrow).
 import { SigAll, getTokenMetadata } from '@cashu/cashu-ts';
+import * as nip44 from 'nostr-tools/nip44';
+import { getPublicKey } from 'nostr-tools/pure';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
-import { isHex } from '../hash.ts';
+import { isHex, isHex64 } from '../hash.ts';
 import { fail, ok, problem, type Parsed, type Problem } from '../problem.ts';
 import { tagsNamed, type EventLike, type Tag } from '../tags.ts';
 import { verification, type Verification } from '../verify.ts';
@@ -168,12 +170,64 @@ export function parseEscrowClaim(e: EventLike): Parsed<EscrowPackage | undefined
   return raw === undefined ? ok(undefined) : readEscrowPackage(raw, `tags.${ESCROW_CLAIM_TAG}`);
 }
 
-/** The co-signed release on a receipt or verdict (`escrow_release`), if any. */
+/** The co-signed release on a receipt or verdict (`escrow_release`) in clear, if any (a sealed one is `parseSealedEscrowRelease`'s). */
 export function parseEscrowRelease(e: EventLike): Parsed<EscrowPackage | undefined> {
   const out: Problem[] = [];
   const raw = single(e.tags, ESCROW_RELEASE_TAG, out);
   if (out.length) return fail(out);
-  return raw === undefined ? ok(undefined) : readEscrowPackage(raw, `tags.${ESCROW_RELEASE_TAG}`);
+  if (raw === undefined || isSealedReleaseTag(tagsNamed(e.tags, ESCROW_RELEASE_TAG)[0])) return ok(undefined);
+  return readEscrowPackage(raw, `tags.${ESCROW_RELEASE_TAG}`);
+}
+
+/**
+ * A release sealed to its one recipient (an arbiter's verdict): `["escrow_release", "<NIP-44 v2
+ * payload>", "nip44", "<recipient pubkey>"]`. Sealed because a fully signed package is
+ * spendable by whoever submits it first: only the winner should be able to redeem it (into
+ * its own outputs) without a race against strangers reading the relay.
+ */
+export interface SealedEscrowRelease {
+  readonly payload: string;
+  readonly recipient: string;
+}
+
+const isSealedReleaseTag = (t: Tag | undefined): boolean => t?.[2] === 'nip44';
+
+export function parseSealedEscrowRelease(e: EventLike): Parsed<SealedEscrowRelease | undefined> {
+  const out: Problem[] = [];
+  single(e.tags, ESCROW_RELEASE_TAG, out);
+  if (out.length) return fail(out);
+  const t = tagsNamed(e.tags, ESCROW_RELEASE_TAG)[0];
+  if (!t || !isSealedReleaseTag(t)) return ok(undefined);
+  if (!isHex64(t[3])) return fail([problem(`tags.${ESCROW_RELEASE_TAG}`, 'invalid', 'a sealed release names its recipient: ["escrow_release", "<payload>", "nip44", "<pubkey>"]')]);
+  if (typeof t[1] !== 'string' || t[1].length === 0 || t[1].length > MAX_SEALED_CHARS) return fail([problem(`tags.${ESCROW_RELEASE_TAG}`, 'invalid', 'the sealed payload is empty or too large')]);
+  return ok({ payload: t[1], recipient: t[3] });
+}
+
+const MAX_SEALED_CHARS = 200_000;
+
+/** The `escrow_release` tag sealed (NIP-44 v2) from `senderSecretKey` to `recipient`. */
+export function buildSealedEscrowReleaseTag(pkg: string, senderSecretKey: Uint8Array, recipient: string): string[] {
+  const key = nip44.v2.utils.getConversationKey(senderSecretKey, recipient);
+  return [ESCROW_RELEASE_TAG, nip44.v2.encrypt(pkg, key), 'nip44', recipient];
+}
+
+/**
+ * The release an event carries for us: a clear one (a buyer's receipt), or one sealed to our
+ * key (an arbiter's verdict), opened. `undefined` when there is none, or it is sealed to someone else.
+ */
+export function openEscrowRelease(e: EventLike & { pubkey: string }, recipientSecretKey: Uint8Array): Parsed<EscrowPackage | undefined> {
+  const recipient = getPublicKey(recipientSecretKey);
+  const sealed = parseSealedEscrowRelease(e);
+  if (!sealed.ok) return sealed;
+  if (!sealed.value) return parseEscrowRelease(e);
+  if (sealed.value.recipient !== recipient) return ok(undefined);
+  let raw: string;
+  try {
+    raw = nip44.v2.decrypt(sealed.value.payload, nip44.v2.utils.getConversationKey(recipientSecretKey, e.pubkey));
+  } catch (err) {
+    return fail([problem(`tags.${ESCROW_RELEASE_TAG}`, 'invalid', `cannot open the sealed release: ${(err as Error).message}`)]);
+  }
+  return readEscrowPackage(raw, `tags.${ESCROW_RELEASE_TAG}`);
 }
 
 export interface EscrowExpectations {
