@@ -34,7 +34,9 @@ import { ProviderStore, type InvoiceRef, type JobRecord } from './store.ts';
 import type { Wallet } from '@bazaar/agents-common/wallet/wallet';
 import type { LightningWalletError } from '@bazaar/agents-common/wallet/lightning';
 import { Trajectory } from './trajectory.ts';
-import { EscrowDesk, ESCROW_CLAIM_TAG, ESCROW_RELEASE_TAG, ESCROW_TAG, type EscrowRef } from './escrow-desk.ts';
+import { EscrowDesk, ESCROW_CLAIM_TAG, ESCROW_TAG, type EscrowRef } from './escrow-desk.ts';
+import { DisputeDesk } from './dispute-desk.ts';
+import { openEscrowRelease } from '@bazaar/dvm-kinds/market/escrow';
 import { RECEIPT_KIND } from '@bazaar/dvm-kinds/market/receipt';
 import { VERDICT_KIND } from '@bazaar/dvm-kinds/market/verdict';
 import { runSandboxRun, sandboxRunUnits } from './backends/sandbox-run.ts';
@@ -110,6 +112,7 @@ export class Provider {
   readonly #watching = new Set<string>();
   readonly #lastReplaceable = new Map<number, number>();
   readonly #escrow: EscrowDesk | undefined;
+  readonly #disputes: DisputeDesk;
   readonly #nextCheck = new Map<string, { at: number; n: number }>();
   readonly #settling = new Set<string>();
   readonly #startedAt = Date.now();
@@ -137,6 +140,7 @@ export class Provider {
       idleTimeoutMs: REQUESTED_RELAY_IDLE_MS,
       ...(o.minBackoffMs ? { minBackoffMs: o.minBackoffMs } : {}),
     });
+    this.#disputes = new DisputeDesk({ pool: this.pool, secretKey: o.identity.secretKey, pubkey: o.identity.pubkey, logger: o.logger.child({ part: 'disputes' }), trajectoriesDir: join(o.dataDir, 'trajectories'), job: (id) => this.store.get(id), arbiters: () => this.#config.arbiters });
   }
 
   get pubkey(): string {
@@ -189,6 +193,7 @@ export class Provider {
       { kinds: [RECEIPT_KIND, VERDICT_KIND], '#p': [this.#id.pubkey], since: Math.floor(Date.now() / 1000) - 30 * 24 * 3600 },
     ];
     this.#sub = this.pool.subscribe(filters(), (e, url) => this.#track(this.#onEvent(e, url)), { refilter: filters });
+    this.#disputes.start();
     // Notifications are the fast path of settlement; not awaited (polling covers a slow wallet).
     this.#paidSub = this.#lightning?.onPaymentReceived((s) => void this.#onPaymentHash(s.paymentHash));
     this.#paidSub?.catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'payment notifications unavailable; polling only'));
@@ -243,6 +248,7 @@ export class Provider {
     clearInterval(this.#beat);
     this.#sub?.close();
     void this.#paidSub?.then((off) => off(), () => {});
+    await this.#disputes.stop();
     await Promise.allSettled(this.#intake);
     for (const ac of this.#running.values()) ac.abort();
     await Promise.allSettled([...this.#jobPromises]);
@@ -629,7 +635,9 @@ export class Provider {
 
   /** A co-signed escrow claim came back (buyer's receipt or arbiter's verdict): redeem it. The mint enforces who could sign. */
   async #onRelease(e: NostrEvent): Promise<void> {
-    const pkg = e.tags.find((t) => t[0] === ESCROW_RELEASE_TAG)?.[1];
+    // A buyer's receipt carries the release in clear; an arbiter's verdict seals it to the winner.
+    const opened = openEscrowRelease(e, this.#id.secretKey);
+    const pkg = opened.ok ? opened.value?.raw : undefined;
     const jobId = e.tags.find((t) => t[0] === 'd')?.[1];
     if (!pkg || !jobId || !this.#escrow) return;
     const rec = this.store.get(jobId);

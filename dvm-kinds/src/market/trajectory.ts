@@ -5,11 +5,13 @@
 //   request  kind 39304 (addressable, by the arbiter, d = job request id):
 //            ["e", request id, "", "request"], ["p", provider, "", "provider"],
 //            ["a", "39300:<buyer>:<request id>"] (the dispute it is for); content empty
-//   answer   kind 39305 (addressable, by the provider, d = "<request id>:<part>"), one event per part:
+//   answer   kind 39305 (addressable, by the provider, d = "<request id>:<arbiter>:<part>"), one event per part:
 //            ["e", request id, "", "request"], ["p", arbiter], ["part", i, n],
 //            ["trajectory_sha256", hex of the whole log], ["encrypted"];
 //            content = NIP-44 v2 (provider → arbiter) of part i of the log's UTF-8 text
-//   refusal  the same kind with d = "<request id>:0", ["part", "0", "1"], ["status", "error", reason], content empty
+//   refusal  the same kind with d = "<request id>:<arbiter>:0", ["part", "0", "1"], ["status", "error", reason], content empty
+//
+// The arbiter is part of `d` so that answers to two arbiters of one job never replace each other.
 //
 // Parts split the text on character boundaries, each at most TRAJECTORY_PART_BYTES of UTF-8,
 // so the concatenation of the decrypted parts is the log byte for byte and its sha256 must
@@ -61,6 +63,9 @@ export function parseTrajectoryRequest(e: EventLike): Parsed<TrajectoryRequest> 
   return result(out, () => ({ ...(e.id !== undefined ? { id: e.id } : {}), ...(e.pubkey !== undefined ? { pubkey: e.pubkey } : {}), createdAt: e.created_at, requestId: requestId!, provider: provider!, dispute: a!, buyer: m![1] }));
 }
 
+/** The `d` of a trajectory part: one coordinate per job, arbiter and part. */
+export const trajectoryPartD = (requestId: string, arbiter: string, part: number): string => `${requestId}:${arbiter}:${part}`;
+
 /** Splits text on character boundaries into parts of at most `maxBytes` UTF-8 bytes. */
 export function splitUtf8(text: string, maxBytes = TRAJECTORY_PART_BYTES): string[] {
   const enc = new TextEncoder();
@@ -94,7 +99,7 @@ export function buildTrajectoryParts(t: { requestId: string; arbiter: string; te
     created_at: at,
     // NIP-44 has no empty plaintext: an empty log travels as an empty content.
     content: p === '' ? '' : nip44.v2.encrypt(p, key),
-    tags: [['d', `${t.requestId}:${i}`], ['e', t.requestId, '', 'request'], ['p', t.arbiter], ['part', String(i), String(parts.length)], ['trajectory_sha256', sha], ['encrypted']],
+    tags: [['d', trajectoryPartD(t.requestId, t.arbiter, i)], ['e', t.requestId, '', 'request'], ['p', t.arbiter], ['part', String(i), String(parts.length)], ['trajectory_sha256', sha], ['encrypted']],
   })));
 }
 
@@ -104,7 +109,7 @@ export function buildTrajectoryRefusal(t: { requestId: string; arbiter: string; 
     kind: TRAJECTORY_KIND,
     created_at: t.createdAt ?? nowSecs(),
     content: '',
-    tags: [['d', `${t.requestId}:0`], ['e', t.requestId, '', 'request'], ['p', t.arbiter], ['part', '0', '1'], ['status', 'error', t.reason.slice(0, 500)]],
+    tags: [['d', trajectoryPartD(t.requestId, t.arbiter, 0)], ['e', t.requestId, '', 'request'], ['p', t.arbiter], ['part', '0', '1'], ['status', 'error', t.reason.slice(0, 500)]],
   };
 }
 
@@ -134,7 +139,7 @@ export function parseTrajectoryPart(e: EventLike): Parsed<TrajectoryPart> {
   const parts = parseUint(pt?.[2]);
   if (pt && (part === undefined || parts === undefined || parts < 1 || parts > MAX_TRAJECTORY_PARTS || part >= parts)) out.push(problem('tags.part', 'invalid', `["part", i, n] with 0 ≤ i < n ≤ ${MAX_TRAJECTORY_PARTS}`));
   const d = readSingleTag(e.tags, 'd', out, true)?.[1];
-  if (d !== undefined && requestId !== undefined && part !== undefined && d !== `${requestId}:${part}`) out.push(problem('tags.d', 'mismatch', 'd must be "<request id>:<part>"'));
+  if (d !== undefined && requestId !== undefined && arbiter !== undefined && part !== undefined && d !== trajectoryPartD(requestId, arbiter, part)) out.push(problem('tags.d', 'mismatch', 'd must be "<request id>:<arbiter>:<part>"'));
   const status = readSingleTag(e.tags, 'status', out, false);
   const error = status?.[1] === 'error' ? status[2] ?? 'refused' : undefined;
   const sha = readSingleTag(e.tags, 'trajectory_sha256', out, error === undefined)?.[1];
