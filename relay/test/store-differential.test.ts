@@ -5,7 +5,7 @@
 // The store does not verify signatures, so events here are synthetic: random 32-byte
 // ids and a dummy signature. That keeps thousands of events cheap while every storage
 // path (replaceable, addressable, deletions, expiration, ties) is exercised.
-// Every query and count also runs as a resumable cursor that pauses after every index entry
+// A third of the queries and counts also run as a resumable cursor that pauses after every index entry
 // (clockEvery 1, a deadline in the past), and with a random watermark (maxSeq): the sliced
 // answers must equal the one-shot ones and the oracle's.
 // Reproduce a failure with STORE_DIFF_SEED=<seed printed below>.
@@ -130,8 +130,10 @@ t.test(`LMDB store agrees with the naive oracle (seed ${seed})`, async (t) => {
     const q = maxSeq === undefined ? { now } : { now, maxSeq };
     const [got, want] = [await lmdb.query(filters, q), await oracle.query(filters, q)];
     const [gotN, wantN] = [await lmdb.count(filters, { now }), await oracle.count(filters, { now })];
-    const gotSliced = sliced(lmdb.openQuery(filters, q));
-    const gotSlicedN = sliced(lmdb.openCount(filters, { now }));
+    // Pausing after every entry reopens every range each time: a third of the checks suffices.
+    const slice = chance(1 / 3);
+    const gotSliced = slice ? sliced(lmdb.openQuery(filters, q)) : got;
+    const gotSlicedN = slice ? sliced(lmdb.openCount(filters, { now })) : gotN;
     const idsOf = (js: string[]): string[] => js.map((j) => (JSON.parse(j) as NostrEvent).id);
     if (JSON.stringify(got) !== JSON.stringify(want) || gotN !== wantN || JSON.stringify(gotSliced) !== JSON.stringify(want) || gotSlicedN !== wantN) {
       mismatches++;
@@ -181,7 +183,7 @@ t.test(`LMDB store agrees with the naive oracle (seed ${seed})`, async (t) => {
   }
   for (let i = 0; i < FILTERS; i++) await check(Array.from({ length: chance(0.8) ? 1 : 2 + int(2) }, randomFilter));
   t.equal(mismatches, 0, `seed ${seed}: every query and count agrees, one-shot and sliced`);
-  t.ok(slices > FILTERS, `the sliced queries really paused and resumed (${slices} times)`);
+  t.ok(slices > FILTERS / 3, `the sliced queries really paused and resumed (${slices} times)`);
   t.comment(`outcomes ${JSON.stringify(Object.fromEntries(outcomes))}; lmdb put time ${putMs.toFixed(0)} ms (${lmdb.writerStats().transactions} transactions)`);
   // The random workload must actually reach every storage path, or agreement proves little.
   for (const k of ['stored', 'stored+removed', 'duplicate', 'replaced', 'deleted', 'rejected']) t.ok((outcomes.get(k) ?? 0) > 0, `workload produced ${k} outcomes`);
