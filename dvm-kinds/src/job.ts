@@ -152,19 +152,22 @@ export function readJobRequest(e: EventLike, expectedKind?: number): { envelope:
 /**
  * Turn `param` tags into an object following `schema`: array properties collect repeated
  * params in order, integer/number/boolean properties are decoded from their string form.
- * Unknown params and repeats of single-valued params are problems. Then the schema is checked.
+ * Params the schema does not know are not problems (NIP-90 clients send application params
+ * such as `model`; a provider ignores what it does not know): a schema that allows extra
+ * properties keeps them as strings, a closed one leaves them out of `value` and lists their
+ * names in `ignored`. Repeats of single-valued params are problems. Then the schema is checked.
  */
-export function decodeParams(params: readonly (readonly [string, string])[], schema: JsonSchema): { value: Record<string, unknown>; problems: Problem[] } {
+export function decodeParams(params: readonly (readonly [string, string])[], schema: JsonSchema): { value: Record<string, unknown>; problems: Problem[]; ignored: string[] } {
   const out: Problem[] = [];
   const value: Record<string, unknown> = {};
+  const ignored: string[] = [];
   for (const [name, raw] of params) {
     const path = `tags.param[${name}]`;
     const prop = schema.properties?.[name];
     if (!prop) {
-      // Kinds that allow extra params (public NIP-90 kinds) keep them as strings; ours are strict.
       if (schema.additionalProperties !== undefined && schema.additionalProperties !== false) {
         if (!Object.hasOwn(value, name)) value[name] = raw;
-      } else out.push(problem(path, 'unexpected', `unknown param ${JSON.stringify(name)} (known: ${Object.keys(schema.properties ?? {}).join(', ')})`));
+      } else if (!ignored.includes(name)) ignored.push(name);
       continue;
     }
     const isArray = prop.type === 'array';
@@ -186,7 +189,7 @@ export function decodeParams(params: readonly (readonly [string, string])[], sch
     const path = `tags.param[${p.path.split(/[.[]/)[0]}]`;
     if (!flagged.has(path)) out.push(problem(path, p.code, `${p.path} ${p.message}`));
   }
-  return { value, problems: out };
+  return { value, problems: out, ignored };
 }
 
 /** The inverse of decodeParams: an object into ordered `param` pairs (arrays repeat the name). */

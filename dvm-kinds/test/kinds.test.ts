@@ -14,6 +14,8 @@ import { buildRepoIndexRequest, buildRepoIndexResult, parseRepoIndexRequest, par
 import { buildPatchGenRequest, buildPatchGenResult, parsePatchGenRequest, parsePatchGenResult, verifyPatchGen, verifyPatchGenWithRunner } from '../src/kinds/patch-gen.ts';
 import { buildCodeReviewRequest, buildCodeReviewResult, parseCodeReviewRequest, parseCodeReviewResult, verifyCodeReview } from '../src/kinds/code-review.ts';
 import type { Parsed } from '../src/problem.ts';
+import { JOB_KINDS } from '../src/registry.ts';
+import { decodeParams } from '../src/job.ts';
 
 interface Fixture { request: NostrEvent; result: NostrEvent; feedback: NostrEvent }
 const load = (name: string): Fixture => JSON.parse(readFileSync(new URL(`./fixtures/${name}.json`, import.meta.url), 'utf8'));
@@ -107,9 +109,9 @@ t.test('5930 SandboxRun', async (t) => {
   const differs = { ...res.output, commands: [res.output.commands[0], { ...res.output.commands[1], stdout_sha256: '0'.repeat(64) }] };
   t.same(paths(await verifySandboxRunByRerun(req, res, async () => differs)), ['content.commands[1].stdout_sha256']);
 
-  // params are exactly cmd, time_limit_secs, repo_ref and limits: anything else is named
+  // params it does not know (image) are ignored; what it knows is checked
   const weird = { ...f.request, tags: [['param', 'cmd', 'ls'], ['param', 'time_limit_secs', '0'], ['param', 'image', 'ubuntu'], ['param', 'repo_ref', 'main']] };
-  t.same(paths(parseSandboxRunRequest(weird)), ['tags.param[image]', 'tags.param[time_limit_secs]', 'tags.param[repo_ref]']);
+  t.same(paths(parseSandboxRunRequest(weird)), ['tags.param[time_limit_secs]', 'tags.param[repo_ref]']);
   const noCmd = { ...f.request, tags: [['param', 'time_limit_secs', '0']] };
   t.same(paths(parseSandboxRunRequest(noCmd)).sort(), ['tags.param[cmd]', 'tags.param[time_limit_secs]']);
 });
@@ -181,7 +183,7 @@ t.test('a malformed 5932 request lists every problem', async (t) => {
   t.same(paths(r).sort(), ['tags.bid', 'tags.i[0]', 'tags.p', 'tags.param[time_limit_secs]', 'tags.param[test_cmd]', 'tags.param[repo_ref]', 'tags.param[issue_title]', 'tags.i', 'tags.i'].sort(), 'envelope, params and inputs problems, all at once');
   const bad2 = sign({ kind: 5932, created_at: T0, content: '', tags: [['param', 'time_limit_secs', 'soon'], ['param', 'test_cmd', 'npm test'], ['param', 'test_cmd', 'make'], ['param', 'colour', 'red']] }, buyer.sk);
   const r2 = parsePatchGenRequest(bad2);
-  t.same(paths(r2).sort(), ['tags.i', 'tags.i', 'tags.param[colour]', 'tags.param[issue_title]', 'tags.param[repo_ref]', 'tags.param[test_cmd]', 'tags.param[time_limit_secs]'].sort());
+  t.same(paths(r2).sort(), ['tags.i', 'tags.i', 'tags.param[issue_title]', 'tags.param[repo_ref]', 'tags.param[test_cmd]', 'tags.param[time_limit_secs]'].sort(), 'an unknown param is not a problem');
   t.doesNotThrow(() => parsePatchGenRequest({ kind: 5932, created_at: 0, content: '', tags: [[] as string[], ['i'], ['param'], ['bid']] }), 'never throws on garbage tags');
   const huge = { ...bad2, tags: [['param', 'max_cost_msats', '9999999999999999']] };
   t.ok(paths(parsePatchGenRequest(huge)).includes('tags.param[max_cost_msats]'), 'integers beyond 2^53 are refused, not rounded');
@@ -215,4 +217,33 @@ t.test('5933 CodeReview', async (t) => {
   t.ok(verifyCodeReview(repoReq, repoRes, { diff: PATCH }).ok, 'with the buyer-computed diff: files checked');
   t.same(paths(verifyCodeReview(repoReq, repoRes, { diff: PATCH.split('diff --git a/test')[0] })), ['content.issues[0].file'], 'a file outside the buyer-computed diff is caught');
   t.same(paths(parseCodeReviewRequest(sign(buildCodeReviewRequest({ repoUrl: 'https://git.example.com/a.git', createdAt: T0 }), buyer.sk))).sort(), ['tags.param[base_ref]', 'tags.param[head_ref]']);
+});
+
+t.test('params a kind does not know are accepted and ignored; what it requires is still required', async (t) => {
+  // `model` as real NIP-90 clients send it (TextGen knows it; the others do not), an unknown
+  // param twice, and tags nobody here knows.
+  const extra = [['param', 'model', 'gpt-4o'], ['param', 'x-hint', 'a'], ['param', 'x-hint', 'b'], ['x-client', 'amethyst'], ['alt', 'a job']];
+  for (const name of ['5930-sandbox-run', '5931-repo-index', '5932-patch-gen', '5933-code-review', '5050-text-gen']) {
+    const f = load(name);
+    const spec = JOB_KINDS.get(f.request.kind)!;
+    const plain = spec.parseRequest(f.request);
+    t.ok(plain.ok, `${name}: the fixture parses`);
+    // (TextGen's fixture already has its model: one model param is what a client sends.)
+    const added = extra.filter((x) => !(x[0] === 'param' && f.request.tags.some((y) => y[0] === 'param' && y[1] === x[1])));
+    const withExtra = sign({ kind: f.request.kind, created_at: T0, content: f.request.content, tags: [...f.request.tags, ...added] }, buyer.sk);
+    const parsed = spec.parseRequest(withExtra);
+    t.ok(parsed.ok, `${name}: accepted with unknown params and tags`);
+    if (parsed.ok && plain.ok && f.request.kind !== 5050) {
+      t.same((parsed.value as { params: unknown }).params, (plain.value as { params: unknown }).params, `${name}: unknown params do not reach the decoded params`);
+    }
+    const required = (spec.paramsSchema as { required?: string[] }).required ?? [];
+    if (required.length) {
+      const missing = sign({ kind: f.request.kind, created_at: T0, content: f.request.content, tags: [...f.request.tags.filter((tag) => !(tag[0] === 'param' && tag[1] === required[0])), ['param', `${required[0]}_typo`, 'x'], ...added] }, buyer.sk);
+      const m = spec.parseRequest(missing);
+      t.notOk(m.ok, `${name}: still refused without its required ${required[0]}`);
+      t.ok(paths(m).includes(`tags.param[${required[0]}]`), `${name}: the problem names ${required[0]}`);
+    }
+  }
+  const decoded = decodeParams([['cmd', 'ls'], ['model', 'x'], ['model', 'y'], ['time_limit_secs', '5']], JOB_KINDS.get(5930)!.paramsSchema);
+  t.same(decoded, { value: { cmd: ['ls'], time_limit_secs: 5 }, problems: [], ignored: ['model'] });
 });

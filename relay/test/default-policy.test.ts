@@ -4,6 +4,8 @@
 import t from 'tap';
 import { defaultPolicy } from '@bazaar/policies/default-policy';
 import type { Policy } from '@bazaar/policies/policy';
+import { buildPatchGenRequest } from '@bazaar/dvm-kinds/kinds/patch-gen';
+import { buildSandboxRunRequest } from '@bazaar/dvm-kinds/kinds/sandbox-run';
 import { TestClient, now, signer, startTestRelay } from './helpers.ts';
 
 t.test('the built-in limits run before any operator policy, and cannot be switched off by it', async (t) => {
@@ -41,6 +43,28 @@ t.test('the default policy over a socket: a malformed 5932 is refused with its p
   t.match(msg, /^invalid: /);
   t.ok(msg.length > 'invalid: '.length + 10, `problems listed: ${msg}`);
   t.same((await c.publish(signer().sign({ kind: 1, content: 'fine' })))[0], true, 'ordinary events pass');
+  await c.close();
+});
+
+t.test('the default policy accepts job requests with params and tags it does not know', async (t) => {
+  const relay = await startTestRelay('ws', { policy: defaultPolicy({}, { eventLimits: false }) });
+  t.teardown(() => relay.close());
+  const c = await TestClient.connect(relay.url);
+  const buyer = signer();
+  // As real NIP-90 clients send them: an application param (model) and tags no kind defines.
+  const extra = [['param', 'model', 'claude-sonnet'], ['param', 'x-hint', 'fast'], ['client', 'some-app'], ['alt', 'a job request']];
+  const sandbox = buildSandboxRunRequest({ params: { cmd: ['echo hi'], time_limit_secs: 30 }, repoUrl: 'https://git.example.com/acme/calc.git' });
+  const patch = buildPatchGenRequest({ repoUrl: 'https://git.example.com/acme/calc.git', issueBody: 'Fix the sum.', params: { repo_ref: 'main', issue_title: 'sum is off by one', time_limit_secs: 600 } });
+  for (const tmpl of [sandbox, patch]) {
+    const e = buyer.sign({ kind: tmpl.kind, content: tmpl.content, tags: [...tmpl.tags, ...extra] });
+    t.same(await c.publish(e), [true, ''], `kind ${e.kind} with unknown params accepted`);
+  }
+  // What the kind requires is still required: a 5930 without cmd is refused, and says why.
+  const noCmd = buyer.sign({ kind: 5930, tags: [['param', 'time_limit_secs', '30'], ['param', 'model', 'x']] });
+  const [ok, msg] = await c.publish(noCmd);
+  t.equal(ok, false);
+  t.match(msg, /^invalid: .*cmd/);
+  t.notMatch(msg, /model/, 'the unknown param is not among the problems');
   await c.close();
 });
 
