@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Filter, NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import type { QueryCursor } from '../src/store/event-store.ts';
+import { seeded } from './random.ts';
 import { openLmdbStore } from '../src/store/lmdb-store.ts';
 import { createMemoryStore } from '../src/store/memory-store.ts';
 
@@ -23,24 +24,7 @@ const EVENTS = Number(process.env.STORE_DIFF_EVENTS ?? 3000);
 const FILTERS = Number(process.env.STORE_DIFF_FILTERS ?? 3000);
 const NOW = 1_700_000_000;
 
-/** mulberry32: small, fast, seedable. */
-function prng(s: number): () => number {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const rand = prng(seed);
-const int = (n: number): number => Math.floor(rand() * n);
-const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)];
-const chance = (p: number): boolean => rand() < p;
-const hex = (bytes: number): string => Array.from({ length: bytes }, () => int(256).toString(16).padStart(2, '0')).join('');
-const some = <T>(xs: readonly T[], max: number): T[] => Array.from({ length: 1 + int(max) }, () => pick(xs));
+const { int, pick, chance, hex, some } = seeded(seed);
 
 const pubkeys = Array.from({ length: 6 }, () => hex(32));
 const words = ['nostr', 'bazaar', 'dvm', 'zap', '', 'ü-ñ', 'a:b'];

@@ -6,28 +6,16 @@ import t from 'tap';
 import type { Filter, NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { checkFilter } from '../src/filter.ts';
 import { SubscriptionIndex, type Subscriber } from '../src/subscriptions.ts';
+import { seeded } from './random.ts';
 
 const seed = Number(process.env.SUBS_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const SUBS = Number(process.env.SUBS_FUZZ_SUBS ?? 400);
 const EVENTS = Number(process.env.SUBS_FUZZ_EVENTS ?? 4000);
 
-/** mulberry32 */
-function prng(s: number): () => number {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = prng(seed);
-const int = (n: number): number => Math.floor(rand() * n);
-const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)];
-const chance = (p: number): boolean => rand() < p;
-const hex = (): string => Array.from({ length: 32 }, () => int(256).toString(16).padStart(2, '0')).join('');
-const some = <T>(xs: readonly T[], max: number): T[] => Array.from({ length: int(max + 1) }, () => pick(xs));
+const { int, pick, chance, hex: hexBytes, some: someOf } = seeded(seed);
+const hex = (): string => hexBytes(32);
+/** From none to `max` picks: empty lists (which match nothing) are part of the fuzz. */
+const some = <T>(xs: readonly T[], max: number): T[] => someOf(xs, max, 0);
 
 // Small pools, so that filters and events meet often.
 const ids = Array.from({ length: 12 }, hex);

@@ -1,0 +1,30 @@
+// Seeded randomness for the differential and fuzz tests, so a failing run replays from its seed.
+
+/** mulberry32: small, fast, seedable; uniform in [0, 1). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The draws the tests need, from one seeded stream. */
+export function seeded(seed: number) {
+  const rand = prng(seed);
+  const int = (n: number): number => Math.floor(rand() * n);
+  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)];
+  return {
+    rand,
+    int,
+    pick,
+    chance: (p: number): boolean => rand() < p,
+    /** `bytes` random bytes as lowercase hex. */
+    hex: (bytes: number): string => Array.from({ length: bytes }, () => int(256).toString(16).padStart(2, '0')).join(''),
+    /** Between `min` and `min + max` picks (repeats possible). */
+    some: <T>(xs: readonly T[], max: number, min = 1): T[] => Array.from({ length: min + int(max + 1 - min) }, () => pick(xs)),
+  };
+}
