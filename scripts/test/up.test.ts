@@ -16,7 +16,7 @@ const BIN = fileURLToPath(new URL('../bazaar.mjs', import.meta.url));
 function startUp(t: Test, args: string[], opts: { env?: NodeJS.ProcessEnv; tty?: boolean } = {}): Promise<{ banner: string; stop: () => Promise<number | null> }> {
   const data = mkdtempSync(join(tmpdir(), 'bazaar-up-'));
   t.teardown(() => rmSync(data, { recursive: true, force: true }));
-  const argv = [process.execPath, BIN, 'up', '--data', data, '--port', '0', '--mint-port', '0', ...args];
+  const argv = [process.execPath, BIN, 'up', '--data', data, '--port', '0', '--mint-port', '0', '--model-port', '0', '--git-port', '0', ...args];
   // util-linux `script` gives the command a terminal (stdout.isTTY) and copies its output to ours.
   const child = opts.tty
     ? spawn('script', ['-qfec', argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' '), '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env, detached: true })
@@ -53,8 +53,8 @@ t.test('bazaar up runs the relay, the devnet wallets and the mint, and stops on 
   t.ok(info.supported_nips.includes(1), 'relay answers NIP-11');
   const mintInfo = (await (await fetch(`${mintUrl}/v1/info`)).json()) as { nuts: Record<string, unknown> };
   t.ok(mintInfo.nuts, 'mint answers NUT-06 info');
-  const uriFile = /customer\s+\d+ sats\s+NWC URI in (\S+)/.exec(banner)?.[1];
-  t.ok(uriFile, 'customer wallet listed');
+  const uriFile = /buyer\s+\d+ sats\s+NWC URI in (\S+)/.exec(banner)?.[1];
+  t.ok(uriFile, 'buyer wallet listed');
   t.equal(statSync(uriFile!).mode & 0o777, 0o600, 'NWC URI file is 0600');
   t.notMatch(banner, /nostr\+walletconnect:/, 'the banner never prints a secret URI');
   t.equal(await stop(), 0, 'clean exit on SIGINT');

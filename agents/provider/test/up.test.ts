@@ -1,5 +1,5 @@
 // `bazaar up` (npm start) as a plain NIP-90 client sees it: post a 5930 job to the relay it
-// prints, get `processing` and a result with a bolt11, pay it from the customer wallet it
+// prints, get `processing` and a result with a bolt11, pay it from the buyer wallet it
 // prints, and the provider's earnings show it. Ctrl-C then stops everything with exit 0.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -16,7 +16,7 @@ const BIN = fileURLToPath(new URL('../../../scripts/bazaar.mjs', import.meta.url
 t.test('bazaar up serves a plain NIP-90 client, pay-after-verify', async (t) => {
   const data = mkdtempSync(join(tmpdir(), 'bazaar-up-prov-'));
   t.teardown(() => rmSync(data, { recursive: true, force: true }));
-  const child = spawn(process.execPath, [BIN, 'up', '--data', data, '--port', '0', '--mint-port', '0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BAZAAR_PASSPHRASE: '', BAZAAR_KDF_LOG_N: '' } });
+  const child = spawn(process.execPath, [BIN, 'up', '--data', data, '--port', '0', '--mint-port', '0', '--model-port', '0', '--git-port', '0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BAZAAR_PASSPHRASE: '', BAZAAR_KDF_LOG_N: '' } });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   t.teardown(() => { child.kill('SIGKILL'); });
   let out = '';
@@ -31,7 +31,7 @@ t.test('bazaar up serves a plain NIP-90 client, pay-after-verify', async (t) => 
   const relayUrl = /relay\s+(ws:\/\/\S+)/.exec(banner)?.[1];
   t.match(banner, /provider\s+npub1/, 'banner names the provider');
   t.match(banner, /kinds 5930/, 'and the kinds it serves');
-  const customerUriFile = /customer\s+\d+ sats\s+NWC URI in (\S+)/.exec(banner)?.[1];
+  const customerUriFile = /buyer\s+\d+ sats\s+NWC URI in (\S+)/.exec(banner)?.[1];
   t.ok(relayUrl && customerUriFile);
 
   const c = await new Customer(relayUrl!).ready();
