@@ -30,7 +30,7 @@ t.test('bazaar up serves a plain NIP-90 client, pay-after-verify', async (t) => 
   });
   const relayUrl = /relay\s+(ws:\/\/\S+)/.exec(banner)?.[1];
   t.match(banner, /provider\s+npub1/, 'banner names the provider');
-  t.match(banner, /kinds 5930/, 'and the kinds it serves');
+  t.match(banner, /kinds 5050, 5930, 5931, 5932, 5933 /, 'and the kinds it serves: every kind');
   const customerUriFile = /buyer\s+\d+ sats\s+NWC URI in (\S+)/.exec(banner)?.[1];
   t.ok(relayUrl && customerUriFile);
 
