@@ -315,3 +315,58 @@ t.test('close waits for queued writes', async (t) => {
   t.same((await pending).map((o) => o.status), ['stored']);
   t.equal(s.has('00'.repeat(32)), false);
 });
+
+t.test('two processes write to one store directory: sequence numbers stay unique and every write is seen', async (t) => {
+  const dir = tempDir(t);
+  const s = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0 });
+  t.teardown(() => s.close());
+  const [a] = await s.put([sign(1, NOW - 3, [], 'parent 1')]);
+  t.match(a, { status: 'stored', seq: 1 });
+  const childEvents = [sign(1, NOW - 2, [], 'child 1'), sign(1, NOW - 1, [], 'child 2')];
+  // Another process (as `bazaar relay sync` beside a running relay) opens the same directory and writes.
+  const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', `
+    import { openLmdbStore } from ${JSON.stringify(new URL('../src/store/lmdb-store.ts', import.meta.url).href)};
+    const s = await openLmdbStore({ path: ${JSON.stringify(dir)}, purgeIntervalMs: 0, clock: () => ${NOW} });
+    const out = await s.put(${JSON.stringify(childEvents)});
+    process.stdout.write(JSON.stringify(out.map((o) => o.seq)) + '\\n');
+    await s.close();
+  `], { stdio: ['ignore', 'pipe', 'inherit'], cwd: new URL('..', import.meta.url).pathname });
+  const [line] = await once(child.stdout, 'data') as [Buffer];
+  await once(child, 'exit');
+  t.same(JSON.parse(line.toString()), [2, 3], 'the other process continues after our seq');
+  // lmdb-js renews its read snapshot on the next turn of the event loop.
+  await new Promise((r) => setImmediate(r));
+  t.equal(s.lastSeq(), 3, 'the watermark covers the other process\'s commits');
+  t.same(s.eventsAfter(0, 10).events.map((e) => e.seq), [1, 2, 3], 'followers of the store see them');
+  const seen = idsOf(await s.query([{ kinds: [1] }], { maxSeq: s.lastSeq() }));
+  t.ok(childEvents.every((e) => seen.includes(e.id)) && seen.length === 3, 'queries under the watermark see them');
+  const [b] = await s.put([sign(1, NOW, [], 'parent 2')]);
+  t.match(b, { status: 'stored', seq: 4 }, 'our next write continues after theirs instead of colliding');
+  t.equal(await s.count([{ kinds: [1] }]), 4);
+});
+
+t.test('openIdScan: (created_at, id) of every match, the newest `limit` with one; agrees with the oracle', async (t) => {
+  const lm = await openLmdbStore({ path: tempDir(t), clock, purgeIntervalMs: 0, maxLimit: 5 });
+  t.teardown(() => lm.close());
+  const mem = createMemoryStore({ clock, maxLimit: 5 });
+  const evs: NostrEvent[] = [];
+  for (let i = 0; i < 60; i++) evs.push(sign(i % 3 === 0 ? 7 : 1, NOW - 100 + Math.floor(i / 4), i % 5 === 0 ? [['t', 'x']] : [], String(i)));
+  evs.push(sign(1, NOW - 200, [['expiration', String(NOW - 1)]])); // expired: refused by both stores
+  await lm.put(evs);
+  await mem.put(evs);
+  const scan = (store: typeof mem, f: Filter, maxItems?: number): { n: number; items: string[] } => {
+    const items: string[] = [];
+    const c = store.openIdScan(f, { add: (ts, id, off) => items.push(`${ts}:${Buffer.from(id.subarray(off, off + 32)).toString('hex')}`) }, maxItems !== undefined ? { maxItems } : {});
+    while (!c.step(performance.now() + 0.01));
+    return { n: c.result(), items: items.sort() };
+  };
+  const filters: Filter[] = [{}, { kinds: [7] }, { '#t': ['x'] }, { limit: 7 }, { kinds: [1], limit: 3 }, { limit: 0 }, { since: NOW - 90, until: NOW - 88 }, { ids: [evs[3].id, evs[4].id], limit: 1 }, { kinds: [] }];
+  for (const f of filters) {
+    const a = scan(lm, f);
+    t.same(a, scan(mem, f), `${JSON.stringify(f)}: same items as the oracle`);
+  }
+  t.equal(scan(lm, {}).n, 60, 'the relay\'s maxLimit does not cap an id scan');
+  t.equal(scan(lm, {}, 59).n, -1, 'more matches than maxItems: -1');
+  t.equal(scan(lm, {}, 60).n, 60);
+  t.equal(scan(lm, { limit: 10 }, 9).n, -1);
+});

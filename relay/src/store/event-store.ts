@@ -45,6 +45,16 @@ export interface QueryCursor<T> {
   result(): T;
 }
 
+/** Receives the (created_at, id) pairs of an id scan; `id` holds the 32 id bytes at `offset`, valid only during the call. */
+export interface IdSink {
+  add(createdAt: number, id: Uint8Array, offset: number): void;
+}
+
+export interface IdScanOptions extends QueryOptions {
+  /** Stop, answering -1, once more than this many events match (a relay's NIP-77 "too big"). */
+  readonly maxItems?: number;
+}
+
 /** One page of the store's feed (eventsAfter). */
 export interface StoredFeed {
   /** Stored events with seq > afterSeq that passed `wantKind`, in seq order. */
@@ -85,6 +95,14 @@ export interface EventStore {
   openQueryFrames?(filters: readonly Filter[], prefix: Buffer, suffix: Buffer, opts?: QueryOptions): QueryCursor<Buffer[]>;
   /** count() as a resumable cursor (approximate while writes run). */
   openCount(filters: readonly Filter[], opts?: QueryOptions): QueryCursor<number>;
+  /**
+   * NIP-77 (negentropy): the created_at and id of every stored event matching `filter` — all of
+   * them, the relay's query limits do not apply; only the newest `filter.limit` (ties by lowest
+   * id) when the filter has one — handed to `sink` in no particular order, as a resumable cursor.
+   * The result is how many were handed over, or -1 when more than `maxItems` match (the sink
+   * then holds part of them). Expired events are excluded, as from queries.
+   */
+  openIdScan(filter: Filter, sink: IdSink, opts?: IdScanOptions): QueryCursor<number>;
   /**
    * The watermark: the highest sequence number whose write is committed. A query started after
    * this call sees every stored event with a seq up to it (and possibly some newer ones).

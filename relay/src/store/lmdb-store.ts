@@ -8,11 +8,11 @@
 import { mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Filter, NostrEvent } from '@bazaar/dvm-kinds/nostr';
-import type { EventStore, PutOutcome, QueryCursor, QueryOptions } from './event-store.ts';
+import type { EventStore, IdScanOptions, IdSink, PutOutcome, QueryCursor, QueryOptions } from './event-store.ts';
 import { effectiveLimit, expirationTs, isHex64, isTagLetter, MAX_TIMESTAMP, nowSeconds, type LimitOptions } from './event-rules.ts';
 import {
   bytesEqual, encodeTagValue, FLAG_EXPIRES, headerLength, indexedTags, indexKey, kindPrefix, lastKey, OFF_CREATED_AT,
-  OFF_EXPIRATION, OFF_FLAGS, OFF_PUBKEY, packEvent, packedCreatedAt, packedHasTag, packedJson, packedKind, pubkeyKindPrefix,
+  OFF_EXPIRATION, OFF_FLAGS, OFF_ID, OFF_PUBKEY, packEvent, packedCreatedAt, packedHasTag, packedJson, packedKind, pubkeyKindPrefix,
   readU64, tagKindPrefix, tagPrefix,
 } from './lmdb-codec.ts';
 import { EMPTY, loadNextSeq, MAX_U32, openTables, seqOfId as seqOfTable, type Db } from './lmdb-tables.ts';
@@ -373,8 +373,16 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
    * tells when a native count needs no windows.
    */
   let storedEvents = size();
-  /** The watermark: every seq up to this one is committed (visible to readers). Set after each commit. */
+  /** The watermark of this process's own writes: every seq up to it is committed. Set after each commit. */
   let committedSeq = loadNextSeq(tables) - 1;
+  /**
+   * The watermark across processes: our commits, or another process's when it wrote later
+   * (LMDB lets `bazaar relay sync` or an import write the directory of a running relay).
+   */
+  function lastCommittedSeq(): number {
+    const onDisk = loadNextSeq(tables) - 1;
+    return onDisk > committedSeq ? onDisk : committedSeq;
+  }
   const onCommit = (lastSeq: number): void => {
     // The writer committed on another thread: move this thread's read snapshot forward
     // before anyone reads the new watermark, so a query started after lastSeq() sees it.
@@ -714,6 +722,60 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     };
   }
 
+  /**
+   * NIP-77: (created_at, id) of every match of one filter, straight from the packed headers (no
+   * JSON touched), in slices. Without a limit each match goes to the sink as it is found; with
+   * one, matches are held until the walk ends (it continues only through ties once `limit` are
+   * held, as queries do) and the newest `limit` are handed over.
+   */
+  function openIdScanWith(filter: Filter, sink: IdSink, q: IdScanOptions): QueryCursor<number> {
+    ensureOpen();
+    q.signal?.throwIfAborted();
+    const now = q.now ?? clock();
+    const maxItems = q.maxItems ?? Infinity;
+    const cf = compileFilter(filter);
+    const limit = typeof filter.limit === 'number' && !Number.isNaN(filter.limit) ? Math.max(0, Math.floor(filter.limit)) : undefined;
+    const walk = cf.never || limit === 0 ? undefined : new FilterWalk(cf, now, q.maxSeq ?? MAX_U32);
+    const held: { ts: number; id: Buffer }[] | undefined = limit !== undefined ? [] : undefined;
+    const floor = { ts: -1 };
+    const ordered = cf.ids === undefined;
+    let n = 0;
+    let over = false;
+    let done = false;
+    return {
+      step(deadline) {
+        if (done) return true;
+        ensureOpen();
+        if (walk !== undefined) {
+          const finished = walk.run(deadline, (_seq, ts, b) => {
+            if (held !== undefined) {
+              held.push({ ts, id: Buffer.from(b.subarray(OFF_ID, OFF_ID + 32)) });
+              if (ordered && held.length === limit) floor.ts = ts;
+              return true;
+            }
+            if (++n > maxItems) { over = true; return false; }
+            sink.add(ts, b, OFF_ID);
+            return true;
+          }, held !== undefined ? floor : undefined);
+          if (!finished) return false;
+        }
+        if (held !== undefined) {
+          held.sort((a, b) => b.ts - a.ts || a.id.compare(b.id));
+          if (held.length > limit!) held.length = limit!;
+          if (held.length > maxItems) over = true;
+          else for (const h of held) sink.add(h.ts, h.id, 0);
+          n = held.length;
+        }
+        done = true;
+        return true;
+      },
+      result() {
+        if (!done) throw new Error('id scan not finished: step() until it returns true');
+        return over ? -1 : n;
+      },
+    };
+  }
+
   function openCountWith(filters: readonly Filter[], q: QueryOptions): QueryCursor<number> {
     ensureOpen();
     q.signal?.throwIfAborted();
@@ -797,7 +859,8 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     openQuery: (filters, q = {}) => openQueryWith(filters, q, JSON_OUTPUT),
     openQueryFrames: (filters, prefix, suffix, q = {}) => openQueryWith(filters, q, frameOutput(prefix, suffix)),
     openCount: (filters, q = {}) => openCountWith(filters, q),
-    lastSeq: () => committedSeq,
+    openIdScan: (filter, sink, q = {}) => openIdScanWith(filter, sink, q),
+    lastSeq: () => (closed ? committedSeq : lastCommittedSeq()),
     eventsAfter(afterSeq, limit, wantKind) {
       ensureOpen();
       const out: { seq: number; kind: number; json: string }[] = [];
@@ -806,7 +869,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
       // Only committed events: never past the watermark a concurrent write has not reached yet.
       // Keys first, then each record read in place (getBinaryFast, no copy): skipped kinds cost
       // a header read, not a buffer.
-      for (const key of events.getKeys({ start: Math.max(0, Math.floor(afterSeq)) + 1, end: committedSeq + 1, limit })) {
+      for (const key of events.getKeys({ start: Math.max(0, Math.floor(afterSeq)) + 1, end: lastCommittedSeq() + 1, limit })) {
         last = key;
         const value = events.getBinaryFast(key);
         if (value === undefined) continue;

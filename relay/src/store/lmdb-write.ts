@@ -23,7 +23,7 @@ export interface WriteCore {
   applyPut(e: NostrEvent, now: number): PutOutcome;
   /** Remove up to `limit` events expired at `now`; returns how many. */
   applyPurge(now: number, limit: number): number;
-  /** Runs `fn` inside the current transaction and records the next seq with it when `fn` used any. */
+  /** Runs `fn` inside the current transaction (continuing after any seq another process used) and records the next seq with it when `fn` used any. */
   withSeq<T>(fn: () => T): T;
   /** The highest seq handed out so far (committed once its transaction is). */
   lastSeq(): number;
@@ -201,6 +201,11 @@ export function createWriteCore(t: Tables): WriteCore {
       return seqs.length;
     },
     withSeq(fn) {
+      // Other processes may write this directory between our transactions (LMDB serialises
+      // writers across processes: `bazaar relay sync` or an import beside a running relay), so
+      // the next seq is re-read inside each transaction rather than trusted from memory.
+      const onDisk = loadNextSeq(t);
+      if (onDisk > nextSeq) nextSeq = onDisk;
       const before = nextSeq;
       const result = fn();
       if (nextSeq !== before) meta.putSync('nextSeq', nextSeq);

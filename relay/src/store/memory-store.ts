@@ -4,7 +4,7 @@
 import {
   dTag, isAddressableKind, isReplaceableKind, type Filter, type NostrEvent,
 } from '@bazaar/dvm-kinds/nostr';
-import type { EventStore, PutOutcome, QueryCursor, QueryOptions } from './event-store.ts';
+import type { EventStore, IdScanOptions, PutOutcome, QueryCursor, QueryOptions } from './event-store.ts';
 import {
   canonicalJson, compareNewestFirst, effectiveLimit, expirationTs, isExpired, isTagLetter, nowSeconds,
   parseAddress, storeRejection, winsSlot, type LimitOptions,
@@ -159,6 +159,15 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): EventStore & {
     openQueryFrames: (filters, prefix, suffix, q = {}) =>
       oneStep(q, (now) => matching(filters, now, true, q.maxSeq).map((s) => Buffer.concat([prefix, Buffer.from(s.json, 'utf8'), suffix]))),
     openCount: (filters, q = {}) => oneStep(q, (now) => matching(filters, now, false, q.maxSeq).length),
+    openIdScan: (filter, sink, q: IdScanOptions = {}) =>
+      oneStep(q, (now) => {
+        const { limit, ...rest } = filter;
+        let hits = matching([rest], now, false, q.maxSeq);
+        if (typeof limit === 'number') hits = hits.slice(0, Math.max(0, Math.floor(limit)));
+        if (hits.length > (q.maxItems ?? Infinity)) return -1;
+        for (const s of hits) sink.add(s.event.created_at, Buffer.from(s.event.id, 'hex'), 0);
+        return hits.length;
+      }),
     lastSeq: () => lastSeq,
     eventsAfter(afterSeq, limit, wantKind) {
       ensureOpen();
