@@ -10,15 +10,19 @@ export const REDACT_PATHS = [
   'apiKey', '*.apiKey', 'authorization', '*.authorization', 'headers.authorization',
 ];
 
-export function createLogger(opts: { name: string; level?: string; pretty?: boolean }): Logger {
+/** `fd: 2` sends log lines to stderr, for commands whose stdout is their output (e.g. JSON). */
+export function createLogger(opts: { name: string; level?: string; pretty?: boolean; fd?: 1 | 2 }): Logger {
   const level = opts.level ?? process.env.BAZAAR_LOG_LEVEL ?? 'info';
-  const pretty = opts.pretty ?? (process.stdout.isTTY === true && process.env.BAZAAR_LOG_FORMAT !== 'json');
-  return pino({
+  const fd = opts.fd ?? 1;
+  const stream = fd === 2 ? process.stderr : process.stdout;
+  const pretty = opts.pretty ?? (stream.isTTY === true && process.env.BAZAAR_LOG_FORMAT !== 'json');
+  const options = {
     name: opts.name,
     level,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-    ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } } : {}),
-  });
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', destination: fd } } } : {}),
+  };
+  return pretty || fd === 1 ? pino(options) : pino(options, pino.destination({ fd: 2, sync: true }));
 }
 
 export type { Logger };

@@ -2,15 +2,17 @@
 import { resolve } from 'node:path';
 import type { CommandSpec, FlagValues } from '@bazaar/cli-kit/command';
 import { UsageError } from '@bazaar/cli-kit/command';
-import { createLogger } from '@bazaar/cli-kit/log';
+import { createLogger, type Logger } from '@bazaar/cli-kit/log';
+import type { Policy } from '@bazaar/policies/policy';
 import { untilSignal } from '@bazaar/cli-kit/signals';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits } from './limits.ts';
+import { DEFAULT_NEGENTROPY } from './sync/negentropy-sessions.ts';
 
 const int = (description: string, def: number, min = 0) => ({ type: 'number' as const, integer: true, min, default: def, description });
 
 export const relayCommand: CommandSpec = {
   name: 'relay',
-  summary: 'Run the Bazaar Nostr relay (NIP-01, 09, 11, 40, 42, 45, 70) on LMDB storage.',
+  summary: 'Run the Bazaar Nostr relay (NIP-01, 09, 11, 40, 42, 45, 70, 77) on LMDB storage.',
   envPrefix: 'BAZAAR_RELAY_',
   flags: {
     port: { type: 'number', integer: true, min: 0, max: 65535, default: 4869, description: 'TCP port to listen on (0 = any free port)' },
@@ -31,6 +33,9 @@ export const relayCommand: CommandSpec = {
     'max-limit': int('Largest limit honoured (also the default limit)', DEFAULT_RELAY_LIMITS.maxLimit, 1),
     'max-queries': int('REQ/COUNT queries one connection may have in progress (more get CLOSED rate-limited:)', DEFAULT_RELAY_LIMITS.maxQueries, 1),
     'query-slice-ms': { type: 'number', integer: true, min: 1, max: 1000, default: 5, description: 'Time budget of one query-scheduler turn before other work gets the event loop (ms)' },
+    negentropy: { type: 'boolean', default: true, description: 'Serve NIP-77 negentropy sync (NEG-OPEN); --no-negentropy turns it off' },
+    'neg-max-events': int('Most events one NEG-OPEN may reconcile (more: NEG-ERR blocked:)', DEFAULT_NEGENTROPY.maxSyncEvents, 1),
+    'neg-frame-size': int('Largest negentropy message sent, bytes before hex (0 = unlimited, else >= 4096)', DEFAULT_NEGENTROPY.frameSizeLimit),
     'max-event-tags': int('Tags per event', DEFAULT_RELAY_LIMITS.maxTags, 1),
     'max-content-length': int('Characters of event content', DEFAULT_RELAY_LIMITS.maxContentLength, 1),
     'created-at-past': int('Reject events older than this many seconds (0 = no limit)', DEFAULT_RELAY_LIMITS.createdAtPastSecs),
@@ -47,6 +52,7 @@ export const relayCommand: CommandSpec = {
   },
   subcommands: {
     reindex: async () => reindexCommand,
+    sync: async () => (await import('./sync/sync-command.ts')).syncCommand,
   },
   details: `Serves NIP-11 (Accept: application/nostr+json), GET /health, and with the market (default)
 the marketplace page at /, the JSON API under /api/ and Prometheus metrics at /metrics, on the same port.
@@ -75,6 +81,33 @@ export function limitsFromFlags(f: FlagValues): RelayLimits {
   };
 }
 
+/**
+ * The write policy a `--policies` value names: a policy file, `none`, or (absent) the built-in
+ * default. A bad file is a usage error. Shared by `bazaar relay` and `bazaar relay sync`.
+ */
+export async function policyFromFlag(value: string | undefined, logger: Logger, pubkey?: string): Promise<Policy | undefined> {
+  if (value === 'none') return undefined;
+  if (value) {
+    const { loadPolicyFile, PolicyConfigError } = await import('@bazaar/policies/load');
+    try {
+      return await loadPolicyFile(resolve(value), { logger, ...(pubkey ? { reputationPubkey: pubkey } : {}) });
+    } catch (err) {
+      // A bad policy file is a usage error: say exactly what is wrong and stop.
+      if (err instanceof PolicyConfigError || (err as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError((err as Error).message);
+      throw err;
+    }
+  }
+  // The one default policy (policies' defaultPolicy); its per-event limits are the relay's own
+  // built-in stage, run with the numbers the relay is given.
+  const { defaultPolicy } = await import('@bazaar/policies/default-policy');
+  return defaultPolicy({}, { eventLimits: false });
+}
+
+function negFrameSize(n: number): number {
+  if (n !== 0 && n < 4096) throw new UsageError('--neg-frame-size must be 0 (unlimited) or at least 4096');
+  return n;
+}
+
 async function runRelay(f: FlagValues): Promise<number> {
   const pubkey = f.pubkey as string | undefined;
   if (pubkey !== undefined && !/^[0-9a-f]{64}$/.test(pubkey)) throw new UsageError('--pubkey must be 64 lowercase hex characters');
@@ -82,23 +115,7 @@ async function runRelay(f: FlagValues): Promise<number> {
   if (publicUrl !== undefined && !/^wss?:\/\/./.test(publicUrl)) throw new UsageError('--public-url must start with ws:// or wss://');
   const logger = createLogger({ name: 'relay', level: f['log-level'] as string });
   const { startRelay } = await import('./server.ts');
-  let policy;
-  if (f.policies === 'none') policy = undefined;
-  else if (f.policies) {
-    const { loadPolicyFile, PolicyConfigError } = await import('@bazaar/policies/load');
-    try {
-      policy = await loadPolicyFile(resolve(f.policies as string), { logger, ...(pubkey ? { reputationPubkey: pubkey } : {}) });
-    } catch (err) {
-      // A bad policy file is a usage error: say exactly what is wrong and stop.
-      if (err instanceof PolicyConfigError || (err as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError((err as Error).message);
-      throw err;
-    }
-  } else {
-    // The one default policy (policies' defaultPolicy); its per-event limits are the relay's own
-    // built-in stage, run with the numbers given here.
-    const { defaultPolicy } = await import('@bazaar/policies/default-policy');
-    policy = defaultPolicy({}, { eventLimits: false });
-  }
+  const policy = await policyFromFlag(f.policies as string | undefined, logger, pubkey);
   const relay = await startRelay({
     port: f.port as number,
     host: f.host as string,
@@ -119,6 +136,7 @@ async function runRelay(f: FlagValues): Promise<number> {
     querySliceMs: f['query-slice-ms'] as number,
     ...(f.market ? { market: marketOptions(f) } : {}),
     storeWriter: f['store-writer'] as 'thread' | 'inline',
+    negentropy: f.negentropy ? { maxSyncEvents: f['neg-max-events'] as number, frameSizeLimit: negFrameSize(f['neg-frame-size'] as number) } : false,
     logger,
   });
   await untilSignal(() => relay.close(), logger);

@@ -21,13 +21,14 @@ export const CORS_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'Access-Control-Allow-Methods': 'GET, OPTIONS',
 });
 
-export function relayInfo(cfg: RelayInfoConfig, limits: RelayLimits, version: string): Record<string, unknown> {
+/** `extraNips`: NIPs of optional features that are on (77 when negentropy sync is served). */
+export function relayInfo(cfg: RelayInfoConfig, limits: RelayLimits, version: string, extraNips: readonly number[] = []): Record<string, unknown> {
   return {
     name: cfg.name,
     description: cfg.description,
     ...(cfg.pubkey ? { pubkey: cfg.pubkey } : {}),
     ...(cfg.contact ? { contact: cfg.contact } : {}),
-    supported_nips: [...SUPPORTED_NIPS],
+    supported_nips: [...new Set([...SUPPORTED_NIPS, ...extraNips])].sort((a, b) => a - b),
     ...(cfg.reputationPubkey ? { reputation_pubkey: cfg.reputationPubkey } : {}),
     version,
     limitation: {

@@ -8,7 +8,8 @@
 export interface QueryJob {
   /** The REQ / COUNT subscription id, for cancelling. */
   readonly subId: string;
-  readonly kind: 'REQ' | 'COUNT';
+  /** NEG: a NIP-77 session's store scan (its ids are a namespace of their own). */
+  readonly kind: 'REQ' | 'COUNT' | 'NEG';
   /** Bounded work until `deadline` (performance.now() time); true when finished. Must make progress. */
   step(deadline: number): boolean;
   /** Called once when step() returned true. */
@@ -80,11 +81,14 @@ export class QueryScheduler<C> {
     this.schedule();
   }
 
-  /** Abort `conn`'s queries with this subscription id, of one kind or both (CLOSE, or a REQ replacing one). */
+  /**
+   * Abort `conn`'s queries with this subscription id, of one kind, or without `kind` its REQ and
+   * COUNT (a CLOSE, which never touches a NIP-77 session of the same id).
+   */
   cancel(conn: C, subId: string, kind?: QueryJob['kind']): void {
     const q = this.conns.get(conn);
     if (!q) return;
-    const keep = (j: QueryJob): boolean => j.subId !== subId || (kind !== undefined && j.kind !== kind);
+    const keep = (j: QueryJob): boolean => j.subId !== subId || (kind === undefined ? j.kind === 'NEG' : j.kind !== kind);
     const running = q.running.filter(keep);
     const waiting = q.waiting.filter(keep);
     if (running.length === q.running.length && waiting.length === q.waiting.length) return;

@@ -9,6 +9,7 @@ import { eventLimits } from '@bazaar/policies/limits';
 import type { Policy, PolicyContext, ReadStore, Verdict } from '@bazaar/policies/policy';
 import type { EventStore, PutOutcome, QueryCursor } from './store/event-store.ts';
 import { QueryScheduler } from './query-scheduler.ts';
+import { DEFAULT_NEGENTROPY, NegentropySessions, type NegentropyOptions } from './sync/negentropy-sessions.ts';
 import type { ConnectionHandler, HttpRequest, HttpResponse, TransportHandlers, TransportSocket } from './transport/transport.ts';
 import { checkFilter } from './filter.ts';
 import { SubscriptionIndex, type Subscriber } from './subscriptions.ts';
@@ -60,6 +61,8 @@ export interface RelayCoreOptions {
   readonly http?: (req: HttpRequest) => HttpResponse | Promise<HttpResponse> | undefined;
   /** Called with each REQ's time to EOSE in milliseconds (metrics). */
   readonly onQuery?: (ms: number) => void;
+  /** NIP-77 negentropy sync (NEG-OPEN / NEG-MSG / NEG-CLOSE); `false` turns it off. Defaults: DEFAULT_NEGENTROPY. */
+  readonly negentropy?: Partial<NegentropyOptions> | false;
 }
 
 /** Queries of one connection worked on in turn; its further queries wait behind them. */
@@ -170,6 +173,8 @@ class Client implements ConnectionHandler {
 export class RelayCore extends EventEmitter implements TransportHandlers {
   readonly subscriptions = new SubscriptionIndex<Client>();
   readonly queries: QueryScheduler<Client>;
+  /** NIP-77 sessions; undefined when negentropy is off. */
+  readonly negentropy: NegentropySessions<Client> | undefined;
   readonly clients = new Set<Client>();
   private readonly now: () => number;
   private readonly inflight = new Map<string, Promise<AddEventResult>>();
@@ -199,6 +204,16 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
     const builtIn = eventLimits({ ...opts.limits, maxEventBytes: opts.limits.maxMessageBytes });
     this.policy = opts.policy ? seq(builtIn, opts.policy) : builtIn;
     this.queries = new QueryScheduler<Client>({ sliceMs: opts.querySliceMs ?? 5, interleave: QUERY_INTERLEAVE });
+    this.negentropy = opts.negentropy === false ? undefined : new NegentropySessions<Client>({
+      store: opts.store,
+      scheduler: this.queries,
+      logger: opts.logger,
+      options: { ...DEFAULT_NEGENTROPY, ...opts.negentropy },
+      maxSubIdLength: opts.limits.maxSubIdLength,
+      maxFilters: opts.limits.maxFilters,
+      authRequired: () => opts.info.authRequired,
+      now: this.now,
+    });
     const store = opts.store;
     this.readStore = {
       query: async (filters, o) => (await store.query(filters, { signal: o?.signal, now: this.now() })).map((s) => JSON.parse(s) as NostrEvent),
@@ -250,12 +265,13 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
   }
 
   info(): Record<string, unknown> {
-    return relayInfo(this.opts.info, this.opts.limits, this.opts.version ?? '0.1.0');
+    return relayInfo(this.opts.info, this.opts.limits, this.opts.version ?? '0.1.0', this.negentropy ? [77] : []);
   }
 
   dropClient(client: Client): void {
     this.clients.delete(client);
     this.queries.drop(client); // work in progress for a gone client stops here
+    this.negentropy?.drop(client);
     if (client.subs) for (const sub of client.subs.values()) this.subscriptions.remove(sub);
     client.subs = undefined;
     this.emit('disconnect', client.id);
@@ -294,6 +310,12 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
         return;
       case 'CLOSE':
         this.onClose(client, msg);
+        return;
+      case 'NEG-OPEN':
+      case 'NEG-MSG':
+      case 'NEG-CLOSE':
+        if (this.negentropy) this.negentropy.onMessage(client, msg);
+        else client.send(noticeFrame(`invalid: NIP-77 negentropy sync is turned off on this relay (${msg[0]})`));
         return;
       case 'AUTH':
         this.onAuth(client, msg);

@@ -10,6 +10,7 @@ import type { RelayInfoConfig } from './nip11.ts';
 import type { EventStore } from './store/event-store.ts';
 import { createVerifier, invalidReason } from './ingest/verify.ts';
 import type { Transport } from './transport/transport.ts';
+import type { NegentropyOptions } from './sync/negentropy-sessions.ts';
 import { createUwsTransport } from './transport/uws-transport.ts';
 import { createWsTransport } from './transport/ws-transport.ts';
 import type { MarketOptions, MarketService } from './market/service.ts';
@@ -42,6 +43,8 @@ export interface RelayOptions {
   readonly logger?: Logger;
   /** Clock in unix seconds (tests). */
   readonly now?: () => number;
+  /** NIP-77 negentropy sync limits; `false` turns NIP-77 off. */
+  readonly negentropy?: Partial<NegentropyOptions> | false;
 }
 
 export interface RunningRelay {
@@ -98,6 +101,7 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay>
     ...(opts.trustProxy ? { trustProxy: true } : {}),
     ...(opts.now ? { now: opts.now } : {}),
     ...(opts.querySliceMs !== undefined ? { querySliceMs: opts.querySliceMs } : {}),
+    ...(opts.negentropy !== undefined ? { negentropy: opts.negentropy } : {}),
   });
   try {
     await market?.start(core, store);
@@ -141,6 +145,7 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay>
     close: () =>
       (closing ??= (async () => {
         await transport.close();
+        core.negentropy?.stop();
         await market?.close();
         await verifier.close();
         if (ownStore) await store.close();

@@ -22,7 +22,7 @@ for (const transport of TRANSPORTS) {
       t.ok(res.headers.get('access-control-allow-methods'));
       t.match(res.headers.get('content-type'), /application\/nostr\+json/);
       const doc = (await res.json()) as Record<string, any>;
-      t.same(doc.supported_nips, [1, 9, 11, 40, 42, 45, 70]);
+      t.same(doc.supported_nips, [1, 9, 11, 40, 42, 45, 70, 77]);
       t.equal(doc.limitation.max_subscriptions, 3);
       t.equal(doc.limitation.max_filters, 4);
       t.equal(doc.limitation.max_limit, 50);

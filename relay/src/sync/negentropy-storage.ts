@@ -23,18 +23,29 @@ export class NegentropyStorage {
   /** sums[8i .. 8i+8) = sum of ids[0 .. i) as eight little-endian u32 words. */
   private readonly sums: Uint32Array;
 
-  /** Items already in (timestamp, id) order without duplicates; use NegentropyStorageBuilder otherwise. */
-  constructor(timestamps: Float64Array, ids: Uint8Array) {
+  private constructor(timestamps: Float64Array, ids: Buffer, sums: Uint32Array) {
+    this.size = timestamps.length;
+    this.timestamps = timestamps;
+    this.ids = ids;
+    this.sums = sums;
+  }
+
+  /** Items already in (timestamp, id) order without duplicates (checked); use NegentropyStorageBuilder otherwise. */
+  static fromSorted(timestamps: Float64Array, ids: Uint8Array): NegentropyStorage {
     const n = timestamps.length;
     if (ids.length !== n * ID_SIZE) throw new Error(`negentropy storage: ${n} timestamps but ${ids.length} id bytes`);
     if (n > MAX_ITEMS) throw new Error(`negentropy storage: at most ${MAX_ITEMS} items`);
     for (let i = 1; i < n; i++) {
       if (compareItems(timestamps, ids, i - 1, i) >= 0) throw new Error(`negentropy storage: items ${i - 1} and ${i} are out of order or duplicate`);
     }
-    this.size = n;
-    this.timestamps = timestamps;
-    this.ids = Buffer.isBuffer(ids) ? ids : Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength);
-    this.sums = prefixSums(ids, n);
+    const sums = new Uint32Array((n + 1) * 8);
+    addPrefixSums(ids, sums, 0, n);
+    return new NegentropyStorage(timestamps, Buffer.isBuffer(ids) ? ids : Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength), sums);
+  }
+
+  /** @internal the sealer's way in: arrays it built and checked itself. */
+  static trusted(timestamps: Float64Array, ids: Buffer, sums: Uint32Array): NegentropyStorage {
+    return new NegentropyStorage(timestamps, ids, sums);
   }
 
   /** Timestamp of item i. */
@@ -143,48 +154,93 @@ export class NegentropyStorageBuilder {
     this.idBytes = ids;
   }
 
-  /**
-   * Sorts and returns the storage. Items added newest-first (as the store's index walks give
-   * them) or oldest-first cost O(n) plus sorting runs of equal timestamps; any other order a full sort.
-   */
+  /** Sorts and returns the storage in one go (see `sealer()` for a sliced one). */
   seal(): NegentropyStorage {
+    const c = this.sealer();
+    while (!c.step(Infinity));
+    return c.result();
+  }
+
+  /**
+   * Sorting as a resumable cursor, so a large set (a relay answering NEG-OPEN over a million
+   * events) is sealed in bounded slices between other work. Items added newest-first (as the
+   * store's index walks give them) or oldest-first cost O(n) plus sorting runs of equal
+   * timestamps; any other order a full sort (one slice). Exact duplicates are dropped.
+   * The builder must not be used after sealing starts.
+   */
+  sealer(): { step(deadline: number): boolean; result(): NegentropyStorage } {
     const n = this.n;
     const ts = this.ts;
     const ids = this.idBytes;
-    let descending = true;
+    if (n > MAX_ITEMS) throw new Error(`negentropy storage: at most ${MAX_ITEMS} items`);
+    let phase = 0;
+    let k = 1;
     let ascending = true;
-    for (let i = 1; i < n && (ascending || descending); i++) {
-      if (ts[i - 1] > ts[i]) ascending = false;
-      if (ts[i - 1] < ts[i]) descending = false;
-    }
+    let descending = true;
     const order = new Uint32Array(n);
-    if (ascending || descending) {
-      for (let k = 0; k < n; k++) order[k] = ascending ? k : n - 1 - k;
-      // Timestamps are in order: only runs of equal timestamps need their ids sorted.
-      let i = 0;
-      while (i < n) {
-        let j = i + 1;
-        while (j < n && ts[order[j]] === ts[order[i]]) j++;
-        if (j - i > 1) sortRunByIds(order, i, j, ids);
-        i = j;
-      }
-    } else {
-      for (let k = 0; k < n; k++) order[k] = k;
-      order.sort((a, b) => ts[a] - ts[b] || compareIds(ids, a, b));
-    }
-    // Gather into fresh arrays, dropping exact duplicates (the same event listed twice).
     const outTs = new Float64Array(n);
     const outIds = Buffer.allocUnsafe(n * ID_SIZE);
     let m = 0;
-    for (let k = 0; k < n; k++) {
-      const i = order[k];
-      const at = i * ID_SIZE;
-      if (m > 0 && outTs[m - 1] === ts[i] && outIds.compare(ids, at, at + ID_SIZE, (m - 1) * ID_SIZE, m * ID_SIZE) === 0) continue;
-      outTs[m] = ts[i];
-      copyId(ids, at, outIds, m * ID_SIZE);
-      m++;
-    }
-    return new NegentropyStorage(outTs.subarray(0, m), outIds.subarray(0, m * ID_SIZE));
+    let sums: Uint32Array | undefined;
+    let storage: NegentropyStorage | undefined;
+    const CHUNK = 8192;
+    return {
+      step(deadline: number): boolean {
+        for (;;) {
+          if (storage !== undefined) return true;
+          const end = Math.min(n, k + CHUNK);
+          if (phase === 0) {
+            // Which way are the timestamps ordered, if any?
+            for (; k < end && (ascending || descending); k++) {
+              if (ts[k - 1] > ts[k]) ascending = false;
+              if (ts[k - 1] < ts[k]) descending = false;
+            }
+            if (k >= n || !(ascending || descending)) {
+              if (ascending || descending) for (let i = 0; i < n; i++) order[i] = ascending ? i : n - 1 - i;
+              else {
+                for (let i = 0; i < n; i++) order[i] = i;
+                order.sort((a, b) => ts[a] - ts[b] || compareIds(ids, a, b));
+              }
+              phase = ascending || descending ? 1 : 2;
+              k = 0;
+            }
+          } else if (phase === 1) {
+            // Timestamps are in order: only runs of equal timestamps need their ids sorted.
+            while (k < n && k < end) {
+              let j = k + 1;
+              while (j < n && ts[order[j]] === ts[order[k]]) j++;
+              if (j - k > 1) sortRunByIds(order, k, j, ids);
+              k = j;
+            }
+            if (k >= n) { phase = 2; k = 0; }
+          } else if (phase === 2) {
+            // Gather into fresh arrays, dropping exact duplicates (the same event listed twice).
+            for (; k < end; k++) {
+              const i = order[k];
+              const at = i * ID_SIZE;
+              if (m > 0 && outTs[m - 1] === ts[i] && outIds.compare(ids, at, at + ID_SIZE, (m - 1) * ID_SIZE, m * ID_SIZE) === 0) continue;
+              outTs[m] = ts[i];
+              copyId(ids, at, outIds, m * ID_SIZE);
+              m++;
+            }
+            if (k >= n) { phase = 3; k = 0; sums = new Uint32Array((m + 1) * 8); }
+          } else {
+            const stop = Math.min(m, k + CHUNK);
+            addPrefixSums(outIds, sums!, k, stop);
+            k = stop;
+            if (k >= m) {
+              storage = NegentropyStorage.trusted(outTs.subarray(0, m), outIds.subarray(0, m * ID_SIZE), sums!);
+              return true;
+            }
+          }
+          if (performance.now() > deadline) return false;
+        }
+      },
+      result(): NegentropyStorage {
+        if (storage === undefined) throw new Error('negentropy storage not sealed yet: step() until it returns true');
+        return storage;
+      },
+    };
   }
 }
 
@@ -226,12 +282,12 @@ function copyId(src: Uint8Array, from: number, dst: Uint8Array, to: number): voi
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
-function prefixSums(ids: Uint8Array, n: number): Uint32Array {
-  const sums = new Uint32Array((n + 1) * 8);
+/** Fills sums[8(i+1) ..] for items [from, to) of `ids`; sums[8·from ..] must already hold the sum before `from`. */
+function addPrefixSums(ids: Uint8Array, sums: Uint32Array, from: number, to: number): void {
   // Ids are little-endian 256-bit integers: on a little-endian host (and aligned) read them as u32 words directly.
-  const words = LITTLE_ENDIAN && ids.byteOffset % 4 === 0 ? new Uint32Array(ids.buffer, ids.byteOffset, n * 8) : undefined;
+  const words = LITTLE_ENDIAN && ids.byteOffset % 4 === 0 ? new Uint32Array(ids.buffer, ids.byteOffset, Math.floor(ids.byteLength / 4)) : undefined;
   const view = words === undefined ? new DataView(ids.buffer, ids.byteOffset, ids.byteLength) : undefined;
-  for (let i = 0; i < n; i++) {
+  for (let i = from; i < to; i++) {
     const p = i * 8;
     const q = p + 8;
     let carry = 0;
@@ -241,7 +297,6 @@ function prefixSums(ids: Uint8Array, n: number): Uint32Array {
       if (s >= 0x1_0000_0000) { sums[q + w] = s - 0x1_0000_0000; carry = 1; } else { sums[q + w] = s; carry = 0; }
     }
   }
-  return sums;
 }
 
 /** Negentropy varint (base 128, most significant digit first) of a non-negative integer; returns the end offset. */
