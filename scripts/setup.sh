@@ -9,7 +9,8 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok ins
 # liblmdb0/libzstd1: runtime libraries of the prebuilt strfry that benchmarks and interop
 # tests run side by side with our relay when it is present (the project never needs strfry).
 # chromium: the headless browser the marketplace page's test drives (playwright-core).
-for pkg in bubblewrap podman runc git libsecp256k1-1 debootstrap liblmdb0 libzstd1 chromium; do
+# nats-server: JetStream for the relay cluster (bazaar relay --cluster; its tests start one with -js).
+for pkg in bubblewrap podman runc git libsecp256k1-1 debootstrap liblmdb0 libzstd1 chromium nats-server; do
   have "$pkg" || need+=("$pkg")
 done
 

@@ -1,4 +1,5 @@
 // `bazaar relay`: run the relay in the foreground until SIGINT/SIGTERM.
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { CommandSpec, FlagValues } from '@bazaar/cli-kit/command';
 import { UsageError } from '@bazaar/cli-kit/command';
@@ -7,6 +8,7 @@ import type { Policy } from '@bazaar/policies/policy';
 import { untilSignal } from '@bazaar/cli-kit/signals';
 import { DEFAULT_RELAY_LIMITS, type RelayLimits } from './limits.ts';
 import { DEFAULT_NEGENTROPY } from './sync/negentropy-sessions.ts';
+import { checkClusterOptions, type ClusterOptions } from './cluster/cluster-options.ts';
 
 const int = (description: string, def: number, min = 0) => ({ type: 'number' as const, integer: true, min, default: def, description });
 
@@ -33,6 +35,13 @@ export const relayCommand: CommandSpec = {
     'max-limit': int('Largest limit honoured (also the default limit)', DEFAULT_RELAY_LIMITS.maxLimit, 1),
     'max-queries': int('REQ/COUNT queries one connection may have in progress (more get CLOSED rate-limited:)', DEFAULT_RELAY_LIMITS.maxQueries, 1),
     'query-slice-ms': { type: 'number', integer: true, min: 1, max: 1000, default: 5, description: 'Time budget of one query-scheduler turn before other work gets the event loop (ms)' },
+    cluster: { type: 'string', description: 'Join a relay cluster: NATS server URL(s) with JetStream, comma-separated (nats://host:4222)' },
+    node: { type: 'string', description: 'This node\'s name in the cluster (unique; A-Z a-z 0-9 _ -); required with --cluster' },
+    'cluster-stream': { type: 'string', default: 'BAZAAR_EVENTS', description: 'JetStream stream of the cluster\'s events' },
+    'cluster-retention': int('Seconds the stream keeps an event; a node down longer catches up by NIP-77', 7 * 86_400, 1),
+    'cluster-max-events': { type: 'number', integer: true, min: 1, description: 'Most events the stream keeps (oldest dropped first); default: no count limit, only --cluster-retention' },
+    'cluster-replicas': int('Stream replicas across a NATS cluster', 1, 1),
+    'cluster-peer-url': { type: 'string', description: 'ws(s):// URL other nodes use to reach this one for NIP-77 catch-up (default: --public-url, else the address listened on)' },
     negentropy: { type: 'boolean', default: true, description: 'Serve NIP-77 negentropy sync (NEG-OPEN); --no-negentropy turns it off' },
     'neg-max-events': int('Most events one NEG-OPEN may reconcile (more: NEG-ERR blocked:)', DEFAULT_NEGENTROPY.maxSyncEvents, 1),
     'neg-frame-size': int('Largest negentropy message sent, bytes before hex (0 = unlimited, else >= 4096)', DEFAULT_NEGENTROPY.frameSizeLimit),
@@ -103,6 +112,34 @@ export async function policyFromFlag(value: string | undefined, logger: Logger, 
   return defaultPolicy({}, { eventLimits: false });
 }
 
+function clusterFromFlags(f: FlagValues, publicUrl: string | undefined): { cluster?: ClusterOptions } {
+  const servers = f.cluster as string | undefined;
+  const node = f.node as string | undefined;
+  if (servers === undefined) {
+    if (node !== undefined) throw new UsageError('--node names a cluster node: give --cluster too');
+    return {};
+  }
+  if (node === undefined) throw new UsageError('--cluster needs --node NAME, this node\'s unique name in the cluster');
+  let peerUrl = (f['cluster-peer-url'] as string | undefined) ?? publicUrl;
+  const host = f.host as string;
+  if (peerUrl === undefined && (host === '0.0.0.0' || host === '::')) peerUrl = `ws://${hostname()}:${f.port as number}`;
+  const opts: ClusterOptions = {
+    servers,
+    node,
+    stream: f['cluster-stream'] as string,
+    retentionSecs: f['cluster-retention'] as number,
+    ...(f['cluster-max-events'] !== undefined ? { retentionEvents: f['cluster-max-events'] as number } : {}),
+    replicas: f['cluster-replicas'] as number,
+    ...(peerUrl !== undefined ? { peerUrl } : {}),
+  };
+  try {
+    checkClusterOptions(opts);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return { cluster: opts };
+}
+
 function negFrameSize(n: number): number {
   if (n !== 0 && n < 4096) throw new UsageError('--neg-frame-size must be 0 (unlimited) or at least 4096');
   return n;
@@ -136,6 +173,7 @@ async function runRelay(f: FlagValues): Promise<number> {
     querySliceMs: f['query-slice-ms'] as number,
     ...(f.market ? { market: marketOptions(f) } : {}),
     storeWriter: f['store-writer'] as 'thread' | 'inline',
+    ...clusterFromFlags(f, publicUrl),
     negentropy: f.negentropy ? { maxSyncEvents: f['neg-max-events'] as number, frameSizeLimit: negFrameSize(f['neg-frame-size'] as number) } : false,
     logger,
   });

@@ -52,6 +52,13 @@ export interface RelayCoreOptions {
   readonly version?: string;
   /** Called after an event is stored, with its store sequence number (the market index follows it). */
   readonly onStored?: (event: NostrEvent, seq: number) => void;
+  /**
+   * Relay cluster: called for every event accepted here that did not come from the cluster —
+   * after its signature and policies, before the store. The event is stored and acknowledged
+   * (`OK true`) only once this resolves; a rejection answers `OK false "error: …"` and nothing is
+   * stored. (The cluster publishes to its JetStream stream and resolves on the stream's ack.)
+   */
+  readonly replicate?: (event: NostrEvent, raw: string) => Promise<void>;
   /** Time budget of one query-scheduler turn before the event loop is yielded (ms). Default 5. */
   readonly querySliceMs?: number;
   /**
@@ -78,6 +85,15 @@ export interface AddEventOptions {
   readonly source: EventSource;
   /** Free text for logs and policies (e.g. the peer relay's URL); defaults to the source type. */
   readonly sourceInfo?: string;
+  /**
+   * The event came from this relay's own cluster, already accepted there: `stream` — a message of
+   * the cluster's JetStream stream, whose accepting node checked its signature (trusted only for
+   * messages from the cluster's own stream subjects); `peer` — fetched from a cluster node while
+   * catching up (its signature is checked here). Either way it is stored and delivered here and
+   * never re-published, and the rules that depend on when it arrives (created_at windows, size
+   * limits, policies) are not applied again, so that every node keeps the same events.
+   */
+  readonly cluster?: 'stream' | 'peer';
 }
 
 /** The relay's answer to one event, exactly the fields of a NIP-01 `OK`. */
@@ -91,6 +107,7 @@ export interface AddEventResult {
 interface Origin {
   readonly source: PolicyContext['source'];
   readonly client?: Client;
+  readonly cluster?: AddEventOptions['cluster'];
   /** Bytes of the message that carried the event, when known. */
   readonly size?: number;
 }
@@ -363,7 +380,8 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
       return Promise.resolve({ ok: false, message: parsed.message });
     }
     const info = opts.sourceInfo ?? opts.source;
-    return this.admit(parsed.event, { source: { type: opts.source, ip: info, connectionId: info } }).then((r) => {
+    const origin: Origin = { source: { type: opts.source, ip: info, connectionId: info }, ...(opts.cluster ? { cluster: opts.cluster } : {}) };
+    return this.admit(parsed.event, origin).then((r) => {
       if (!r.ok) this.countRejected(r.message);
       return r;
     });
@@ -404,12 +422,24 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
   }
 
   private async verifyAndStore(event: NostrEvent, origin: Origin, now: number): Promise<AddEventResult> {
-    const bad = await this.opts.verify(event);
-    if (bad !== null) return { ok: false, message: bad };
-    const verdict = await this.runPolicy(event, origin, now);
-    if (verdict.action === 'reject') return { ok: false, message: verdict.message };
-    if (verdict.action === 'shadowReject') return { ok: true, message: '' };
+    if (origin.cluster !== 'stream') {
+      const bad = await this.opts.verify(event);
+      if (bad !== null) return { ok: false, message: bad };
+    }
+    if (origin.cluster === undefined) {
+      const verdict = await this.runPolicy(event, origin, now);
+      if (verdict.action === 'reject') return { ok: false, message: verdict.message };
+      if (verdict.action === 'shadowReject') return { ok: true, message: '' };
+    }
     const raw = JSON.stringify(event);
+    if (this.opts.replicate && origin.cluster === undefined) {
+      try {
+        await this.opts.replicate(event, raw);
+      } catch (err) {
+        this.log.warn({ err, eventId: event.id }, 'cluster did not take the event; refused');
+        return { ok: false, message: `error: the relay cluster did not take the event (${(err as Error).message ?? String(err)}); try again` };
+      }
+    }
     if (isEphemeralKind(event.kind)) {
       this.broadcast(event, raw, undefined);
       return { ok: true, message: '' };

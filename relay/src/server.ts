@@ -11,6 +11,8 @@ import type { EventStore } from './store/event-store.ts';
 import { createVerifier, invalidReason } from './ingest/verify.ts';
 import type { Transport } from './transport/transport.ts';
 import type { NegentropyOptions } from './sync/negentropy-sessions.ts';
+import type { RelayCluster } from './cluster/cluster.ts';
+import type { ClusterOptions } from './cluster/cluster-options.ts';
 import { createUwsTransport } from './transport/uws-transport.ts';
 import { createWsTransport } from './transport/ws-transport.ts';
 import type { MarketOptions, MarketService } from './market/service.ts';
@@ -45,6 +47,8 @@ export interface RelayOptions {
   readonly now?: () => number;
   /** NIP-77 negentropy sync limits; `false` turns NIP-77 off. */
   readonly negentropy?: Partial<NegentropyOptions> | false;
+  /** Join a relay cluster on NATS JetStream (see cluster/cluster.ts and README). */
+  readonly cluster?: ClusterOptions;
 }
 
 export interface RunningRelay {
@@ -55,6 +59,8 @@ export interface RunningRelay {
   readonly transport: Transport['name'];
   /** The market side, when enabled. */
   readonly market?: MarketService;
+  /** The cluster link, when the relay is a cluster node. */
+  readonly cluster?: RelayCluster;
   close(): Promise<void>;
 }
 
@@ -76,6 +82,17 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay>
     const { openLmdbStore } = await import('./store/lmdb-store.ts');
     // Writes on the store's own thread: the event loop keeps taking messages while a batch commits.
     store = await openLmdbStore({ path: opts.dataDir, logger, maxLimit: limits.maxLimit, writer: opts.storeWriter ?? 'thread' });
+  }
+  let cluster: RelayCluster | undefined;
+  if (opts.cluster) {
+    // Reach NATS before anything else starts: an unreachable cluster fails the start, not the first event.
+    const { RelayCluster: Cluster } = await import('./cluster/cluster.ts');
+    try {
+      cluster = await Cluster.connect(opts.cluster, { logger, ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) });
+    } catch (err) {
+      if (ownStore) await store.close();
+      throw err;
+    }
   }
   const verifier = createVerifier({ logger, ...(opts.verifyWorkers !== undefined ? { workers: opts.verifyWorkers } : {}) });
   let market: MarketService | undefined;
@@ -102,10 +119,12 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay>
     ...(opts.now ? { now: opts.now } : {}),
     ...(opts.querySliceMs !== undefined ? { querySliceMs: opts.querySliceMs } : {}),
     ...(opts.negentropy !== undefined ? { negentropy: opts.negentropy } : {}),
+    ...(cluster ? { replicate: cluster.replicate } : {}),
   });
   try {
     await market?.start(core, store);
   } catch (err) {
+    await cluster?.close();
     await market?.close();
     await verifier.close();
     if (ownStore) await store.close();
@@ -128,6 +147,7 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay>
       core,
     );
   } catch (err) {
+    await cluster?.close();
     await market?.close();
     await verifier.close();
     if (ownStore) await store.close();
@@ -135,6 +155,18 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay>
   }
   const url = `ws://${host.includes(':') ? `[${host}]` : host}:${port}`;
   logger.info({ url, transport: transportName, dataDir: opts.dataDir }, 'relay listening');
+  if (cluster) {
+    try {
+      await cluster.start(core, store, url);
+    } catch (err) {
+      await transport.close();
+      await cluster.close();
+      await market?.close();
+      await verifier.close();
+      if (ownStore) await store.close();
+      throw err;
+    }
+  }
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -142,9 +174,12 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay>
     core,
     transport: transportName,
     ...(market ? { market } : {}),
+    ...(cluster ? { cluster } : {}),
     close: () =>
       (closing ??= (async () => {
         await transport.close();
+        // Stream events being stored finish before the store closes; the rest are redelivered.
+        await cluster?.close();
         core.negentropy?.stop();
         await market?.close();
         await verifier.close();

@@ -108,7 +108,7 @@ export async function syncWithRelay(opts: SyncOptions): Promise<SyncSummary> {
   const filter = opts.filter ?? {};
   const filters: readonly Filter[] = Array.isArray(filter) ? filter : [filter as Filter];
   if (filters.length === 0) throw new SyncError('at least one filter is needed');
-  const log = opts.logger?.child({ component: 'sync', url: opts.url });
+  const log = opts.logger?.child({ syncWith: opts.url });
   const started = performance.now();
   const batchSize = opts.batchSize ?? 100;
   const parallel = opts.parallelRequests ?? 4;
