@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { Negentropy, NegentropyProtocolError } from '../src/sync/negentropy.ts';
 import { NegentropyStorage, NegentropyStorageBuilder } from '../src/sync/negentropy-storage.ts';
+import { rng } from '../../scripts/bench/corpus.ts';
 
 const hex = (b: Uint8Array | null): string | null => (b === null ? null : Buffer.from(b).toString('hex'));
 const storageOf = (items: readonly (readonly [number, string])[]): NegentropyStorage => {
@@ -100,18 +101,6 @@ t.test('malformed messages are protocol errors, never crashes', async (t) => {
   client.initiate();
   t.throws(() => client.reconcile(Buffer.from('62', 'hex')), NegentropyProtocolError, 'an initiator cannot downgrade below v1');
 });
-
-/** A small seeded PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Outcome { have: Set<string>; need: Set<string>; rounds: number; maxClientFrame: number; maxServerFrame: number }
 
