@@ -64,7 +64,7 @@ async function run(): Promise<void> {
   const nwcUri = devnet?.account('provider').uri;
   await devnet?.nwc.refresh();
   process.stdout.write(`provider bench: ${N} jobs per run, cmd ${JSON.stringify(values.cmd)}, bwrap, ${devnet ? 'NWC invoices (pay-after-verify)' : 'no wallet'}, relay ${relay.url} (data on ${shm ? 'tmpfs' : 'disk'})\n\n`);
-  process.stdout.write('capacity  jobs/min   p50 ms   p99 ms   max ms\n');
+  process.stdout.write('capacity  jobs/min   p50 ms   p99 ms   max ms   cpu ms/job\n');
   try {
     for (const capacity of capacities) {
       const dir = tmp('bench-prov-data-');
@@ -105,6 +105,7 @@ async function run(): Promise<void> {
           ws.send(JSON.stringify(['EVENT', warm]));
         });
         const start = performance.now();
+        const cpu0 = process.cpuUsage();
         for (let i = 0; i < N; i++) {
           const e = finalizeEvent({ kind: 5930, created_at: Math.floor(Date.now() / 1000), content: '', tags: [['param', 'cmd', values.cmd!], ['param', 'time_limit_secs', '30'], ['t', String(i)]] }, sk);
           sent.set(e.id, performance.now());
@@ -114,8 +115,12 @@ async function run(): Promise<void> {
         await all;
         clearTimeout(timeout);
         const elapsed = performance.now() - start;
+        const cpu = process.cpuUsage(cpu0);
         ws.close();
-        process.stdout.write(`${String(capacity).padStart(8)}  ${((lat.length / elapsed) * 60_000).toFixed(0).padStart(8)}  ${pct(lat, 50).toFixed(0).padStart(7)}  ${pct(lat, 99).toFixed(0).padStart(7)}  ${Math.max(...lat).toFixed(0).padStart(7)}\n`);
+        // CPU of this whole process (provider, relay, NWC service, customer) per job; the
+        // sandboxed command itself runs in child processes and is not counted.
+        const cpuPerJob = (cpu.user + cpu.system) / 1000 / lat.length;
+        process.stdout.write(`${String(capacity).padStart(8)}  ${((lat.length / elapsed) * 60_000).toFixed(0).padStart(8)}  ${pct(lat, 50).toFixed(0).padStart(7)}  ${pct(lat, 99).toFixed(0).padStart(7)}  ${Math.max(...lat).toFixed(0).padStart(7)}  ${cpuPerJob.toFixed(1).padStart(11)}\n`);
       } finally {
         await p.close();
       }
@@ -131,7 +136,9 @@ async function run(): Promise<void> {
       await new Promise((r, j) => { ws.once('open', r); ws.once('error', j); });
       ws.send(JSON.stringify(['REQ', 'r', { kinds: [6930], '#p': [getPublicKey(sk)] }]));
       const lat: number[] = [];
+      let cpu0 = process.cpuUsage();
       for (let i = 0; i < Math.min(N, 30) + 1; i++) {
+        if (i === 1) cpu0 = process.cpuUsage();
         const e = finalizeEvent({ kind: 5930, created_at: Math.floor(Date.now() / 1000), content: '', tags: [['param', 'cmd', values.cmd!], ['param', 'time_limit_secs', '30'], ['t', `s${i}`]] }, sk);
         const t0 = performance.now();
         await new Promise<void>((r) => {
@@ -147,8 +154,9 @@ async function run(): Promise<void> {
         });
         if (i > 0) lat.push(performance.now() - t0); // first one is warm-up
       }
+      const cpu = process.cpuUsage(cpu0);
       ws.close();
-      process.stdout.write(`\nsequential (one job in flight): request→result p50 ${pct(lat, 50).toFixed(0)} ms, p99 ${pct(lat, 99).toFixed(0)} ms over ${lat.length} jobs (target p50 < 200 ms)\n`);
+      process.stdout.write(`\nsequential (one job in flight): request→result p50 ${pct(lat, 50).toFixed(0)} ms, p99 ${pct(lat, 99).toFixed(0)} ms over ${lat.length} jobs (target p50 < 200 ms); ${((cpu.user + cpu.system) / 1000 / lat.length).toFixed(1)} cpu ms/job\n`);
     } finally {
       await p.close();
     }
