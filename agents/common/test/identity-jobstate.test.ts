@@ -54,7 +54,12 @@ t.test('job state machine', async (t) => {
     return r.state;
   }, 'received');
   t.equal(walk('accept', 'start', 'finish', 'paid'), 'settled');
-  t.equal(walk('accept', 'request-payment', 'paid', 'start', 'finish'), 'delivered');
+  t.equal(walk('accept', 'start', 'finish', 'unpaid', 'paid'), 'settled', 'a late payment still settles');
+  t.equal(walk('accept', 'request-payment', 'prepaid', 'start', 'finish-prepaid'), 'settled', 'prepaid: settled when the result is out');
+  // One meaning per event: the payment before the work and the payment after it are different events.
+  t.throws(() => walk('accept', 'request-payment', 'paid'), /awaiting-payment job cannot paid/);
+  t.throws(() => walk('accept', 'start', 'finish', 'prepaid'), /delivered job cannot prepaid/);
+  t.throws(() => walk('accept', 'request-payment', 'prepaid', 'start', 'finish-prepaid', 'paid'), /settled job cannot paid/, 'a prepaid job is never paid twice');
   t.equal(walk('accept', 'cancel'), 'cancelled');
   t.throws(() => walk('accept', 'start', 'cancel'), /running job cannot cancel/, 'cannot cancel a started job');
   t.throws(() => walk('accept', 'start', 'finish', 'finish'), /cannot finish/, 'never delivers twice');

@@ -65,6 +65,7 @@ export class StoreError extends Error {
 }
 
 export class ProviderStore {
+  readonly #listeners = new Set<(rec: JobRecord) => void>();
   readonly #root: RootDatabase;
   readonly #jobs: Database<JobRecord, string>;
   /** Key: zero-padded paidAt + ':' + jobId, so a range scan in reverse is newest first. */
@@ -91,16 +92,28 @@ export class ProviderStore {
     return this.#jobs.get(id);
   }
 
+  /** Called with the new record after every committed insert and state transition. */
+  onChange(listener: (rec: JobRecord) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #changed(rec: JobRecord): void {
+    for (const l of this.#listeners) l(rec);
+  }
+
   /** Insert a new job; false when the id is already known (a duplicate across relays or a replay). */
   async insert(rec: JobRecord): Promise<boolean> {
-    return this.#jobs.ifNoExists(rec.id, () => {
+    const inserted = await this.#jobs.ifNoExists(rec.id, () => {
       this.#jobs.put(rec.id, rec);
     });
+    if (inserted) this.#changed(rec);
+    return inserted;
   }
 
   /** Apply a state-machine event plus field updates in one transaction. Throws on an illegal move. */
   async transition(id: string, event: JobEvent, patch: Partial<JobRecord> = {}, earning?: Omit<Earning, 'jobId' | 'kind'>): Promise<JobRecord> {
-    return this.#root.transaction(() => {
+    const rec = await this.#root.transaction(() => {
       const cur = this.#jobs.get(id);
       if (!cur) throw new StoreError(`unknown job ${id}`);
       const next = nextJobState(cur.state, event);
@@ -113,6 +126,8 @@ export class ProviderStore {
       }
       return rec;
     });
+    this.#changed(rec);
+    return rec;
   }
 
   /** Field updates that do not change the state (e.g. the result was published). */

@@ -9,6 +9,8 @@ import { hexToBytes } from '@noble/hashes/utils.js';
 import { finalizeEvent, generateSecretKey } from 'nostr-tools/pure';
 import type { EventTemplate, NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { RelayPool } from '@bazaar/agents-common/relay-pool';
+import { TokenBuckets } from '@bazaar/policies/rules/token-bucket';
+import { systemClock } from '@bazaar/policies/clock';
 import { NWC_KINDS, nwcDecrypt, nwcEncrypt, type NwcEncryption } from '@bazaar/agents-common/wallet/nip47';
 import type { LightningNetwork, SettledEvent } from '../lightning/network.ts';
 import { NWC_METHODS, NWC_NOTIFICATIONS, type ConnectionRecord, type ConnectionStore } from './connections.ts';
@@ -43,11 +45,6 @@ export interface NwcService {
   close(): Promise<void>;
 }
 
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
 const SEEN_MAX = 10_000;
 
 export async function startNwcService(opts: NwcServiceOptions): Promise<NwcService> {
@@ -74,7 +71,6 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
   const rate = opts.rateLimit ?? { burst: 30, perSecond: 10 };
   const maxAge = opts.maxRequestAgeSecs ?? 600;
   const publishTimeoutMs = opts.publishTimeoutMs ?? 10_000;
-  const buckets = new Map<string, Bucket>();
   // Request id -> our signed response (undefined while in progress or when ignored). A
   // client that re-sends the same request gets the same answer; nothing runs twice.
   const seen = new Map<string, NostrEvent | undefined>();
@@ -106,18 +102,8 @@ export async function startNwcService(opts: NwcServiceOptions): Promise<NwcServi
     await publish(event);
   }
 
-  function takeToken(key: string): boolean {
-    const now = Date.now() / 1000;
-    const b = buckets.get(key) ?? { tokens: rate.burst, at: now };
-    b.tokens = Math.min(rate.burst, b.tokens + (now - b.at) * rate.perSecond);
-    b.at = now;
-    buckets.set(key, b);
-    // Full buckets carry no information: drop them so strangers cannot grow the map forever.
-    if (buckets.size > 10_000) for (const [k, v] of buckets) if (v.tokens + (now - v.at) * rate.perSecond >= rate.burst) buckets.delete(k);
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
-  }
+  const buckets = new TokenBuckets({ burst: rate.burst, perSecond: rate.perSecond, maxKeys: 10_000, clock: systemClock });
+  const takeToken = (key: string): boolean => buckets.take(key);
 
   async function onRequest(event: NostrEvent): Promise<void> {
     if (seen.has(event.id)) {

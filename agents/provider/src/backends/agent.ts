@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { startCredentialProxy, type CredentialProxy } from '@bazaar/agents-common/sandbox/credential-proxy';
 import type { RunResult } from '@bazaar/agents-common/sandbox/runner';
 import type { AgentBackendConfig } from '../config.ts';
-import { exitCodeOf, type BackendContext } from './sandbox-run.ts';
+import type { BackendContext } from './backend.ts';
+import { exitCodeOf } from './sandbox-run.ts';
 
 export async function runAgent(agent: AgentBackendConfig, o: { task: string; workspace: string; deadline: number; ctx: BackendContext; env?: Record<string, string> }): Promise<RunResult> {
   const { ctx } = o;

@@ -12,7 +12,8 @@ import type { AgentBackendConfig } from '../config.ts';
 import { runAgent } from './agent.ts';
 import { checkoutRepo } from './checkout.ts';
 import { UnverifiedResultError } from './patch-gen.ts';
-import { exitCodeOf, type BackendContext } from './sandbox-run.ts';
+import type { BackendContext } from './backend.ts';
+import { exitCodeOf } from './sandbox-run.ts';
 
 const MAX_REVIEW_BYTES = 1024 * 1024;
 

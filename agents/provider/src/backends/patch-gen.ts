@@ -10,7 +10,8 @@ import type { PatchGenRequest } from '@bazaar/dvm-kinds/kinds/patch-gen';
 import type { AgentBackendConfig } from '../config.ts';
 import { runAgent } from './agent.ts';
 import { checkoutRepo } from './checkout.ts';
-import { exitCodeOf, type BackendContext } from './sandbox-run.ts';
+import type { BackendContext } from './backend.ts';
+import { exitCodeOf } from './sandbox-run.ts';
 
 export class UnverifiedResultError extends Error {
   override name = 'UnverifiedResultError';

@@ -11,7 +11,8 @@ import { formatProblems } from '@bazaar/dvm-kinds/problem';
 import { validateSchema } from '@bazaar/dvm-kinds/schema';
 import { repoIndexResultSchema, type RepoIndexOutput, type RepoIndexRequest } from '@bazaar/dvm-kinds/kinds/repo-index';
 import { checkoutRepo } from './checkout.ts';
-import { exitCodeOf, type BackendContext } from './sandbox-run.ts';
+import type { BackendContext } from './backend.ts';
+import { exitCodeOf } from './sandbox-run.ts';
 
 const INDEXER_DIR = join(dirname(fileURLToPath(import.meta.url)), 'sandboxed');
 const SANDBOX_INDEXER_DIR = '/opt/bazaar-indexer';

@@ -3,23 +3,10 @@
 // under one wall-clock budget. A repo input is cloned on the host into the workspace first.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
 import { DEFAULT_MAX_OUTPUT_BYTES, sandboxRunOutput, type SandboxCommandResult, type SandboxRunOutput, type SandboxRunRequest } from '@bazaar/dvm-kinds/kinds/sandbox-run';
-import type { Runner, RunResult } from '@bazaar/agents-common/sandbox/runner';
-import type { Trajectory } from '../trajectory.ts';
+import type { RunResult } from '@bazaar/agents-common/sandbox/runner';
+import type { BackendContext } from './backend.ts';
 import { checkoutRepo } from './checkout.ts';
-
-export interface BackendContext {
-  readonly runner: Runner;
-  readonly log: Logger;
-  readonly trajectory: Trajectory;
-  /** Host directory for this job's scratch space (removed afterwards). */
-  readonly workRoot: string;
-  readonly signal: AbortSignal;
-  readonly allowFileRepos?: boolean;
-  /** Progress 0..1 for `partial` feedback. */
-  readonly onProgress?: (fraction: number, message: string) => void;
-}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: false });

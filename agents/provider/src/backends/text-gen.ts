@@ -4,7 +4,7 @@
 // by a different one.
 import type { TextGenRequest } from '@bazaar/dvm-kinds/kinds/text-gen';
 import { UnverifiedResultError } from './patch-gen.ts';
-import type { BackendContext } from './sandbox-run.ts';
+import type { BackendContext } from './backend.ts';
 
 export interface TextGenBackend {
   readonly url: string;
