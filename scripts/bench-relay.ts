@@ -12,13 +12,14 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Filter, NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { runCommand, UsageError, type CommandSpec, type FlagValues } from '@bazaar/cli-kit/command';
-import { loadOrGenerateCorpus, rng } from './bench/corpus.ts';
+import { loadOrGenerateCorpus } from './bench/corpus.ts';
+import { rng } from '@bazaar/testkit/rng';
 import {
   buildQueryMix, publishAll, runFanout, runFlood, runIdle, runQueries,
   type FanoutResult, type FloodResult, type IdleResult, type PublishResult, type QueryResult,
 } from './bench/phases.ts';
-import { diskUsage, memoryKiB, openFileLimits, startRelayChild, type MemoryKiB, type RelayChild } from './bench/proc.ts';
-import { findStrfry, startStrfryChild } from './bench/strfry.ts';
+import { diskUsage, memoryKiB, openFileLimits, startRelayChild, type MemoryKiB, type RelayChild } from '@bazaar/testkit/proc';
+import { findStrfry, startStrfryChild } from '@bazaar/testkit/strfry';
 import { round } from './bench/stats.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { freePort } from '../../scripts/bench/proc.ts';
+import { freePort } from '@bazaar/testkit/proc';
 
 export type LogLine = Record<string, unknown> & { msg?: string };
 

@@ -10,7 +10,7 @@ import t from 'tap';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
-import { findNatsServer, startNatsServer, type NatsServer } from '../../scripts/bench/nats.ts';
+import { findNatsServer, startNatsServer, type NatsServer } from '@bazaar/testkit/nats';
 import { createMemoryStore } from '../src/store/memory-store.ts';
 import { startNode, type NodeChild } from './cluster-node.ts';
 import { TestClient, signer, now, type Signer } from './helpers.ts';

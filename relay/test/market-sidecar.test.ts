@@ -2,13 +2,12 @@
 // kinds, builds the same index as the relay's reducers (in arrival order) and publishes the same
 // NIP-85 assertions back to strfry, signed by its own key. Skipped, with the reason, without strfry.
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { verifyEvent } from 'nostr-tools/pure';
+import { findStrfry, startStrfryChild } from '@bazaar/testkit/strfry';
 import { parseReputationAssertion } from '@bazaar/dvm-kinds/market/reputation';
 import { extractFact } from '../src/market/facts.ts';
 import { MarketState } from '../src/market/state.ts';
@@ -17,44 +16,13 @@ import { TestClient } from './helpers.ts';
 import { MarketScript, newKey } from './market-kit.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
-const STRFRY = process.env.BAZAAR_STRFRY ?? [resolve(ROOT, '../shared/bin/strfry'), resolve(ROOT, '../../shared/bin/strfry')].find((p) => existsSync(p));
+const STRFRY = findStrfry(ROOT, process.env.BAZAAR_STRFRY);
 
-const freePort = (): Promise<number> => new Promise((res, rej) => {
-  const s = createServer();
-  s.once('error', rej);
-  s.listen(0, '127.0.0.1', () => {
-    const port = (s.address() as { port: number }).port;
-    s.close(() => res(port));
-  });
-});
-
-/** strfry on a free loopback port with its own database, ready when it says so on stderr. */
-async function startStrfry(binary: string, dir: string): Promise<{ url: string; proc: ChildProcess }> {
-  const port = await freePort();
-  mkdirSync(join(dir, 'strfry-db'), { recursive: true });
-  const shipped = join(resolve(binary, '..'), 'strfry.conf');
-  let conf = readFileSync(shipped, 'utf8');
-  conf = conf.replace(/^db\s*=.*$/m, 'db = "./strfry-db/"').replace(/^(\s*)bind\s*=.*$/m, '$1bind = "127.0.0.1"').replace(/^(\s*)port\s*=.*$/m, `$1port = ${port}`);
-  writeFileSync(join(dir, 'strfry.conf'), conf);
-  const proc = spawn(binary, ['--config=strfry.conf', 'relay'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  await new Promise<void>((res, rej) => {
-    let log = '';
-    const onData = (d: Buffer) => {
-      log += d.toString();
-      if (log.includes('Started websocket server')) res();
-    };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', onData);
-    proc.once('exit', (code) => rej(new Error(`strfry exited (${code}) before listening:\n${log.slice(-2000)}`)));
-  });
-  return { url: `ws://127.0.0.1:${port}`, proc };
-}
-
-t.test('the sidecar indexes strfry and publishes the same assertions', { skip: STRFRY ? false : 'strfry not found (looked in ../shared/bin and ../../shared/bin; set BAZAAR_STRFRY)' }, async (t) => {
+t.test('the sidecar indexes strfry and publishes the same assertions', { skip: STRFRY.path ? false : STRFRY.reason! }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'bazaar-sidecar-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const strfry = await startStrfry(STRFRY!, join(dir, 'strfry'));
-  t.teardown(() => { strfry.proc.kill('SIGTERM'); });
+  const strfry = await startStrfryChild({ binary: STRFRY.path!, workDir: join(dir, 'strfry') });
+  t.teardown(() => strfry.stop());
   const client = await TestClient.connect(strfry.url);
   t.teardown(() => client.close());
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
-import { findStrfry, startStrfryChild, type StrfryChild } from '../../scripts/bench/strfry.ts';
+import { findStrfry, startStrfryChild, type StrfryChild } from '@bazaar/testkit/strfry';
 import { Negentropy } from '../src/sync/negentropy.ts';
 import { NegentropyStorageBuilder } from '../src/sync/negentropy-storage.ts';
 import { TestClient, signer, startTestRelay, type Frame, type TestRelay } from './helpers.ts';

@@ -1,16 +1,8 @@
 // Seeded randomness for the differential and fuzz tests, so a failing run replays from its seed.
+import { rng } from '@bazaar/testkit/rng';
 
-/** mulberry32: small, fast, seedable; uniform in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (one implementation for tests and benchmarks: @bazaar/testkit/rng). */
+export const prng = rng;
 
 /** The draws the tests need, from one seeded stream. */
 export function seeded(seed: number) {

@@ -12,22 +12,12 @@ import { buildTextGenRequest } from '@bazaar/dvm-kinds/kinds/text-gen';
 import { buildSandboxRunRequest } from '@bazaar/dvm-kinds/kinds/sandbox-run';
 import { buildRepoIndexRequest } from '@bazaar/dvm-kinds/kinds/repo-index';
 import { buildPatchGenRequest } from '@bazaar/dvm-kinds/kinds/patch-gen';
+import { rng } from '@bazaar/testkit/rng';
 import { buildCodeReviewRequest } from '@bazaar/dvm-kinds/kinds/code-review';
 
 let nwPromise: Promise<Nostr> | undefined;
 export const nostrWasm = (): Promise<Nostr> => (nwPromise ??= initNostrWasm());
 
-/** A deterministic PRNG (mulberry32), so a corpus and its query mix are reproducible from a seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface Key {
   readonly sk: Uint8Array;

@@ -4,8 +4,9 @@
 import { performance } from 'node:perf_hooks';
 import type { Filter, NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { BenchConn, closeAll, openMany, type RelayMessage } from './ws-client.ts';
-import { cpuSeconds, diskWriteBytes, rssKiB } from './proc.ts';
-import { rng, makeKeys, signEvent, JOB_KINDS, type Key } from './corpus.ts';
+import { cpuSeconds, diskWriteBytes, rssKiB } from '@bazaar/testkit/proc';
+import { makeKeys, signEvent, JOB_KINDS, type Key } from './corpus.ts';
+import { rng } from '@bazaar/testkit/rng';
 import { summarise, type Summary } from './stats.ts';
 
 /** Relay CPU-seconds between two points, or null without a pid. */

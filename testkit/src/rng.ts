@@ -1,0 +1,14 @@
+// A seeded PRNG shared by benchmarks and tests, so a corpus, a query mix or a fuzz run is
+// reproducible from its seed.
+
+/** A deterministic PRNG (mulberry32), so a corpus and its query mix are reproducible from a seed. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
