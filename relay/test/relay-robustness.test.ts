@@ -10,6 +10,34 @@ import { prng } from './random.ts';
 
 const STORE = process.env.BAZAAR_TEST_MEMORY_STORE ? () => ({ store: createMemoryStore() }) : () => ({});
 
+
+for (const transport of TRANSPORTS) {
+  t.test(`robustness on ${transport}`, async (t) => {
+    const relay = await startTestRelay(transport, STORE());
+    t.teardown(() => relay.close());
+    const alice = signer();
+
+    t.test('malformed messages get prefixed replies and the connection stays usable', async (t) => {
+      const c = await TestClient.connect(relay.url);
+      const cases: [unknown, RegExp][] = [
+        ['not json', /^invalid: /],
+        ['{"a":1}', /^invalid: /],
+        ['[]', /^invalid: /],
+        ['[1,2]', /^invalid: /],
+        ['["WHAT"]', /^invalid: unknown message type/],
+        ['["EVENT"]', /^invalid: /],
+        ['["EVENT", 5]', /^invalid: /],
+        ['["EVENT", {"id": 5}]', /^invalid: /],
+        ['["CLOSE"]', /^invalid: /],
+        ['["CLOSE", 1, 2]', /^invalid: /],
+        ['["AUTH", "x"]', /^invalid: /],
+        ['["COUNT"]', /^invalid: /],
+      ];
+      for (const [frame, re] of cases) {
+        c.send(frame);
+        const f = await c.next((f) => f[0] === 'NOTICE');
+        t.match(f[1], re, String(frame));
+      }
       const e = alice.sign({ kind: 1 });
       c.send(['EVENT', { ...e, sig: 'zz' }]);
       t.match((await c.next((f) => f[0] === 'OK' && f[1] === e.id))[3], /^invalid: sig/);
