@@ -43,8 +43,10 @@ const toSeconds = (t: unknown): number | undefined => {
 export const MAX_MSG_CHARS = 2000;
 const clip = (m: string): string => (m.length > MAX_MSG_CHARS ? `${m.slice(0, MAX_MSG_CHARS - 1)}…` : m);
 
+// A shadow-reject carries no msg: strfry forwards msg in the client's `OK true`, which would tell
+// the client its event was dropped (strfry's docs/plugins.md: msg is only used for reject).
 const verdictToResponse = (id: string, v: Verdict): StrfryResponse =>
-  v.action === 'accept' ? { id, action: 'accept' } : v.action === 'reject' ? { id, action: 'reject', msg: clip(v.message) } : { id, action: 'shadowReject', msg: clip(v.message ?? '') };
+  v.action === 'accept' ? { id, action: 'accept' } : v.action === 'reject' ? { id, action: 'reject', msg: clip(v.message) } : { id, action: 'shadowReject' };
 
 /** Decide one request line. Never throws: bad input becomes a reject with an `error:`/`invalid:` message. */
 export async function handleStrfryLine(line: string, policy: Policy, store: ReadStore, log?: Pick<Logger, 'warn' | 'debug'>, connectionId = 'strfry', signal?: AbortSignal): Promise<StrfryResponse> {
@@ -81,7 +83,7 @@ export async function handleStrfryLine(line: string, policy: Policy, store: Read
     log?.warn({ eventId: id, err }, 'strfry plugin: policy failed');
     verdict = { action: 'reject', message: 'error: policy failed' };
   }
-  log?.debug({ eventId: id, kind: req.event.kind, action: verdict.action }, 'strfry plugin decision');
+  log?.debug({ eventId: id, kind: req.event.kind, action: verdict.action, reason: verdict.action === 'accept' ? undefined : verdict.message }, 'strfry plugin decision');
   return verdictToResponse(id, verdict);
 }
 

@@ -43,11 +43,18 @@ relay {
 }
 `;
 
+export interface StrfryConfigOptions {
+  /** relay.writePolicy.plugin: a command strfry runs with `/bin/sh -c`. */
+  readonly writePolicyPlugin?: string;
+  /** relay.writePolicy.timeoutSeconds (strfry's default: 10). */
+  readonly writePolicyTimeoutSeconds?: number;
+}
+
 /**
  * strfry's configuration for one run: the strfry.conf shipped beside the binary (or the
  * upstream defaults above) with its database, bind address and port replaced.
  */
-export function strfryConfig(base: string, port: number, dbDir: string): string {
+export function strfryConfig(base: string, port: number, dbDir: string, opts: StrfryConfigOptions = {}): string {
   let text = base;
   const set = (pattern: RegExp, line: string): void => {
     if (!pattern.test(text)) throw new Error(`strfry config has no line matching ${pattern}`);
@@ -56,6 +63,12 @@ export function strfryConfig(base: string, port: number, dbDir: string): string 
   set(/^db\s*=.*$/m, `db = "${dbDir.endsWith('/') ? dbDir : `${dbDir}/`}"`);
   set(/^(\s*)bind\s*=.*$/m, '$1bind = "127.0.0.1"');
   set(/^(\s*)port\s*=.*$/m, `$1port = ${port}`);
+  if (opts.writePolicyPlugin !== undefined || opts.writePolicyTimeoutSeconds !== undefined) {
+    // The fallback config has no writePolicy block: add strfry's own defaults before setting them.
+    if (!/^\s*writePolicy\s*\{/m.test(text)) text = text.replace(/^relay\s*\{\n/m, 'relay {\n    writePolicy {\n        plugin = ""\n        timeoutSeconds = 10\n    }\n');
+    if (opts.writePolicyPlugin !== undefined) set(/^(\s*)plugin\s*=.*$/m, `$1plugin = ${JSON.stringify(opts.writePolicyPlugin)}`);
+    if (opts.writePolicyTimeoutSeconds !== undefined) set(/^(\s*)timeoutSeconds\s*=.*$/m, `$1timeoutSeconds = ${opts.writePolicyTimeoutSeconds}`);
+  }
   return text;
 }
 
@@ -65,14 +78,14 @@ export interface StrfryChild extends RelayChild {
 }
 
 /** Starts `strfry relay` in `workDir` (config and database inside it) on a free port. */
-export async function startStrfryChild(opts: { binary: string; workDir: string; readyTimeoutMs?: number }): Promise<StrfryChild> {
+export async function startStrfryChild(opts: { binary: string; workDir: string; readyTimeoutMs?: number } & StrfryConfigOptions): Promise<StrfryChild> {
   const port = await freePort();
   const dbDir = join(opts.workDir, 'strfry-db');
   mkdirSync(dbDir, { recursive: true });
   const shipped = join(dirname(opts.binary), 'strfry.conf');
   const base = existsSync(shipped) ? readFileSync(shipped, 'utf8') : FALLBACK_CONF;
   const confPath = join(opts.workDir, 'strfry.conf');
-  writeFileSync(confPath, strfryConfig(base, port, dbDir));
+  writeFileSync(confPath, strfryConfig(base, port, dbDir, opts));
   const child = await startChild({
     command: opts.binary,
     args: [`--config=${confPath}`, 'relay'],
