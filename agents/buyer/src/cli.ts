@@ -58,7 +58,8 @@ export function exitCodeFor(outcome: RunReport['outcome']): number {
 
 const EXIT_HELP = `Exit codes: 0 verified and paid (or nothing asked), 1 error, 2 usage, 3 verification failed
 (disputed, not paid), 4 refused for the budget (nothing paid), 5 no provider could do it,
-6 a payment is in flight (the next bazaar buyer command resumes it).`;
+6 a payment is in flight (the next bazaar buyer command resumes it), 130 interrupted (Ctrl-C:
+the job is cancelled with a kind 5 deletion; a payment already under way is finished first).`;
 
 const ENV = 'BAZAAR_BUYER_';
 const dataFlag: FlagSpec = { type: 'string', default: DEFAULT_DATA_DIR, env: 'BAZAAR_BUYER_DATA', description: 'Buyer data directory (keys, config, LMDB, evidence)' };
@@ -397,7 +398,8 @@ async function runJob(f: FlagValues, pos: string[], toTask: (f: FlagValues, p: s
       const shown = resultText(task, report);
       if (shown) process.stdout.write(`\n${shown}${shown.endsWith('\n') ? '' : '\n'}`);
     }
-    return exitCodeFor(report.outcome);
+    // Interrupted: the job was cancelled (kind 5) and nothing was paid for it.
+    return ac.signal.aborted ? 130 : exitCodeFor(report.outcome);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -70,3 +70,18 @@ t.test('a provider that asks for payment up front is paid within budget, then ve
   const r2 = await buyer.client.run({ ...sandboxTask, timeLimitSecs: 100 }, { budgetMsats: 5_000, providers: [p.identity.pubkey], strategy: { type: 'pinned' }, maxPriceMsats: 50_000 });
   t.equal(r2.outcome, 'budget-refused', r2.reason ?? '');
 });
+
+t.test('a private job: inputs and params NIP-44-encrypted to the chosen provider, the result opened and verified', async (t) => {
+  const m = await startMarket(t, { mint: false });
+  await runProvider(t, m, 'prov-a', { kinds: [5930], prices: price(1000) });
+  const buyer = await makeBuyer(t, m);
+  const report = await buyer.client.run({ type: 'sandbox', cmd: ['echo a secret command'], timeLimitSecs: 10 }, { budgetMsats: 10_000, encrypt: true });
+  t.equal(report.outcome, 'paid', report.reason ?? '');
+  t.equal(JSON.parse(report.result!.content).commands[0].stdout, 'a secret command\n', 'the opened result');
+  const [req] = await buyer.pool.query([{ ids: [report.jobId!] }], { timeoutMs: 5000 });
+  t.ok(req.tags.some((x) => x[0] === 'encrypted'), 'the request is marked encrypted');
+  t.notOk(req.tags.some((x) => x[0] === 'param' || x[0] === 'i'), 'no param or input in clear');
+  t.notMatch(JSON.stringify(req), /secret command/, 'the command is nowhere in clear');
+  const results = await buyer.pool.query([{ kinds: [6930], '#e': [report.jobId!] }], { timeoutMs: 5000 });
+  t.notMatch(JSON.stringify(results), /secret command/, 'nor in the published result');
+});
