@@ -25,6 +25,10 @@ t.test('provider offline: the next provider is used', async (t) => {
   t.same(report.attempts.map((x) => x.provider), [b.identity.pubkey], 'nothing was posted to A');
   t.equal(JSON.parse(report.result!.content).commands[0].stdout, 'hello from the buyer test\n');
   t.equal(m.devnet.network.balance('prov-b'), report.payment!.amountMsats, 'B was paid what its result asked');
+  // --rerun: the commands run again in our own sandbox and are compared before paying.
+  const rerun = await buyer.client.run(sandboxTask, { budgetMsats: 10_000, rerun: true, providers: [b.identity.pubkey] });
+  t.equal(rerun.outcome, 'paid', rerun.reason ?? '');
+  t.ok(rerun.verification?.checks.some((c) => /re-run matches/.test(c.name) && c.passed), 'verified by re-running it');
   t.equal(m.devnet.network.balance('prov-a'), 0, 'A nothing');
 });
 
