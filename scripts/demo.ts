@@ -101,6 +101,12 @@ async function runDemo(f: FlagValues): Promise<number> {
     process.stdout.write('No market running: starting one for the demo (relay, devnet, mint, model, sample repository, provider)…\n');
     market = await startOwnMarket();
   }
+  // Interrupted (Ctrl-C, or a test runner's timeout): the market this demo started goes too.
+  const onSignal = () => {
+    void market.stop().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const m = market.info;
   const devnetData = join(m.dataDir, 'devnet');
   // The demo's own buyer (its identity and history stay apart from yours in DATA/buyer).
@@ -149,6 +155,8 @@ async function runDemo(f: FlagValues): Promise<number> {
     await rogue?.close();
     await network.close();
     await market.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
   if (failures.length) {
     process.stderr.write(`\ndemo: something did not go as expected:\n  ${failures.join('\n  ')}\n`);
