@@ -16,6 +16,8 @@ import { startNode, type NodeChild } from './cluster-node.ts';
 import { TestClient, signer, now, type Signer } from './helpers.ts';
 
 const natsBin = findNatsServer();
+// Relay processes, a NATS or strfry server, thousands of signed events: minutes on a loaded 2-core machine.
+t.setTimeout(10 * 60_000);
 
 /** Collects every event a live subscription delivers, and resolves when `ids` have all arrived. */
 async function subscribe(url: string, filter: object): Promise<{ client: TestClient; seen: Set<string>; waitAll(ids: readonly string[], timeoutMs?: number): Promise<void> }> {

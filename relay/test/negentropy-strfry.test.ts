@@ -21,6 +21,8 @@ import { TestClient, signer, startTestRelay, type Frame, type TestRelay } from '
 const root = new URL('../..', import.meta.url).pathname;
 const strfry = findStrfry(root, process.env.BAZAAR_STRFRY);
 const run = promisify(execFile);
+// Relay processes, a NATS or strfry server, thousands of signed events: minutes on a loaded 2-core machine.
+t.setTimeout(10 * 60_000);
 
 if (!strfry.path) {
   t.test('NIP-77 interop with strfry', { skip: `strfry interop: ${strfry.reason}` }, () => {});
