@@ -11,6 +11,7 @@ export const root: CommandSpec = {
     devnet: async () => (await import('../agents/devnet/src/cli.ts')).devnetCommand,
     provider: async () => (await import('../agents/provider/src/cli.ts')).providerCommand,
     buyer: async () => (await import('../agents/buyer/src/cli.ts')).buyerCommand,
+    arbiter: async () => (await import('../agents/arbiter/src/cli.ts')).arbiterCommand,
     policy: async () => (await import('../policies/src/cli.ts')).policyCommand,
     up: async () => (await import('./up.ts')).upCommand,
   },

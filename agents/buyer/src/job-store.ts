@@ -51,6 +51,18 @@ export interface EscrowHold {
   readonly buyerPaymentKey: string;
 }
 
+export interface Arbitration {
+  readonly verdictId: string;
+  readonly arbiter: string;
+  readonly ruling: 'buyer' | 'provider' | 'split';
+  readonly providerShare?: number;
+  readonly reason: string;
+  /** Unix ms when we read it. */
+  readonly at: number;
+  /** Sats redeemed with the release the arbiter sealed to us. */
+  readonly redeemedSats?: number;
+}
+
 export interface FeedbackNote {
   readonly status: string;
   readonly message?: string;
@@ -98,6 +110,10 @@ export interface BuyerJob {
   readonly paid?: PaymentProof;
   readonly escrow?: EscrowHold;
   readonly refundedSats?: number;
+  /** Disputed escrow: our own claim (a durable swap to our outputs in the Cashu wallet), sent with the dispute for the arbiter to co-sign. */
+  readonly escrowClaimId?: string;
+  /** The arbiter's verdict on our dispute, once seen. */
+  readonly arbitration?: Arbitration;
   /** Signed before they are published, so a restart republishes the same event. */
   readonly receipt?: NostrEvent;
   readonly receiptPublished?: boolean;

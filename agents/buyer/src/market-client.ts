@@ -25,19 +25,20 @@ import { formatProblems } from '@bazaar/dvm-kinds/problem';
 import { openJobResult, sealJobRequest } from '@bazaar/dvm-kinds/private';
 import { buildDispute } from '@bazaar/dvm-kinds/market/dispute';
 import { buildReceipt, hashToCurve, type Payment } from '@bazaar/dvm-kinds/market/receipt';
-import { buildEscrowTag, parseEscrowClaim, readEscrowToken, verifyEscrowPackage, xOnlyKey } from '@bazaar/dvm-kinds/market/escrow';
+import { buildEscrowTag, openEscrowRelease, parseEscrowClaim, readEscrowToken, verifyEscrowPackage, xOnlyKey } from '@bazaar/dvm-kinds/market/escrow';
+import { VERDICT_KIND, parseVerdict } from '@bazaar/dvm-kinds/market/verdict';
 import type { Isolation } from '@bazaar/dvm-kinds/market/announcement';
 import type { Identity } from '@bazaar/agents-common/identity/keystore';
 import type { RelayPool } from '@bazaar/agents-common/relay-pool';
 import type { Runner } from '@bazaar/agents-common/sandbox/runner';
 import type { Wallet } from '@bazaar/agents-common/wallet/wallet';
 import { decodeInvoice } from '@bazaar/agents-common/wallet/lightning';
-import { lockEscrow, refundAfterLocktime, signClaim } from '@bazaar/agents-common/wallet/escrow';
+import { lockEscrow, prepareClaim, redeemClaim, refundAfterLocktime, signClaim } from '@bazaar/agents-common/wallet/escrow';
 import type { ProofJson } from '@bazaar/agents-common/wallet/cashu';
 import { FINAL_STATES, PAYMENT_IN_FLIGHT } from './buyer-job.ts';
 import { Directory } from './discovery.ts';
 import { EventQueue } from './event-queue.ts';
-import { BuyerStore, type BuyerJob, type EscrowHold, type PayMethod, type Run, type RunOutcome, type Verdict } from './job-store.ts';
+import { BuyerStore, type Arbitration, type BuyerJob, type EscrowHold, type PayMethod, type Run, type RunOutcome, type Verdict } from './job-store.ts';
 import { classifyPaymentError, walletPayer, type Payer } from './payments.ts';
 import { DEFAULT_STRATEGY, formatStrategy, rankProviders, retryBackoffMs, type Candidate, type PayChoice, type Preference, type ProviderView, type Ranking, type Strategy, type Weights } from './selection.ts';
 import { DEFAULT_TIMEOUT_SECS, KIND_OF, buildTaskRequest, describeTask, maxUnits, type TaskSpec } from './tasks.ts';
@@ -160,6 +161,8 @@ export interface MarketClientOptions {
   readonly relays?: readonly string[];
   /** Observes durable steps (tests kill the process here to prove a restart resumes). */
   readonly onStep?: (step: 'decision:persisted' | 'payment:answered', jobId: string) => void;
+  /** Clock (unix ms) for escrow locktimes (tests move it with the mint's). */
+  readonly now?: () => number;
 }
 
 type AttemptResult = 'paid' | 'verified' | 'disputed' | 'refused' | 'failed' | 'cancelled' | 'offline' | 'payment-pending';
@@ -704,8 +707,20 @@ export class MarketClient {
 
   async #dispute(job: BuyerJob, verdict: Verdict, ctx: DriveContext): Promise<AttemptOutcome> {
     const failedChecks = [...new Set(verdict.problems.map((p) => p.path))];
-    const dispute = this.#sign(buildDispute({ requestId: job.id, resultId: job.result!.id, provider: job.provider, ...(job.escrow ? { arbiter: job.escrow.arbiter } : {}), failedChecks: failedChecks.length ? failedChecks : ['verification'], evidenceSha256: verdict.evidenceSha256, message: formatProblems(verdict.problems, 5).slice(0, 2000) }));
-    job = this.store.step(job.id, 'verification-failed', { verdict, dispute, error: `verification failed: ${formatProblems(verdict.problems, 3)}` });
+    // Escrowed: our own claim (to fresh outputs of ours, durable in the wallet) goes with the
+    // dispute, so an arbiter that rules for us co-signs exactly it. Without one we still get the
+    // escrow back after its locktime.
+    let claim: { claimId: string; signed: string } | undefined;
+    if (job.escrow) {
+      try {
+        const c = await prepareClaim(this.#payer.cashu(), job.escrow.token);
+        claim = { claimId: c.claimId, signed: signClaim(c.package, bytesToHex(this.#o.identity.paymentSecretKey)) };
+      } catch (err) {
+        this.#log.warn({ jobId: job.id, err: (err as Error).message }, 'no escrow claim with the dispute (the escrow comes back after its locktime)');
+      }
+    }
+    const dispute = this.#sign(buildDispute({ requestId: job.id, resultId: job.result!.id, provider: job.provider, ...(job.escrow ? { arbiter: job.escrow.arbiter } : {}), failedChecks: failedChecks.length ? failedChecks : ['verification'], evidenceSha256: verdict.evidenceSha256, message: formatProblems(verdict.problems, 5).slice(0, 2000), ...(claim ? { escrowClaim: claim.signed } : {}) }));
+    job = this.store.step(job.id, 'verification-failed', { verdict, dispute, error: `verification failed: ${formatProblems(verdict.problems, 3)}`, ...(claim ? { escrowClaimId: claim.claimId } : {}) });
     await this.#publishStored(job, 'dispute');
     ctx.onProgress?.({ type: 'disputed', jobId: job.id, disputeId: dispute.id });
     this.#log.info({ jobId: job.id, failedChecks }, 'verification failed: nothing paid, dispute opened');
@@ -875,16 +890,60 @@ export class MarketClient {
       }),
     );
     for (const r of runs) this.#finishRun(r, []);
-    const refundedSats = await this.refundExpiredEscrows();
+    const arbitrated = await this.collectVerdicts();
+    const refundedSats = arbitrated.redeemedSats + (await this.refundExpiredEscrows());
     return { resumed, refundedSats };
+  }
+
+  /**
+   * Verdicts on our disputes of escrowed jobs, from the arbiter we named: a ruling for us comes
+   * with our claim co-signed and sealed to us — redeemed now, the job `refunded`; a ruling for
+   * the provider is recorded (the escrow is theirs: no refund is attempted).
+   */
+  async collectVerdicts(o: { signal?: AbortSignal } = {}): Promise<{ decided: number; redeemedSats: number }> {
+    const open = [...this.store.jobs()].filter((j) => j.state === 'disputed' && j.escrow && j.dispute && !j.arbitration);
+    let decided = 0;
+    let redeemedSats = 0;
+    for (const j of open) {
+      const arbiter = j.escrow!.arbiter;
+      const events = await this.#pool.query([{ kinds: [VERDICT_KIND], authors: [arbiter], '#d': [j.id] }], { timeoutMs: this.settings.queryTimeoutMs, ...(o.signal ? { signal: o.signal } : {}) });
+      const newest = events.filter((e) => e.pubkey === arbiter).sort((a, b) => b.created_at - a.created_at)[0];
+      const v = newest ? parseVerdict(newest) : undefined;
+      if (!newest || !v?.ok || v.value.requestId !== j.id || v.value.buyer !== this.pubkey || v.value.provider !== j.provider) continue;
+      const log = this.#log.child({ jobId: j.id, arbiter, ruling: v.value.ruling });
+      const arbitration: Arbitration = { verdictId: newest.id, arbiter, ruling: v.value.ruling, ...(v.value.providerShare !== undefined ? { providerShare: v.value.providerShare } : {}), reason: v.value.reason, at: this.#now() };
+      const release = openEscrowRelease(newest, this.#o.identity.secretKey);
+      if (release.ok && release.value && j.escrowClaimId) {
+        try {
+          const sats = await redeemClaim(this.#payer.cashu(), j.escrowClaimId, [release.value.raw], bytesToHex(this.#o.identity.paymentSecretKey));
+          this.store.step(j.id, 'refund', { refundedSats: sats, arbitration: { ...arbitration, redeemedSats: sats } });
+          redeemedSats += sats;
+          decided++;
+          log.info({ sats }, 'the arbiter ruled for us: escrow redeemed with its signature');
+        } catch (err) {
+          log.warn({ err: (err as Error).message }, 'the arbiter released the escrow to us, but redeeming failed (retried on the next resume)');
+        }
+        continue;
+      }
+      this.store.update(j.id, { arbitration });
+      decided++;
+      log.info({}, v.value.ruling === 'buyer' ? 'the arbiter ruled for us without a release: the escrow comes back after its locktime' : 'the arbiter ruled; the escrow is released to the provider');
+    }
+    return { decided, redeemedSats };
+  }
+
+  #now(): number {
+    return this.#o.now?.() ?? Date.now();
   }
 
   /** Escrows of jobs that were not paid, past their locktime: taken back with our refund key. */
   async refundExpiredEscrows(): Promise<number> {
     let total = 0;
-    const now = Math.floor(Date.now() / 1000);
+    const now = Math.floor(this.#now() / 1000);
     for (const j of this.store.jobs()) {
       if (!j.escrow || !FINAL_STATES.has(j.state) || j.state === 'paid' || j.state === 'refunded' || j.escrow.locktime > now) continue;
+      // An arbiter released the escrow to the provider: it is not ours to take back.
+      if (j.arbitration && j.arbitration.ruling !== 'buyer') continue;
       try {
         const sats = await refundAfterLocktime(this.#payer.cashu(), j.escrow.token, bytesToHex(this.#o.identity.paymentSecretKey));
         this.store.step(j.id, 'refund', { refundedSats: sats });

@@ -54,6 +54,8 @@ export async function openBuyer(o: {
   settings?: Partial<BuyerSettings>;
   onStep?: (step: 'decision:persisted' | 'payment:answered', jobId: string) => void;
   minBackoffMs?: number;
+  /** Clock (unix ms) for escrow locktimes, in the client and its Cashu wallet (tests move it with the mint's). */
+  now?: () => number;
 }): Promise<RunningBuyer> {
   const paths = buyerPaths(o.dataDir, o.configPath);
   if (!existsSync(paths.keys)) {
@@ -77,7 +79,7 @@ export async function openBuyer(o: {
       dataDir: paths.wallet,
       limits: { perPaymentMsat: c.limits.perPaymentSats * 1000, perJobMsat: c.limits.perJobSats * 1000, perHourMsat: c.limits.perHourSats * 1000, perDayMsat: c.limits.perDaySats * 1000 },
       ...(c.nwcUri ? { lightning: { nwcUri: c.nwcUri } } : {}),
-      ...(c.mint ? { cashu: { mintUrl: c.mint } } : {}),
+      ...(c.mint ? { cashu: { mintUrl: c.mint, ...(o.now ? { now: () => Math.floor(o.now!() / 1000) } : {}) } } : {}),
     });
     store = BuyerStore.open(paths.db);
     const runner = o.runner ?? (await createRunner(c, o.logger));
@@ -103,6 +105,7 @@ export async function openBuyer(o: {
         ...o.settings,
       },
       ...(o.onStep ? { onStep: o.onStep } : {}),
+      ...(o.now ? { now: o.now } : {}),
     });
     const w = wallet;
     const s = store;

@@ -122,7 +122,7 @@ export interface StartDevnetOptions {
   readonly relayUrl?: string;
   readonly logger: Logger;
   /** Start the Cashu mint too (default true) — on `port` (default 3338; 0 = any free port). */
-  readonly mint?: false | { readonly port?: number; readonly host?: string; readonly inputFeePpk?: number; readonly name?: string };
+  readonly mint?: false | { readonly port?: number; readonly host?: string; readonly inputFeePpk?: number; readonly name?: string; /** The mint's clock, unix seconds (tests move it past escrow locktimes). */ readonly now?: () => number };
   /** Accounts to create (with a connection URI file each) if missing. */
   readonly accounts?: readonly string[];
   readonly nwc?: Partial<Pick<NwcServiceOptions, 'rateLimit' | 'maxRequestAgeSecs' | 'refreshIntervalMs'>>;
@@ -176,6 +176,7 @@ export async function startDevnet(opts: StartDevnetOptions): Promise<RunningDevn
         lightning: accountLightningBackend(stores.network, MINT_ACCOUNT),
         ...(m.inputFeePpk !== undefined ? { inputFeePpk: m.inputFeePpk } : {}),
         ...(m.name ? { name: m.name } : {}),
+        ...(m.now ? { now: m.now } : {}),
         logger: log.child({ part: 'mint' }),
       });
       cleanup.push(() => mint.close());
