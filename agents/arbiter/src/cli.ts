@@ -29,6 +29,7 @@ const initCommand: CommandSpec = {
     'response-window': { type: 'number', integer: true, min: 1, max: 30 * 24 * 3600, default: 86_400, env: false, description: 'Seconds the provider has to answer a dispute' },
     'show-mnemonic': { type: 'boolean', default: false, env: false, description: 'Print the 24-word backup mnemonic once (to stderr)' },
     'kdf-log-n': { type: 'number', integer: true, min: 10, max: 20, default: 17, env: 'BAZAAR_KDF_LOG_N', description: 'scrypt cost (log2 N) for sealing the keys' },
+    json: jsonFlag,
   },
   run: runInit,
 };
@@ -42,6 +43,7 @@ const serveCommand: CommandSpec = {
     'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', env: 'BAZAAR_LOG_LEVEL', description: 'Log level' },
     'allow-file-repos': { type: 'boolean', default: false, env: 'BAZAAR_ARBITER_ALLOW_FILE_REPOS', description: 'Replay jobs on file:// repositories (local mirrors, tests)' },
     'poll-ms': { type: 'number', integer: true, min: 50, max: 600_000, default: 5000, env: 'BAZAAR_ARBITER_POLL_MS', description: 'How often open cases are looked at (windows, answers, retries)' },
+    json: { ...jsonFlag, description: 'Print the started arbiter as one JSON line on stdout (logs stay on stderr)' },
   },
   run: runServe,
 };
@@ -96,6 +98,10 @@ async function runInit(f: FlagValues): Promise<number> {
       await chmod(paths.config, 0o600);
     }
     if (f['show-mnemonic']) process.stderr.write(`\nBackup mnemonic (write it down; it restores both keys):\n  ${made.mnemonic}\n\n`);
+    if (f.json) {
+      process.stdout.write(JSON.stringify({ npub: made.identity.npub, pubkey: made.identity.pubkey, paymentPubkey: '02' + made.identity.paymentPubkey.slice(-64), keys: paths.keys, config: paths.config }) + '\n');
+      return 0;
+    }
     process.stdout.write(`identity   ${made.identity.npub}\npubkey     ${made.identity.pubkey}\npayment    02${made.identity.paymentPubkey.slice(-64)}  (the key buyers name in escrow locks; providers list it as an arbiter)\nkeys       ${paths.keys}  (sealed: scrypt + XChaCha20-Poly1305)\nconfig     ${paths.config}\n\nNext: edit the config (mints, response window), then run 'bazaar arbiter serve'.\n`);
     return 0;
   } catch (err) {
@@ -117,7 +123,8 @@ async function runServe(f: FlagValues): Promise<number> {
     return 1;
   }
   const s = running.arbiter.status();
-  process.stdout.write(`arbiter ${running.identity.npub} (payment key ${s.paymentPubkey}) replaying kinds ${s.kinds.join(', ')} on ${running.arbiter.pool.urls.join(', ')}; response window ${s.responseWindowSecs}s${s.public ? '; public' : ''}\n`);
+  if (f.json) process.stdout.write(JSON.stringify({ npub: running.identity.npub, pubkey: s.pubkey, paymentPubkey: s.paymentPubkey, relays: running.arbiter.pool.urls, kinds: s.kinds, public: s.public, responseWindowSecs: s.responseWindowSecs, isolation: s.isolation, pid: process.pid }) + '\n');
+  else process.stdout.write(`arbiter ${running.identity.npub} (payment key ${s.paymentPubkey}) replaying kinds ${s.kinds.join(', ')} on ${running.arbiter.pool.urls.join(', ')}; response window ${s.responseWindowSecs}s${s.public ? '; public' : ''}\n`);
   await untilSignal(() => running.close(), log, 'stopping');
   return 0;
 }
