@@ -370,7 +370,7 @@ async function runBench(f: FlagValues): Promise<number> {
       report.ingest = rows;
       console.log(`\ningest: ${ingestN.toLocaleString('en-US')} signed events, ${f.connections as number} connections × ${f.window as number} in flight (split between nodes)`);
       console.table(rows.map((r) => ({
-        setup: r.setup, accepted: r.accepted, 'events/s': fmt(r.acceptedPerSec), 'CPU s (all processes)': fmt(r.cpuSec), 'of which NATS': fmt(r.natsCpuSec), 'events/CPU-s': fmt(r.acceptedPerCpuSec),
+        setup: r.setup, accepted: r.accepted, 'events/s': fmt(r.acceptedPerSec), 'CPU s (all processes)': fmt(r.cpuSec), 'of which NATS': r.setup.startsWith('relay') ? '—' : fmt(r.natsCpuSec), 'events/CPU-s': fmt(r.acceptedPerCpuSec),
         'OK p50/p99 ms': `${fmt(r.okLatencyMs.p50)} / ${fmt(r.okLatencyMs.p99)}`, 'on every node after s': r.replicatedSec === undefined ? '—' : fmt(r.replicatedSec), load: r.loadAvg,
       })));
     }

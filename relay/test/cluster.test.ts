@@ -3,6 +3,7 @@
 // from its durable consumer, nodes behind the stream's retention and a late node catching up by
 // NIP-77, replaceable/addressable/deletion convergence against the in-memory oracle, and OK only
 // after the stream's ack. Skipped, with the reason, where nats-server is absent.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { startNode, type NodeChild } from './cluster-node.ts';
 import { TestClient, signer, now, type Signer } from './helpers.ts';
 
 const natsBin = findNatsServer();
+const root = new URL('../..', import.meta.url).pathname;
 // Relay processes, a NATS or strfry server, thousands of signed events: minutes on a loaded 2-core machine.
 t.setTimeout(10 * 60_000);
 
@@ -59,6 +61,24 @@ async function countOf(url: string, filter: object): Promise<number> {
   const n = await c.count('n', filter);
   await c.close();
   return n;
+}
+
+/** Resolves once `cond` holds, asking again every 100 ms; fails after `timeoutMs`. */
+async function until(cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** `bazaar relay` run to its end: its exit code and stderr (for start-up failures). */
+function relayExits(args: readonly string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['scripts/bazaar.mjs', 'relay', '--port', '0', '--no-market', ...args], { cwd: root, timeout: 120_000 }, (err, _stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number | null }).code ?? null) : 0, stderr });
+    });
+  });
 }
 
 async function publishAll(url: string, events: readonly NostrEvent[]): Promise<[boolean, string][]> {
@@ -129,6 +149,18 @@ if (!natsBin.path) {
     const events = Array.from({ length: 1000 }, (_, i) => bob.sign({ kind: 1, content: `while B was down ${i}`, created_at: now() - i }));
     const oks = [...(await publishAll(A.url, events.slice(0, 500))), ...(await publishAll(C.url, events.slice(500)))];
     t.equal(oks.filter(([ok]) => ok).length, 1000, 'all accepted by A and C');
+    // NIP-40 while B is down: events that expire before B comes back reach B through the stream
+    // already expired; every node must end up serving the same (none of them).
+    const dave = signer();
+    const soon = now() + 2;
+    const expiring = [
+      dave.sign({ kind: 1, content: 'expires while B is down', tags: [['expiration', String(soon)]] }),
+      dave.sign({ kind: 30023, content: 'article, expires', tags: [['d', 'x'], ['expiration', String(soon)]] }),
+    ];
+    const kept = dave.sign({ kind: 1, content: 'expires in an hour', tags: [['expiration', String(now() + 3600)]] });
+    t.same((await publishAll(A.url, [...expiring, kept])).map(([ok]) => ok), [true, true, true]);
+    // Observed, not slept: A stops serving them once their second has come.
+    await until(async () => (await countOf(A.url, { ids: expiring.map((e) => e.id) })) === 0, 30_000);
     // The last message of the stream: once B has stored it, it has stored everything before it.
     const marker = alice.sign({ kind: 1, content: 'after the 1 000' });
     await publishAll(A.url, [marker]);
@@ -140,6 +172,7 @@ if (!natsBin.path) {
     await onB.waitAll([marker.id]);
     t.equal(await countOf(B.url, { authors: [bob.pubkey] }), 1000, 'B holds all 1 000');
     t.equal(B.lines.filter((l) => l.msg === 'caught up from a peer by NIP-77').length, 0, 'from the stream alone: no NIP-77 needed');
+    for (const n of [A, B, C]) t.same(await storedIds(n.url, [dave.pubkey]), [kept.id], `${n.name} serves the unexpired event, none of the expired ones`);
   });
 
   t.test('a node down longer than the stream keeps events, and a node new to the cluster, catch up by NIP-77', async (t) => {
@@ -213,6 +246,28 @@ if (!natsBin.path) {
     const want = (await oracle.query([{ authors: authors.map((a) => a.pubkey), limit: 500 }])).map((j) => (JSON.parse(j) as NostrEvent).id).sort();
     t.ok(want.length > 20 && want.length < evs.length, `the oracle keeps ${want.length} of ${evs.length} events`);
     for (const { node } of subs) t.same(await storedIds(node.url, authors.map((a) => a.pubkey)), want, `${node.name} holds exactly the oracle's events`);
+  });
+
+  t.test('a node that cannot join says why and exits 1', async (t) => {
+    const dir = join(work, 'refused');
+    const unreachable = await relayExits(['--data', dir, '--cluster', 'nats://127.0.0.1:1', '--node', 'X']);
+    t.equal(unreachable.code, 1);
+    t.match(unreachable.stderr, /cannot reach NATS at nats:\/\/127\.0\.0\.1:1: connection refused/);
+    const plain = await startNatsServer({ binary: natsBin.path!, workDir: join(work, 'plain-nats'), jetstream: false });
+    t.teardown(() => plain.stop());
+    const noJs = await relayExits(['--data', dir, '--cluster', plain.url, '--node', 'X']);
+    t.equal(noJs.code, 1);
+    t.match(noJs.stderr, /has no usable JetStream \(run nats-server with -js\)/);
+    for (const [args, want] of [
+      [['--cluster', nats.url], /--cluster needs --node NAME/],
+      [['--node', 'X'], /--node names a cluster node: give --cluster too/],
+      [['--cluster', nats.url, '--node', 'a b'], /cluster node name must be 1-64 characters/],
+      [['--cluster', 'http://127.0.0.1:4222', '--node', 'X'], /cluster servers must be nats:\/\/host:port/],
+    ] as const) {
+      const r = await relayExits(['--data', dir, ...args]);
+      t.equal(r.code, 2, `exit 2: ${args.join(' ')}`);
+      t.match(r.stderr, want);
+    }
   });
 
   t.test('OK true only after the stream acknowledged: without NATS a node refuses and stores nothing', async (t) => {

@@ -30,12 +30,12 @@ export interface NatsServer {
   stop(): Promise<void>;
 }
 
-/** `nats-server -js` on a free port of 127.0.0.1 with its store in `workDir`; resolves once it is ready. */
-export async function startNatsServer(opts: { binary: string; workDir: string; readyTimeoutMs?: number }): Promise<NatsServer> {
+/** `nats-server -js` (or without JetStream) on a free port of 127.0.0.1 with its store in `workDir`; resolves once it is ready. */
+export async function startNatsServer(opts: { binary: string; workDir: string; readyTimeoutMs?: number; /** Default true; false: a plain NATS server (for tests of what needs JetStream). */ jetstream?: boolean }): Promise<NatsServer> {
   const port = await freePort();
   const storeDir = join(opts.workDir, 'jetstream');
   mkdirSync(storeDir, { recursive: true });
-  const child = spawn(opts.binary, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir, '--http_port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(opts.binary, [...(opts.jetstream === false ? [] : ['-js']), '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir, '--http_port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const tail: string[] = [];
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`nats-server not ready after ${opts.readyTimeoutMs ?? 30_000} ms:\n${tail.join('\n')}`)), opts.readyTimeoutMs ?? 30_000);
