@@ -55,6 +55,10 @@ t.test('heartbeat, ping and pong', async (t) => {
   const hb = value(parseHeartbeat(sign(buildHeartbeat({ active: 1, capacity: 4, kinds: [5930], createdAt: T0 }), provider.sk)));
   t.same({ status: hb.status, active: hb.active, capacity: hb.capacity, expiration: hb.expiration }, { status: 'online', active: 1, capacity: 4, expiration: T0 + 120 });
   t.same(paths(parseHeartbeat({ kind: 11998, created_at: T0, content: '', tags: [['status', 'online'], ['load', '1', '4']] })), ['tags.expiration'], 'a heartbeat must expire (NIP-40)');
+  t.equal(hb.workers, undefined, 'one process: no workers tag');
+  const pool = value(parseHeartbeat(sign(buildHeartbeat({ active: 3, capacity: 8, workers: 2, kinds: [5930], createdAt: T0 }), provider.sk)));
+  t.same({ active: pool.active, capacity: pool.capacity, workers: pool.workers }, { active: 3, capacity: 8, workers: 2 }, 'a pool reports its workers and summed load');
+  t.same(paths(parseHeartbeat({ kind: 11998, created_at: T0, content: '', tags: [['status', 'online'], ['load', '1', '4'], ['workers', '0'], ['expiration', String(T0 + 60)]] })), ['tags.workers']);
   const ping = sign(buildPing({ provider: provider.pk, createdAt: T0 }), buyer.sk);
   t.equal(value(parsePing(ping)).provider, provider.pk);
   const pong = sign(buildPong(ping, { active: 0, capacity: 2 }, T0 + 1), provider.sk);

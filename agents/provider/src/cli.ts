@@ -1,5 +1,6 @@
 // `bazaar provider`: init | serve | status | earnings | doctor.
 import { existsSync, readFileSync, watch } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { sha256Hex } from '@bazaar/dvm-kinds/hash';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
@@ -13,6 +14,9 @@ import { configTemplate, ConfigError, loadConfig, type ProviderConfig } from './
 import { ProviderStore, type Earning } from './store.ts';
 import { DEFAULT_DATA_DIR, providerPaths, startProvider } from './runtime.ts';
 import { untilSignal } from '@bazaar/cli-kit/signals';
+import { DEFAULT_LEASE_MS, PoolError, readPoolEarnings, WORKER_NAME, type PoolEarning } from './pool/pool.ts';
+
+const clusterFlag = { type: 'string', env: 'BAZAAR_PROVIDER_CLUSTER', description: 'Provider pool: NATS server URL(s) with JetStream (nats://host:4222, comma-separated); workers sharing this identity share the jobs, one announcement and one earnings book' } as const;
 
 const dataFlag = { type: 'string', default: DEFAULT_DATA_DIR, env: 'BAZAAR_PROVIDER_DATA', description: 'Provider data directory (keys, config, LMDB, trajectories)' } as const;
 const configFlag = { type: 'string', env: 'BAZAAR_PROVIDER_CONFIG', description: 'Config file (default: DATA/config.jsonc)' } as const;
@@ -36,12 +40,16 @@ const initCommand: CommandSpec = {
 const serveCommand: CommandSpec = {
   name: 'serve',
   summary: 'Run the provider agent in the foreground (pino logs; pretty on a terminal). Ctrl-C stops it cleanly.',
+  details: 'With --cluster, this process is one worker of a provider pool: run it on several machines with the same keys.json, passphrase and config. Each job is claimed by one worker (JetStream KV, under a lease); a worker that dies loses its jobs to the others after --cluster-lease-ms; the pool has one announcement and heartbeat (capacity summed) and one earnings book.',
   flags: {
     data: dataFlag,
     config: configFlag,
     'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', env: 'BAZAAR_LOG_LEVEL', description: 'Log level' },
     'allow-file-repos': { type: 'boolean', default: false, env: 'BAZAAR_PROVIDER_ALLOW_FILE_REPOS', description: 'Accept file:// repo inputs (local mirrors, tests)' },
     'invoice-poll-ms': { type: 'number', integer: true, min: 100, max: 600_000, default: 10_000, env: 'BAZAAR_PROVIDER_INVOICE_POLL_MS', description: 'How often unpaid invoices are looked up' },
+    cluster: clusterFlag,
+    worker: { type: 'string', env: 'BAZAAR_PROVIDER_WORKER', description: "This worker's name in the pool (unique; A-Z a-z 0-9 _ -; default: the host name)" },
+    'cluster-lease-ms': { type: 'number', integer: true, min: 200, max: 3_600_000, default: DEFAULT_LEASE_MS, env: 'BAZAAR_PROVIDER_CLUSTER_LEASE_MS', description: "A job's lease: a worker silent this long loses its jobs to the others (renewed every third of it)" },
   },
   run: runServe,
 };
@@ -55,8 +63,8 @@ const statusCommand: CommandSpec = {
 
 const earningsCommand: CommandSpec = {
   name: 'earnings',
-  summary: 'Earnings: totals, by kind and by source, and the most recent ones.',
-  flags: { data: dataFlag, json: jsonFlag, limit: { type: 'number', integer: true, min: 0, max: 100_000, default: 10, env: false, description: 'How many recent earnings to list' } },
+  summary: "Earnings: totals, by kind and by source, and the most recent ones (with --cluster: the provider pool's book, every worker's).",
+  flags: { data: dataFlag, json: jsonFlag, cluster: clusterFlag, limit: { type: 'number', integer: true, min: 0, max: 100_000, default: 10, env: false, description: 'How many recent earnings to list' } },
   run: runEarnings,
 };
 
@@ -142,17 +150,21 @@ async function runInit(f: FlagValues): Promise<number> {
 async function runServe(f: FlagValues): Promise<number> {
   const log = createLogger({ name: 'provider', level: f['log-level'] as string });
   const paths = providerPaths(f.data as string, f.config as string | undefined);
+  const worker = (f.worker as string | undefined) ?? hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64);
+  if (f.worker !== undefined && !f.cluster) throw new UsageError('--worker names a worker of a provider pool: it needs --cluster');
+  if (f.cluster && !WORKER_NAME.test(worker)) throw new UsageError(`--worker must be 1–64 of A-Z a-z 0-9 _ -, got ${JSON.stringify(worker)}`);
   let running;
   try {
     const passphrase = await readPassphrase({ prompt: 'Passphrase for the provider keys: ' });
-    running = await startProvider({ dataDir: paths.root, configPath: paths.config, passphrase, logger: log, invoicePollMs: f['invoice-poll-ms'] as number, allowFileRepos: f['allow-file-repos'] as boolean });
+    const cluster = f.cluster ? { servers: f.cluster as string, worker, leaseMs: f['cluster-lease-ms'] as number } : undefined;
+    running = await startProvider({ dataDir: paths.root, configPath: paths.config, passphrase, logger: log, invoicePollMs: f['invoice-poll-ms'] as number, allowFileRepos: f['allow-file-repos'] as boolean, ...(cluster ? { cluster } : {}) });
   } catch (err) {
-    if (err instanceof KeystoreError || err instanceof ConfigError) return fail(err.message);
+    if (err instanceof KeystoreError || err instanceof ConfigError || err instanceof PoolError) return fail(err.message);
     log.error({ err }, 'provider failed to start');
     return 1;
   }
   const stopWatching = watchConfig(paths.config, running.provider.config, log, (c) => running.provider.reconfigure(c));
-  process.stdout.write(`provider ${running.identity.npub} serving kinds ${running.provider.config.kinds.join(', ')} on ${running.provider.config.relays.join(', ')}\n`);
+  process.stdout.write(`provider ${running.identity.npub} serving kinds ${running.provider.config.kinds.join(', ')} on ${running.provider.config.relays.join(', ')}${f.cluster ? ` as worker ${worker} of the pool at ${f.cluster as string}` : ''}\n`);
   await untilSignal(() => {
     stopWatching();
     return running.close();
@@ -201,6 +213,7 @@ interface StatusFile {
   isolation: string;
   backends: Record<string, string>;
   wallet: boolean;
+  pool?: { worker: string; leader?: string; capacity: number; running: number; workers: { worker: string; capacity: number; running: number; queued: number }[] };
 }
 
 async function readStatusFile(path: string): Promise<StatusFile | undefined> {
@@ -229,7 +242,7 @@ async function runStatus(f: FlagValues): Promise<number> {
     npub: keys.npub,
     pubkey: keys.pubkey,
     running: !!live,
-    ...(live ? { pid: live.pid, uptimeSecs: Math.round((Date.now() - live.startedAt) / 1000), relays: live.relays, relaysConnected: live.relays.filter((r) => r.connected).length, capacity: live.capacity, kinds: live.kinds, isolation: live.isolation, backends: live.backends, wallet: live.wallet } : {}),
+    ...(live ? { pid: live.pid, uptimeSecs: Math.round((Date.now() - live.startedAt) / 1000), relays: live.relays, relaysConnected: live.relays.filter((r) => r.connected).length, capacity: live.capacity, kinds: live.kinds, isolation: live.isolation, backends: live.backends, wallet: live.wallet, ...(live.pool ? { pool: live.pool } : {}) } : {}),
     jobs: { inFlight: n('running') + n('queued') + n('awaiting-payment'), running: live?.active ?? 0, queued: live?.queued ?? 0, delivered: n('delivered') + n('settled') + n('unpaid'), settled: n('settled'), failed: n('failed'), rejected: n('rejected') + n('expired'), cancelled: n('cancelled') },
     earnings: { totalMsats: earnings.totalMsats, count: earnings.count },
   };
@@ -242,6 +255,7 @@ async function runStatus(f: FlagValues): Promise<number> {
     lines.push(`relays     ${out.relaysConnected}/${live.relays.length} connected  ${live.relays.map((r) => `${r.url}${r.connected ? '' : ' (down)'}`).join(', ')}`);
     lines.push(`serving    kinds ${live.kinds.join(', ')} · capacity ${live.capacity} · isolation ${live.isolation} · wallet ${live.wallet ? 'connected' : 'none (no invoices)'}`);
     for (const [k, b] of Object.entries(live.backends ?? {})) lines.push(`backend    ${k}: ${b}`);
+    if (live.pool) lines.push(`pool       worker ${live.pool.worker}${live.pool.leader === live.pool.worker ? ' (leader)' : `, leader ${live.pool.leader ?? 'none yet'}`} · ${live.pool.workers.length} workers · capacity ${live.pool.capacity} · running ${live.pool.running}  ${live.pool.workers.map((w) => `${w.worker} ${w.running}/${w.capacity}`).join(', ')}`);
   }
   lines.push(`jobs       ${out.jobs.inFlight} in flight · ${out.jobs.delivered} delivered (${out.jobs.settled} paid) · ${out.jobs.failed} failed · ${out.jobs.rejected} refused · ${out.jobs.cancelled} cancelled`);
   lines.push(`earnings   ${sats(earnings.totalMsats)} from ${earnings.count} payments`);
@@ -249,8 +263,49 @@ async function runStatus(f: FlagValues): Promise<number> {
   return 0;
 }
 
+/** The pool's earnings book (every worker's), summarised like the local one. */
+async function poolEarningsSummary(servers: string, keysPath: string, recent: number) {
+  const keys = await readKeystoreFile(keysPath);
+  const all = await readPoolEarnings({ servers, pubkey: keys.pubkey });
+  const byKind: Record<string, number> = {};
+  const bySource: Record<string, number> = {};
+  const byWorker: Record<string, number> = {};
+  let totalMsats = 0;
+  for (const e of all) {
+    totalMsats += e.msats;
+    byKind[e.kind] = (byKind[e.kind] ?? 0) + e.msats;
+    bySource[e.source] = (bySource[e.source] ?? 0) + e.msats;
+    if (e.worker) byWorker[e.worker] = (byWorker[e.worker] ?? 0) + e.msats;
+  }
+  return { totalMsats, count: all.length, byKind, bySource, byWorker, recent: all.slice(0, recent) as PoolEarning[] };
+}
+
 async function runEarnings(f: FlagValues): Promise<number> {
   const paths = providerPaths(f.data as string);
+  if (f.cluster) {
+    if (!existsSync(paths.keys)) return fail(`no provider at ${paths.root} (run 'bazaar provider init'): the pool is found by the identity's pubkey`);
+    let s;
+    try {
+      s = await poolEarningsSummary(f.cluster as string, paths.keys, f.limit as number);
+    } catch (err) {
+      if (err instanceof PoolError || err instanceof KeystoreError) return fail(err.message);
+      throw err;
+    }
+    if (f.json) {
+      process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+      return 0;
+    }
+    const lines = [`pool total ${sats(s.totalMsats)} from ${s.count} payments`];
+    for (const [k, v] of Object.entries(s.byWorker)) lines.push(`worker ${k}  ${sats(v)}`);
+    for (const [k, v] of Object.entries(s.byKind)) lines.push(`kind ${k}  ${sats(v)}`);
+    for (const [k, v] of Object.entries(s.bySource)) lines.push(`via ${k.padEnd(9)} ${sats(v)}`);
+    if (s.recent.length) {
+      lines.push('', 'recent:');
+      for (const e of s.recent) lines.push(`  ${new Date(e.paidAt).toISOString()}  kind ${e.kind}  ${sats(e.msats).padStart(12)}  ${e.source}  job ${e.jobId.slice(0, 12)}…${e.worker ? `  worker ${e.worker}` : ''}`);
+    }
+    process.stdout.write(lines.join('\n') + '\n');
+    return 0;
+  }
   if (!existsSync(paths.db)) {
     if (!existsSync(paths.keys)) return fail(`no provider at ${paths.root} (run 'bazaar provider init')`);
   }

@@ -8,7 +8,9 @@
 //   settle   invoices and payments through the agent's Wallet, escrow releases redeemed
 // Beside the pipeline, the dispute desk (dispute-desk.ts) answers disputes of our results.
 // This class owns the lifecycle: start (recovering jobs a restart interrupted), the
-// announcement and heartbeat, reconfiguration, status, stop.
+// announcement and heartbeat, reconfiguration, status, stop. In a provider pool (pool/) it
+// also claims each job before recording it, runs jobs taken over from dead workers, fences
+// each result through the job's claim, and speaks for the pool only while it is the leader.
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -21,16 +23,18 @@ import { buildPong, parsePing } from '@bazaar/dvm-kinds/market/ping';
 import { buildPaymentInfo } from '@bazaar/dvm-kinds/market/payment-info';
 import type { Identity } from '@bazaar/agents-common/identity/keystore';
 import { RelayPool } from '@bazaar/agents-common/relay-pool';
-import { recoverJobState } from '@bazaar/agents-common/job-state';
+import { isTerminal, recoverJobState } from '@bazaar/agents-common/job-state';
 import type { Runner } from '@bazaar/agents-common/sandbox/runner';
 import type { Wallet } from '@bazaar/agents-common/wallet/wallet';
 import { termsFor, type ProviderConfig } from './config.ts';
-import { ProviderStore } from './store.ts';
+import { ProviderStore, type JobRecord } from './store.ts';
+import type { Claim, PoolView, ProviderPool } from './pool/pool.ts';
+import { Offers } from './pool/offers.ts';
 import { EscrowDesk } from './escrow-desk.ts';
 import { DisputeDesk } from './dispute-desk.ts';
 import { describeBackend } from './backends/registry.ts';
 import { Publisher } from './pipeline/publisher.ts';
-import { Intake } from './pipeline/intake.ts';
+import { Intake, newJobRecord } from './pipeline/intake.ts';
 import { Decider, openRequest } from './pipeline/decide.ts';
 import { Executor } from './pipeline/execute.ts';
 import { Deliverer } from './pipeline/deliver.ts';
@@ -39,6 +43,8 @@ import { Settler } from './pipeline/settle.ts';
 /** A relay named only by a request's `relays` tag is disconnected after this long unused. */
 const REQUESTED_RELAY_IDLE_MS = 60_000;
 export const ANNOUNCEMENT_D = 'bazaar-provider';
+/** In a pool, a request no worker had a free slot for is claimed anyway after this long (then queued or refused by its winner). */
+const MAX_OFFER_WAIT_MS = 5000;
 
 export interface ProviderOptions {
   readonly config: ProviderConfig;
@@ -56,6 +62,8 @@ export interface ProviderOptions {
   readonly allowFileRepos?: boolean;
   /** Relay pool reconnect backoff (tests shorten it). */
   readonly minBackoffMs?: number;
+  /** A provider pool this process is a worker of (`serve --cluster`); connected, not yet started. */
+  readonly pool?: ProviderPool;
 }
 
 export interface ProviderStatus {
@@ -70,6 +78,8 @@ export interface ProviderStatus {
   /** What serves each kind, e.g. `{ "5930": "sandbox (bwrap)", "5932": "agent: claude -p (bwrap)" }`. */
   readonly backends: Readonly<Record<string, string>>;
   readonly wallet: boolean;
+  /** In a provider pool: this worker, the leader and the live workers. */
+  readonly pool?: { readonly worker: string; readonly leader: string | undefined; readonly capacity: number; readonly running: number; readonly workers: readonly { worker: string; capacity: number; running: number; queued: number }[] };
 }
 
 export class Provider {
@@ -92,8 +102,12 @@ export class Provider {
   #poll: NodeJS.Timeout | undefined;
   #beat: NodeJS.Timeout | undefined;
   #stopped = false;
+  readonly #pool: ProviderPool | undefined;
+  readonly #offers: Offers | undefined;
+  #offPool: (() => void)[] = [];
 
   constructor(o: ProviderOptions) {
+    this.#pool = o.pool;
     this.#o = o;
     this.#config = o.config;
     this.#log = o.logger;
@@ -118,11 +132,16 @@ export class Provider {
       wallet: o.wallet?.hasLightning ? o.wallet : null,
       onPrepaid: (id) => this.#executor.enqueue(id),
     }));
-    const deliverer = (this.#deliverer = new Deliverer({ store: this.store, identity: o.identity, log, config, publisher, escrow: this.#escrow, invoice: (msats, id) => settler.invoice(msats, id), watch: (id) => settler.watch(id) }));
+    const pool = o.pool;
+    const deliverer = (this.#deliverer = new Deliverer({
+      store: this.store, identity: o.identity, log, config, publisher, escrow: this.#escrow, invoice: (msats, id) => settler.invoice(msats, id), watch: (id) => settler.watch(id),
+      ...(pool ? { fence: (rec: JobRecord, result: NostrEvent) => pool.claims.fence(rec.id, result), onPublished: (rec: JobRecord) => track(pool.claims.done(rec.id, 'delivered')) } : {}),
+    }));
     const executor = (this.#executor = new Executor({
       store: this.store, log, runner: o.runner, dataDir: o.dataDir, allowFileRepos: o.allowFileRepos ?? false, config, publisher, track,
       open: (rec) => openRequest(rec, o.identity),
       deliver: (rec, produced, sha, jobLog) => deliverer.deliver(rec, produced, sha, jobLog),
+      ...(pool ? { leaseSignal: (id: string) => pool.claims.signal(id) } : {}),
     }));
     this.#decider = new Decider({
       store: this.store, identity: o.identity, config, publisher, escrow: this.#escrow,
@@ -136,7 +155,11 @@ export class Provider {
       onPing: (e) => this.#onPing(e),
       onDeletion: (e) => this.#onDeletion(e),
       onRelease: (e) => settler.onRelease(e),
+      ...(pool ? { claim: (rec: JobRecord) => this.#offers!.offer(rec) } : {}),
     });
+    this.#offers = pool
+      ? new Offers({ free: () => this.#config.capacity - executor.running - executor.queued, claim: (rec) => this.#claim(pool, rec), maxWaitMs: MAX_OFFER_WAIT_MS })
+      : undefined;
   }
 
   get pubkey(): string {
@@ -160,11 +183,17 @@ export class Provider {
       isolation: c.isolation,
       backends: Object.fromEntries(c.kinds.map((k) => [k, describeBackend(k, c, this.#o.runner.kind)])),
       wallet: this.#settler.hasWallet,
+      ...(this.#pool ? { pool: this.#poolStatus(this.#pool.view()) } : {}),
     };
+  }
+
+  #poolStatus(v: PoolView): NonNullable<ProviderStatus['pool']> {
+    return { worker: v.worker, leader: v.leader, capacity: v.capacity, running: v.running, workers: v.workers.map((w) => ({ worker: w.worker, capacity: w.capacity, running: w.running, queued: w.queued })) };
   }
 
   async start(): Promise<void> {
     await mkdir(join(this.#o.dataDir, 'work'), { recursive: true });
+    if (this.#pool) await this.#joinPool(this.#pool);
     await this.#recover();
     this.#intake.start();
     this.#disputes.start();
@@ -181,8 +210,9 @@ export class Provider {
     this.#log.info({ pubkey: this.#id.pubkey, kinds: this.#config.kinds, relays: this.#config.relays, capacity: this.#config.capacity, isolation: this.#config.isolation }, 'provider started');
   }
 
-  /** NIP-89 announcement, NIP-61 payment info, and a heartbeat. Called on start and on config change. */
+  /** NIP-89 announcement, NIP-61 payment info, and a heartbeat. Called on start and on config change; in a pool, by its leader only, with the pool's capacity. */
   async announce(): Promise<void> {
+    if (this.#stopped || (this.#pool && !this.#pool.isLeader)) return;
     const c = this.#config;
     const prices = Object.fromEntries(c.kinds.map((k) => [k, c.prices[k]]));
     const isolation = c.isolation === 'gvisor' ? 'gvisor' : c.isolation;
@@ -190,7 +220,7 @@ export class Provider {
     // heartbeat promise (no fresh heartbeat = offline), so a buyer knows all of it before posting.
     const escrow = c.kinds.some((k) => termsFor(c, k) === 'escrow');
     const ann = buildAnnouncement({
-      d: ANNOUNCEMENT_D, kinds: c.kinds, prices, capacity: c.capacity, isolation, paramSchemas: paramSchemasFor(c.kinds), name: c.name, about: c.about,
+      d: ANNOUNCEMENT_D, kinds: c.kinds, prices, capacity: this.#pool ? this.#pool.view().capacity : c.capacity, isolation, paramSchemas: paramSchemasFor(c.kinds), name: c.name, about: c.about,
       terms: Object.fromEntries(c.kinds.map((k) => [k, termsFor(c, k)])),
       ...(escrow ? { arbiters: c.arbiters.map((k) => '02' + k.slice(-64)), disputeWindowSecs: c.disputeWindowSecs } : {}),
       heartbeatSecs: c.heartbeatSecs,
@@ -214,6 +244,8 @@ export class Provider {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    for (const off of this.#offPool) off();
+    this.#offers?.stop();
     clearInterval(this.#poll);
     clearInterval(this.#beat);
     this.#intake.stop();
@@ -235,12 +267,92 @@ export class Provider {
     void q.finally(() => this.#tasks.delete(q));
   }
 
-  /** Ping (kind 7007) to us: a pong with our load. */
+  /** Ping (kind 7007) to us: a pong with our load (a pool's leader answers for the pool). */
   async #onPing(e: NostrEvent): Promise<void> {
     const p = parsePing(e);
     if (!p.ok || p.value.provider !== this.#id.pubkey) return;
     if (p.value.expiration !== undefined && p.value.expiration <= Math.floor(Date.now() / 1000)) return;
-    await this.#publisher.publish(buildPong(e, { active: this.#executor.running, capacity: this.#config.capacity }), 'pong');
+    if (this.#pool && !this.#pool.isLeader) return;
+    const load = this.#load();
+    await this.#publisher.publish(buildPong(e, { active: load.active, capacity: load.capacity }), 'pong');
+  }
+
+  /** Our load, or the pool's when we are a worker of one. */
+  #load(): { active: number; capacity: number; workers?: number } {
+    if (!this.#pool) return { active: this.#executor.running, capacity: this.#config.capacity };
+    const v = this.#pool.view();
+    return { active: v.running, capacity: v.capacity, workers: v.workers.length };
+  }
+
+  /** The hooks a pool calls, the earnings book kept in step, and claims closed as jobs end here. */
+  async #joinPool(pool: ProviderPool): Promise<void> {
+    const log = this.#log;
+    await pool.start({
+      load: () => ({ capacity: this.#config.capacity, running: this.#executor.running, queued: this.#executor.queued, kinds: this.#config.kinds }),
+      canTake: () => !this.#stopped && this.#offers!.free() > 0,
+      onTakeover: (claim, from) => this.#takeOver(claim, from),
+      onRepublish: async (claim) => {
+        const res = await this.#publisher.result(newJobRecord(claim.request, claim.terms), claim.result!);
+        return res.some((r) => r.ok || r.message.startsWith('duplicate:'));
+      },
+      onLeader: (leader) => {
+        if (leader) this.#track(this.announce());
+      },
+      onPoolChange: () => {
+        if (pool.isLeader) this.#track(this.announce());
+      },
+    });
+    // A job finished here (refused, failed, expired, cancelled, settled) closes its claim; a delivered one closes when a relay took the result.
+    const offers = this.#offers!;
+    this.#offPool.push(this.store.onChange((rec) => {
+      if (isTerminal(rec.state)) this.#track(pool.claims.done(rec.id, rec.state));
+      // A decided job is counted by the executor now; any move may have freed a slot for an offer.
+      if (rec.state !== 'received') offers.decided(rec.id);
+      offers.pump();
+    }));
+    this.#offPool.push(this.store.onEarning((e) => this.#track(pool.bookEarning(e))));
+    try {
+      const added = await pool.syncEarnings(this.store.earnings());
+      if (added) log.info({ added }, 'local earnings added to the pool book');
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'could not compare the local earnings with the pool book; new ones are still booked');
+    }
+  }
+
+  /** A claim on the pool's behalf (the offers desk decides when). */
+  async #claim(pool: ProviderPool, rec: JobRecord): Promise<boolean> {
+    if (this.#stopped) return false;
+    const log = this.#log.child({ jobId: rec.id, kind: rec.kind });
+    try {
+      const r = await pool.claims.claim(rec.request, rec.terms);
+      if (r.won) log.info({ worker: pool.worker, attempt: r.attempt }, 'job claimed');
+      else log.debug({ holder: r.holder }, 'job claimed by another worker');
+      return r.won;
+    } catch (err) {
+      // NATS unreachable: the job is left to workers that can claim it.
+      log.warn({ err: (err as Error).message }, 'could not claim the job (NATS unreachable?); left to the other workers');
+      return false;
+    }
+  }
+
+  /** A job whose worker let its lease expire: recorded here and queued (the first worker already decided to accept it). */
+  async #takeOver(claim: Claim, from: string): Promise<void> {
+    const rec = newJobRecord(claim.request, claim.terms);
+    const log = this.#log.child({ jobId: rec.id, kind: rec.kind });
+    if (!(await this.store.adopt(rec))) {
+      log.warn({ from }, 'taken-over job is already active here');
+      return;
+    }
+    await this.store.transition(rec.id, { type: 'accept' });
+    log.info({ from, attempt: claim.attempt }, 'job queued after takeover');
+    this.#executor.enqueue(rec.id);
+  }
+
+  /** In a pool, a job this worker no longer holds ends here without a word to the customer: the holder answers. */
+  async #dropLocally(rec: JobRecord, why: string): Promise<void> {
+    const event = rec.state === 'received' ? ({ type: 'reject', reason: why } as const) : ({ type: 'fail', reason: why } as const);
+    await this.store.transition(rec.id, event, { error: why });
+    this.#log.info({ jobId: rec.id, why }, 'job left to the pool');
   }
 
   /** NIP-09: a customer deleting their own request cancels it if it has not started. */
@@ -270,6 +382,15 @@ export class Provider {
   async #recover(): Promise<void> {
     for (const rec of this.store.jobsIn(['received', 'queued', 'awaiting-payment', 'running', 'delivered', 'settled'])) {
       const log = this.#log.child({ jobId: rec.id });
+      if (this.#pool && (rec.state === 'received' || rec.state === 'queued' || rec.state === 'awaiting-payment' || rec.state === 'running' || (rec.state === 'delivered' && rec.result && !rec.resultPublished))) {
+        // A restarted worker takes back its jobs by name, unless another worker took them over meanwhile.
+        const r = await this.#pool.claims.reclaim(rec.request, rec.terms).catch((err: unknown) => ({ ok: false as const, why: `NATS: ${(err as Error).message}` }));
+        if (!r.ok) {
+          if (rec.state === 'delivered') log.warn({ why: r.why }, 'a result stored here is not published: the job is no longer ours');
+          else await this.#dropLocally(rec, r.why);
+          continue;
+        }
+      }
       if (rec.result && !rec.resultPublished) this.#deliverer.pending(rec.id);
       if (rec.state === 'settled') continue;
       const r = recoverJobState(rec.state, rec.attempts);
@@ -300,8 +421,10 @@ export class Provider {
   async #publishHeartbeat(): Promise<void> {
     if (this.#stopped) return;
     const c = this.#config;
-    const active = this.#executor.running;
-    await this.#publisher.publish(buildHeartbeat({ status: active >= c.capacity ? 'busy' : 'online', active, capacity: c.capacity, kinds: c.kinds, ttlSecs: c.heartbeatSecs * 2 }), 'heartbeat');
+    if (!this.#pool || this.#pool.isLeader) {
+      const { active, capacity, workers } = this.#load();
+      await this.#publisher.publish(buildHeartbeat({ status: active >= capacity ? 'busy' : 'online', active, capacity, kinds: c.kinds, ...(workers !== undefined ? { workers } : {}), ttlSecs: c.heartbeatSecs * 2 }), 'heartbeat');
+    }
     await this.#writeStatusFile();
   }
 

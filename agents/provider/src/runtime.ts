@@ -8,6 +8,7 @@ import { unlockKeystoreFile, type Identity } from '@bazaar/agents-common/identit
 import { DEFAULT_PRICES, loadConfig, type ProviderConfig } from './config.ts';
 import { Wallet } from '@bazaar/agents-common/wallet/wallet';
 import { Provider } from './provider.ts';
+import { ProviderPool } from './pool/pool.ts';
 
 export const DEFAULT_DATA_DIR = './data/provider';
 
@@ -53,20 +54,40 @@ export interface RunningProvider {
   close(): Promise<void>;
 }
 
-/** Unlock the identity, load the config, start the agent. */
-export async function startProvider(o: { dataDir: string; configPath?: string; passphrase: string; logger: Logger; overrides?: Partial<ProviderConfig>; invoicePollMs?: number; allowFileRepos?: boolean; minBackoffMs?: number }): Promise<RunningProvider> {
+/** A worker of a provider pool (`serve --cluster`). */
+export interface ClusterChoice {
+  /** NATS server URL(s) with JetStream, comma-separated. */
+  readonly servers: string;
+  readonly worker: string;
+  readonly leaseMs?: number;
+}
+
+/** Unlock the identity, load the config, (join the pool,) start the agent. */
+export async function startProvider(o: { dataDir: string; configPath?: string; passphrase: string; logger: Logger; overrides?: Partial<ProviderConfig>; invoicePollMs?: number; allowFileRepos?: boolean; minBackoffMs?: number; cluster?: ClusterChoice }): Promise<RunningProvider> {
   const paths = providerPaths(o.dataDir, o.configPath);
   const identity = await unlockKeystoreFile(paths.keys, o.passphrase);
+  // In a pool every line says which worker wrote it.
+  const logger = o.cluster ? o.logger.child({ worker: o.cluster.worker }) : o.logger;
   const merged = { ...(await loadConfig(paths.config)), ...o.overrides };
   // Overridden kinds get the default price of any kind the file did not price.
   const config: ProviderConfig = { ...merged, prices: { ...Object.fromEntries(merged.kinds.map((k) => [k, DEFAULT_PRICES[k]])), ...merged.prices } };
-  const runner = await createRunner(config, o.logger);
-  const wallet = await createWallet(config, paths.root, o.logger);
-  const provider = new Provider({ config, identity, dataDir: paths.root, logger: o.logger, runner, wallet, ...(o.invoicePollMs ? { invoicePollMs: o.invoicePollMs } : {}), ...(o.allowFileRepos ? { allowFileRepos: true } : {}), ...(o.minBackoffMs ? { minBackoffMs: o.minBackoffMs } : {}) });
+  const pool = o.cluster ? await ProviderPool.connect({ servers: o.cluster.servers, worker: o.cluster.worker, pubkey: identity.pubkey, logger, ...(o.cluster.leaseMs ? { leaseMs: o.cluster.leaseMs } : {}) }) : undefined;
+  let wallet: Wallet | null = null;
+  let provider: Provider;
+  try {
+    const runner = await createRunner(config, logger);
+    wallet = await createWallet(config, paths.root, logger);
+    provider = new Provider({ config, identity, dataDir: paths.root, logger, runner, wallet, ...(pool ? { pool } : {}), ...(o.invoicePollMs ? { invoicePollMs: o.invoicePollMs } : {}), ...(o.allowFileRepos ? { allowFileRepos: true } : {}), ...(o.minBackoffMs ? { minBackoffMs: o.minBackoffMs } : {}) });
+  } catch (err) {
+    await pool?.close();
+    await wallet?.close();
+    throw err;
+  }
   try {
     await provider.start();
   } catch (err) {
     await provider.stop().catch(() => {});
+    await pool?.close();
     await wallet?.close();
     throw err;
   }
@@ -76,6 +97,7 @@ export async function startProvider(o: { dataDir: string; configPath?: string; p
     paths,
     async close() {
       await provider.stop();
+      await pool?.close();
       await wallet?.close();
     },
   };

@@ -6,7 +6,7 @@
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import type { EscrowRef } from './escrow-desk.ts';
-import { nextJobState, type JobEvent, type JobState, type PaymentTerms } from '@bazaar/agents-common/job-state';
+import { isTerminal, nextJobState, type JobEvent, type JobState, type PaymentTerms } from '@bazaar/agents-common/job-state';
 
 export const PROVIDER_DB_VERSION = 1;
 
@@ -66,6 +66,7 @@ export class StoreError extends Error {
 
 export class ProviderStore {
   readonly #listeners = new Set<(rec: JobRecord) => void>();
+  readonly #earningListeners = new Set<(e: Earning) => void>();
   readonly #root: RootDatabase;
   readonly #jobs: Database<JobRecord, string>;
   /** Key: zero-padded paidAt + ':' + jobId, so a range scan in reverse is newest first. */
@@ -102,6 +103,28 @@ export class ProviderStore {
     for (const l of this.#listeners) l(rec);
   }
 
+  /** Called with each earning after the transaction that books it committed. */
+  onEarning(listener: (e: Earning) => void): () => void {
+    this.#earningListeners.add(listener);
+    return () => this.#earningListeners.delete(listener);
+  }
+
+  /**
+   * A job taken over from another worker of a pool: recorded here as received (its decision
+   * was made by the worker that claimed it first). A record already here that is finished (this
+   * worker lost the job earlier) is replaced; one still active is left as it is. False then.
+   */
+  async adopt(rec: JobRecord): Promise<boolean> {
+    const adopted = await this.#root.transaction(() => {
+      const cur = this.#jobs.get(rec.id);
+      if (cur && !isTerminal(cur.state)) return false;
+      this.#jobs.put(rec.id, { ...rec, attempts: Math.max(rec.attempts, cur?.attempts ?? 0) });
+      return true;
+    });
+    if (adopted) this.#changed(this.#jobs.get(rec.id)!);
+    return adopted;
+  }
+
   /** Insert a new job; false when the id is already known (a duplicate across relays or a replay). */
   async insert(rec: JobRecord): Promise<boolean> {
     const inserted = await this.#jobs.ifNoExists(rec.id, () => {
@@ -113,6 +136,7 @@ export class ProviderStore {
 
   /** Apply a state-machine event plus field updates in one transaction. Throws on an illegal move. */
   async transition(id: string, event: JobEvent, patch: Partial<JobRecord> = {}, earning?: Omit<Earning, 'jobId' | 'kind'>): Promise<JobRecord> {
+    let booked: Earning | undefined;
     const rec = await this.#root.transaction(() => {
       const cur = this.#jobs.get(id);
       if (!cur) throw new StoreError(`unknown job ${id}`);
@@ -123,10 +147,12 @@ export class ProviderStore {
       if (earning) {
         const e: Earning = { ...earning, jobId: id, kind: cur.kind };
         this.#earnings.put(`${String(e.paidAt).padStart(15, '0')}:${id}`, e);
+        booked = e;
       }
       return rec;
     });
     this.#changed(rec);
+    if (booked) for (const l of this.#earningListeners) l(booked);
     return rec;
   }
 

@@ -1,6 +1,7 @@
 // Test fixture: a real local market — our relay on an ephemeral port, the devnet (dev
 // Lightning network + NWC wallet service over that relay), a provider with a sealed
 // identity in a temp dir — and a raw nostr-tools customer. Everything is torn down.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,4 +173,64 @@ export async function resultOrError(c: Customer, jobId: string, ms = 60_000): Pr
   const e = await c.waitEvent((x) => isResult(jobId)(x) || isFeedback(jobId, 'error')(x), ms, `outcome of ${jobId}`);
   if (e.kind === 7000) throw new Error(`job failed: ${e.tags.find((t) => t[0] === 'status')?.[2] ?? ''}`);
   return e;
+}
+
+const ROOT = new URL('../../..', import.meta.url).pathname;
+
+/** `bazaar ARGS` as a child process (JSON logs, the test passphrase), its output collected and awaitable. */
+export function bazaar(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess & { out: () => string; waitFor: (re: RegExp, ms?: number) => Promise<void>; exited: Promise<number | null> } {
+  const p = spawn(process.execPath, ['--import=tsx', 'scripts/bazaar.mjs', ...args], { cwd: ROOT, env: { ...process.env, BAZAAR_PASSPHRASE: PASSPHRASE, BAZAAR_LOG_FORMAT: 'json', BAZAAR_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const waiters = new Set<() => void>();
+  const on = (d: Buffer) => {
+    out += d.toString();
+    for (const w of waiters) w();
+  };
+  p.stdout!.on('data', on);
+  p.stderr!.on('data', on);
+  const exited = new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)));
+  return Object.assign(p, {
+    out: () => out,
+    exited,
+    waitFor: (re: RegExp, ms = 30_000) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => { waiters.delete(check); reject(new Error(`timed out waiting for ${re} in provider output:\n${out.slice(-2000)}`)); }, ms);
+        const check = () => {
+          if (re.test(out)) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            resolve();
+          }
+        };
+        waiters.add(check);
+        check();
+      }),
+  });
+}
+
+export async function cliJson<T>(args: string[]): Promise<T> {
+  const p = bazaar(args);
+  const code = await p.exited;
+  if (code !== 0) throw new Error(`bazaar ${args.join(' ')} exited ${code}: ${p.out()}`);
+  return JSON.parse(p.out()) as T;
+}
+
+/** Every event on the relay matching `filter` (REQ until EOSE). */
+export function query(url: string, filter: object): Promise<NostrEvent[]> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    const got: NostrEvent[] = [];
+    const timer = setTimeout(() => { ws.terminate(); reject(new Error('query timed out')); }, 10_000);
+    ws.on('open', () => ws.send(JSON.stringify(['REQ', 'q', filter])));
+    ws.on('message', (d) => {
+      const m = JSON.parse(d.toString()) as unknown[];
+      if (m[0] === 'EVENT') got.push(m[2] as NostrEvent);
+      if (m[0] === 'EOSE') {
+        clearTimeout(timer);
+        ws.close();
+        resolve(got);
+      }
+    });
+    ws.on('error', reject);
+  });
 }

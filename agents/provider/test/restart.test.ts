@@ -1,73 +1,11 @@
 // Restart safety with a real process: `bazaar provider serve` is SIGKILLed mid-job and again
 // after delivering but before being paid. The job is resumed (not lost), its result is
 // published exactly once, and the invoice paid while the provider was down is still seen.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import t from 'tap';
-import WebSocket from 'ws';
-import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { loadNwcSdk } from '@bazaar/agents-common/wallet/alby-sdk';
 import { startRelay } from '@bazaar/relay/server';
-import { Customer, isFeedback, isResult, logger, makeProviderDir, PASSPHRASE, runProvider, sandboxJob, startMarket, tempDir, waitFor } from './helpers.ts';
-
-const ROOT = new URL('../../..', import.meta.url).pathname;
-
-function bazaar(args: string[]): ChildProcess & { out: () => string; waitFor: (re: RegExp, ms?: number) => Promise<void>; exited: Promise<number | null> } {
-  const p = spawn(process.execPath, ['--import=tsx', 'scripts/bazaar.mjs', ...args], { cwd: ROOT, env: { ...process.env, BAZAAR_PASSPHRASE: PASSPHRASE, BAZAAR_LOG_FORMAT: 'json', BAZAAR_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const waiters = new Set<() => void>();
-  const on = (d: Buffer) => {
-    out += d.toString();
-    for (const w of waiters) w();
-  };
-  p.stdout!.on('data', on);
-  p.stderr!.on('data', on);
-  const exited = new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)));
-  return Object.assign(p, {
-    out: () => out,
-    exited,
-    waitFor: (re: RegExp, ms = 30_000) =>
-      new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => { waiters.delete(check); reject(new Error(`timed out waiting for ${re} in provider output:\n${out.slice(-2000)}`)); }, ms);
-        const check = () => {
-          if (re.test(out)) {
-            clearTimeout(timer);
-            waiters.delete(check);
-            resolve();
-          }
-        };
-        waiters.add(check);
-        check();
-      }),
-  });
-}
-
-async function cliJson<T>(args: string[]): Promise<T> {
-  const p = bazaar(args);
-  const code = await p.exited;
-  if (code !== 0) throw new Error(`bazaar ${args.join(' ')} exited ${code}: ${p.out()}`);
-  return JSON.parse(p.out()) as T;
-}
-
-/** Every event on the relay matching `filter` (REQ until EOSE). */
-function query(url: string, filter: object): Promise<NostrEvent[]> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    const got: NostrEvent[] = [];
-    const timer = setTimeout(() => { ws.terminate(); reject(new Error('query timed out')); }, 10_000);
-    ws.on('open', () => ws.send(JSON.stringify(['REQ', 'q', filter])));
-    ws.on('message', (d) => {
-      const m = JSON.parse(d.toString()) as unknown[];
-      if (m[0] === 'EVENT') got.push(m[2] as NostrEvent);
-      if (m[0] === 'EOSE') {
-        clearTimeout(timer);
-        ws.close();
-        resolve(got);
-      }
-    });
-    ws.on('error', reject);
-  });
-}
+import { bazaar, cliJson, Customer, isFeedback, isResult, logger, makeProviderDir, query, runProvider, sandboxJob, startMarket, tempDir, waitFor } from './helpers.ts';
 
 t.test('SIGKILL mid-job and after delivery: resumed, delivered once, invoice still watched', async (t) => {
   const m = await startMarket(t);

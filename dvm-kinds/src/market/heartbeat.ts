@@ -19,6 +19,8 @@ export interface Heartbeat {
   readonly active: number;
   readonly capacity: number;
   readonly kinds: readonly number[];
+  /** A provider pool (several processes under one identity): how many workers `load` sums (`["workers", n]`). */
+  readonly workers?: number;
 }
 
 export interface HeartbeatInput {
@@ -26,6 +28,7 @@ export interface HeartbeatInput {
   readonly active: number;
   readonly capacity: number;
   readonly kinds?: readonly number[];
+  readonly workers?: number;
   readonly createdAt?: number;
   readonly ttlSecs?: number;
 }
@@ -36,7 +39,7 @@ export function buildHeartbeat(h: HeartbeatInput): EventTemplate {
     kind: HEARTBEAT_KIND,
     created_at: created,
     content: '',
-    tags: [['status', h.status ?? 'online'], ['load', String(h.active), String(h.capacity)], ...(h.kinds ?? []).map((k) => ['k', String(k)]), ['expiration', String(created + (h.ttlSecs ?? DEFAULT_HEARTBEAT_TTL_SECS))]],
+    tags: [['status', h.status ?? 'online'], ['load', String(h.active), String(h.capacity)], ...(h.kinds ?? []).map((k) => ['k', String(k)]), ...(h.workers !== undefined ? [['workers', String(h.workers)]] : []), ['expiration', String(created + (h.ttlSecs ?? DEFAULT_HEARTBEAT_TTL_SECS))]],
   };
 }
 
@@ -53,6 +56,8 @@ export function parseHeartbeat(e: EventLike): Parsed<Heartbeat> {
   const active = parseUint(load?.[1]);
   const capacity = parseUint(load?.[2]);
   if (load && (active === undefined || capacity === undefined)) out.push(problem('tags.load', 'invalid', 'load is ["load", "<active>", "<capacity>"] with integers'));
+  const workers = readUintTag(e.tags, 'workers', out, false);
+  if (workers === 0) out.push(problem('tags.workers', 'invalid', 'a pool has at least one worker'));
   const kinds: number[] = [];
   for (const t of tagsNamed(e.tags, 'k')) {
     const k = parseUint(t[1]);
@@ -67,5 +72,6 @@ export function parseHeartbeat(e: EventLike): Parsed<Heartbeat> {
     active: active!,
     capacity: capacity!,
     kinds,
+    ...(workers !== undefined ? { workers } : {}),
   }));
 }

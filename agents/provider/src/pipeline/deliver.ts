@@ -15,6 +15,7 @@ import type { InvoiceRef, JobRecord, ProviderStore } from '../store.ts';
 import { ESCROW_CLAIM_TAG, type EscrowDesk } from '../escrow-desk.ts';
 import type { Produced } from '../backends/backend.ts';
 import type { Publisher } from './publisher.ts';
+import { LeaseLostError } from '../pool/claims.ts';
 
 export interface DeliverOptions {
   readonly store: ProviderStore;
@@ -27,6 +28,13 @@ export interface DeliverOptions {
   readonly invoice: (msats: number, jobId: string) => Promise<InvoiceRef | undefined>;
   /** Watch a delivered job's invoice until it is paid or expires. */
   readonly watch: (jobId: string) => void;
+  /**
+   * In a provider pool: the fence. The signed result is written into the job's claim before it
+   * is stored or published; a reason back means this worker lost the job and must not publish.
+   */
+  readonly fence?: (rec: JobRecord, result: NostrEvent) => Promise<string | undefined>;
+  /** A relay took the result (in a pool: the claim is closed). */
+  readonly onPublished?: (rec: JobRecord) => void;
 }
 
 export class Deliverer {
@@ -69,6 +77,8 @@ export class Deliverer {
     const sealed = rec.encrypted ? sealJobResult(withAmount, o.identity.secretKey, rec.customer) : ({ ok: true, value: withAmount } as const);
     if (!sealed.ok) throw new Error(formatProblems(sealed.errors));
     const result = finalizeEvent(sealed.value, o.identity.secretKey) as NostrEvent;
+    const lost = await o.fence?.(rec, result);
+    if (lost) throw new LeaseLostError(lost);
     // Prepaid: the earning was booked when the prepayment arrived; the job settles now.
     const finish = rec.terms === 'prepay' ? ({ type: 'finish-prepaid' } as const) : ({ type: 'finish' } as const);
     const next = await o.store.transition(rec.id, finish, { result, resultPublished: false, trajectorySha256, priceMsats: msats, finishedAt: Date.now(), ...(invoice ? { invoice } : {}) });
@@ -85,6 +95,7 @@ export class Deliverer {
     if (res.some((r) => r.ok || r.message.startsWith('duplicate:'))) {
       this.#unpublished.delete(rec.id);
       await this.#o.store.update(rec.id, { resultPublished: true });
+      this.#o.onPublished?.(rec);
     } else {
       this.#unpublished.add(rec.id);
       log.warn({ relays: res.map((r) => `${r.url}: ${r.message}`) }, 'no relay accepted the result yet; it will be republished');

@@ -29,6 +29,8 @@ export interface ExecuteOptions {
   readonly deliver: (rec: JobRecord, produced: Produced, trajectorySha256: string, log: Logger) => Promise<void>;
   /** Keeps a background task so stop() can wait for it. */
   readonly track: (p: Promise<void>) => void;
+  /** In a provider pool: aborted when this worker loses the job's lease (another worker runs it; nothing more is published here). */
+  readonly leaseSignal?: (id: string) => AbortSignal | undefined;
 }
 
 export class Executor {
@@ -99,8 +101,11 @@ export class Executor {
       return;
     }
     const ac = new AbortController();
+    const lease = o.leaseSignal?.(id);
+    const signal = lease ? AbortSignal.any([ac.signal, lease]) : ac.signal;
     this.#running.set(id, ac);
     try {
+      if (lease?.aborted) throw lease.reason;
       rec = await o.store.transition(id, { type: 'start' }, { startedAt: Date.now(), attempts: rec.attempts + 1 });
       const started = rec;
       // Not awaited: the feedback is sent on the socket now (so it precedes the result on
@@ -124,7 +129,7 @@ export class Executor {
           log,
           trajectory,
           workRoot,
-          signal: ac.signal,
+          signal,
           allowFileRepos: o.allowFileRepos,
           config: o.config(),
           omitRequest: started.encrypted,
@@ -139,9 +144,16 @@ export class Executor {
       const trajectorySha256 = await trajectory.save(join(o.dataDir, 'trajectories'), id);
       await o.deliver(rec, produced, trajectorySha256, log);
     } catch (err) {
+      const cur = o.store.get(id);
+      if (lease?.aborted) {
+        // Another worker holds the job now: it is over here, silently (the other one reports it).
+        const why = `lease lost: ${(lease.reason as Error)?.message ?? 'another worker holds the job'}`;
+        if (cur && (cur.state === 'running' || cur.state === 'queued')) await o.store.transition(id, { type: 'fail', reason: why }, { error: why, finishedAt: Date.now() });
+        log.warn({ why }, 'job abandoned: lease lost, no result published here');
+        return;
+      }
       const message = this.#stopped ? 'the provider stopped during the job' : (err as Error).message;
       log.warn({ err: (err as Error).message }, 'job failed');
-      const cur = o.store.get(id);
       if (cur?.state === 'running') {
         if (this.#stopped) return; // left `running`: the next start retries it once
         const failed = await o.store.transition(id, { type: 'fail', reason: message }, { error: message, finishedAt: Date.now() });

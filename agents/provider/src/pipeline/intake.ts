@@ -2,7 +2,8 @@
 // kinds, pings to us and escrow releases naming us; one for NIP-09 deletions that reference
 // our cancellable jobs only (re-sent as that set changes). A request addressed to someone
 // else is dropped unseen; any other is recorded durably once (insert-if-absent by id, so the
-// same request from two relays or after a restart is one job) and handed to decide.
+// same request from two relays or after a restart is one job) and handed to decide. In a
+// provider pool a job is recorded only by the worker whose claim on it wins (pool/claims.ts).
 import type { Logger } from 'pino';
 import type { Filter, NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { expirationOf } from '@bazaar/dvm-kinds/nostr';
@@ -12,6 +13,7 @@ import { VERDICT_KIND } from '@bazaar/dvm-kinds/market/verdict';
 import type { RelayPool, Subscription } from '@bazaar/agents-common/relay-pool';
 import { termsFor, type ProviderConfig } from '../config.ts';
 import type { JobRecord, ProviderStore } from '../store.ts';
+import type { PaymentTerms } from '@bazaar/agents-common/job-state';
 
 export const DELETION_KIND = 5;
 /** A deletion filter lists at most this many ids (relays cap filter sizes). */
@@ -28,8 +30,29 @@ export interface IntakeOptions {
   readonly onPing: (e: NostrEvent) => Promise<void>;
   readonly onDeletion: (e: NostrEvent) => Promise<void>;
   readonly onRelease: (e: NostrEvent) => Promise<void>;
+  /** In a provider pool: claims the job for this worker; false when another worker has it (then it is not recorded here). */
+  readonly claim?: (rec: JobRecord, log: Logger) => Promise<boolean>;
   /** Keeps a background task so stop() can wait for it. */
   readonly track: (p: Promise<void>) => void;
+}
+
+/** A request as a job just received. */
+export function newJobRecord(e: NostrEvent, terms: PaymentTerms): JobRecord {
+  const expiration = expirationOf(e);
+  const now = Date.now();
+  return {
+    id: e.id,
+    kind: e.kind,
+    customer: e.pubkey,
+    state: 'received',
+    request: e,
+    encrypted: e.tags.some((t) => t[0] === 'encrypted'),
+    terms,
+    receivedAt: now,
+    updatedAt: now,
+    attempts: 0,
+    ...(expiration !== undefined ? { expiration } : {}),
+  };
 }
 
 export class Intake {
@@ -117,21 +140,16 @@ export class Intake {
     const targets = e.tags.filter((t) => t[0] === 'p').map((t) => t[1]);
     if (targets.length && !targets.includes(o.pubkey)) return;
     const log = o.log.child({ jobId: e.id, kind: e.kind, customer: e.pubkey });
-    const encrypted = e.tags.some((t) => t[0] === 'encrypted');
-    const expiration = expirationOf(e);
-    const rec: JobRecord = {
-      id: e.id,
-      kind: e.kind,
-      customer: e.pubkey,
-      state: 'received',
-      request: e,
-      encrypted,
-      terms: termsFor(o.config(), e.kind),
-      receivedAt: Date.now(),
-      updatedAt: Date.now(),
-      attempts: 0,
-      ...(expiration !== undefined ? { expiration } : {}),
-    };
+    const rec = newJobRecord(e, termsFor(o.config(), e.kind));
+    const encrypted = rec.encrypted;
+    if (o.claim) {
+      // A pool: one worker records the job, the one whose claim is created first.
+      if (o.store.get(rec.id)) {
+        log.debug({ relay }, 'duplicate request ignored');
+        return;
+      }
+      if (!(await o.claim(rec, log))) return;
+    }
     if (!(await o.store.insert(rec))) {
       log.debug({ relay }, 'duplicate request ignored');
       return;
