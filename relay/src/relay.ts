@@ -8,6 +8,7 @@ import { seq } from '@bazaar/policies/combinators';
 import { eventLimits } from '@bazaar/policies/limits';
 import type { Policy, PolicyContext, ReadStore, Verdict } from '@bazaar/policies/policy';
 import type { EventStore, PutOutcome, QueryCursor } from './store/event-store.ts';
+import { expirationTs, isExpired } from './store/event-rules.ts';
 import { QueryScheduler } from './query-scheduler.ts';
 import { DEFAULT_NEGENTROPY, NegentropySessions, type NegentropyOptions } from './sync/negentropy-sessions.ts';
 import type { ConnectionHandler, HttpRequest, HttpResponse, TransportHandlers, TransportSocket } from './transport/transport.ts';
@@ -94,6 +95,13 @@ export interface AddEventOptions {
    * limits, policies) are not applied again, so that every node keeps the same events.
    */
   readonly cluster?: 'stream' | 'peer';
+  /**
+   * With `cluster: 'stream'`: unix seconds at which the cluster's stream accepted the event. The
+   * store judges NIP-40 expiry on arrival at this moment instead of its own clock, so a node
+   * reading the stream late (it was down, or lags) keeps what the others kept — an expired
+   * replaceable version still replaces the older ones — and expiry then removes it everywhere.
+   */
+  readonly acceptedAt?: number;
 }
 
 /** The relay's answer to one event, exactly the fields of a NIP-01 `OK`. */
@@ -108,6 +116,7 @@ interface Origin {
   readonly source: PolicyContext['source'];
   readonly client?: Client;
   readonly cluster?: AddEventOptions['cluster'];
+  readonly acceptedAt?: number;
   /** Bytes of the message that carried the event, when known. */
   readonly size?: number;
 }
@@ -380,7 +389,11 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
       return Promise.resolve({ ok: false, message: parsed.message });
     }
     const info = opts.sourceInfo ?? opts.source;
-    const origin: Origin = { source: { type: opts.source, ip: info, connectionId: info }, ...(opts.cluster ? { cluster: opts.cluster } : {}) };
+    const origin: Origin = {
+      source: { type: opts.source, ip: info, connectionId: info },
+      ...(opts.cluster ? { cluster: opts.cluster } : {}),
+      ...(opts.cluster === 'stream' && opts.acceptedAt !== undefined ? { acceptedAt: opts.acceptedAt } : {}),
+    };
     return this.admit(parsed.event, origin).then((r) => {
       if (!r.ok) this.countRejected(r.message);
       return r;
@@ -412,10 +425,12 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
     if (event.kind === AUTH_KIND) return Promise.resolve({ ok: false, message: 'invalid: kind 22242 events are only accepted in AUTH messages' });
     if (client && this.opts.info.authRequired && !client.isAuthed()) return Promise.resolve({ ok: false, message: 'auth-required: this relay requires NIP-42 authentication' });
     // Duplicates cost no signature check. (Size, tags, content, created_at, NIP-40 and NIP-70 are
-    // policy rules: see runPolicy.)
-    if (!isEphemeralKind(event.kind) && this.opts.store.has(event.id)) return Promise.resolve({ ok: true, message: 'duplicate: already have this event' });
+    // policy rules: see runPolicy.) The same event still being written is joined first: its
+    // commit is visible to `has` before it is durable, and a duplicate's OK true — or a cluster
+    // stream ack — must not come before the original is on disk.
     const running = this.inflight.get(event.id);
     if (running) return running.then((r) => (r.ok && !r.message.startsWith('duplicate') ? { ok: true, message: 'duplicate: already have this event' } : r));
+    if (!isEphemeralKind(event.kind) && this.opts.store.has(event.id)) return Promise.resolve({ ok: true, message: 'duplicate: already have this event' });
     const p = this.verifyAndStore(event, origin, now).finally(() => this.inflight.delete(event.id));
     this.inflight.set(event.id, p);
     return p;
@@ -444,15 +459,17 @@ export class RelayCore extends EventEmitter implements TransportHandlers {
       this.broadcast(event, raw, undefined);
       return { ok: true, message: '' };
     }
-    const [outcome] = await this.opts.store.put([event]);
-    return this.afterPut(event, raw, outcome);
+    const [outcome] = await this.opts.store.put([event], origin.acceptedAt !== undefined ? { now: origin.acceptedAt } : undefined);
+    // Stored as of the stream's time but expired by now: kept for its effects, never delivered.
+    const live = origin.acceptedAt === undefined || !isExpired(expirationTs(event), this.now());
+    return this.afterPut(event, raw, outcome, live);
   }
 
-  private afterPut(event: NostrEvent, raw: string, outcome: PutOutcome): AddEventResult {
+  private afterPut(event: NostrEvent, raw: string, outcome: PutOutcome, live = true): AddEventResult {
     switch (outcome.status) {
       case 'stored':
         this.stats.eventsStored++;
-        this.broadcast(event, raw, outcome.seq);
+        if (live) this.broadcast(event, raw, outcome.seq);
         this.opts.onStored?.(event, outcome.seq);
         return { ok: true, message: '' };
       case 'duplicate':

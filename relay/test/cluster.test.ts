@@ -153,12 +153,18 @@ if (!natsBin.path) {
     // already expired; every node must end up serving the same (none of them).
     const dave = signer();
     const soon = now() + 2;
-    const expiring = [
+    const expiring: NostrEvent[] = [
       dave.sign({ kind: 1, content: 'expires while B is down', tags: [['expiration', String(soon)]] }),
       dave.sign({ kind: 30023, content: 'article, expires', tags: [['d', 'x'], ['expiration', String(soon)]] }),
     ];
     const kept = dave.sign({ kind: 1, content: 'expires in an hour', tags: [['expiration', String(now() + 3600)]] });
-    t.same((await publishAll(A.url, [...expiring, kept])).map(([ok]) => ok), [true, true, true]);
+    // An addressable event's newer version that expires: it replaced the older one on A and C,
+    // so B, which reads both late, must not bring the older one back.
+    const olderVersion = dave.sign({ kind: 30023, created_at: now() - 20, content: 'older version', tags: [['d', 'y']] });
+    const newerVersion = dave.sign({ kind: 30023, created_at: now() - 10, content: 'newer version, expires', tags: [['d', 'y'], ['expiration', String(soon)]] });
+    expiring.push(newerVersion);
+    t.same((await publishAll(A.url, [olderVersion])).map(([ok]) => ok), [true]);
+    t.same((await publishAll(A.url, [...expiring, kept])).map(([ok]) => ok), [true, true, true, true]);
     // Observed, not slept: A stops serving them once their second has come.
     await until(async () => (await countOf(A.url, { ids: expiring.map((e) => e.id) })) === 0, 30_000);
     // The last message of the stream: once B has stored it, it has stored everything before it.

@@ -234,7 +234,9 @@ export class RelayCluster {
         continue;
       }
       inflight++;
-      void core.addEvent(event, { source: 'stream', sourceInfo, cluster: 'stream' }).then((r: AddEventResult) => {
+      // Expiry on arrival is judged at the stream's timestamp: every node decides alike.
+      const acceptedAt = Math.floor(m.info.timestampNanos / 1e9);
+      void core.addEvent(event, { source: 'stream', sourceInfo, cluster: 'stream', acceptedAt }).then((r: AddEventResult) => {
         this.account(m, r);
         inflight--;
         const s = slot;

@@ -66,13 +66,21 @@ export interface StoredFeed {
   readonly lastSeq: number;
 }
 
+export interface PutOptions {
+  /** Unix seconds at which the events arrive (NIP-40 refusal of expired events); default the store's clock. */
+  readonly now?: number;
+}
+
 export interface EventStore {
   /**
    * Write a batch of verified, non-ephemeral events. Resolves once every
    * stored event is durable; outcomes are in input order. Events within one
    * batch are applied in order (a later one may replace an earlier one).
+   * `opts.now` (unix seconds) is the moment the events count as arriving, for the refusal of
+   * events already expired (NIP-40); default the store's clock. A relay cluster passes the
+   * time its stream accepted the event, so every node decides alike however late it reads it.
    */
-  put(events: readonly NostrEvent[]): Promise<PutOutcome[]>;
+  put(events: readonly NostrEvent[], opts?: PutOptions): Promise<PutOutcome[]>;
   /**
    * Events matching any filter (OR), each filter applying its own `limit`
    * (newest first, ties by lowest id), de-duplicated, expired events excluded.

@@ -843,9 +843,9 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
 
   return {
     path: opts.path,
-    put(batch) {
+    put(batch, putOpts) {
       if (batch.length === 0) return Promise.resolve([]);
-      return submit({ type: 'put', events: batch, now: clock() }) as Promise<PutOutcome[]>;
+      return submit({ type: 'put', events: batch, now: putOpts?.now ?? clock() }) as Promise<PutOutcome[]>;
     },
     async query(filters, q: QueryOptions = {}) {
       return runToEnd(openQueryWith(filters, q, JSON_OUTPUT));

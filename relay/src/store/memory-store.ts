@@ -98,8 +98,8 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): EventStore & {
     return [...removed];
   }
 
-  function putOne(e: NostrEvent): PutOutcome {
-    const rejection = storeRejection(e, clock());
+  function putOne(e: NostrEvent, now: number): PutOutcome {
+    const rejection = storeRejection(e, now);
     if (rejection !== undefined) return { status: 'rejected', message: rejection };
     if (events.some((s) => s.event.id === e.id)) return { status: 'duplicate' };
     if (isTombstoned(e)) return { status: 'deleted' };
@@ -142,7 +142,11 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): EventStore & {
   }
 
   return {
-    async put(batch) { ensureOpen(); return batch.map(putOne); },
+    async put(batch, putOpts) {
+      ensureOpen();
+      const now = putOpts?.now ?? clock();
+      return batch.map((e) => putOne(e, now));
+    },
     async query(filters, q: QueryOptions = {}) {
       ensureOpen(); q.signal?.throwIfAborted();
       return matching(filters, q.now ?? clock(), true, q.maxSeq).map((s) => s.json);
