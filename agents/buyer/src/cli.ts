@@ -19,7 +19,7 @@ import { DEFAULT_DATA_DIR, buyerPaths, openBuyer, type RunningBuyer } from './ru
 import { PREFERENCES, parseStrategy, type PayChoice, type Preference } from './selection.ts';
 import { KIND_OF, maxUnits, readTask, type TaskSpec } from './tasks.ts';
 import type { RunOptions, RunReport } from './market-client.ts';
-import { ProgressPrinter, summary } from './progress.ts';
+import { ProgressPrinter, formatSats, summary } from './progress.ts';
 
 /** Exit codes of the job commands (and autopilot): distinct so a script can branch on them. */
 export const EXIT = {
@@ -255,6 +255,19 @@ ${EXIT_HELP}`,
   run: async (f) => (await import('./autopilot-cli.ts')).runAutopilot(f),
 };
 
+const walletCommand: CommandSpec = {
+  name: 'wallet',
+  summary: 'The buyer\'s money: the Lightning balance (NWC get_balance) and the ecash purse at its mint; --topup SATS mints ecash paid from the Lightning wallet (for --pay cashu and escrow).',
+  details: 'A top-up is a Lightning payment to the mint (it counts against the spending limits like any payment); the mint quote is stored first, so an interrupted top-up is finished by the next command that opens the wallet.',
+  envPrefix: ENV,
+  flags: {
+    topup: { type: 'number', integer: true, min: 1, max: 10_000_000, env: false, description: 'Mint this many sats of ecash at the configured mint, paid from the Lightning wallet' },
+    json: jsonFlag,
+    ...connectionFlags(),
+  },
+  run: runWallet,
+};
+
 export const buyerCommand: CommandSpec = {
   name: 'buyer',
   summary: 'The buyer agent (Autopilot): buys verifiable work, verifies it in its own sandbox, pays only for what passed.',
@@ -269,6 +282,7 @@ export const buyerCommand: CommandSpec = {
     receipts: async () => receiptsCommand,
     providers: async () => providersCommand,
     autopilot: async () => autopilotCommand,
+    wallet: async () => walletCommand,
   },
 };
 
@@ -349,7 +363,7 @@ export function runOptionsFrom(f: FlagValues, budgetSats: number, kind: number):
 }
 
 /** Task-spec field → the flag that sets it, for error messages. */
-const FLAG_OF: Readonly<Record<string, string>> = { time_limit_secs: 'time-limit', max_files: 'max-files', max_tokens: 'max-tokens', paths: 'path', prompt: 'PROMPT' };
+const FLAG_OF: Readonly<Record<string, string>> = { time_limit_secs: '--time-limit', max_files: '--max-files', max_tokens: '--max-tokens', paths: '--path', prompt: 'the prompt' };
 
 function fail(msg: string): number {
   process.stderr.write(`error: ${msg}\n`);
@@ -360,7 +374,7 @@ function fail(msg: string): number {
 
 async function runJob(f: FlagValues, pos: string[], toTask: (f: FlagValues, p: string[]) => Record<string, unknown>, budgetRequired: boolean): Promise<number> {
   const read = readTask(toTask(f, pos));
-  if ('problems' in read) throw new UsageError(read.problems.map((p) => p.replace(/^(\w+):/, (_, k: string) => `--${FLAG_OF[k] ?? k}:`)).join('; '));
+  if ('problems' in read) throw new UsageError(read.problems.map((p) => p.replace(/^(\w+):/, (_, k: string) => `${FLAG_OF[k] ?? `--${k}`}:`)).join('; '));
   const task: TaskSpec = read.task;
   if (budgetRequired && f.budget === undefined) throw new UsageError('--budget SATS is required');
   const log = stderrLogger(f['log-level'] as string);
@@ -564,3 +578,45 @@ async function runProviders(f: FlagValues): Promise<number> {
     await b.close();
   }
 }
+
+async function runWallet(f: FlagValues): Promise<number> {
+  const log = stderrLogger(f['log-level'] as string);
+  let b: RunningBuyer;
+  try {
+    b = await openFromFlags(f, log, await effectiveConfig(f));
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    return fail((err as Error).message);
+  }
+  try {
+    const w = b.wallet;
+    let minted: number | undefined;
+    if (f.topup !== undefined) {
+      const sats = f.topup as number;
+      if (!w.hasCashu) return fail('no mint configured: give one with --mint URL or "mint" in the config');
+      if (!w.hasLightning) return fail('no Lightning wallet to pay the mint with: give an NWC URI (--nwc-uri-file, or "nwc_uri" in the config)');
+      const { quote, bolt11 } = await w.cashu.requestMint(sats);
+      try {
+        await w.lightning.pay(bolt11, { maxAmountMsat: sats * 1000, timeoutMs: 30_000 });
+      } catch (err) {
+        return fail(`the Lightning wallet did not pay the mint's invoice: ${(err as Error).message}`);
+      }
+      minted = await w.cashu.completeMint(quote, { timeoutMs: 30_000 });
+    }
+    const lightningMsats = w.hasLightning ? await w.lightning.balanceMsat().catch((err: Error) => err) : undefined;
+    const ecash = w.hasCashu ? w.cashu.balance() : undefined;
+    const mint = w.hasCashu ? w.cashu.mintUrl : undefined;
+    const spending = w.spending();
+    if (f.json) {
+      process.stdout.write(`${JSON.stringify({ lightningMsats: typeof lightningMsats === 'number' ? lightningMsats : null, ...(lightningMsats instanceof Error ? { lightningError: lightningMsats.message } : {}), ecashSats: ecash ?? null, mint: mint ?? null, ...(minted !== undefined ? { mintedSats: minted } : {}), spending }, null, 2)}\n`);
+      return EXIT.ok;
+    }
+    if (minted !== undefined) process.stdout.write(`minted ${minted} sats of ecash at ${mint}, paid from the Lightning wallet\n`);
+    const ln = lightningMsats === undefined ? 'not configured (nwc_uri)' : lightningMsats instanceof Error ? `unknown: ${lightningMsats.message}` : `${formatSats(lightningMsats)} sats`;
+    process.stdout.write(`lightning  ${ln}\necash      ${ecash === undefined ? 'not configured (mint)' : `${ecash} sats at ${mint}`}\n`);
+    return EXIT.ok;
+  } finally {
+    await b.close();
+  }
+}
+

@@ -395,7 +395,9 @@ export class MarketClient {
         escrow = await this.#lockEscrow(runId, c, task, budget, expiration, n, o.signal);
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'escrow not possible with this provider');
-        return { result: (err as { refused?: boolean }).refused ? 'refused' : 'failed', provider: c.pubkey, reason: `escrow: ${(err as Error).message}` };
+        // Too little ecash to lock is a refusal for the budget, like a spending limit.
+        const refused = classifyPaymentError(err);
+        return { result: (err as { refused?: boolean }).refused || refused?.reason === 'budget' ? 'refused' : 'failed', provider: c.pubkey, reason: `escrow: ${refused?.message ?? (err as Error).message}` };
       }
       template = { ...template, tags: [...template.tags, buildEscrowTag(escrow.token)] };
     }

@@ -39,10 +39,13 @@ export function classifyPaymentError(err: unknown): PaymentRefused | undefined {
   if (err instanceof LightningWalletError) {
     if (err.code === 'OVER_BUDGET') return new PaymentRefused('budget', err.message);
     if (err.code === 'INVALID_INVOICE' || err.code === 'EXPIRED') return new PaymentRefused('wallet', err.message);
-    if (err.code === 'WALLET_ERROR') return new PaymentRefused(err.nip47Code === 'QUOTA_EXCEEDED' ? 'budget' : 'wallet', err.message);
+    // Not enough money (or quota) in the wallet: refused for the budget, like a spending limit.
+    if (err.code === 'WALLET_ERROR') return new PaymentRefused(err.nip47Code === 'QUOTA_EXCEEDED' || err.nip47Code === 'INSUFFICIENT_BALANCE' ? 'budget' : 'wallet', err.message);
     return undefined; // TIMEOUT, ABORTED, BAD_PREIMAGE: the payment may have happened
   }
   if (err instanceof CashuWalletError && err.reason === 'OVER_LIMIT') return new PaymentRefused('budget', err.message);
+  // The purse holds too little: nothing reached the mint. Ecash comes from `bazaar buyer wallet --topup`.
+  if (err instanceof CashuWalletError && err.reason === 'INSUFFICIENT_FUNDS') return new PaymentRefused('budget', `${err.message} (top up: bazaar buyer wallet --topup SATS)`);
   // A mint answer with a NUT error code refused the melt; anything else (network) is unknown.
   if (err instanceof CashuWalletError && typeof err.code === 'number') return new PaymentRefused('wallet', err.message);
   if (err instanceof CashuWalletError && /over the budget|exceeds the budget/.test(err.message)) return new PaymentRefused('budget', err.message);

@@ -3,7 +3,13 @@
 import type { ProgressEvent, RunReport } from './market-client.ts';
 
 const short = (hex: string): string => `${hex.slice(0, 8)}…`;
-const sats = (msats: number): string => `${Math.round(msats / 1000).toLocaleString('en-US')} sat${Math.round(msats / 1000) === 1 ? '' : 's'}`;
+/** Sats with millisats shown only when there are some (1.1 sats, not "1 sat" for 1,100 msats). */
+export function formatSats(msats: number): string {
+  const whole = Math.floor(msats / 1000);
+  const rest = Math.round(msats) % 1000;
+  return rest ? `${whole.toLocaleString('en-US')}.${String(rest).padStart(3, '0').replace(/0+$/, '')}` : whole.toLocaleString('en-US');
+}
+const sats = (msats: number): string => `${formatSats(msats)} sat${msats === 1000 ? '' : 's'}`;
 
 export class ProgressPrinter {
   readonly #started = Date.now();
@@ -39,7 +45,7 @@ export class ProgressPrinter {
         this.#line(`${short(e.jobId)} result received`);
         break;
       case 'verifying':
-        this.#line(`${short(e.jobId)} verifying in our own sandbox…`);
+        this.#line(`${short(e.jobId)} verifying on our own machine…`);
         break;
       case 'verified':
         this.#line(e.ok ? `${short(e.jobId)} verified: every check passed` : `${short(e.jobId)} verification FAILED: ${e.failed.join('; ')}`);

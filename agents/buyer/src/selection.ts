@@ -7,6 +7,9 @@ import type { Heartbeat } from '@bazaar/dvm-kinds/market/heartbeat';
 import type { ReputationAssertion } from '@bazaar/dvm-kinds/market/reputation';
 import type { PaymentInfo } from '@bazaar/dvm-kinds/market/payment-info';
 
+/** Millisats as sats for messages a person reads (1100 → 1.1). */
+const satsOf = (msats: number): string => String(msats / 1000);
+
 /** What discovery knows about one provider. */
 export interface ProviderView {
   readonly pubkey: string;
@@ -139,11 +142,11 @@ export function rankProviders(views: readonly ProviderView[], job: { kind: numbe
     const price = a && a.prices[job.kind] ? priceFor(job.kind, a.prices, job.units, { tier }) : undefined;
     const quoteMsats = price?.ok ? price.value.msats : undefined;
     if (quoteMsats !== undefined && policy.maxPriceMsats !== undefined && quoteMsats > policy.maxPriceMsats) {
-      excluded.push({ pubkey: v.pubkey, code: 'price', quoteMsats, reason: `charges up to ${quoteMsats} msats, more than the max price ${policy.maxPriceMsats}` });
+      excluded.push({ pubkey: v.pubkey, code: 'price', quoteMsats, reason: `charges up to ${satsOf(quoteMsats)} sats, more than the max price of ${satsOf(policy.maxPriceMsats)} sats` });
       continue;
     }
     if (quoteMsats !== undefined && quoteMsats > policy.budgetMsats) {
-      excluded.push({ pubkey: v.pubkey, code: 'price', quoteMsats, reason: `charges up to ${quoteMsats} msats, more than the budget ${policy.budgetMsats}` });
+      excluded.push({ pubkey: v.pubkey, code: 'price', quoteMsats, reason: `charges up to ${satsOf(quoteMsats)} sats, more than the budget of ${satsOf(policy.budgetMsats)} sats` });
       continue;
     }
     if ((policy.minSuccessRate ?? 0) > 0 && (v.reputation?.successRate ?? -1) < policy.minSuccessRate!) {

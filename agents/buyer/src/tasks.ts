@@ -8,6 +8,8 @@ import { REPO_INDEX_KIND, buildRepoIndexRequest } from '@bazaar/dvm-kinds/kinds/
 import { PATCH_GEN_KIND, buildPatchGenRequest } from '@bazaar/dvm-kinds/kinds/patch-gen';
 import { CODE_REVIEW_KIND, REVIEW_DEPTH, REVIEW_FOCUS, buildCodeReviewRequest } from '@bazaar/dvm-kinds/kinds/code-review';
 import { TEXT_GEN_KIND, buildTextGenRequest } from '@bazaar/dvm-kinds/kinds/text-gen';
+import { JOB_KINDS } from '@bazaar/dvm-kinds/registry';
+import { normalizeSource, validRef } from '@bazaar/agents-common/sandbox/repo-cache';
 
 export type TaskSpec =
   | { readonly type: 'sandbox'; readonly cmd: readonly string[]; readonly repo?: string; readonly ref?: string; readonly timeLimitSecs: number; readonly memoryMb?: number }
@@ -165,5 +167,40 @@ export function readTask(o: Obj): { task: TaskSpec } | { problems: string[] } {
       break;
     }
   }
-  return out.length || !task ? { problems: out.length ? out : ['incomplete task'] } : { task };
+  // The buyer checks repositories out itself to verify: what its repo cache refuses (ssh,
+  // ext::, credentials in the URL, an option-like ref) is refused before anything is bought.
+  if (task && 'repo' in task && task.repo !== undefined) {
+    try {
+      normalizeSource(task.repo);
+    } catch (err) {
+      out.push(`repo: ${(err as Error).message.replace(/^invalid: /, '')}`);
+    }
+    if (task.ref !== undefined && !validRef(task.ref)) out.push(`ref: ${JSON.stringify(task.ref)} is not a valid git ref`);
+  }
+  if (out.length || !task) return { problems: out.length ? out : ['incomplete task'] };
+  // The request as a provider will read it: what the kind module refuses (a --diff that is not
+  // a unified diff, a repo URL no one can clone) is refused here, before anything is posted.
+  const refused = requestProblems(task);
+  return refused.length ? { problems: refused } : { task };
+}
+
+/** Field of the task each request tag comes from, so a refusal names what the user wrote. */
+const FIELD_OF_TAG: Readonly<Record<TaskType, Readonly<Record<string, string>>>> = {
+  sandbox: { i: 'repo', repo_ref: 'ref' },
+  index: { i: 'repo', repo_ref: 'ref', path: 'paths' },
+  patch: { i: 'repo', repo_ref: 'ref', issue_title: 'title', test_cmd: 'test', allow_path: 'allow', deny_path: 'deny' },
+  review: { i: 'diff' },
+  text: { i: 'prompt' },
+};
+
+/** Problems the kind's own parser finds in the request this task becomes (empty when it reads cleanly). */
+export function requestProblems(task: TaskSpec): string[] {
+  const template = buildTaskRequest(task, {});
+  const parsed = JOB_KINDS.get(KIND_OF[task.type])!.parseRequest(template);
+  if (parsed.ok) return [];
+  return parsed.errors.map((p) => {
+    const m = /^tags\.(?:param\[)?([a-z_]+)/.exec(p.path);
+    const field = (m && FIELD_OF_TAG[task.type][m[1]!]) ?? p.path;
+    return `${field}: ${p.message}`;
+  });
 }

@@ -62,7 +62,7 @@ t.test('one-shot jobs, the directory, jobs and receipts, exit codes', async (t) 
   t.equal(human.code, 0);
   t.match(human.stderr, /\[\s+\d+\.\ds\] attempt 1: job [0-9a-f]{8}… posted to/, 'live progress with elapsed time');
   t.match(human.stderr, /verified: every check passed/);
-  t.match(human.stderr, /\(spent \d+ sats? of 1,000 sats\)/, 'and the spend');
+  t.match(human.stderr, /\(spent [\d.]+ sats? of 1,000 sats\)/, 'and the spend');
   t.match(human.stdout, /^\nPAID\s+SandboxRun echo again/);
   t.match(human.stdout, /--- result ---\n\$ echo again\nagain\n/, 'the output is shown');
 
@@ -91,6 +91,42 @@ t.test('one-shot jobs, the directory, jobs and receipts, exit codes', async (t) 
   t.equal(rs.length, 2);
   t.ok(rs.every((r) => r.method === 'lightning' && r.published));
   t.ok(rs.some((r) => r.receiptId === report.receiptId));
+});
+
+t.test('wallet: balances, an ecash top-up from Lightning, then a job paid by melting ecash', async (t) => {
+  const m = await startMarket(t);
+  await runProvider(t, m, 'prov-c', { kinds: [5930] });
+  const { uri } = m.devnet.account('ecash-buyer', { fundSats: 1000 });
+  await m.devnet.nwc.refresh();
+  const dir = tempDir('bazaar-buyer-wallet-');
+  const uriFile = join(dir, 'buyer.nwc');
+  writeFileSync(uriFile, uri, { mode: 0o600 });
+  const common = ['--data', join(dir, 'buyer'), '--relay', m.relay.url, '--nwc-uri-file', uriFile, '--mint', m.mintUrl];
+
+  const poor = await bazaar(['buyer', 'sandbox', '--cmd', 'echo poor', '--time-limit', '10', '--pay', 'cashu', '--json', ...common]);
+  t.equal(poor.code, 4, `no ecash: refused for the budget, not left in flight ${poor.stderr.slice(-300)}`);
+  t.match(JSON.parse(poor.stdout).reason, /insufficient ecash.*bazaar buyer wallet --topup/);
+  t.equal(m.devnet.network.balance('ecash-buyer'), 1_000_000, 'nothing left the wallet');
+
+  const topup = await bazaar(['buyer', 'wallet', '--topup', '30', '--json', ...common]);
+  t.equal(topup.code, 0, topup.stderr.slice(-300));
+  t.match(JSON.parse(topup.stdout), { mintedSats: 30, ecashSats: 30, lightningMsats: 970_000, mint: m.mintUrl });
+
+  const paid = await bazaar(['buyer', 'sandbox', '--cmd', 'echo ecash', '--time-limit', '10', '--pay', 'cashu', '--json', ...common]);
+  t.equal(paid.code, 0, `paid by melting ecash (a small invoice from 16+8+4+2 sat) ${paid.stderr.slice(-300)}`);
+  t.match(JSON.parse(paid.stdout), { outcome: 'paid', payment: { method: 'cashu', when: 'after-verify' } });
+  const after = JSON.parse((await bazaar(['buyer', 'wallet', '--json', ...common])).stdout) as { ecashSats: number; lightningMsats: number };
+  t.ok(after.ecashSats < 30 && after.ecashSats >= 25, `the melt came out of the purse (${after.ecashSats} sats left)`);
+  t.equal(after.lightningMsats, 970_000, 'not out of the Lightning wallet');
+
+  const notDiff = join(dir, 'notes.txt');
+  writeFileSync(notDiff, 'just some notes\n');
+  const bad = await bazaar(['buyer', 'review', '--diff', notDiff, ...common]);
+  t.equal(bad.code, 2, 'a --diff that is not a diff is a usage error, found before anything is posted');
+  t.match(bad.stderr, /--diff: the diff input: no file headers found/);
+  const sshRepo = await bazaar(['buyer', 'index', '--repo', 'git@example.com:a/b.git', ...common]);
+  t.equal(sshRepo.code, 2);
+  t.match(sshRepo.stderr, /--repo: repository source is neither an absolute path nor a URL/);
 });
 
 t.test('autopilot: a task file within one budget, with a delegation policy', async (t) => {

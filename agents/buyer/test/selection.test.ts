@@ -8,6 +8,9 @@ import { DEFAULT_WEIGHTS, effectiveWeights, parseStrategy, rankProviders, retryB
 import { nextBuyerState } from '../src/buyer-job.ts';
 import { BuyerStore, type BuyerJob } from '../src/job-store.ts';
 import { readTask } from '../src/tasks.ts';
+import { classifyPaymentError } from '../src/payments.ts';
+import { CashuWalletError } from '@bazaar/agents-common/wallet/cashu';
+import { LightningWalletError } from '@bazaar/agents-common/wallet/lightning';
 import { tempDir } from './helpers.ts';
 
 const pk = (c: string) => c.repeat(64);
@@ -109,4 +112,19 @@ t.test('task specs: every problem reported', async (t) => {
   t.same(readTask({ type: 'review', diff: 'd', focus: ['speed'], depth: 'deep' }), { problems: ['focus: "speed" is not one of correctness, security, performance, style, tests, docs', 'depth: must be one of quick, standard, thorough'] });
   t.same(readTask({ type: 'sandbox', cmd: [], time_limit_secs: 0 }), { problems: ['cmd: at least one command', 'time_limit_secs: must be an integer from 1 to 86400'] });
   t.match(readTask({ type: 'mine' }), { problems: [/type: must be one of/] });
+  // What a provider (or our own checkout) would refuse is refused before anything is posted.
+  t.same(readTask({ type: 'review', diff: 'not a diff\n' }), { problems: ['diff: the diff input: no file headers found in the diff'] }, 'the kind module reads the request as a provider would');
+  t.match(readTask({ type: 'index', repo: 'git@github.com:a/b.git' }), { problems: [/^repo: repository source is neither an absolute path nor a URL/] });
+  t.match(readTask({ type: 'patch', repo: 'ssh://h/r.git', title: 'x' }), { problems: [/^repo: repository protocol ssh: is not allowed/] });
+  t.match(readTask({ type: 'patch', repo: 'https://u:p@h/r.git', title: 'x' }), { problems: ['repo: credentials in the repository URL'] });
+  t.match(readTask({ type: 'sandbox', cmd: ['true'], repo: 'https://h/r.git', ref: '--upload-pack=x' }), { problems: ['ref: "--upload-pack=x" is not a valid git ref'] });
+});
+
+t.test('payment errors: what proves nothing was paid', async (t) => {
+  const poor = classifyPaymentError(new CashuWalletError('insufficient ecash: need 2 sat, have 0 sat', undefined, 'INSUFFICIENT_FUNDS'));
+  t.match(poor, { reason: 'budget', message: /insufficient ecash.*bazaar buyer wallet --topup/ }, 'too little ecash: refused for the budget, with the way out');
+  t.match(classifyPaymentError(new LightningWalletError('WALLET_ERROR', 'not enough', 'INSUFFICIENT_BALANCE')), { reason: 'budget' }, 'NIP-47 INSUFFICIENT_BALANCE likewise');
+  t.match(classifyPaymentError(new LightningWalletError('WALLET_ERROR', 'no route', 'PAYMENT_FAILED')), { reason: 'wallet' });
+  t.equal(classifyPaymentError(new LightningWalletError('TIMEOUT', 'no answer')), undefined, 'a timeout proves nothing: the payment stays in flight');
+  t.equal(classifyPaymentError(new CashuWalletError('socket hang up')), undefined);
 });

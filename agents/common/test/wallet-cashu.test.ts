@@ -3,7 +3,7 @@
 // wallets hold.
 import t from 'tap';
 import { getEncodedToken } from '@cashu/cashu-ts';
-import { CashuWalletError, fromProofJson } from '../src/wallet/cashu.ts';
+import { CashuWalletError, coverWithFees, fromProofJson } from '../src/wallet/cashu.ts';
 import { newPaymentKey } from '../src/wallet/escrow.ts';
 import { startCashuFixture } from './helpers/cashu-fixture.ts';
 
@@ -65,8 +65,30 @@ t.test('melt pays an invoice and keeps the change; budgets are enforced', async 
   t.type(twice, CashuWalletError, 'an invoice is paid once');
   const tooBig = await f.fake.createInvoice({ amountMsat: 10_000_000, description: 'x', expirySecs: 600 });
   const poor = await w.payInvoice(tooBig.bolt11).catch((e: Error) => e);
-  t.match(poor, { message: /insufficient ecash/ });
+  t.match(poor, { message: /insufficient ecash/, reason: 'INSUFFICIENT_FUNDS' });
   f.assertConserved(t, [w]);
+});
+
+t.test('a small melt is paid when only a larger proof covers it with its fee', async (t) => {
+  // 30 sat = 16 + 8 + 4 + 2; a 2-sat invoice plus the input fee needs the 4 (cashu-ts's own
+  // selector returns nothing for it).
+  const f = await startCashuFixture(t);
+  const w = await f.openWallet();
+  await f.fund(w, 30);
+  t.same(w.list('ready').map((p) => p.amount).sort((a, b) => a - b), [2, 4, 8, 16]);
+  const inv = await f.fake.createInvoice({ amountMsat: 2_000, description: 'x', expirySecs: 600 });
+  const res = await w.payInvoice(inv.bolt11);
+  t.equal(res.amount, 2);
+  t.equal(w.balance(), 30 - 2 - res.feePaid, 'the change came back');
+  f.assertConserved(t, [w]);
+});
+
+t.test('coverWithFees: the smallest proof that covers, else the largest first', async (t) => {
+  const p = (amount: number) => ({ id: '00', amount, secret: String(amount) + Math.random(), C: '02' });
+  const fee = (ps: readonly unknown[]) => Math.ceil((ps.length * 100) / 1000);
+  t.same(coverWithFees([p(16), p(8), p(4), p(2)], 2, fee)?.map((x) => x.amount), [4]);
+  t.same(coverWithFees([p(2), p(2), p(1)], 4, fee)?.map((x) => x.amount), [2, 2, 1]);
+  t.equal(coverWithFees([p(2), p(1)], 3, fee), undefined, 'not enough with the fee');
 });
 
 t.test('bad tokens: garbage, another mint, another unit, tampered proofs', async (t) => {

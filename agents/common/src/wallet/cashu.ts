@@ -133,9 +133,9 @@ export class CashuWalletError extends Error {
   override name = 'CashuWalletError';
   /** The mint's NUT error code, when the mint refused. */
   readonly code?: number;
-  /** OVER_LIMIT: a spending limit refused the operation before the mint was called. */
-  readonly reason?: 'OVER_LIMIT';
-  constructor(message: string, code?: number, reason?: 'OVER_LIMIT') {
+  /** OVER_LIMIT: a spending limit refused the operation before the mint was called; INSUFFICIENT_FUNDS: the purse holds too little (nothing was sent to the mint). */
+  readonly reason?: 'OVER_LIMIT' | 'INSUFFICIENT_FUNDS';
+  constructor(message: string, code?: number, reason?: 'OVER_LIMIT' | 'INSUFFICIENT_FUNDS') {
     super(message);
     this.code = code;
     if (reason) this.reason = reason;
@@ -154,6 +154,22 @@ export const toProofJson = (p: Proof | ProofJson): ProofJson => ({
 export const fromProofJson = (p: ProofJson): Proof => ({ ...p, amount: Amount.from(p.amount) }) as unknown as Proof;
 
 export const sumJson = (ps: readonly ProofJson[]): number => ps.reduce((s, p) => s + p.amount, 0);
+
+/**
+ * Proofs that cover `amount` plus their own input fee, or undefined when all of them do not:
+ * the smallest single proof that covers it, else the largest first until covered.
+ */
+export function coverWithFees(proofs: readonly ProofJson[], amount: number, feeOf: (ps: readonly ProofJson[]) => number): ProofJson[] | undefined {
+  const asc = [...proofs].sort((a, b) => a.amount - b.amount);
+  const single = asc.find((p) => p.amount >= amount + feeOf([p]));
+  if (single) return [single];
+  const chosen: ProofJson[] = [];
+  for (const p of asc.reverse()) {
+    chosen.push(p);
+    if (sumJson(chosen) >= amount + feeOf(chosen)) return chosen;
+  }
+  return undefined;
+}
 
 export const proofY = (secret: string): string => hashToCurve(new TextEncoder().encode(secret)).toHex(true);
 
@@ -318,9 +334,14 @@ export class CashuWallet {
   private select(amount: number, includeFees: boolean): { chosen: ProofJson[]; release: () => void } {
     const ready = this.list('ready').filter((p) => !this.claimed.has(p.secret));
     const { send } = this.ts.selectProofsToSend(ready.map(fromProofJson), amount, includeFees);
-    const chosen = send.map(toProofJson);
-    const needed = amount + (includeFees ? this.fee(chosen) : 0);
-    if (sumJson(chosen) < needed) throw new CashuWalletError(`insufficient ecash: need ${needed} sat, have ${sumJson(ready)} sat ready and unclaimed`);
+    let chosen = send.map(toProofJson);
+    const feeOf = (ps: readonly ProofJson[]) => (includeFees ? this.fee(ps) : 0);
+    // cashu-ts 4.8's selector can come back empty when fees make the exact denomination fall
+    // short (2 sat + fee from 16+8+4+2 yields nothing, though the 4 covers it): fall back to a
+    // plain cover before calling the purse insufficient.
+    if (sumJson(chosen) < amount + feeOf(chosen)) chosen = coverWithFees(ready, amount, feeOf) ?? chosen;
+    const needed = amount + feeOf(chosen);
+    if (sumJson(chosen) < needed) throw new CashuWalletError(`insufficient ecash: need ${needed} sat, have ${sumJson(ready)} sat ready and unclaimed`, undefined, 'INSUFFICIENT_FUNDS');
     for (const p of chosen) this.claimed.add(p.secret);
     return { chosen, release: () => chosen.forEach((p) => this.claimed.delete(p.secret)) };
   }
