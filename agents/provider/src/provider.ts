@@ -290,9 +290,9 @@ export class Provider {
     await pool.start({
       load: () => ({ capacity: this.#config.capacity, running: this.#executor.running, queued: this.#executor.queued, kinds: this.#config.kinds }),
       canTake: () => !this.#stopped && this.#offers!.free() > 0,
-      onTakeover: (claim, from) => this.#takeOver(claim, from),
-      onRepublish: async (claim) => {
-        const res = await this.#publisher.result(newJobRecord(claim.request, claim.terms), claim.result!);
+      onTakeover: (request, claim, from) => this.#takeOver(request, claim, from),
+      onRepublish: async (request, result, claim) => {
+        const res = await this.#publisher.result(newJobRecord(request, claim.terms), result);
         return res.some((r) => r.ok || r.message.startsWith('duplicate:'));
       },
       onLeader: (leader) => {
@@ -336,8 +336,8 @@ export class Provider {
   }
 
   /** A job whose worker let its lease expire: recorded here and queued (the first worker already decided to accept it). */
-  async #takeOver(claim: Claim, from: string): Promise<void> {
-    const rec = newJobRecord(claim.request, claim.terms);
+  async #takeOver(request: NostrEvent, claim: Claim, from: string): Promise<void> {
+    const rec = newJobRecord(request, claim.terms);
     const log = this.#log.child({ jobId: rec.id, kind: rec.kind });
     if (!(await this.store.adopt(rec))) {
       log.warn({ from }, 'taken-over job is already active here');

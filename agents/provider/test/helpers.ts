@@ -14,7 +14,7 @@ import { startRelay, type RunningRelay } from '@bazaar/relay/server';
 import { startDevnet, type RunningDevnet } from '@bazaar/devnet/devnet';
 import { createKeystoreFile } from '@bazaar/agents-common/identity/keystore';
 import { configTemplate } from '../src/config.ts';
-import { startProvider, type RunningProvider } from '../src/runtime.ts';
+import { startProvider, type ClusterChoice, type RunningProvider } from '../src/runtime.ts';
 
 export const PASSPHRASE = 'test passphrase 123';
 export const logger: Logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -65,8 +65,8 @@ export async function makeProviderDir(relays: string[], nwcUri?: string): Promis
   return dir;
 }
 
-export async function runProvider(t: Test, m: Market, overrides: Parameters<typeof startProvider>[0]['overrides'] = {}, extra: { dataDir?: string; allowFileRepos?: boolean } = {}): Promise<RunningProvider> {
-  const p = await startProvider({ dataDir: extra.dataDir ?? m.providerDir, passphrase: PASSPHRASE, logger, overrides: { heartbeatSecs: 3600, ...overrides }, invoicePollMs: 300, minBackoffMs: 100, ...(extra.allowFileRepos ? { allowFileRepos: true } : {}) });
+export async function runProvider(t: Test, m: Market, overrides: Parameters<typeof startProvider>[0]['overrides'] = {}, extra: { dataDir?: string; allowFileRepos?: boolean; cluster?: ClusterChoice } = {}): Promise<RunningProvider> {
+  const p = await startProvider({ dataDir: extra.dataDir ?? m.providerDir, passphrase: PASSPHRASE, logger, overrides: { heartbeatSecs: 3600, ...overrides }, invoicePollMs: 300, minBackoffMs: 100, ...(extra.allowFileRepos ? { allowFileRepos: true } : {}), ...(extra.cluster ? { cluster: extra.cluster } : {}) });
   let closed = false;
   t.teardown(async () => {
     if (!closed) await p.close();

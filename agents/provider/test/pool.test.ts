@@ -4,7 +4,9 @@
 // workers between them; the heartbeat and announcement speak for the pool. Then a worker is
 // SIGKILLed mid-job → the other takes the job over after the lease, one result; the dead
 // worker restarts and does not answer the job again; a worker frozen (SIGSTOP) mid-job loses
-// its lease, and when it wakes it publishes nothing for the job the other one finished.
+// its lease, and when it wakes it publishes nothing for the job the other one finished. Paid
+// jobs land in the pool's one earnings book, whichever worker delivered them; a worker that
+// cannot reach NATS refuses to start with the reason.
 import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
@@ -19,7 +21,11 @@ import { Kvm } from '@nats-io/kv';
 import { ProviderStore } from '../src/store.ts';
 import { bucketNames } from '../src/pool/pool.ts';
 import type { Claim } from '../src/pool/claims.ts';
-import { bazaar, Customer, isResult, logger, makeProviderDir, query, sandboxJob, tempDir, waitFor } from './helpers.ts';
+import { loadNwcSdk } from '@bazaar/agents-common/wallet/alby-sdk';
+import { parseJobResult } from '@bazaar/dvm-kinds/job';
+import { freePort } from '@bazaar/testkit/proc';
+import { readPoolEarnings } from '../src/pool/pool.ts';
+import { bazaar, cliJson, Customer, isResult, logger, makeProviderDir, query, runProvider, sandboxJob, startMarket, tempDir, waitFor } from './helpers.ts';
 
 const natsBin = findNatsServer();
 const LEASE_MS = 1500;
@@ -36,6 +42,18 @@ interface LogLine {
 
 const logLines = (w: Worker): LogLine[] =>
   w.out().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
+
+t.test('a worker that cannot reach NATS does not start, and says why', async (t) => {
+  const dir = await makeProviderDir(['ws://127.0.0.1:9']);
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const url = `nats://127.0.0.1:${await freePort()}`;
+  const p = bazaar(['provider', 'serve', '--data', dir, '--cluster', url, '--worker', 'a']);
+  t.equal(await p.exited, 1, 'exit 1');
+  t.match(p.out(), `error: cannot reach NATS at ${url}`, 'the error names the NATS URL');
+  const e = bazaar(['provider', 'earnings', '--data', dir, '--cluster', url]);
+  t.equal(await e.exited, 1);
+  t.match(e.out(), 'cannot reach NATS', 'earnings --cluster too');
+});
 
 if (!natsBin.path) {
   t.test('provider pool', { skip: `provider pool: ${natsBin.reason}` }, () => {});
@@ -189,5 +207,43 @@ if (!natsBin.path) {
       const onRelay = await query(relay.url, { kinds: [6930], '#e': [job.id] });
       t.same(onRelay.map((e: NostrEvent) => e.id), [result.id], 'the only result is the one of the worker holding the lease');
     });
+  });
+
+  t.test('the earnings book is the pool\'s: every worker\'s paid jobs in one place', async (t) => {
+    const work = tempDir('bazaar-pool-earn-');
+    const nats = await startNatsServer({ binary: natsBin.path!, workDir: work });
+    t.teardown(async () => {
+      await nats.stop();
+      rmSync(work, { recursive: true, force: true });
+    });
+    const m = await startMarket(t);
+    const dirB = tempDir('bazaar-pool-earn-b-');
+    t.teardown(() => rmSync(dirB, { recursive: true, force: true }));
+    copyFileSync(join(m.providerDir, 'keys.json'), join(dirB, 'keys.json'));
+    copyFileSync(join(m.providerDir, 'config.jsonc'), join(dirB, 'config.jsonc'));
+    const cluster = (worker: string) => ({ servers: nats.url, worker, leaseMs: LEASE_MS });
+    const pa = await runProvider(t, m, { capacity: 1 }, { cluster: cluster('a') });
+    const pb = await runProvider(t, m, { capacity: 1 }, { dataDir: dirB, cluster: cluster('b') });
+    const c = await new Customer(m.relay.url).ready();
+    t.teardown(() => c.close());
+    const { NWCClient } = await loadNwcSdk();
+    const wallet = new NWCClient({ nostrWalletConnectUrl: m.customerUri });
+    t.teardown(() => wallet.close());
+    const jobs = Array.from({ length: 4 }, (_, i) => sandboxJob(c, [`echo paid ${i}`]));
+    await Promise.all(jobs.map((j) => c.publish(j)));
+    let paidMsats = 0;
+    for (const j of jobs) {
+      const r = parseJobResult(await c.waitEvent(isResult(j.id), 60_000, `result of ${j.id}`));
+      if (!r.ok || !r.value.amount?.bolt11) throw new Error('a result without an invoice');
+      await wallet.payInvoice({ invoice: r.value.amount.bolt11 });
+      paidMsats += r.value.amount.msats;
+    }
+    await waitFor(async () => (await readPoolEarnings({ servers: nats.url, pubkey: pa.identity.pubkey })).length === 4, 30_000, 'four earnings in the pool book');
+    const local = [pa, pb].map((p) => p.provider.store.earnings().filter((e) => jobs.some((j) => j.id === e.jobId)).length);
+    t.ok(local[0]! > 0 && local[1]! > 0 && local[0]! + local[1]! === 4, `each worker booked the jobs it delivered (a ${local[0]}, b ${local[1]})`);
+    const book = await cliJson<{ totalMsats: number; count: number; byWorker: Record<string, number> }>(['provider', 'earnings', '--json', '--data', dirB, '--cluster', nats.url]);
+    t.equal(book.count, 4, 'earnings --cluster: every paid job, from either worker');
+    t.equal(book.totalMsats, paidMsats, 'the total is what the customer paid');
+    t.same(Object.keys(book.byWorker).sort(), ['a', 'b'], 'by worker');
   });
 }

@@ -30,8 +30,8 @@ export interface Claim {
   readonly session: string;
   /** 1 for the first claim, +1 on each takeover. */
   readonly attempt: number;
-  /** The request as received (still sealed for private jobs): what a taker needs. */
-  readonly request: NostrEvent;
+  /** The request as received (still sealed for private jobs): what a taker needs. Dropped when done, so a closed claim is small. */
+  readonly request?: NostrEvent;
   readonly terms: PaymentTerms;
   /** False when the job's payment state lives in its holder's wallet (prepay, escrow): it waits for that worker instead. */
   readonly transferable: boolean;
@@ -80,9 +80,9 @@ export interface ClaimsOptions {
   /** Whether this worker has room for a job taken over from a dead one. */
   readonly canTake: () => boolean;
   /** A job taken over: run it. */
-  readonly onTakeover: (claim: Claim, from: string) => Promise<void>;
+  readonly onTakeover: (request: NostrEvent, claim: Claim, from: string) => Promise<void>;
   /** A delivered claim whose author vanished: publish its stored result; true once a relay took it. */
-  readonly onRepublish: (claim: Claim) => Promise<boolean>;
+  readonly onRepublish: (request: NostrEvent, result: NostrEvent, claim: Claim) => Promise<boolean>;
 }
 
 const isCasConflict = (err: unknown) =>
@@ -97,6 +97,12 @@ const decode = (e: KvEntry): Claim | undefined => {
     return undefined;
   }
 };
+
+/** A claim closed with `outcome`: no request or result kept (a bucket of a week's jobs stays small). */
+function closed(c: Claim, outcome: string): Claim {
+  const { request: _request, result: _result, ...rest } = c;
+  return { ...rest, state: 'done', outcome, at: Date.now() };
+}
 
 export class Claims {
   readonly #o: ClaimsOptions;
@@ -253,8 +259,7 @@ export class Claims {
     const h = this.#held.get(id);
     if (!h) return;
     h.closing = outcome;
-    const { result: _dropped, ...rest } = h.claim;
-    const why = await this.#write(id, h, { ...rest, state: 'done', outcome, at: Date.now() });
+    const why = await this.#write(id, h, closed(h.claim, outcome));
     if (!why) this.#held.delete(id);
     else if (this.#held.get(id) === h) this.#o.log.warn({ jobId: id, why }, 'could not close the claim; will retry');
   }
@@ -297,13 +302,14 @@ export class Claims {
 
   async #takeOver(id: string, ob: Observed): Promise<void> {
     const from = ob.claim.worker;
-    if (!ob.claim.transferable) {
+    if (!ob.claim.transferable || !ob.claim.request) {
       if (!ob.warned) this.#o.log.warn({ jobId: id, worker: from, terms: ob.claim.terms }, 'a job of a silent worker waits for it: its payment state lives in that worker\'s wallet');
       ob.warned = true;
       return;
     }
     if (!this.#o.canTake()) return;
-    const next = this.#claim(ob.claim.request, ob.claim.terms, ob.claim.attempt + 1);
+    const request = ob.claim.request;
+    const next = this.#claim(request, ob.claim.terms, ob.claim.attempt + 1);
     let rev: number;
     try {
       rev = await this.#o.kv.update(id, JSON.stringify(next), ob.rev);
@@ -313,19 +319,18 @@ export class Claims {
     }
     this.#hold(id, next, rev);
     this.#o.log.info({ jobId: id, worker: this.#o.worker, from, attempt: next.attempt }, 'job taken over: its worker let the lease expire');
-    await this.#o.onTakeover(next, from);
+    await this.#o.onTakeover(request, next, from);
   }
 
   async #republish(id: string, ob: Observed): Promise<void> {
-    if (!ob.claim.result) {
+    if (!ob.claim.result || !ob.claim.request) {
       if (!ob.warned) this.#o.log.warn({ jobId: id, worker: ob.claim.worker, resultId: ob.claim.resultId }, 'a delivered result too large to keep in the claim waits for its worker to publish it');
       ob.warned = true;
       return;
     }
-    if (!(await this.#o.onRepublish(ob.claim))) return;
-    const { result: _dropped, ...rest } = ob.claim;
+    if (!(await this.#o.onRepublish(ob.claim.request, ob.claim.result, ob.claim))) return;
     try {
-      await this.#o.kv.update(id, JSON.stringify({ ...rest, state: 'done', outcome: 'delivered', at: Date.now() }), ob.rev);
+      await this.#o.kv.update(id, JSON.stringify(closed(ob.claim, 'delivered')), ob.rev);
       this.#o.log.info({ jobId: id, worker: this.#o.worker, from: ob.claim.worker, resultId: ob.claim.result.id }, 'result republished for a worker that vanished after delivering');
     } catch (err) {
       if (!isCasConflict(err)) throw err;
