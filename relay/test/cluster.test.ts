@@ -254,6 +254,41 @@ if (!natsBin.path) {
     for (const { node } of subs) t.same(await storedIds(node.url, authors.map((a) => a.pubkey)), want, `${node.name} holds exactly the oracle's events`);
   });
 
+  t.test('A killed the moment it acknowledged 50 events, more in flight: every acknowledged event is on every node', async (t) => {
+    const erin = signer();
+    const watchers = await Promise.all([B, C, D].map(async (node) => ({ node, sub: await subscribe(node.url, { authors: [erin.pubkey] }) })));
+    t.teardown(() => Promise.all(watchers.map((w) => w.sub.client.close())));
+    const events = Array.from({ length: 200 }, (_, i) => erin.sign({ kind: 1, content: `A dies after 50 OKs ${i}`, created_at: now() - i }));
+    const c = await TestClient.connect(A.url);
+    const acked: string[] = [];
+    let killed!: Promise<void>;
+    const dead = new Promise<void>((resolve) => {
+      c.ws.on('message', (data) => {
+        const f = JSON.parse(String(data)) as unknown[];
+        if (f[0] !== 'OK' || f[2] !== true || acked.length >= 50) return;
+        acked.push(f[1] as string);
+        if (acked.length === 50) {
+          killed = A.kill(); // SIGKILL at once, while the rest are being published and stored
+          resolve();
+        }
+      });
+    });
+    for (const e of events) c.send(['EVENT', e]);
+    await dead;
+    await killed;
+    await c.close();
+    t.equal(acked.length, 50);
+    for (const { node, sub } of watchers) {
+      await sub.waitAll(acked);
+      t.pass(`all 50 acknowledged events reached a live subscriber on ${node.name}`);
+    }
+    A = await start('A', [], A.dataDir);
+    const reader = await TestClient.connect(A.url);
+    t.teardown(() => reader.close());
+    const onA = new Set((await reader.query('acked', { ids: acked })).map((e) => e.id));
+    t.equal(onA.size, 50, 'A holds them after its restart (stored before its OK)');
+  });
+
   t.test('a node that cannot join says why and exits 1', async (t) => {
     const dir = join(work, 'refused');
     const unreachable = await relayExits(['--data', dir, '--cluster', 'nats://127.0.0.1:1', '--node', 'X']);
