@@ -151,7 +151,14 @@ export class Provider {
     });
     this.#intake = new Intake({
       pool: this.pool, store: this.store, pubkey: o.identity.pubkey, log, config, track,
-      onRequest: (rec, jobLog) => this.#decider.decide(rec, jobLog),
+      // In a pool the claim's slot is held until decide is done (then the executor counts the job, or it was refused).
+      onRequest: async (rec, jobLog) => {
+        try {
+          await this.#decider.decide(rec, jobLog);
+        } finally {
+          this.#offers?.decided(rec.id);
+        }
+      },
       onPing: (e) => this.#onPing(e),
       onDeletion: (e) => this.#onDeletion(e),
       onRelease: (e) => settler.onRelease(e),
@@ -306,7 +313,7 @@ export class Provider {
     const offers = this.#offers!;
     this.#offPool.push(this.store.onChange((rec) => {
       if (isTerminal(rec.state)) this.#track(pool.claims.done(rec.id, rec.state));
-      // A decided job is counted by the executor now; any move may have freed a slot for an offer.
+      // Any move may have freed a slot for an offer (a job taken over is decided when it is queued).
       if (rec.state !== 'received') offers.decided(rec.id);
       offers.pump();
     }));

@@ -75,7 +75,7 @@ if (!natsBin.path) {
 
     const workers = new Set<Worker>();
     const serve = (dir: string, name: string): Worker => {
-      const w = bazaar(['provider', 'serve', '--data', dir, '--cluster', nats.url, '--worker', name, '--cluster-lease-ms', String(LEASE_MS)]);
+      const w = bazaar(['provider', 'serve', '--data', dir, '--cluster', nats.url, '--worker', name, '--cluster-lease-ms', String(LEASE_MS), '--invoice-poll-ms', '300']);
       workers.add(w);
       return w;
     };
@@ -152,6 +152,8 @@ if (!natsBin.path) {
       const perJob = new Map<string, number>();
       for (const r of results) for (const x of r.tags) if (x[0] === 'e' && ids.has(x[1]!)) perJob.set(x[1]!, (perJob.get(x[1]!) ?? 0) + 1);
       t.ok(perJob.size === 50 && [...perJob.values()].every((n) => n === 1), 'the relay holds exactly one result per job');
+      const status = await cliJson<{ running: boolean; pool?: { worker: string; capacity: number; workers: { worker: string }[] } }>(['provider', 'status', '--json', '--data', dirB]);
+      t.same({ worker: status.pool?.worker, capacity: status.pool?.capacity, workers: status.pool?.workers.map((w) => w.worker) }, { worker: 'b', capacity: 4, workers: ['a', 'b'] }, 'status shows the pool');
     });
 
     await t.test('a worker SIGKILLed mid-job: the other re-runs it after the lease, one result', async (t) => {

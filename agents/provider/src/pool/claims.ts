@@ -85,7 +85,8 @@ export interface ClaimsOptions {
   readonly onRepublish: (request: NostrEvent, result: NostrEvent, claim: Claim) => Promise<boolean>;
 }
 
-const isCasConflict = (err: unknown) =>
+/** A compare-and-set that found another revision (or an existing key, for a create). */
+export const isCasConflict = (err: unknown): boolean =>
   err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
 
 const decode = (e: KvEntry): Claim | undefined => {

@@ -13,10 +13,9 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { Earning } from '../store.ts';
-import { Claims, type ClaimsOptions } from './claims.ts';
+import { Claims, isCasConflict, type ClaimsOptions } from './claims.ts';
 
 export type { Claim } from './claims.ts';
 export { LeaseLostError } from './claims.ts';
@@ -81,9 +80,6 @@ export const bucketNames = (pubkey: string) => ({
   workers: `bazaar-provider-${pubkey}-workers`,
   earnings: `bazaar-provider-${pubkey}-earnings`,
 });
-
-const isCasConflict = (err: unknown) =>
-  err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
 
 async function connectNats(servers: string, name: string, timeoutMs: number): Promise<NatsConnection> {
   const list = servers.split(',').map((s) => s.trim()).filter(Boolean);
