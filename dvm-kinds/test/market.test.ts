@@ -49,6 +49,10 @@ t.test('announcement (NIP-89 31990)', async (t) => {
   t.equal(a.isolation, 'bwrap');
   t.same(Object.keys(a.paramSchemas), ['5930', '5932']);
   t.same(paths(parseAnnouncement({ kind: 31990, created_at: T0, content: 'not json', tags: [['k', '1'], ['price', '5930', 'x'], ['isolation', 'chroot']] })).sort(), ['content', 'tags.d', 'tags.isolation', 'tags.k', 'tags.k', 'tags.price[0]', 'tags.price[0]'].sort());
+  t.equal(a.lightningNode, undefined, 'no node announced: the payee is not checkable');
+  const node = '03' + 'ab'.repeat(32);
+  t.equal(value(parseAnnouncement(sign(buildAnnouncement({ d: 'p', kinds: [5930], lightningNode: node, createdAt: T0 }), provider.sk))).lightningNode, node, 'the Lightning node its invoices come from');
+  t.same(paths(parseAnnouncement({ kind: 31990, created_at: T0, content: '', tags: [['d', 'p'], ['k', '5930'], ['lightning_node', 'ab'.repeat(32)]] })), ['tags.lightning_node'], 'an x-only key is not a node id');
 });
 
 t.test('heartbeat, ping and pong', async (t) => {

@@ -98,6 +98,8 @@ export interface BuyerJob {
   readonly encrypted: boolean;
   /** The most this job may cost (msats); the bid. */
   readonly budgetMsats: number;
+  /** The Lightning node the provider announced (`lightning_node`): an invoice to another payee is refused. */
+  readonly payee?: string;
   readonly relays: readonly string[];
   readonly expiration?: number;
   readonly createdAt: number;

@@ -419,6 +419,7 @@ export class MarketClient {
       ...(o.encrypt ? { clearTags } : {}),
       encrypted: Boolean(o.encrypt),
       budgetMsats: budget,
+      ...(c.view.announcement?.lightningNode ? { payee: c.view.announcement.lightningNode } : {}),
       relays: this.#relays,
       expiration,
       createdAt: Date.now(),
@@ -571,6 +572,8 @@ export class MarketClient {
       return { ok: false, reason: `the invoice does not decode: ${(err as Error).message}`, refusal: 'invoice' };
     }
     if (inv.amountMsat !== msats) return { ok: false, reason: `the invoice is for ${inv.amountMsat} msats, the provider asked ${msats}`, refusal: 'invoice' };
+    // Paid to someone else's node, the money would not reach the provider we verified.
+    if (job.payee && inv.payee !== job.payee) return { ok: false, reason: `the invoice pays node ${inv.payee?.slice(0, 16) ?? '(none)'}…, not the node ${job.payee.slice(0, 16)}… the provider announced`, refusal: 'invoice' };
     if (inv.expiresAt <= Math.floor(Date.now() / 1000) + 5) return { ok: false, reason: 'the invoice has expired', refusal: 'invoice' };
     const remaining = this.#remaining(job.runId) + (job.payment?.amountMsats ?? 0);
     const allowed = Math.min(job.budgetMsats, remaining);

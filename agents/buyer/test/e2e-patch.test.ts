@@ -13,6 +13,7 @@ import { parseDispute } from '@bazaar/dvm-kinds/market/dispute';
 import { buildAnnouncement } from '@bazaar/dvm-kinds/market/announcement';
 import { GOOD_AGENT, agent, balance, makeBuyer, patchTask, runProvider, sampleRepo, scriptedProvider, startMarket } from './helpers.ts';
 import type { ProgressEvent } from '../src/market-client.ts';
+import { decodeInvoice } from '@bazaar/agents-common/wallet/lightning';
 
 t.test('PatchGen paid after verify over Lightning', async (t) => {
   const m = await startMarket(t, { mint: false });
@@ -38,6 +39,26 @@ t.test('PatchGen paid after verify over Lightning', async (t) => {
   const receipt = parseReceipt(ev);
   t.ok(receipt.ok && verifyReceipt(receipt.value).ok, 'a receipt with a valid preimage');
   t.ok(m.devnet.network.checkInvariant().ok, 'money conserved');
+  const job = buyer.store.get(report.jobId!)!;
+  t.match(job.payee, /^0[23][0-9a-f]{64}$/, 'the provider announced its Lightning node');
+  t.equal(decodeInvoice(job.payment!.bolt11!).payee, job.payee, 'and the invoice paid was signed by it');
+});
+
+t.test('an invoice from another node than the one announced is not paid', async (t) => {
+  const m = await startMarket(t, { mint: false });
+  const repo = sampleRepo(t);
+  // Announces the node of an account that is not its own: its invoices' payee differs.
+  m.devnet.account('elsewhere');
+  const elsewhere = m.devnet.network.requireAccount('elsewhere').nodePubkey;
+  const rogue = await scriptedProvider(t, m, 'redirect', { kind: 5932, priceMsats: 20_000, answer: patchAnswer(FIX), lightningNode: elsewhere });
+  const buyer = await makeBuyer(t, m);
+  const before = balance(m, 'buyer');
+  const report = await buyer.client.run(patchTask(repo.url), { budgetMsats: 100_000, timeoutSecs: 60, providers: [rogue.pubkey], strategy: { type: 'pinned' } });
+  t.ok(report.verification?.ok, 'the work verified');
+  t.equal(report.outcome, 'verified', 'verified, not paid');
+  t.match(report.reason ?? '', /the invoice pays node [0-9a-f]{16}…, not the node [0-9a-f]{16}… the provider announced/);
+  t.equal(balance(m, 'buyer'), before, 'not a sat paid');
+  t.equal(balance(m, 'redirect'), 0);
 });
 
 const FIX = 'diff --git a/sum.mjs b/sum.mjs\n--- a/sum.mjs\n+++ b/sum.mjs\n@@ -1,3 +1,3 @@\n export function add(a, b) {\n-  return a - b;\n+  return a + b;\n }\n';

@@ -122,7 +122,7 @@ export async function scriptedProvider(
   t: Test,
   m: Market,
   name: string,
-  o: { kind: number; answer: (request: NostrEvent) => { content: string; tags: string[][] }; priceMsats: number; announce?: boolean },
+  o: { kind: number; answer: (request: NostrEvent) => { content: string; tags: string[][] }; priceMsats: number; announce?: boolean; lightningNode?: string },
 ): Promise<{ pubkey: string; requests: NostrEvent[] }> {
   const sk = generateSecretKey();
   const pubkey = getPublicKey(sk);
@@ -132,7 +132,7 @@ export async function scriptedProvider(
   const pool = new RelayPool({ relays: [m.relay.url], logger, auth: (tpl) => finalizeEvent(tpl, sk) as NostrEvent });
   const sign = (tpl: EventTemplate) => finalizeEvent(tpl, sk) as NostrEvent;
   const requests: NostrEvent[] = [];
-  if (o.announce !== false) await pool.publish(sign(buildAnnouncement({ d: name, kinds: [o.kind], prices: { [o.kind]: { baseMsats: o.priceMsats, perUnitMsats: 0, unit: 'job' } }, terms: { [o.kind]: 'after-verify' } })), { timeoutMs: 5000 });
+  if (o.announce !== false) await pool.publish(sign(buildAnnouncement({ d: name, kinds: [o.kind], prices: { [o.kind]: { baseMsats: o.priceMsats, perUnitMsats: 0, unit: 'job' } }, terms: { [o.kind]: 'after-verify' }, ...(o.lightningNode ? { lightningNode: o.lightningNode } : {}) })), { timeoutMs: 5000 });
   const sub = pool.subscribe([{ kinds: [o.kind], '#p': [pubkey] }], (req) => {
     requests.push(req);
     void (async () => {

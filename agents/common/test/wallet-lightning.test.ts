@@ -8,7 +8,7 @@ import { startRelay } from '@bazaar/relay/server';
 import { startDevnet, type RunningDevnet } from '@bazaar/devnet/devnet';
 import { LightningNetwork } from '@bazaar/devnet/lightning/network';
 import { Wallet } from '../src/wallet/wallet.ts';
-import { LightningWallet, decodeInvoice, preimageMatches } from '../src/wallet/lightning.ts';
+import { LightningWallet, decodeInvoice, preimageMatches, recoverPayee } from '../src/wallet/lightning.ts';
 
 const logger = pino({ level: 'silent' });
 
@@ -42,6 +42,7 @@ t.test('make an invoice, pay it within budget, wait for settlement by notificati
   t.equal(await buyer.lightning.balanceMsat(), 100_000);
   const inv = await provider.lightning.makeInvoice({ amountMsat: 21_000, description: 'job 5930', expirySecs: 600 });
   t.equal(decodeInvoice(inv.bolt11).amountMsat, 21_000);
+  t.equal(decodeInvoice(inv.bolt11).payee, (await provider.lightning.getInfo()).pubkey, 'the payee is the node get_info names');
   // The provider polls only every 60 s here, so a quick settlement proves the notification path.
   const settled = provider.lightning.waitForSettlement(inv.paymentHash, { timeoutMs: 20_000 });
   const paid = await buyer.lightning.pay(inv.bolt11, { maxAmountMsat: 21_000 });
@@ -116,4 +117,18 @@ t.test('a wallet service that stops answering: TIMEOUT within the deadline, noth
   await t.rejects(buyer.pay(inv.bolt11, { timeoutMs: 400 }), { code: 'TIMEOUT' });
   t.ok(Date.now() - started < 5_000, 'gave up at the deadline');
   t.equal(devnet.network.balance('buyer'), 100_000);
+});
+
+t.test('the payee is recovered from the signature (BOLT11 test vectors, which carry no n field)', async (t) => {
+  // BOLT11 "Examples": every invoice is signed by node 03e7156a…dd9ad.
+  const node = '03e7156ae33b0a208d0744199163177e909e80176e55d97a2f221ede0f934dd9ad';
+  const coffee = 'lnbc25m1pvjluezpp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdq5vdhkven9v5sxyetpdeessp5zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zygs9q5sqqqqqqqqqqqqqqqpqsq67gye39hfg3zd8rgc80k32tvy9xk2xunwm5lzexnvpx6fd77en8qaq424dxgt56cag2dpt359k3ssyhetktkpqh24jqnjyw6uqd08sgptq44qu';
+  t.equal(recoverPayee(coffee), node);
+  t.equal(decodeInvoice(coffee.toUpperCase()).payee, node, 'upper case too');
+  const store = 'lnbc9678785340p1pwmna7lpp5gc3xfm08u9qy06djf8dfflhugl6p7lgza6dsjxq454gxhj9t7a0sd8dgfkx7cmtwd68yetpd5s9xar0wfjn5gpc8qhrsdfq24f5ggrxdaezqsnvda3kkum5wfjkzmfqf3jkgem9wgsyuctwdus9xgrcyqcjcgpzgfskx6eqf9hzqnteypzxz7fzypfhg6trddjhygrcyqezcgpzfysywmm5ypxxjemgw3hxjmn8yptk7untd9hxwg3q2d6xjcmtv4ezq7pqxgsxzmnyyqcjqmt0wfjjq6t5v4khxxqyjw5qcqp2rzjq0gxwkzc8w6323m55m4jyxcjwmy7stt9hwkwe2qxmy8zpsgg7jcuwz87fcqqeuqqqyqqqqlgqqqqn3qq9qn07ytgrxxzad9hc4xt3mawjjt8znfv8xzscs7007v9gh9j569lencxa8xeujzkxs0uamak9aln6ez02uunw6rd2ht2sqe4hz8thcdagpleym0j';
+  t.equal(recoverPayee(store), node, 'a second vector (route hints, pico-BTC amount)');
+  // One data character changed (the description): the signature no longer recovers the node.
+  const tampered = coffee.replace('vdhkven9v5sxyetpdees', 'vdhkven9v5sxyetpdeeq');
+  t.not(recoverPayee(tampered), node, 'a tampered invoice does not recover its node');
+  t.equal(recoverPayee('lnbc1xyz'), undefined);
 });

@@ -105,6 +105,8 @@ export class Provider {
   readonly #pool: ProviderPool | undefined;
   readonly #offers: Offers | undefined;
   #offPool: (() => void)[] = [];
+  /** The node our invoices come from (NWC get_info), announced so buyers can check the payee; null: the wallet does not say. */
+  #lightningNode: string | null | undefined;
 
   constructor(o: ProviderOptions) {
     this.#pool = o.pool;
@@ -226,16 +228,30 @@ export class Provider {
     // Payment terms per kind, the arbiters and dispute window escrow locks must respect, and the
     // heartbeat promise (no fresh heartbeat = offline), so a buyer knows all of it before posting.
     const escrow = c.kinds.some((k) => termsFor(c, k) === 'escrow');
+    if (this.#lightningNode === undefined) this.#lightningNode = await this.#nodeId();
     const ann = buildAnnouncement({
       d: ANNOUNCEMENT_D, kinds: c.kinds, prices, capacity: this.#pool ? this.#pool.view().capacity : c.capacity, isolation, paramSchemas: paramSchemasFor(c.kinds), name: c.name, about: c.about,
       terms: Object.fromEntries(c.kinds.map((k) => [k, termsFor(c, k)])),
       ...(escrow ? { arbiters: c.arbiters.map((k) => '02' + k.slice(-64)), disputeWindowSecs: c.disputeWindowSecs } : {}),
       heartbeatSecs: c.heartbeatSecs,
+      ...(this.#lightningNode ? { lightningNode: this.#lightningNode } : {}),
     });
     await this.#publisher.publish(ann, 'announcement');
     if (c.mints.length) await this.#publisher.publish(buildPaymentInfo({ relays: c.relays, mints: c.mints.map((url) => ({ url })), p2pkPubkey: this.#id.paymentPubkey }), 'payment info');
     else this.#log.info({}, 'no trusted mints configured: kind 10019 payment info not published');
     await this.#publishHeartbeat();
+  }
+
+  /** Our Lightning node id from the wallet (undefined on a failure: asked again at the next announcement). */
+  async #nodeId(): Promise<string | null | undefined> {
+    const w = this.#o.wallet;
+    if (!w?.hasLightning) return null;
+    try {
+      return (await w.lightning.getInfo({ timeoutMs: 5000 })).pubkey ?? null;
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'the wallet did not tell its node id (get_info): announced without lightning_node');
+      return undefined;
+    }
   }
 
   async reconfigure(config: ProviderConfig): Promise<void> {

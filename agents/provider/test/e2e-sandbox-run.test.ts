@@ -123,6 +123,7 @@ t.test('announcement, heartbeat and ping/pong', async (t) => {
     t.equal(a.value.prices[5930].baseMsats, 1000);
     t.ok(a.value.paramSchemas['5930'], 'param schema announced');
     t.same(ann.tags.find((x) => x[0] === 'terms'), ['terms', '5930', 'after-verify'], 'payment terms announced');
+    t.equal(a.value.lightningNode, m.devnet.network.requireAccount('provider').nodePubkey, 'the node its invoices come from (NWC get_info), so buyers can check the payee');
   }
   const hb = await c.waitEvent((e) => e.kind === 11998, 10_000, 'heartbeat');
   const h = parseHeartbeat(hb);

@@ -39,6 +39,9 @@ export interface Announcement {
   /** The provider promises a heartbeat (kind 11998) at least this often (`["heartbeat", secs]`):
    *  without a fresh one it is offline. Providers without it are plain NIP-90 (liveness unknown). */
   readonly heartbeatSecs?: number;
+  /** The Lightning node its invoices come from (`["lightning_node", "02…"]`, compressed hex, the
+   *  bolt11 payee): a buyer refuses an invoice from another node. Absent: payee not checkable. */
+  readonly lightningNode?: string;
 }
 
 export interface AnnouncementInput {
@@ -56,6 +59,7 @@ export interface AnnouncementInput {
   readonly arbiters?: readonly string[];
   readonly disputeWindowSecs?: number;
   readonly heartbeatSecs?: number;
+  readonly lightningNode?: string;
   readonly createdAt?: number;
 }
 
@@ -73,6 +77,7 @@ export function buildAnnouncement(a: AnnouncementInput): EventTemplate {
   for (const k of a.arbiters ?? []) tags.push(['arbiter', k]);
   if (a.disputeWindowSecs !== undefined) tags.push(['dispute_window', String(a.disputeWindowSecs)]);
   if (a.heartbeatSecs !== undefined) tags.push(['heartbeat', String(a.heartbeatSecs)]);
+  if (a.lightningNode) tags.push(['lightning_node', a.lightningNode]);
   const content = JSON.stringify({ ...(a.name ? { name: a.name } : {}), ...(a.about ? { about: a.about } : {}), param_schemas: a.paramSchemas ?? {} });
   return { kind: ANNOUNCEMENT_KIND, created_at: a.createdAt ?? nowSecs(), content, tags };
 }
@@ -124,6 +129,8 @@ export function parseAnnouncement(e: EventLike): Parsed<Announcement> {
   const disputeWindowSecs = readUintTag(e.tags, 'dispute_window', out, false);
   const heartbeatSecs = readUintTag(e.tags, 'heartbeat', out, false);
   if (heartbeatSecs === 0) out.push(problem('tags.heartbeat', 'invalid', 'the heartbeat interval is at least 1 second'));
+  const lightningNode = readSingleTag(e.tags, 'lightning_node', out, false)?.[1];
+  if (lightningNode !== undefined && !/^0[23][0-9a-f]{64}$/.test(lightningNode)) out.push(problem('tags.lightning_node', 'invalid', 'a Lightning node is named by its compressed public key: 02/03 + 64 hex'));
   let meta: { name?: string; about?: string; param_schemas?: Record<string, JsonSchema> } = {};
   if (e.content !== '') {
     const json = parseJsonContent(e.content, out);
@@ -149,5 +156,6 @@ export function parseAnnouncement(e: EventLike): Parsed<Announcement> {
     arbiters,
     ...(disputeWindowSecs !== undefined ? { disputeWindowSecs } : {}),
     ...(heartbeatSecs !== undefined ? { heartbeatSecs } : {}),
+    ...(lightningNode ? { lightningNode } : {}),
   }));
 }

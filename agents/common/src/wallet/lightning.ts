@@ -8,6 +8,7 @@
 // every call has a deadline. A pay_invoice that times out is reported as *unknown* (the
 // wallet may still complete it), never as failed.
 import { decode as decodeBolt11 } from 'light-bolt11-decoder';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import type { Logger } from 'pino';
@@ -71,7 +72,10 @@ export function decodeInvoice(bolt11: string): DecodedInvoice {
   if (typeof amount !== 'string' || !/^\d+$/.test(amount) || amount === '0') throw new LightningWalletError('INVALID_INVOICE', 'invoice has no amount');
   if (typeof hash !== 'string') throw new LightningWalletError('INVALID_INVOICE', 'invoice has no payment hash');
   const description = section('description');
-  const payee = section('payee');
+  // The payee is the key the signature recovers (BOLT11); an `n` field must agree with it.
+  const tagged = section('payee');
+  const payee = recoverPayee(pr);
+  if (typeof tagged === 'string' && payee !== undefined && tagged !== payee) throw new LightningWalletError('INVALID_INVOICE', 'invoice signature does not match its payee (n) field');
   return {
     bolt11: pr,
     amountMsat: Number(amount),
@@ -80,6 +84,47 @@ export function decodeInvoice(bolt11: string): DecodedInvoice {
     expiresAt: (typeof timestamp === 'number' ? timestamp : 0) + (d.expiry ?? 3600),
     ...(typeof payee === 'string' ? { payee } : {}),
   };
+}
+
+const BECH32 = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l';
+
+/** 5-bit words to bytes; `pad` appends zero bits to the last byte (BOLT11's signing preimage). */
+function wordsToBytes(words: readonly number[], pad: boolean): Uint8Array {
+  const out: number[] = [];
+  let acc = 0;
+  let bits = 0;
+  for (const w of words) {
+    acc = ((acc << 5) | w) & 0xfff;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push((acc >> bits) & 0xff);
+    }
+  }
+  if (pad && bits > 0) out.push((acc << (8 - bits)) & 0xff);
+  return Uint8Array.from(out);
+}
+
+/**
+ * The node that signed a (checksum-valid, lower-case) BOLT11 invoice: the compressed public key
+ * recovered from its signature over sha256(hrp ‖ data words as bytes, zero-padded). Undefined
+ * when it does not recover.
+ */
+export function recoverPayee(bolt11: string): string | undefined {
+  const sep = bolt11.lastIndexOf('1');
+  if (sep < 1) return undefined;
+  const words = [...bolt11.slice(sep + 1, -6)].map((c) => BECH32.indexOf(c));
+  if (words.length < 104 + 7 || words.some((w) => w < 0)) return undefined;
+  const sig = wordsToBytes(words.slice(-104), false); // 520 bits: r ‖ s ‖ recovery id
+  const data = wordsToBytes(words.slice(0, -104), true);
+  const preimage = new Uint8Array(sep + data.length);
+  preimage.set(new TextEncoder().encode(bolt11.slice(0, sep)));
+  preimage.set(data, sep);
+  try {
+    return secp256k1.Signature.fromBytes(sig.slice(0, 64), 'compact').addRecoveryBit(sig[64]!).recoverPublicKey(sha256(preimage)).toHex(true);
+  } catch {
+    return undefined;
+  }
 }
 
 export function preimageMatches(preimageHex: string, paymentHash: string): boolean {
@@ -190,11 +235,12 @@ export class LightningWallet {
     return this.client.info(opts);
   }
 
-  /** NIP-47 get_info: the methods this connection may use, and the node's alias. */
-  async getInfo(opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<{ alias?: string; methods: string[]; network?: string }> {
-    const r = await this.request<{ alias?: unknown; methods?: unknown; network?: unknown }>('get_info', {}, (x) => typeof x === 'object' && x !== null, opts.signal, opts.timeoutMs);
+  /** NIP-47 get_info: the methods this connection may use, the node's alias and its public key (the payee of its invoices). */
+  async getInfo(opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<{ alias?: string; methods: string[]; network?: string; pubkey?: string }> {
+    const r = await this.request<{ alias?: unknown; methods?: unknown; network?: unknown; pubkey?: unknown }>('get_info', {}, (x) => typeof x === 'object' && x !== null, opts.signal, opts.timeoutMs);
     return {
       ...(typeof r.alias === 'string' && r.alias ? { alias: r.alias } : {}),
+      ...(typeof r.pubkey === 'string' && /^0[23][0-9a-f]{64}$/.test(r.pubkey) ? { pubkey: r.pubkey } : {}),
       methods: Array.isArray(r.methods) ? r.methods.filter((m): m is string => typeof m === 'string') : [],
       ...(typeof r.network === 'string' ? { network: r.network } : {}),
     };
