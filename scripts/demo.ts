@@ -131,7 +131,9 @@ async function runDemo(f: FlagValues): Promise<number> {
     }
     const names = ['buyer', 'provider', 'dishonest'];
     const before = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await balance(n)] as const)));
-    const table = (title: string, b: Record<string, number>) => `${title}\n${names.map((n) => `  ${n.padEnd(10)} ${String(Math.floor(b[n] / 1000)).padStart(9)} sats`).join('\n')}\n`;
+    // Sats to the millisat: a SandboxRun of 1,100 msats shows as 1.1, not as 1 (or 0).
+    const sats = (msats: number) => String(msats / 1000);
+    const table = (title: string, b: Record<string, number>) => `${title}\n${names.map((n) => `  ${n.padEnd(10)} ${sats(b[n]).padStart(11)} sats`).join('\n')}\n`;
     process.stdout.write(`\n${table('Balances before:', before)}`);
 
     const step = async (title: string, args: string[], want: number) => {
@@ -147,8 +149,8 @@ async function runDemo(f: FlagValues): Promise<number> {
 
     const after = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await balance(n)] as const)));
     process.stdout.write(`\n${table('Balances after:', after)}`);
-    const d = (n: string) => Math.round((after[n] - before[n]) / 1000);
-    process.stdout.write(`\nThe buyer paid ${-d('buyer')} sats, all to the honest provider (+${d('provider')}), for the two results it verified;\nthe dishonest provider got ${d('dishonest')}: its patch failed the buyer's tests.\n`);
+    const d = (n: string) => after[n] - before[n];
+    process.stdout.write(`\nThe buyer paid ${sats(-d('buyer'))} sats, all to the honest provider (+${sats(d('provider'))}), for the two results it verified;\nthe dishonest provider got ${sats(d('dishonest'))}: its patch failed the buyer's tests.\n`);
     if (d('dishonest') !== 0) failures.push('the dishonest provider was paid');
     if (after.buyer - before.buyer !== -(after.provider - before.provider)) failures.push('what the buyer paid is not what the provider received');
   } finally {

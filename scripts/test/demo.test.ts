@@ -18,9 +18,9 @@ t.test('npm run demo completes: verified work paid, the broken patch disputed', 
   t.match(r.out, /Balances before:\n\s+buyer\s+100000 sats/);
   t.match(r.out, /=== 1\. SandboxRun[\s\S]*PAID\s+SandboxRun/, 'the SandboxRun is paid');
   t.match(r.out, /=== 2\. PatchGen from the local provider[\s\S]*PAID\s+PatchGen[\s\S]*ok   tests pass on our replay/, 'the good patch is verified, then paid');
-  t.match(r.err, /verified: every check passed\n.*paying \d+ sats over lightning/, 'progress: verified, then paying');
+  t.match(r.err, /verified: every check passed\n.*paying [\d.]+ sats? over lightning/, 'progress: verified, then paying');
   t.match(r.out, /=== 3\. PatchGen from a dishonest provider[\s\S]*DISPUTED\s+PatchGen[\s\S]*spent\s+0 sats[\s\S]*FAIL tests pass on our replay/, 'the broken patch is disputed, nothing spent');
-  const paid = /The buyer paid (\d+) sats, all to the honest provider \(\+(\d+)\)/.exec(r.out);
-  t.ok(paid && paid[1] === paid[2] && Number(paid[1]) > 50, `what the buyer paid is what the provider received (${paid?.[1]})`);
+  const paid = /The buyer paid ([\d.]+) sats, all to the honest provider \(\+([\d.]+)\)/.exec(r.out);
+  t.ok(paid && paid[1] === paid[2] && Number(paid[1]) > 50, `what the buyer paid is what the provider received, to the millisat (${paid?.[1]})`);
   t.match(r.out, /the dishonest provider got 0/);
 });
