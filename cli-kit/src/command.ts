@@ -112,6 +112,9 @@ export function parseFlags(spec: CommandSpec, argv: string[], env: NodeJS.Proces
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true, allowNegative: true });
   } catch (err) {
     const msg = (err as Error).message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '');
+    // `--budget -5`: node reads -5 as a flag. Say how to write it, so the value's own check can answer.
+    const dashed = /^Option '(--[\w-]+)[^']*' argument is ambiguous/.exec(msg);
+    if (dashed) throw new UsageError(`${dashed[1]} takes a value; one that starts with "-" is written ${dashed[1]}=VALUE`);
     throw new UsageError(msg);
   }
   const values = parsed.values as Record<string, string | boolean | string[] | undefined>;

@@ -25,6 +25,8 @@ t.test('bad input is a UsageError with one clear line', async (t) => {
     t.throws(() => parseFlags(spec, argv, {}), { name: 'UsageError' }, argv.join(' '));
   }
   t.throws(() => parseFlags(spec, [], { BAZAAR_DEMO_PORT: 'abc' }), /BAZAAR_DEMO_PORT must be a number/);
+  t.throws(() => parseFlags(spec, ['--port', '-5'], {}), { name: 'UsageError', message: '--port takes a value; one that starts with "-" is written --port=VALUE' });
+  t.throws(() => parseFlags(spec, ['--port=-5'], {}), { name: 'UsageError', message: /--port/ }, 'written that way, the value\'s own check answers');
 });
 
 t.test('help lists flags with their env names and defaults', async (t) => {

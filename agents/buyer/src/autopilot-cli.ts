@@ -8,11 +8,11 @@ import { UsageError } from '@bazaar/cli-kit/command';
 import { untilSignal } from '@bazaar/cli-kit/signals';
 import { Autopilot, type AutopilotEvent, type TaskRecord } from './autopilot.ts';
 import { EXIT, effectiveConfig, exitCodeFor, openFromFlags, runOptionsFrom, stderrLogger } from './cli.ts';
-import { ProgressPrinter } from './progress.ts';
+import { ProgressPrinter, formatSats } from './progress.ts';
 import { createRunner } from './runtime.ts';
 import { TASK_TYPES, type TaskType } from './tasks.ts';
 
-const sats = (msats: number) => `${Math.round(msats / 1000)} sats`;
+const sats = (msats: number) => `${formatSats(msats)} sat${msats === 1000 ? '' : 's'}`;
 
 export async function runAutopilot(f: FlagValues): Promise<number> {
   if (!f.tasks) throw new UsageError('--tasks FILE is required');
@@ -104,7 +104,11 @@ export async function runAutopilot(f: FlagValues): Promise<number> {
   }
   const spent = records.reduce((s, t) => s + (t.spentMsats ?? 0), 0);
   if (f.json) process.stdout.write(`${JSON.stringify({ file, budgetMsats, spentMsats: spent, tasks: records }, null, 2)}\n`);
-  else line(`autopilot: ${records.length} task${records.length === 1 ? '' : 's'}, spent ${sats(spent)} of ${sats(budgetMsats)}`);
+  else {
+    const invalid = records.filter((r) => r.state === 'invalid').length;
+    const n = records.length - invalid;
+    line(`autopilot: ${n} task${n === 1 ? '' : 's'}${invalid ? ` (and ${invalid} invalid line${invalid === 1 ? '' : 's'})` : ''}, spent ${sats(spent)} of ${sats(budgetMsats)}`);
+  }
   // The worst outcome decides the exit code (a daemon stopped by Ctrl-C included).
   const order = [EXIT.disputed, EXIT.budgetRefused, EXIT.noProvider, EXIT.paymentPending];
   const codes = records.map((t) => (t.state === 'invalid' ? EXIT.usage : t.outcome && t.outcome !== 'local' ? exitCodeFor(t.outcome) : EXIT.ok));

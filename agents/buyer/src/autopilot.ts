@@ -176,7 +176,7 @@ export class Autopilot {
     const base = { id: item.id, file, line: item.line, description: describeTask(item.spec), complexity, updatedAt: Date.now() };
     const allowed = !p.delegate || p.delegate.includes(item.spec.type);
     if (!allowed || complexity < (p.keepLocalBelow ?? 0)) {
-      const reason = !allowed ? `${item.spec.type} tasks are not delegated` : `complexity ${complexity} is below ${p.keepLocalBelow}: kept local`;
+      const reason = !allowed ? `${item.spec.type} tasks are not delegated` : `complexity ${complexity} is below ${p.keepLocalBelow}`;
       const rec = await this.#keepLocal(base, item.spec, reason, signal);
       this.#o.onEvent?.({ type: 'task-local', task: rec });
       return;

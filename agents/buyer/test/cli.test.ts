@@ -165,4 +165,12 @@ t.test('autopilot: a task file within one budget, with a delegation policy', asy
   const again = await bazaar(['buyer', 'autopilot', '--tasks', tasks, '--budget', '50', '--json', '--data', join(dir, 'buyer'), '--relay', m.relay.url, '--nwc-uri-file', uriFile]);
   t.equal(JSON.parse(again.stdout).spentMsats, doc.spentMsats, 'a restart repeats nothing');
   t.equal(m.devnet.network.balance('pilot'), before - doc.spentMsats);
+  // As a person sees a fresh file: a line per task, kept-local ones with why, the invalid line apart.
+  const fresh = join(dir, 'fresh.jsonl');
+  writeFileSync(fresh, [JSON.stringify({ id: 'small', type: 'sandbox', cmd: ['echo small'], time_limit_secs: 5, complexity: 0.05 }), '{"type": "bogus"}', ''].join('\n'));
+  const human = await bazaar(['buyer', 'autopilot', '--tasks', fresh, '--budget', '10', '--keep-local-below', '0.1', '--data', join(dir, 'buyer'), '--relay', m.relay.url, '--nwc-uri-file', uriFile]);
+  t.equal(human.code, 2);
+  t.match(human.stderr, /◆ SandboxRun echo small: kept local — complexity 0\.05 is below 0\.1; ran in our own sandbox \(exit 0\)/);
+  t.match(human.stderr, /✗ line 2: type: must be one of/);
+  t.match(human.stderr, /autopilot: 1 task \(and 1 invalid line\), spent 0 sats of 10 sats/);
 });
