@@ -68,15 +68,16 @@ t.test('a store written by a newer schema is refused with a clear error', async 
   await t.rejects(openLmdbStore({ path: dir, purgeIntervalMs: 0 }), new RegExp(`schema version ${SCHEMA_VERSION + 1}.*newer`));
 });
 
-t.test('a schema 1 store is migrated on open: the tag+kind index is built from the events', async (t) => {
+t.test('a schema 1 store is migrated on open: records repacked, the tag index rebuilt', async (t) => {
   const dir = tempDir(t);
   let s = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0 });
   const tagged = Array.from({ length: 30 }, (_, i) => sign(i % 2 === 0 ? 1 : 7, NOW - i, [['t', 'x'], ['p', 'ab'.repeat(32)]]));
   await s.put(tagged);
   await s.close();
-  // Turn it into what schema 1 wrote: no tag+kind index.
+  // Claim schema 1 (whose header had the same length field at offset 0) with an empty tag index:
+  // the migration must repack every record and rebuild the index from the events.
   const raw = open({ path: dir, maxDbs: 16 });
-  raw.openDB('idx-tag-kind', { keyEncoding: 'binary' }).clearSync();
+  raw.openDB('idx-tag', { keyEncoding: 'binary' }).clearSync();
   await raw.openDB('meta', {}).put('schemaVersion', 1);
   await raw.close();
   s = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0 });
@@ -84,6 +85,29 @@ t.test('a schema 1 store is migrated on open: the tag+kind index is built from t
   const want = tagged.filter((e) => e.kind === 7).map((e) => e.id);
   t.same(idsOf(await s.query([{ kinds: [7], '#t': ['x'] }])), want);
   t.equal(await s.count([{ kinds: [1], '#p': ['ab'.repeat(32)] }]), 15);
+});
+
+t.test('a schema 3 store is migrated on open: its tag+kind index is dropped', async (t) => {
+  const dir = tempDir(t);
+  let s = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0 });
+  const tagged = Array.from({ length: 10 }, (_, i) => sign(i % 2 === 0 ? 1 : 7, NOW - i, [['p', 'ab'.repeat(32)]]));
+  await s.put(tagged);
+  await s.close();
+  // What schema 3 had on top: a tag+kind index.
+  let raw = open({ path: dir, maxDbs: 16 });
+  const tables = (): number => (raw.getStats() as { entryCount: number }).entryCount;
+  const before = tables();
+  await raw.openDB('idx-tag-kind', { keyEncoding: 'binary' }).put(Buffer.from('x'), Buffer.alloc(0));
+  await raw.openDB('meta', {}).put('schemaVersion', 3);
+  t.equal(tables(), before + 1);
+  await raw.close();
+  s = await openLmdbStore({ path: dir, clock, purgeIntervalMs: 0 });
+  t.equal(await s.count([{ kinds: [7], '#p': ['ab'.repeat(32)] }]), 5);
+  await s.close();
+  raw = open({ path: dir, maxDbs: 16 });
+  t.equal(raw.openDB('meta', {}).get('schemaVersion'), SCHEMA_VERSION);
+  t.equal(tables(), before, 'the tag+kind table is gone');
+  await raw.close();
 });
 
 t.test('a schema 2 store written by the previous release is migrated on open and answers like the oracle', async (t) => {
@@ -249,9 +273,9 @@ t.test('the planner picks the most selective index for the market\'s filter shap
   const many = Array.from({ length: 100 }, (_, i) => i.toString(16).padStart(64, '0'));
   const cases: [Filter, string, number][] = [
     [{ ids: [id, pk], kinds: [1] }, 'ids', 2],
-    [{ kinds: [7000, 6050], '#e': [id] }, 'tag-kind', 2],
-    [{ kinds: [7000], '#p': [pk], authors: [pk, id] }, 'tag-kind', 1],
-    [{ kinds: [31990], '#k': ['5050'] }, 'tag-kind', 1],
+    [{ kinds: [7000, 6050], '#e': [id] }, 'tag', 1],
+    [{ kinds: [7000], '#p': [pk], authors: [pk, id] }, 'tag', 1],
+    [{ kinds: [31990], '#k': ['5050'] }, 'tag', 1],
     [{ '#e': [id, pk] }, 'tag', 2],
     [{ '#t': ['nostr'], '#e': [id] }, 'tag', 1],
     [{ kinds: [1, 7, 5], '#p': many }, 'tag', 100],

@@ -223,15 +223,6 @@ export function tagPrefix(letter: number, enc: Buffer): Buffer {
   return b;
 }
 
-/** Tag+kind index prefix: the tag prefix ‖ u32 kind (serves `#x` filters that also name kinds). */
-export function tagKindPrefix(letter: number, enc: Buffer, kind: number): Buffer {
-  const t = tagPrefix(letter, enc);
-  const b = Buffer.allocUnsafe(t.length + 4);
-  t.copy(b, 0);
-  writeU32(b, t.length, kind);
-  return b;
-}
-
 export function kindPrefix(kind: number): Buffer {
   const b = Buffer.allocUnsafe(4);
   writeU32(b, 0, kind);

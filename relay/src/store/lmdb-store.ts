@@ -13,7 +13,7 @@ import { effectiveLimit, expirationTs, isHex64, isTagLetter, MAX_TIMESTAMP, nowS
 import {
   bytesEqual, encodeTagValue, FLAG_EXPIRES, headerLength, indexedTags, indexKey, kindPrefix, lastKey, OFF_CREATED_AT,
   OFF_EXPIRATION, OFF_FLAGS, OFF_ID, OFF_PUBKEY, packEvent, packedCreatedAt, packedHasTag, packedJson, packedKind, pubkeyKindPrefix,
-  readU64, tagKindPrefix, tagPrefix,
+  readU64, tagPrefix,
 } from './lmdb-codec.ts';
 import { EMPTY, loadNextSeq, MAX_U32, openTables, seqOfId as seqOfTable, type Db } from './lmdb-tables.ts';
 import { createBatchWriter, createWriteCore, type BatchWriter, type WriteJob, type WriteResult } from './lmdb-write.ts';
@@ -24,9 +24,11 @@ export { DEFAULT_MAP_SIZE } from './lmdb-tables.ts';
 /**
  * On-disk format version. Bump on any incompatible change to tables, keys or the packed header.
  * 1: initial layout. 2: adds the tag+kind index. 3: compact packed header, hex tag values
- * (ids, pubkeys) stored and keyed as 32 bytes. Older stores are migrated on open.
+ * (ids, pubkeys) stored and keyed as 32 bytes. 4: no tag+kind index (two random B-tree
+ * inserts per tagged event less on ingest; `#x` + kinds filters post-filter kinds, as
+ * strfry does). Older stores are migrated on open.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 export interface LmdbStoreOptions extends LimitOptions {
   /** Directory holding the LMDB environment (created if missing). */
@@ -46,6 +48,8 @@ export interface LmdbStoreOptions extends LimitOptions {
    * Default 'inline'.
    */
   readonly writer?: 'thread' | 'inline';
+  /** With `writer: 'thread'`: writer threads taking turns, 1 or 2 (applying one batch while the previous one syncs). Default 2. */
+  readonly writerThreads?: number;
   /** Unix seconds "now" for NIP-40 (refusing already-expired events, purging). Default: the wall clock. */
   readonly clock?: () => number;
   /** How often expired events are purged from disk; 0 disables the timer. Default 60 000 ms. */
@@ -82,8 +86,8 @@ export interface LmdbStore extends EventStore {
 /** Letters whose values are ids or pubkeys: an index scan on them is nearly always the most selective. */
 const REFERENCE_LETTERS = new Set(['e', 'p', 'a', 'E', 'P', 'A', 'q']);
 /**
- * Every range scan costs an lmdb-js cursor (≈5–15 µs of CPU). A composite index
- * (authors×kinds, tag values×kinds) is used while it opens at most this many scans,
+ * Every range scan costs an lmdb-js cursor (≈5–15 µs of CPU). The composite index
+ * (authors×kinds) is used while it opens at most this many scans,
  * or no more than the coarser index would; beyond that we scan the coarser index
  * and post-filter kinds.
  */
@@ -299,6 +303,7 @@ function checkOptions(opts: LmdbStoreOptions): void {
   int('purgeBatch', 1);
   int('mapSize', 1);
   int('clockEvery', 1);
+  if (opts.writerThreads !== undefined && opts.writerThreads !== 1 && opts.writerThreads !== 2) bad('writerThreads', '1 or 2', opts.writerThreads);
   if (opts.writer !== undefined && opts.writer !== 'thread' && opts.writer !== 'inline') bad('writer', "'thread' or 'inline'", opts.writer);
   if (opts.pageSize !== undefined && ![4096, 8192, 16384, 32768, 65536].includes(opts.pageSize)) bad('pageSize', 'a power of two from 4096 to 65536', opts.pageSize);
 }
@@ -311,17 +316,25 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
   const clockEvery = opts.clockEvery ?? 64;
   mkdirSync(opts.path, { recursive: true });
   const tables = openTables({ path: opts.path, ...(opts.mapSize !== undefined ? { mapSize: opts.mapSize } : {}), ...(opts.pageSize !== undefined ? { pageSize: opts.pageSize } : {}) });
-  const { root, meta, events, byPubkeyKind, byPubkey, byKind, byTag, byTagKind, byTime, byExpiry } = tables;
+  const { root, meta, events, byPubkeyKind, byPubkey, byKind, byTag, byTime, byExpiry } = tables;
 
   /**
-   * Schema 1 or 2 → 3: every record is repacked (the JSON is found through the header length
-   * at offset 0, which every schema keeps) and both tag indexes are rebuilt, in bounded
-   * transactions. The version is written last, so a migration cut short simply runs again.
+   * Schema 1 or 2 → 4: every record is repacked (the JSON is found through the header length
+   * at offset 0, which every schema keeps) and the tag index is rebuilt, in bounded
+   * transactions. Schema 3 → 4 only drops the tag+kind index. The version is written last,
+   * so a migration cut short simply runs again.
    */
   async function migrate(path: string, from: number): Promise<void> {
-    log?.info({ path, from, to: SCHEMA_VERSION }, 'migrating lmdb store: repacking events, rebuilding the tag indexes');
+    log?.info({ path, from, to: SCHEMA_VERSION }, from < 3 ? 'migrating lmdb store: repacking events, rebuilding the tag index' : 'migrating lmdb store: dropping the tag+kind index');
+    // Schemas 2 and 3 had a tag+kind index (key: tag ‖ kind ‖ created_at ‖ seq); schema 4 has none.
+    await root.openDB('idx-tag-kind', { keyEncoding: 'binary' }).drop();
+    if (from >= 3) {
+      await meta.put('schemaVersion', SCHEMA_VERSION);
+      await root.flushed;
+      log?.info({ path }, `lmdb store migrated to schema ${SCHEMA_VERSION}`);
+      return;
+    }
     await byTag.clearAsync();
-    await byTagKind.clearAsync();
     let after = 0;
     let done = 0;
     for (;;) {
@@ -335,10 +348,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
         for (const { seq, e, json } of chunk) {
           const tags = indexedTags(e);
           events.putSync(seq, packEvent(e, json, expirationTs(e), tags));
-          for (const t of tags) {
-            byTag.putSync(indexKey(tagPrefix(t.letter, t.enc), e.created_at, seq), EMPTY);
-            byTagKind.putSync(indexKey(tagKindPrefix(t.letter, t.enc, e.kind), e.created_at, seq), EMPTY);
-          }
+          for (const t of tags) byTag.putSync(indexKey(tagPrefix(t.letter, t.enc), e.created_at, seq), EMPTY);
         }
       });
       after = chunk[chunk.length - 1].seq;
@@ -355,7 +365,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
       if (events.getKeysCount({ limit: 1 }) > 0) throw new Error(`lmdb store at ${opts.path} has events but no schema version: not a Bazaar store, refusing to open`);
       await meta.put('schemaVersion', SCHEMA_VERSION);
       await root.flushed;
-    } else if (version === 1 || version === 2) {
+    } else if (version === 1 || version === 2 || version === 3) {
       await migrate(opts.path, version);
     } else if (version !== SCHEMA_VERSION) {
       throw new Error(
@@ -387,13 +397,15 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     // The writer committed on another thread: move this thread's read snapshot forward
     // before anyone reads the new watermark, so a query started after lastSeq() sees it.
     if (writerThread !== undefined) root.resetReadTxn();
-    committedSeq = lastSeq;
+    // Two writer threads may report out of order; a later transaction's seqs are the higher ones.
+    if (lastSeq > committedSeq) committedSeq = lastSeq;
     storedEvents = size();
   };
   const writerThread = opts.writer === 'thread'
     ? startWriterThread({
       env: { path: opts.path, ...(opts.mapSize !== undefined ? { mapSize: opts.mapSize } : {}), ...(opts.pageSize !== undefined ? { pageSize: opts.pageSize } : {}) },
       ...(log ? { logger: log } : {}),
+      ...(opts.writerThreads !== undefined ? { threads: opts.writerThreads } : {}),
       onCommit,
       // Never leave the relay without a writer: carry on inline (its pending writes were refused).
       onDeath: () => {
@@ -436,11 +448,6 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     const pkKindScans = cf.authors !== undefined && kinds !== undefined ? cf.authors.length * kinds.length : undefined;
     const tagScan = (): Plan => {
       const tag = cf.tags[best];
-      if (kinds !== undefined && tag.values.length * kinds.length <= Math.max(MAX_COMPOSITE_SCANS, tag.values.length)) {
-        const prefixes: Buffer[] = [];
-        for (const v of tag.values) for (const k of kinds) prefixes.push(tagKindPrefix(tag.letter, v, k));
-        return { type: 'scan', index: 'tag-kind', db: byTagKind, prefixes, implied: { authors: false, kinds: true, tag: best }, overlap: tag.values.length > 1 };
-      }
       return {
         type: 'scan', index: 'tag', db: byTag, prefixes: tag.values.map((v) => tagPrefix(tag.letter, v)),
         implied: { authors: false, kinds: false, tag: best }, overlap: tag.values.length > 1,

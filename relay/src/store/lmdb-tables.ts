@@ -34,7 +34,6 @@ export interface Tables {
   readonly byPubkey: Db;
   readonly byKind: Db;
   readonly byTag: Db;
-  readonly byTagKind: Db;
   readonly byTime: Db;
   /** u64 expiration ‖ seq. */
   readonly byExpiry: Db;
@@ -73,7 +72,6 @@ export function openTables(opts: EnvOptions): Tables {
     byPubkey: index('idx-pubkey'),
     byKind: index('idx-kind'),
     byTag: index('idx-tag'),
-    byTagKind: index('idx-tag-kind'),
     byTime: index('idx-created-at'),
     byExpiry: index('idx-expiration'),
   };

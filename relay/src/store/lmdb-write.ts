@@ -9,7 +9,7 @@ import { canonicalJson, expirationTs, isHex64, parseAddress, storeRejection } fr
 import {
   addressKey, bytesEqual, decodeTagValue, encodeTagValue, eventAddressKey, headerLength, indexedTags, indexKey, kindPrefix,
   OFF_ID, OFF_PUBKEY, packedCreatedAt, packedExpiration, packedHasTag, packedKind, packEvent, pubkeyKindPrefix, readU32, readU64,
-  tagKindPrefix, tagPrefix, unpackTags, writeU32, writeU64,
+  tagPrefix, unpackTags, writeU32, writeU64,
 } from './lmdb-codec.ts';
 import { EMPTY, loadNextSeq, MAX_U32, seqOfId, type Tables } from './lmdb-tables.ts';
 
@@ -30,7 +30,7 @@ export interface WriteCore {
 }
 
 export function createWriteCore(t: Tables): WriteCore {
-  const { meta, events, ids, slots, deletedIds, deletedAddrs, byPubkeyKind, byPubkey, byKind, byTag, byTagKind, byTime, byExpiry } = t;
+  const { meta, events, ids, slots, deletedIds, deletedAddrs, byPubkeyKind, byPubkey, byKind, byTag, byTime, byExpiry } = t;
   // Sequence numbers never repeat, even across restarts after the newest events were removed
   // (followers of eventsAfter keep their place by seq): the next one is also kept in `meta`.
   let nextSeq = loadNextSeq(t);
@@ -58,10 +58,7 @@ export function createWriteCore(t: Tables): WriteCore {
     byPubkey.putSync(indexKey(pubkey, ts, seq), EMPTY);
     byKind.putSync(indexKey(kindPrefix(e.kind), ts, seq), EMPTY);
     byTime.putSync(indexKey(EMPTY, ts, seq), EMPTY);
-    for (const tag of tags) {
-      byTag.putSync(indexKey(tagPrefix(tag.letter, tag.enc), ts, seq), EMPTY);
-      byTagKind.putSync(indexKey(tagKindPrefix(tag.letter, tag.enc, e.kind), ts, seq), EMPTY);
-    }
+    for (const tag of tags) byTag.putSync(indexKey(tagPrefix(tag.letter, tag.enc), ts, seq), EMPTY);
     if (expiration !== undefined) byExpiry.putSync(indexKey(EMPTY, expiration, seq), EMPTY);
     if (addr !== undefined) slots.putSync(addr, putU32(seq));
     return seq;
@@ -81,10 +78,7 @@ export function createWriteCore(t: Tables): WriteCore {
     byPubkey.removeSync(indexKey(pubkey, ts, seq));
     byKind.removeSync(indexKey(kindPrefix(kind), ts, seq));
     byTime.removeSync(indexKey(EMPTY, ts, seq));
-    for (const tag of tags) {
-      byTag.removeSync(indexKey(tagPrefix(tag.letter, tag.enc), ts, seq));
-      byTagKind.removeSync(indexKey(tagKindPrefix(tag.letter, tag.enc, kind), ts, seq));
-    }
+    for (const tag of tags) byTag.removeSync(indexKey(tagPrefix(tag.letter, tag.enc), ts, seq));
     const expiration = packedExpiration(packed);
     if (expiration !== undefined) byExpiry.removeSync(indexKey(EMPTY, expiration, seq));
     const replaceable = isReplaceableKind(kind);
@@ -245,8 +239,36 @@ export interface BatchWriterOptions {
  * A write transaction takes queued jobs until it holds this many events, so one
  * transaction's apply step stays short. A single larger put() call still commits as one.
  */
-const MAX_BATCH_EVENTS = 1000;
-const FAILED = Symbol('failed');
+export const MAX_BATCH_EVENTS = 1000;
+export const sizeOfJob = (j: WriteJob): number => (j.type === 'put' ? j.events.length : 1);
+
+/** A job that threw: its batch was rolled back and replayed without it. */
+export interface FailedJob {
+  readonly failed: string;
+  readonly stack?: string;
+}
+export const isFailedJob = (r: unknown): r is FailedJob => typeof r === 'object' && r !== null && !Array.isArray(r) && typeof (r as FailedJob).failed === 'string';
+
+/**
+ * Applies `jobs` inside the caller's open write transaction, in order, as one child
+ * transaction; if anything throws, that child is rolled back and each job is replayed in a
+ * child of its own, so only the bad one fails (its result is a FailedJob). Synchronous.
+ */
+export function applyJobs(t: Tables, core: WriteCore, jobs: readonly WriteJob[], log?: Logger): (WriteResult | FailedJob)[] {
+  const run = (j: WriteJob): WriteResult => (j.type === 'put' ? j.events.map((e) => core.applyPut(e, j.now)) : core.applyPurge(j.now, j.limit));
+  try {
+    return t.root.childTransaction(() => core.withSeq(() => jobs.map(run))) as unknown as WriteResult[];
+  } catch (err) {
+    log?.error({ err, jobs: jobs.length }, 'write batch failed; retrying jobs one by one');
+    return jobs.map((j) => {
+      try {
+        return t.root.childTransaction(() => core.withSeq(() => run(j))) as unknown as WriteResult;
+      } catch (jobErr) {
+        return jobErr instanceof Error ? { failed: jobErr.message, ...(jobErr.stack ? { stack: jobErr.stack } : {}) } : { failed: String(jobErr) };
+      }
+    });
+  }
+}
 
 /**
  * One batched writer: every job submitted in the same event-loop turn is applied, in
@@ -269,8 +291,6 @@ export function createBatchWriter(t: Tables, core: WriteCore, opts: BatchWriterO
   let jobsWritten = 0;
   let flushing = 0; // committed batches whose callers still wait for the flush
   let idleWaiters: (() => void)[] = [];
-  const sizeOf = (j: WriteJob): number => (j.type === 'put' ? j.events.length : 1);
-  const run = (j: WriteJob): WriteResult => (j.type === 'put' ? j.events.map((e) => core.applyPut(e, j.now)) : core.applyPurge(j.now, j.limit));
 
   function notifyIdle(): void {
     if (writing || scheduled || flushing > 0 || queue.length > 0) return;
@@ -296,30 +316,25 @@ export function createBatchWriter(t: Tables, core: WriteCore, opts: BatchWriterO
     scheduled = false;
     writing = true;
     let take = 0;
-    for (let n = 0; take < queue.length && (take === 0 || n < MAX_BATCH_EVENTS); take++) n += sizeOf(queue[take].job);
+    for (let n = 0; take < queue.length && (take === 0 || n < MAX_BATCH_EVENTS); take++) n += sizeOfJob(queue[take].job);
     const batch = queue.splice(0, take);
     const started = performance.now();
-    let results: unknown[];
     let applyMs = 0;
+    let results: (WriteResult | FailedJob)[];
     try {
       results = await t.root.childTransaction(() => {
         const a0 = performance.now();
-        const r = core.withSeq(() => batch.map((q) => run(q.job)));
+        const r = applyJobs(t, core, batch.map((q) => q.job), log);
         applyMs = performance.now() - a0;
         return r;
       });
     } catch (err) {
-      // Something in the batch threw and the whole transaction was rolled back:
-      // replay each job in its own transaction so one bad write fails alone.
-      log?.error({ err, jobs: batch.length }, 'write batch failed; retrying jobs one by one');
-      results = [];
-      for (const q of batch) {
-        try {
-          results.push(await t.root.childTransaction(() => core.withSeq(() => run(q.job))));
-        } catch (jobErr) {
-          results.push({ [FAILED]: jobErr });
-        }
-      }
+      // The transaction itself failed to commit: nothing of the batch is stored.
+      log?.error({ err, jobs: batch.length }, 'write transaction failed');
+      for (const q of batch) q.reject(err instanceof Error ? err : new Error(String(err)));
+      writing = false;
+      schedule();
+      return;
     }
     const committed = performance.now();
     transactions++;
@@ -344,10 +359,11 @@ export function createBatchWriter(t: Tables, core: WriteCore, opts: BatchWriterO
     log?.debug({ jobs: batch.length, applyMs, commitMs: committed - started, flushMs: performance.now() - committed }, 'write batch durable');
     batch.forEach((q, i) => {
       const r = results[i];
-      if (typeof r === 'object' && r !== null && FAILED in r) {
-        const err = (r as Record<symbol, unknown>)[FAILED];
-        q.reject(err instanceof Error ? err : new Error(String(err)));
-      } else q.resolve(r as WriteResult);
+      if (isFailedJob(r)) {
+        const err = new Error(r.failed);
+        if (r.stack) err.stack = r.stack;
+        q.reject(err);
+      } else q.resolve(r);
     });
   }
 

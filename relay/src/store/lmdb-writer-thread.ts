@@ -1,26 +1,35 @@
-// The store's writer on a thread of its own (strfry's shape: one LMDB writer beside the
-// threads that take connections). Every put's read-modify-write and LMDB's own work —
-// B-tree descents, copy-on-write of pages, the commit — leave the relay's event loop,
+// The store's writer off the relay's event loop (strfry's shape: one LMDB writer beside
+// the threads that take connections). Every put's read-modify-write and LMDB's own work
+// — B-tree descents, copy-on-write of pages, the commit — leave the relay's event loop,
 // which keeps parsing, verifying and answering while a batch is applied and flushed.
 // Reads stay where they are: the relay's thread opens the same environment (lmdb-js
 // shares it between threads) and moves its snapshot forward when told of a commit.
+//
+// Two writer threads take turns, so applying one batch overlaps syncing the previous one:
+// LMDB admits one write transaction at a time, and with overlapping sync a commit gives the
+// write lock up before it syncs. The next batch is sent only once the previous one holds
+// the lock, so transactions commit in the order their jobs were submitted.
 import { parentPort, Worker, workerData } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { openTables, type EnvOptions } from './lmdb-tables.ts';
-import { createBatchWriter, createWriteCore, type BatchWriter, type WriteJob, type WriteResult } from './lmdb-write.ts';
+import {
+  applyJobs, createWriteCore, isFailedJob, MAX_BATCH_EVENTS, sizeOfJob, type BatchWriter, type FailedJob, type WriteJob, type WriteResult,
+} from './lmdb-write.ts';
 
-/** Messages from the writer thread. */
+/** Messages from a writer thread. */
 type FromWriter =
-  | { readonly type: 'ready'; readonly lastSeq: number }
-  /** After each commit, before its flush: the committed watermark. */
-  | { readonly type: 'committed'; readonly lastSeq: number; readonly transactions: number; readonly jobs: number }
-  | { readonly type: 'done'; readonly id: number; readonly result: WriteResult }
-  | { readonly type: 'failed'; readonly id: number; readonly message: string; readonly stack?: string }
+  | { readonly type: 'ready' }
+  /** The batch's transaction holds the write lock: the next batch may be sent to the other thread. */
+  | { readonly type: 'began'; readonly batch: number }
+  /** Committed and synced: durable. */
+  | { readonly type: 'done'; readonly batch: number; readonly results: (WriteResult | FailedJob)[]; readonly lastSeq: number }
+  /** The transaction itself failed (nothing of it is stored). */
+  | { readonly type: 'failed'; readonly batch: number; readonly message: string; readonly stack?: string }
   | { readonly type: 'log'; readonly level: 'error' | 'warn' | 'info' | 'debug'; readonly obj: Record<string, unknown>; readonly msg: string }
   | { readonly type: 'closed' };
 
-/** Messages to the writer thread: the jobs submitted in one event-loop turn travel together, so they share a transaction. */
-type ToWriter = { readonly type: 'jobs'; readonly jobs: readonly { readonly id: number; readonly job: WriteJob }[] } | { readonly type: 'close' };
+/** Messages to a writer thread. */
+type ToWriter = { readonly type: 'batch'; readonly batch: number; readonly jobs: readonly WriteJob[] } | { readonly type: 'close' };
 
 interface WriterData {
   readonly env: EnvOptions;
@@ -28,18 +37,20 @@ interface WriterData {
 }
 
 export interface ThreadWriter extends BatchWriter {
-  /** Resolves once the thread has opened the environment (rejects if it could not). */
+  /** Resolves once every thread has opened the environment (rejects if one could not). */
   readonly ready: Promise<void>;
-  /** Finishes every queued job, then stops the thread. Idempotent. */
+  /** Finishes every queued job, then stops the threads. Idempotent. */
   close(): Promise<void>;
 }
 
 export interface ThreadWriterOptions {
   readonly env: EnvOptions;
   readonly logger?: Logger;
-  /** After each commit (before its flush), with the committed watermark. */
+  /** Writer threads taking turns (1 or 2). Default 2. */
+  readonly threads?: number;
+  /** After each durable commit, with the committed watermark. */
   readonly onCommit: (lastSeq: number) => void;
-  /** The thread stopped unexpectedly (its pending jobs have been rejected). */
+  /** A thread stopped unexpectedly (every pending job has been rejected). */
   readonly onDeath?: (err: Error) => void;
 }
 
@@ -47,20 +58,33 @@ export interface ThreadWriterOptions {
 // register() API (as `bazaar` does), so the entry registers one before loading this file.
 const WORKER_URL = new URL('./lmdb-writer-worker.mjs', import.meta.url);
 
-/** Starts the writer thread for the environment at `opts.env.path`. */
+interface Queued {
+  readonly job: WriteJob;
+  resolve(result: WriteResult): void;
+  reject(err: Error): void;
+}
+
+interface Slot {
+  readonly worker: Worker;
+  /** The batch this thread is working on. */
+  busy: { readonly id: number; readonly jobs: Queued[]; began: boolean; readonly started: number } | undefined;
+}
+
+/** Starts the writer threads for the environment at `opts.env.path`. */
 export function startWriterThread(opts: ThreadWriterOptions): ThreadWriter {
   const log = opts.logger;
   const data: WriterData = { env: opts.env, debug: log?.isLevelEnabled('debug') ?? false };
-  // No inherited node flags (e.g. --input-type from `node -e`, which a file entry refuses):
-  // the entry registers the TypeScript loader it needs itself.
-  const worker = new Worker(WORKER_URL, { workerData: data, execArgv: [] });
-  const pending = new Map<number, { resolve(r: WriteResult): void; reject(e: Error): void }>();
-  let nextId = 0;
-  let stats = { transactions: 0, jobs: 0 };
+  const queue: Queued[] = [];
+  let nextBatch = 0;
+  let transactions = 0;
+  let jobsWritten = 0;
   let dead: Error | undefined;
   let closing: Promise<void> | undefined;
-  let onClosed: (() => void) | undefined;
+  let closedCount = 0;
+  let onAllClosed: (() => void) | undefined;
   let idleWaiters: (() => void)[] = [];
+  let scheduled = false;
+  let readyCount = 0;
   let markReady!: () => void;
   let failReady!: (err: Error) => void;
   const ready = new Promise<void>((resolve, reject) => {
@@ -68,99 +92,149 @@ export function startWriterThread(opts: ThreadWriterOptions): ThreadWriter {
     failReady = reject;
   });
   ready.catch(() => undefined);
+  const slots: Slot[] = [];
 
+  const isIdle = (): boolean => queue.length === 0 && slots.every((s) => s.busy === undefined);
   const notifyIdle = (): void => {
-    if (pending.size > 0) return;
+    if (!isIdle()) return;
     const waiters = idleWaiters;
     idleWaiters = [];
     for (const w of waiters) w();
   };
 
-  worker.on('message', (msg: FromWriter) => {
-    switch (msg.type) {
-      case 'ready':
-        markReady();
-        return;
-      case 'committed':
-        stats = { transactions: msg.transactions, jobs: msg.jobs };
-        opts.onCommit(msg.lastSeq);
-        return;
-      case 'done':
-      case 'failed': {
-        const p = pending.get(msg.id);
-        if (!p) return;
-        pending.delete(msg.id);
-        if (msg.type === 'done') p.resolve(msg.result);
-        else {
-          const err = new Error(msg.message);
-          if (msg.stack) err.stack = msg.stack;
-          p.reject(err);
-        }
-        notifyIdle();
-        return;
-      }
-      case 'log':
-        log?.[msg.level](msg.obj, msg.msg);
-        return;
-      case 'closed':
-        onClosed?.();
-    }
-  });
+  /** Sends the next batch when a thread is free and every batch in flight holds (or held) the lock. */
+  const dispatch = (): void => {
+    scheduled = false;
+    if (dead || queue.length === 0) return;
+    if (slots.some((s) => s.busy !== undefined && !s.busy.began)) return;
+    const slot = slots.find((s) => s.busy === undefined);
+    if (!slot) return;
+    let take = 0;
+    for (let n = 0; take < queue.length && (take === 0 || n < MAX_BATCH_EVENTS); take++) n += sizeOfJob(queue[take].job);
+    const jobs = queue.splice(0, take);
+    const id = ++nextBatch;
+    slot.busy = { id, jobs, began: false, started: performance.now() };
+    const msg: ToWriter = { type: 'batch', batch: id, jobs: jobs.map((q) => q.job) };
+    slot.worker.postMessage(msg);
+  };
+  const schedule = (): void => {
+    if (scheduled) return;
+    scheduled = true;
+    // setImmediate: every job submitted in this event-loop turn joins the batch.
+    setImmediate(dispatch);
+  };
+
   const die = (err: Error): void => {
     if (dead) return;
     dead = err;
     failReady(err);
-    for (const p of pending.values()) p.reject(err);
-    pending.clear();
+    for (const s of slots) {
+      for (const q of s.busy?.jobs ?? []) q.reject(err);
+      s.busy = undefined;
+    }
+    for (const q of queue.splice(0)) q.reject(err);
     notifyIdle();
-    onClosed?.();
+    onAllClosed?.();
     if (!closing) {
       log?.error({ err }, 'lmdb writer thread stopped');
       opts.onDeath?.(err);
     }
+    for (const s of slots) void s.worker.terminate();
   };
-  worker.on('error', (err) => die(err));
-  worker.on('exit', (code) => die(new Error(`lmdb writer thread exited (code ${code})`)));
 
-  const post = (msg: ToWriter): void => worker.postMessage(msg);
-  let outbox: { id: number; job: WriteJob }[] = [];
-  const flushOutbox = (): void => {
-    const jobs = outbox;
-    outbox = [];
-    if (jobs.length > 0 && !dead) post({ type: 'jobs', jobs });
+  const threads = Math.max(1, Math.min(2, opts.threads ?? 2));
+  for (let i = 0; i < threads; i++) {
+    // No inherited node flags (e.g. --input-type from `node -e`, which a file entry refuses):
+    // the entry registers the TypeScript loader it needs itself.
+    const worker = new Worker(WORKER_URL, { workerData: data, execArgv: [] });
+    const slot: Slot = { worker, busy: undefined };
+    slots.push(slot);
+    worker.on('message', (msg: FromWriter) => {
+      switch (msg.type) {
+        case 'ready':
+          if (++readyCount === threads) markReady();
+          return;
+        case 'began':
+          if (slot.busy?.id === msg.batch) slot.busy.began = true;
+          dispatch();
+          return;
+        case 'done':
+        case 'failed': {
+          const b = slot.busy;
+          if (!b || b.id !== msg.batch) return;
+          slot.busy = undefined;
+          if (msg.type === 'done') {
+            transactions++;
+            jobsWritten += b.jobs.length;
+            opts.onCommit(msg.lastSeq);
+            log?.debug({ jobs: b.jobs.length, durableMs: performance.now() - b.started }, 'write batch durable');
+            b.jobs.forEach((q, i) => {
+              const r = msg.results[i];
+              if (isFailedJob(r)) {
+                const err = new Error(r.failed);
+                if (r.stack) err.stack = r.stack;
+                q.reject(err);
+              } else q.resolve(r);
+            });
+          } else {
+            const err = new Error(msg.message);
+            if (msg.stack) err.stack = msg.stack;
+            log?.error({ err, jobs: b.jobs.length }, 'write transaction failed');
+            for (const q of b.jobs) q.reject(err);
+          }
+          dispatch();
+          notifyIdle();
+          return;
+        }
+        case 'log':
+          log?.[msg.level](msg.obj, msg.msg);
+          return;
+        case 'closed':
+          if (++closedCount === threads) onAllClosed?.();
+      }
+    });
+    worker.on('error', (err) => die(err));
+    worker.on('exit', (code) => die(new Error(`lmdb writer thread exited (code ${code})`)));
+  }
+
+  const idle = (): Promise<void> => {
+    if (isIdle() || dead) return Promise.resolve();
+    return new Promise<void>((resolve) => idleWaiters.push(resolve));
   };
   return {
     ready,
     submit(job) {
       if (dead) return Promise.reject(dead);
-      const id = ++nextId;
       return new Promise<WriteResult>((resolve, reject) => {
-        pending.set(id, { resolve, reject });
-        if (outbox.length === 0) setImmediate(flushOutbox);
-        outbox.push({ id, job });
+        queue.push({ job, resolve, reject });
+        schedule();
       });
     },
-    idle() {
-      if (pending.size === 0) return Promise.resolve();
-      return new Promise<void>((resolve) => idleWaiters.push(resolve));
-    },
-    stats: () => stats,
+    idle,
+    stats: () => ({ transactions, jobs: jobsWritten }),
     close() {
       closing ??= (async () => {
         if (!dead) {
-          const closed = new Promise<void>((resolve) => (onClosed = resolve));
-          flushOutbox();
-          post({ type: 'close' });
+          await idle();
+          const closed = new Promise<void>((resolve) => (onAllClosed = resolve));
+          for (const s of slots) s.worker.postMessage({ type: 'close' } satisfies ToWriter);
           await closed;
         }
-        await worker.terminate();
+        await Promise.all(slots.map((s) => s.worker.terminate()));
       })();
       return closing;
     },
   };
 }
 
-/** The writer thread's body (called by lmdb-writer-worker.mjs). */
+/**
+ * LMDB transaction flags for the writer threads: abortable, and MDB_NOSYNC, which with
+ * lmdb-js's overlapping sync means "give the write lock up, then sync" — the commit still
+ * returns only once the transaction is on disk.
+ */
+const TXN_FLAGS = 0x10003;
+
+/** A writer thread's body (called by lmdb-writer-worker.mjs). */
 export function runWriterThread(): void {
   if (!parentPort) throw new Error('runWriterThread must run in a worker thread');
   const port = parentPort;
@@ -178,24 +252,27 @@ export function runWriterThread(): void {
   } as unknown as Logger;
   const tables = openTables(env);
   const core = createWriteCore(tables);
-  const writer: BatchWriter = createBatchWriter(tables, core, {
-    logger,
-    onCommit: (lastSeq) => send({ type: 'committed', lastSeq, ...writer.stats() }),
-  });
   port.on('message', (msg: ToWriter) => {
-    if (msg.type === 'jobs') {
-      for (const { id, job } of msg.jobs) {
-        writer.submit(job).then(
-          (result) => send({ type: 'done', id, result }),
-          (err: unknown) => send({ type: 'failed', id, message: err instanceof Error ? err.message : String(err), ...(err instanceof Error && err.stack ? { stack: err.stack } : {}) }),
-        );
+    if (msg.type === 'batch') {
+      let results: (WriteResult | FailedJob)[] = [];
+      let lastSeq = 0;
+      try {
+        tables.root.transactionSync(() => {
+          send({ type: 'began', batch: msg.batch });
+          // (The other writer thread may have committed since: withSeq re-reads the next seq.)
+          const a0 = performance.now();
+          results = applyJobs(tables, core, msg.jobs, logger);
+          lastSeq = core.lastSeq();
+          if (debug) logger.debug({ jobs: msg.jobs.length, applyMs: performance.now() - a0 }, 'write batch applied');
+        }, TXN_FLAGS as never);
+      } catch (err) {
+        send({ type: 'failed', batch: msg.batch, message: err instanceof Error ? err.message : String(err), ...(err instanceof Error && err.stack ? { stack: err.stack } : {}) });
+        return;
       }
+      send({ type: 'done', batch: msg.batch, results, lastSeq });
     } else if (msg.type === 'close') {
-      void writer.idle().then(async () => {
-        await tables.root.close();
-        send({ type: 'closed' });
-      });
+      void tables.root.close().then(() => send({ type: 'closed' }));
     }
   });
-  send({ type: 'ready', lastSeq: core.lastSeq() });
+  send({ type: 'ready' });
 }
