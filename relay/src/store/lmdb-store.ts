@@ -17,7 +17,7 @@ import {
 } from './lmdb-codec.ts';
 import { EMPTY, loadNextSeq, MAX_U32, openTables, seqOfId as seqOfTable, type Db } from './lmdb-tables.ts';
 import { createBatchWriter, createWriteCore, type BatchWriter, type WriteJob, type WriteResult } from './lmdb-write.ts';
-import { startWriterThread } from './lmdb-writer-thread.ts';
+import { startWriterThread, writerModule, type ThreadWriter, type ThreadWriterOptions } from './lmdb-writer-thread.ts';
 
 export { DEFAULT_MAP_SIZE } from './lmdb-tables.ts';
 
@@ -308,6 +308,18 @@ function checkOptions(opts: LmdbStoreOptions): void {
   if (opts.pageSize !== undefined && ![4096, 8192, 16384, 32768, 65536].includes(opts.pageSize)) bad('pageSize', 'a power of two from 4096 to 65536', opts.pageSize);
 }
 
+/** The writer threads, or undefined (with a warning) when their module cannot be built here. */
+async function startThreadOrInline(o: Omit<ThreadWriterOptions, 'module'>): Promise<ThreadWriter | undefined> {
+  let module: URL;
+  try {
+    module = await writerModule();
+  } catch (err) {
+    o.logger?.warn({ err }, 'lmdb writer threads unavailable; writing on the event loop');
+    return undefined;
+  }
+  return startWriterThread({ ...o, module });
+}
+
 export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> {
   checkOptions(opts);
   const log = opts.logger?.child({ component: 'lmdb-store' });
@@ -402,7 +414,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
     storedEvents = size();
   };
   const writerThread = opts.writer === 'thread'
-    ? startWriterThread({
+    ? await startThreadOrInline({
       env: { path: opts.path, ...(opts.mapSize !== undefined ? { mapSize: opts.mapSize } : {}), ...(opts.pageSize !== undefined ? { pageSize: opts.pageSize } : {}) },
       ...(log ? { logger: log } : {}),
       ...(opts.writerThreads !== undefined ? { threads: opts.writerThreads } : {}),

@@ -9,32 +9,13 @@
 // LMDB admits one write transaction at a time, and with overlapping sync a commit gives the
 // write lock up before it syncs. The next batch is sent only once the previous one holds
 // the lock, so transactions commit in the order their jobs were submitted.
-import { parentPort, Worker, workerData } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { build, stop as stopEsbuild } from 'esbuild';
 import type { Logger } from 'pino';
-import { openTables, type EnvOptions } from './lmdb-tables.ts';
-import {
-  applyJobs, createWriteCore, isFailedJob, MAX_BATCH_EVENTS, sizeOfJob, type BatchWriter, type FailedJob, type WriteJob, type WriteResult,
-} from './lmdb-write.ts';
-
-/** Messages from a writer thread. */
-type FromWriter =
-  | { readonly type: 'ready' }
-  /** The batch's transaction holds the write lock: the next batch may be sent to the other thread. */
-  | { readonly type: 'began'; readonly batch: number }
-  /** Committed and synced: durable. */
-  | { readonly type: 'done'; readonly batch: number; readonly results: (WriteResult | FailedJob)[]; readonly lastSeq: number }
-  /** The transaction itself failed (nothing of it is stored). */
-  | { readonly type: 'failed'; readonly batch: number; readonly message: string; readonly stack?: string }
-  | { readonly type: 'log'; readonly level: 'error' | 'warn' | 'info' | 'debug'; readonly obj: Record<string, unknown>; readonly msg: string }
-  | { readonly type: 'closed' };
-
-/** Messages to a writer thread. */
-type ToWriter = { readonly type: 'batch'; readonly batch: number; readonly jobs: readonly WriteJob[] } | { readonly type: 'close' };
-
-interface WriterData {
-  readonly env: EnvOptions;
-  readonly debug: boolean;
-}
+import type { EnvOptions } from './lmdb-tables.ts';
+import { isFailedJob, MAX_BATCH_EVENTS, sizeOfJob, type BatchWriter, type WriteJob, type WriteResult } from './lmdb-write.ts';
+import type { FromWriter, ToWriter, WriterData } from './lmdb-writer-body.ts';
 
 export interface ThreadWriter extends BatchWriter {
   /** Resolves once every thread has opened the environment (rejects if one could not). */
@@ -52,11 +33,49 @@ export interface ThreadWriterOptions {
   readonly onCommit: (lastSeq: number) => void;
   /** A thread stopped unexpectedly (every pending job has been rejected). */
   readonly onDeath?: (err: Error) => void;
+  /** The threads' module, from `writerModule()`. */
+  readonly module: URL;
 }
 
-// A plain .mjs entry: worker threads do not inherit a loader registered with tsx's
-// register() API (as `bazaar` does), so the entry registers one before loading this file.
-const WORKER_URL = new URL('./lmdb-writer-worker.mjs', import.meta.url);
+let writerModuleP: Promise<URL> | undefined;
+/**
+ * The writer threads' code: lmdb-writer-body.ts and what it imports, bundled once per process
+ * by esbuild (tsx's own transpiler) into one plain ES module, handed to the workers as a data:
+ * URL, with `lmdb` imported from its absolute location. Worker threads do not inherit the
+ * TypeScript loader `bazaar` registers; registering tsx in each worker instead cost ≈25–35 MiB
+ * of RSS (a loader thread and the transpiler in every worker).
+ */
+export function writerModule(): Promise<URL> {
+  writerModuleP ??= (async () => {
+    let code: string;
+    try {
+      const result = await build({
+        stdin: { contents: "import { runWriterThread } from './lmdb-writer-body.ts';\nrunWriterThread();\n", resolveDir: fileURLToPath(new URL('.', import.meta.url)), sourcefile: 'lmdb-writer-entry.ts', loader: 'ts' },
+        bundle: true,
+        format: 'esm',
+        platform: 'node',
+        target: 'node20',
+        external: ['lmdb'],
+        write: false,
+        logLevel: 'silent',
+      });
+      code = result.outputFiles[0].text;
+    } finally {
+      // Nothing else here asks esbuild for work: end its service process (≈15 MiB) now.
+      // (The async API's child is reaped by this event loop; buildSync's worker thread would leave a zombie.)
+      await stopEsbuild();
+    }
+    const lmdbUrl = import.meta.resolve('lmdb');
+    let imports = 0;
+    code = code.replace(/(from\s*)"lmdb"/g, (_m, from: string) => {
+      imports++;
+      return `${from}${JSON.stringify(lmdbUrl)}`;
+    });
+    if (imports === 0) throw new Error('lmdb writer bundle does not import lmdb where expected');
+    return new URL(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`);
+  })();
+  return writerModuleP;
+}
 
 interface Queued {
   readonly job: WriteJob;
@@ -144,9 +163,8 @@ export function startWriterThread(opts: ThreadWriterOptions): ThreadWriter {
 
   const threads = Math.max(1, Math.min(2, opts.threads ?? 2));
   for (let i = 0; i < threads; i++) {
-    // No inherited node flags (e.g. --input-type from `node -e`, which a file entry refuses):
-    // the entry registers the TypeScript loader it needs itself.
-    const worker = new Worker(WORKER_URL, { workerData: data, execArgv: [] });
+    // No inherited node flags (e.g. --import=tsx, or --input-type from `node -e`): the module is plain JavaScript.
+    const worker = new Worker(opts.module, { workerData: data, execArgv: [] });
     const slot: Slot = { worker, busy: undefined };
     slots.push(slot);
     worker.on('message', (msg: FromWriter) => {
@@ -225,54 +243,4 @@ export function startWriterThread(opts: ThreadWriterOptions): ThreadWriter {
       return closing;
     },
   };
-}
-
-/**
- * LMDB transaction flags for the writer threads: abortable, and MDB_NOSYNC, which with
- * lmdb-js's overlapping sync means "give the write lock up, then sync" — the commit still
- * returns only once the transaction is on disk.
- */
-const TXN_FLAGS = 0x10003;
-
-/** A writer thread's body (called by lmdb-writer-worker.mjs). */
-export function runWriterThread(): void {
-  if (!parentPort) throw new Error('runWriterThread must run in a worker thread');
-  const port = parentPort;
-  const { env, debug } = workerData as WriterData;
-  const send = (msg: FromWriter): void => port.postMessage(msg);
-  const errObj = (err: unknown): Record<string, unknown> => (err instanceof Error ? { message: err.message, stack: err.stack } : { message: String(err) });
-  // Log records go to the relay's logger on the main thread.
-  const logger = {
-    error: (obj: Record<string, unknown>, msg: string) => send({ type: 'log', level: 'error', obj: { ...obj, ...(obj.err ? { err: errObj(obj.err) } : {}) }, msg }),
-    warn: (obj: Record<string, unknown>, msg: string) => send({ type: 'log', level: 'warn', obj, msg }),
-    info: (obj: Record<string, unknown>, msg: string) => send({ type: 'log', level: 'info', obj, msg }),
-    debug: (obj: Record<string, unknown>, msg: string) => {
-      if (debug) send({ type: 'log', level: 'debug', obj, msg });
-    },
-  } as unknown as Logger;
-  const tables = openTables(env);
-  const core = createWriteCore(tables);
-  port.on('message', (msg: ToWriter) => {
-    if (msg.type === 'batch') {
-      let results: (WriteResult | FailedJob)[] = [];
-      let lastSeq = 0;
-      try {
-        tables.root.transactionSync(() => {
-          send({ type: 'began', batch: msg.batch });
-          // (The other writer thread may have committed since: withSeq re-reads the next seq.)
-          const a0 = performance.now();
-          results = applyJobs(tables, core, msg.jobs, logger);
-          lastSeq = core.lastSeq();
-          if (debug) logger.debug({ jobs: msg.jobs.length, applyMs: performance.now() - a0 }, 'write batch applied');
-        }, TXN_FLAGS as never);
-      } catch (err) {
-        send({ type: 'failed', batch: msg.batch, message: err instanceof Error ? err.message : String(err), ...(err instanceof Error && err.stack ? { stack: err.stack } : {}) });
-        return;
-      }
-      send({ type: 'done', batch: msg.batch, results, lastSeq });
-    } else if (msg.type === 'close') {
-      void tables.root.close().then(() => send({ type: 'closed' }));
-    }
-  });
-  send({ type: 'ready' });
 }
