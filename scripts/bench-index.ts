@@ -46,12 +46,12 @@ export const benchIndexCommand: CommandSpec = {
           process.stderr.write(`bench:relay failed (exit ${out.status}):\n${(out.stderr ?? '').slice(-2000)}\n`);
           return 1;
         }
-        type Ingest = { acceptedPerRelayCpuSec: number; acceptedPerSec: number; relayCpuSec: number; accepted: number; diskWriteBytes?: number };
+        type Ingest = { acceptedPerRelayCpuSec: number; acceptedPerSec: number; relayCpuSec: number; accepted: number; writeSyscallBytes?: number | null };
         const results = (JSON.parse(readFileSync(path, 'utf8')) as { results: { bazaar?: { ingest: Ingest }; ingest?: Ingest } }).results;
         const ingest = (results.bazaar?.ingest ?? results.ingest)!;
         runs.push({
           market, perRelayCpuSec: ingest.acceptedPerRelayCpuSec, perSec: ingest.acceptedPerSec, relayCpuSec: ingest.relayCpuSec, load,
-          ...(ingest.diskWriteBytes !== undefined ? { diskBytesPerEvent: ingest.diskWriteBytes / ingest.accepted } : {}),
+          ...(typeof ingest.writeSyscallBytes === 'number' ? { diskBytesPerEvent: ingest.writeSyscallBytes / ingest.accepted } : {}),
         });
         process.stdout.write(`round ${r + 1} market ${market ? 'on ' : 'off'}: ${Math.round(ingest.acceptedPerRelayCpuSec)} events per relay CPU-second, ${Math.round(ingest.acceptedPerSec)} events/s (load ${load.toFixed(1)})\n`);
       }
@@ -61,7 +61,7 @@ export const benchIndexCommand: CommandSpec = {
     const change = (on / off - 1) * 100;
     process.stdout.write(`\nmedian events per relay CPU-second: index off ${Math.round(off)}, on ${Math.round(on)} (${change >= 0 ? '+' : ''}${change.toFixed(1)} %)\n`);
     const disk = (m: boolean) => median(runs.filter((x) => x.market === m && x.diskBytesPerEvent !== undefined).map((x) => x.diskBytesPerEvent!));
-    if (!Number.isNaN(disk(false))) process.stdout.write(`median bytes written per event: off ${Math.round(disk(false))}, on ${Math.round(disk(true))}\n`);
+    if (!Number.isNaN(disk(false))) process.stdout.write(`median bytes written per event (write syscalls): off ${Math.round(disk(false))}, on ${Math.round(disk(true))}\n`);
     const dir = resolve(ROOT, 'bench-results');
     mkdirSync(dir, { recursive: true });
     const outPath = join(dir, `index-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);

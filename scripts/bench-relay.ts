@@ -73,7 +73,9 @@ function printTable(targets: readonly Target[], reports: ReadonlyMap<string, Tar
   row('ingest: refused (by prefix)', (r) => r.ingest && (Object.keys(r.ingest.rejected).length ? JSON.stringify(r.ingest.rejected) : 'none'));
   row('ingest: OK latency p50 / p99', (r) => r.ingest && `${fmt(r.ingest.okLatencyMs.p50, ' ms')} / ${fmt(r.ingest.okLatencyMs.p99, ' ms')}`);
   row('ingest: wall / relay CPU / bench CPU', (r) => r.ingest && `${fmt(r.ingest.wallSec, ' s')} / ${fmt(r.ingest.relayCpuSec, ' s')} / ${fmt(r.ingest.benchCpuSec, ' s')}`);
-  row('ingest: written to disk per accepted event', (r) => r.ingest && (r.ingest.diskWriteBytes === null ? 'n/a' : `${fmt(r.ingest.diskWriteBytes / Math.max(1, r.ingest.accepted) / 1024)} KiB (${fmt(r.ingest.diskWriteBytes / 2 ** 20)} MiB)`));
+  const perEvent = (bytes: number | null, accepted: number): string => (bytes === null ? 'n/a' : `${fmt(bytes / Math.max(1, accepted) / 1024)} KiB (${fmt(bytes / 2 ** 20)} MiB)`);
+  row('ingest: written per accepted event (write syscalls)', (r) => r.ingest && perEvent(r.ingest.writeSyscallBytes, r.ingest.accepted));
+  row('ingest: kernel write_bytes per accepted event', (r) => r.ingest && perEvent(r.ingest.diskWriteBytes, r.ingest.accepted));
   row('peak RSS after ingest (VmHWM)', (r) => r.memoryAfterIngestKiB && mib(r.memoryAfterIngestKiB.peak));
   row('RSS after ingest: anon + file', (r) => r.memoryAfterIngestKiB && `${mib(r.memoryAfterIngestKiB.anon)} + ${mib(r.memoryAfterIngestKiB.file)}`);
   row('database size on disk', (r) => r.diskAfterIngest && `${fmt(r.diskAfterIngest.bytes / 2 ** 20)} MiB (files ${fmt(r.diskAfterIngest.apparentBytes / 2 ** 20)} MiB)`);

@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Filter, NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { BenchConn, closeAll, openMany, type RelayMessage } from './ws-client.ts';
-import { cpuSeconds, diskWriteBytes, rssKiB } from '@bazaar/testkit/proc';
+import { cpuSeconds, diskWriteBytes, rssKiB, writeSyscallBytes } from '@bazaar/testkit/proc';
 import { makeKeys, signEvent, JOB_KINDS, type Key } from './corpus.ts';
 import { rng } from '@bazaar/testkit/rng';
 import { summarise, type Summary } from './stats.ts';
@@ -40,8 +40,10 @@ export interface PublishResult {
   readonly acceptedPerSec: number;
   readonly acceptedPerRelayCpuSec: number | null;
   readonly okLatencyMs: Summary;
-  /** Bytes the relay wrote to storage during the phase (/proc/PID/io), or null. */
+  /** Bytes the relay wrote to storage during the phase, as the kernel accounts them (`write_bytes` of /proc/PID/io: whole folios dirtied), or null. */
   readonly diskWriteBytes: number | null;
+  /** Bytes the relay handed to write syscalls during the phase (`wchar`), or null. */
+  readonly writeSyscallBytes: number | null;
 }
 
 /**
@@ -57,6 +59,7 @@ export async function publishAll(url: string, pid: number | undefined, events: r
   let answered = 0;
   const cpu = cpuMeter(pid);
   const written0 = pid === undefined ? null : diskWriteBytes(pid);
+  const wchar0 = pid === undefined ? null : writeSyscallBytes(pid);
   const benchCpu0 = process.cpuUsage();
   const t0 = performance.now();
   let timer: NodeJS.Timeout | undefined;
@@ -105,6 +108,7 @@ export async function publishAll(url: string, pid: number | undefined, events: r
   const wallSec = (performance.now() - t0) / 1000;
   const relayCpuSec = cpu();
   const written1 = pid === undefined ? null : diskWriteBytes(pid);
+  const wchar1 = pid === undefined ? null : writeSyscallBytes(pid);
   await closeAll(conns);
   return {
     events: events.length,
@@ -121,6 +125,7 @@ export async function publishAll(url: string, pid: number | undefined, events: r
     acceptedPerRelayCpuSec: perCpu(accepted, relayCpuSec),
     okLatencyMs: summarise(latencies),
     diskWriteBytes: written0 === null || written1 === null ? null : written1 - written0,
+    writeSyscallBytes: wchar0 === null || wchar1 === null ? null : wchar1 - wchar0,
   };
 }
 

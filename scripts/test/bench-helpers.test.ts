@@ -10,7 +10,7 @@ import { verifyEventSync } from '../../relay/src/ingest/verify.ts';
 import { generateCorpus, loadOrGenerateCorpus } from '../bench/corpus.ts';
 import { rng } from '@bazaar/testkit/rng';
 import { buildQueryMix, publishAll, runFlood } from '../bench/phases.ts';
-import { clockTicksPerSecond, cpuSeconds, diskUsage, freePort, memoryKiB, openFileLimits, rssKiB } from '@bazaar/testkit/proc';
+import { clockTicksPerSecond, cpuSeconds, diskUsage, freePort, memoryKiB, openFileLimits, rssKiB, writeSyscallBytes } from '@bazaar/testkit/proc';
 import { findStrfry, startStrfryChild, strfryConfig } from '@bazaar/testkit/strfry';
 import { startRelay } from '../../relay/src/server.ts';
 import { percentile, summarise } from '../bench/stats.ts';
@@ -117,6 +117,14 @@ t.test('/proc memory and disk usage', async (t) => {
   const du = diskUsage(dir);
   t.equal(du.apparentBytes, 15_000, 'apparent sizes of every file, recursively');
   t.ok(du.bytes >= 15_000, 'allocated blocks cover the written bytes');
+});
+
+t.test('/proc bytes handed to write syscalls', { skip: writeSyscallBytes(process.pid) === null ? 'no /proc/PID/io here (task I/O accounting off)' : false }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-wchar-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const w0 = writeSyscallBytes(process.pid)!;
+  writeFileSync(join(dir, 'c'), Buffer.alloc(300_000, 1));
+  t.ok(writeSyscallBytes(process.pid)! - w0 >= 300_000, 'a 300 kB file write is counted');
 });
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));

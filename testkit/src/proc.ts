@@ -73,6 +73,22 @@ export function diskWriteBytes(pid: number): number | null {
   }
 }
 
+/**
+ * Bytes a process handed to write syscalls (`wchar` of /proc/PID/io: write, pwrite, writev, on
+ * files, pipes and sockets written with write/writev — not send/sendto), or null. For an LMDB
+ * writer this is what it really asks the disk to take: `write_bytes` counts a whole page-cache
+ * folio each time one of its blocks is dirtied, and with large folios (ext4, Linux ≥ 6.16) that
+ * overstates 4 KiB B-tree page writes several times over.
+ */
+export function writeSyscallBytes(pid: number): number | null {
+  try {
+    const m = /^wchar:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Bytes a directory tree takes on disk (allocated blocks, as `du`) and its files' apparent sizes. */
 export function diskUsage(dir: string): { bytes: number; apparentBytes: number } {
   let bytes = 0;

@@ -10,6 +10,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import type { EventStore } from '../store/event-store.ts';
+import { DEFAULT_MAP_SIZE } from '../store/lmdb-tables.ts';
 import { extractFact, FACTS_VERSION, isMarketKind, type Fact } from './facts.ts';
 import type { CashuCheck } from './job.ts';
 import { MarketState, type MarketStateOptions } from './state.ts';
@@ -73,7 +74,9 @@ export class MarketIndex extends EventEmitter {
 
   static async open(o: MarketIndexOptions): Promise<MarketIndex> {
     mkdirSync(o.path, { recursive: true });
-    const root = open({ path: o.path, noSubdir: false, maxDbs: 8 });
+    // The store's map size: address space only. Without it lmdb-js maps the file in growing
+    // chunks and every earlier chunk stays resident beside the next (2-3× the file in RSS).
+    const root = open({ path: o.path, noSubdir: false, maxDbs: 8, mapSize: DEFAULT_MAP_SIZE });
     const idx = new MarketIndex(o, root);
     try {
       const v = idx.#meta.get('schemaVersion');
