@@ -79,6 +79,7 @@ export class RelayCluster {
   private caughtUp = false;
   private counters = { published: 0, consumed: 0, stored: 0, refused: 0, ephemeralIn: 0, ephemeralOut: 0 };
   private lastCatchUp: ClusterStatus['catchUp'];
+  private outgoing: { publishes: (() => void)[]; acks: JsMsg[]; scheduled: boolean } = { publishes: [], acks: [], scheduled: false };
 
   private constructor(opts: RelayCluster['opts'], nc: NatsConnection, jsm: JetStreamManager, registry: KV, log: Logger, dataDir: string | undefined) {
     this.opts = opts;
@@ -119,23 +120,62 @@ export class RelayCluster {
   }
 
   /** The relay core's `replicate` hook: to the stream (resolves on its ack), or ephemeral over core NATS. */
-  readonly replicate = async (event: NostrEvent, raw: string): Promise<void> => {
-    if (this.closed) throw new Error('this node has left the cluster');
+  readonly replicate = (event: NostrEvent, raw: string): Promise<void> => {
+    if (this.closed) return Promise.reject(new Error('this node has left the cluster'));
+    return new Promise<void>((resolve, reject) => {
+      this.outgoing.publishes.push(() => {
+        try {
+          this.publishNow(event, raw).then(resolve, reject);
+        } catch (err) {
+          reject(err);
+        }
+      });
+      this.sendSoon();
+    });
+  };
+
+  /** To the stream (resolves on its ack), or ephemeral over core NATS. Throws when the connection is closed. */
+  private publishNow(event: NostrEvent, raw: string): Promise<void> {
     const h = headers();
     h.set(NODE_HEADER, this.opts.node);
     if (isEphemeralKind(event.kind)) {
       this.counters.ephemeralOut++;
       this.nc.publish(`${this.opts.subjectPrefix}.ephemeral`, raw, { headers: h });
-      return;
+      return Promise.resolve();
     }
-    await this.js.publish(`${this.opts.subjectPrefix}.events.${event.kind}`, raw, {
+    return this.js.publish(`${this.opts.subjectPrefix}.events.${event.kind}`, raw, {
       msgID: event.id,
       headers: h,
       timeout: this.opts.publishTimeoutMs,
       expect: { streamName: this.opts.stream },
+    }).then(() => {
+      this.counters.published++;
     });
-    this.counters.published++;
-  };
+  }
+
+  /**
+   * Publishes and acks go out together once per event-loop turn. nats.js writes its buffer to
+   * the socket once per burst of synchronous calls, and each event's publish (and each message's
+   * ack) would otherwise be a burst of its own: one socket write per message, the cluster's
+   * largest cost per event in a profile (11 % of a one-node cluster relay's CPU).
+   */
+  private sendSoon(): void {
+    if (this.outgoing.scheduled) return;
+    this.outgoing.scheduled = true;
+    setImmediate(() => {
+      const { publishes, acks } = this.outgoing;
+      this.outgoing = { publishes: [], acks: [], scheduled: false };
+      // A connection closed meanwhile throws: unacked messages are redelivered, publishes refused.
+      for (const m of acks) {
+        try {
+          m.ack();
+        } catch {
+          break;
+        }
+      }
+      for (const send of publishes) send();
+    });
+  }
 
   /**
    * Follow the stream into `core` (durable consumer named after the node), receive ephemeral
@@ -256,7 +296,8 @@ export class RelayCluster {
       m.nak(1000);
       return;
     } else if (!r.ok) this.counters.refused++;
-    m.ack();
+    this.outgoing.acks.push(m);
+    this.sendSoon();
   }
 
   /** Is the consumer's position before the stream's first message (events lost to retention)? */
