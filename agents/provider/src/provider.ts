@@ -107,6 +107,8 @@ export class Provider {
   #offPool: (() => void)[] = [];
   /** The node our invoices come from (NWC get_info), announced so buyers can check the payee; null: the wallet does not say. */
   #lightningNode: string | null | undefined;
+  #announcing = false;
+  #announceAgain = false;
 
   constructor(o: ProviderOptions) {
     this.#pool = o.pool;
@@ -254,6 +256,25 @@ export class Provider {
     }
   }
 
+  /** Announces again once, however many reasons arrive while one announcement is on its way (the pool's leader at start, workers joining). */
+  #reannounce(): void {
+    if (this.#announcing) {
+      this.#announceAgain = true;
+      return;
+    }
+    this.#announcing = true;
+    this.#track((async () => {
+      try {
+        do {
+          this.#announceAgain = false;
+          await this.announce();
+        } while (this.#announceAgain && !this.#stopped);
+      } finally {
+        this.#announcing = false;
+      }
+    })());
+  }
+
   async reconfigure(config: ProviderConfig): Promise<void> {
     if (config.heartbeatSecs !== this.#config.heartbeatSecs && this.#beat) {
       clearInterval(this.#beat);
@@ -319,10 +340,10 @@ export class Provider {
         return res.some((r) => r.ok || r.message.startsWith('duplicate:'));
       },
       onLeader: (leader) => {
-        if (leader) this.#track(this.announce());
+        if (leader) this.#reannounce();
       },
       onPoolChange: () => {
-        if (pool.isLeader) this.#track(this.announce());
+        if (pool.isLeader) this.#reannounce();
       },
     });
     // A job finished here (refused, failed, expired, cancelled, settled) closes its claim; a delivered one closes when a relay took the result.
@@ -358,7 +379,11 @@ export class Provider {
     }
   }
 
-  /** A job whose worker let its lease expire: recorded here and queued (the first worker already decided to accept it). */
+  /**
+   * A job whose worker let its lease expire: recorded here and decided again (the first worker
+   * may have died before deciding; the rules are the same, so an accepted job is accepted again
+   * unless it expired meanwhile), without taking a rate-limit token: the customer was counted once.
+   */
   async #takeOver(request: NostrEvent, claim: Claim, from: string): Promise<void> {
     const rec = newJobRecord(request, claim.terms);
     const log = this.#log.child({ jobId: rec.id, kind: rec.kind });
@@ -366,9 +391,8 @@ export class Provider {
       log.warn({ from }, 'taken-over job is already active here');
       return;
     }
-    await this.store.transition(rec.id, { type: 'accept' });
-    log.info({ from, attempt: claim.attempt }, 'job queued after takeover');
-    this.#executor.enqueue(rec.id);
+    log.info({ from, attempt: claim.attempt }, 'job recorded after takeover');
+    await this.#decider.decide(rec, log, { counted: true });
   }
 
   /** In a pool, a job this worker no longer holds ends here without a word to the customer: the holder answers. */

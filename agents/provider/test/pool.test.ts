@@ -29,6 +29,8 @@ import { bazaar, cliJson, Customer, isResult, logger, makeProviderDir, query, ru
 
 const natsBin = findNatsServer();
 const LEASE_MS = 1500;
+// Five provider processes start and stop in turn: minutes on a loaded 2-core machine.
+t.setTimeout(10 * 60_000);
 
 type Worker = ReturnType<typeof bazaar>;
 

@@ -72,7 +72,8 @@ export class Decider {
     await this.#o.publisher.feedback(rec, { status: 'error', errorCode: code, message, ...(extra.content !== undefined ? { content: extra.content } : {}) });
   }
 
-  async decide(rec: JobRecord, log: Logger): Promise<void> {
+  /** `counted`: the customer's rate-limit token was taken already (a pool worker taking over a job). */
+  async decide(rec: JobRecord, log: Logger, opts: { counted?: boolean } = {}): Promise<void> {
     const o = this.#o;
     const config = o.config();
     if (rec.expiration !== undefined && rec.expiration <= Math.floor(Date.now() / 1000)) {
@@ -89,7 +90,7 @@ export class Decider {
       return;
     }
     const job = opened.job;
-    if (!this.#takeToken(rec.customer)) {
+    if (!opts.counted && !this.#takeToken(rec.customer)) {
       await this.#refuse(rec, 'RATE_LIMITED', 'RATE_LIMITED', `at most ${config.rateLimit.perMinute} jobs per minute per customer`, { error: 'rate limited' });
       log.info({}, 'request rate-limited');
       return;

@@ -122,7 +122,7 @@ export class ProviderPool {
     this.#jobsKv = kvs.jobs;
     this.#workersKv = kvs.workers;
     this.#earningsKv = kvs.earnings;
-    this.#log = o.logger.child({ part: 'pool', worker: o.worker });
+    this.#log = o.logger.child({ part: 'provider-pool' });
   }
 
   /** The job claims (after start()). */
