@@ -567,6 +567,7 @@ async function runProviders(f: FlagValues): Promise<number> {
       return EXIT.ok;
     }
     if (!rows.length) process.stdout.write(`no providers announce ${kind !== undefined ? `kind ${kind}` : 'any job kind'} on ${config.relays.join(', ')}\n`);
+    else process.stdout.write(`${'PROVIDER'.padEnd(17)}  ${'NAME'.padEnd(24)} ${'LIVENESS'.padEnd(8)} ${'LOAD'.padEnd(6)} ${'KINDS'.padEnd(30)} REPUTATION${kind !== undefined ? '  SCORE / QUOTE' : ''}\n`);
     for (const r of rows) {
       const rep = r.reputation ? `rank ${r.reputation.rank} tier ${r.reputation.tier} (${Math.round(r.reputation.successRate * 100)}% of ${r.reputation.jobs})` : 'no reputation';
       const score = r.score !== undefined ? `score ${r.score.toFixed(3)}` : r.excluded ? `excluded: ${r.excluded}` : '';

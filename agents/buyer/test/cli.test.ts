@@ -79,6 +79,9 @@ t.test('one-shot jobs, the directory, jobs and receipts, exit codes', async (t) 
   const listed = JSON.parse(dir2.stdout) as { providers: { pubkey: string; liveness: string; score?: number; quoteMsats?: number }[] };
   t.match(listed.providers, [{ pubkey: prov.identity.pubkey, liveness: 'live' }]);
   t.ok((listed.providers[0].score ?? 0) > 0, 'with its score');
+  const table = await bazaar(['buyer', 'providers', '--kind', 'sandbox', ...common]);
+  t.match(table.stdout, /^PROVIDER\s+NAME\s+LIVENESS\s+LOAD\s+KINDS\s+REPUTATION\s+SCORE \/ QUOTE\n/, 'a person gets a table with a header');
+  t.match(table.stdout, new RegExp(`\\n${prov.identity.pubkey.slice(0, 16)}….*\\blive\\s+0/\\d+\\s+kinds 5930\\s.*score \\d\\.\\d{3}\\s+up to [\\d.]+ sats`));
 
   const jobs = await bazaar(['buyer', 'jobs', '--json', ...common]);
   t.equal(jobs.code, 0, jobs.stderr.slice(-500));
