@@ -103,7 +103,10 @@ export class RelayCluster {
     let nc: NatsConnection;
     try {
       // Reconnect forever: a partition heals, the durable consumer resumes where it was.
-      nc = await connect({ servers, name: `bazaar-relay-${opts.node}`, maxReconnectAttempts: -1, reconnectTimeWait: 1000, timeout: 5000 });
+      // noAsyncTraces: nats.js would build two Error objects (stack traces) per publish in case it
+      // fails — 1.7 % of a cluster relay's CPU in a profile; our errors are logged by message.
+      // (A third, built when each request completes, cannot be turned off: 1.2 %.)
+      nc = await connect({ servers, name: `bazaar-relay-${opts.node}`, maxReconnectAttempts: -1, reconnectTimeWait: 1000, timeout: 5000, noAsyncTraces: true });
     } catch (err) {
       throw new Error(`cannot reach NATS at ${opts.servers}: ${(err as Error).message}`);
     }
