@@ -1,8 +1,8 @@
 // `bazaar up` (what `npm start` runs): the whole local market in one process — the relay
 // (with its market index and reputation), the devnet (dev Lightning network, NWC wallets for a
 // buyer, a provider and an arbiter, Cashu mint, a stand-in model endpoint), the sample
-// repository served over HTTP, and one provider offering every job kind (sample agents for
-// PatchGen and CodeReview, the devnet model for TextGen) — with data under ./data, a
+// repository served over HTTP, one provider offering every job kind (sample agents for
+// PatchGen and CodeReview, the devnet model for TextGen) and an arbiter — with data under ./data, a
 // machine-readable DATA/market.json for scripts (npm run demo), and a buyer config ready for
 // `bazaar buyer`. Ctrl-C stops everything cleanly.
 import { existsSync } from 'node:fs';
@@ -12,13 +12,14 @@ import { fileURLToPath } from 'node:url';
 import type { CommandSpec, FlagValues } from '@bazaar/cli-kit/command';
 import { createLogger } from '@bazaar/cli-kit/log';
 import { untilSignal } from '@bazaar/cli-kit/signals';
+import type { UpArbiter } from '../agents/arbiter/src/up.ts';
 
 export const upCommand: CommandSpec = {
   name: 'up',
-  summary: 'Run the whole local market: relay, devnet wallets and mint, provider.',
+  summary: 'Run the whole local market: relay, devnet wallets and mint, provider, arbiter.',
   envPrefix: 'BAZAAR_UP_',
   flags: {
-    data: { type: 'string', default: './data', description: 'Data directory (relay/, devnet/, provider/ inside)' },
+    data: { type: 'string', default: './data', description: 'Data directory (relay/, devnet/, provider/, arbiter/ inside)' },
     host: { type: 'string', default: '127.0.0.1', description: 'Address the relay and mint bind' },
     port: { type: 'number', integer: true, min: 0, max: 65535, default: 4869, description: 'Relay port' },
     'mint-port': { type: 'number', integer: true, min: 0, max: 65535, default: 3338, description: 'Cashu mint port' },
@@ -106,11 +107,20 @@ async function startMarketParts(parts: Part[], o: { dataDir: string; relayUrl: s
   const sample = await startSampleHost({ dataDir: o.dataDir, host: o.host, port: o.gitPort, logger: o.logger.child({ component: 'sample' }) });
   parts.push({ name: 'sample', close: () => sample.close() });
   lines.push(`  sample     ${sample.repoUrl} @ ${sample.ref}   (git over HTTP; add() has a bug, node test.mjs fails)`);
+  // Arbiter: rules on disputes of escrowed jobs that name it, replaying them in its own sandbox
+  // (so, like the provider, only with a working sandbox).
+  let arbiter: UpArbiter | undefined;
+  if (!o.sandboxProblem) {
+    const { startUpArbiter } = await import('../agents/arbiter/src/up.ts');
+    arbiter = await startUpArbiter({ dataDir: resolve(o.dataDir, 'arbiter'), relayUrl: o.relayUrl, ...(devnet.mintUrl ? { mintUrl: devnet.mintUrl } : {}), logger: o.logger.child({ component: 'arbiter' }) });
+    const a = arbiter;
+    parts.push({ name: 'arbiter', close: () => a.close() });
+  }
   // The buyer: a config for `bazaar buyer` (identity made by its first command, with your passphrase).
   const buyerDir = resolve(o.dataDir, 'buyer');
-  const buyerConfig = await writeBuyerConfig(buyerDir, { relays: [o.relayUrl], nwcUriFile: wallets.buyer, ...(devnet.mintUrl ? { mint: devnet.mintUrl } : {}) });
+  const buyerConfig = await writeBuyerConfig(buyerDir, { relays: [o.relayUrl], nwcUriFile: wallets.buyer, ...(devnet.mintUrl ? { mint: devnet.mintUrl } : {}), ...(arbiter ? { arbiters: [arbiter.pubkey] } : {}) });
   lines.push(`  buyer      config ${buyerConfig}   (wallet: buyer; \`bazaar buyer …\` uses it)`);
-  const market = { relay: o.relayUrl, mint: devnet.mintUrl ?? null, model: { url: model.url, name: model.model }, sampleRepo: { url: sample.repoUrl, ref: sample.ref, test: 'node test.mjs' }, wallets, buyerData: buyerDir, dataDir: o.dataDir, pid: process.pid } as Record<string, unknown>;
+  const market = { relay: o.relayUrl, mint: devnet.mintUrl ?? null, model: { url: model.url, name: model.model }, sampleRepo: { url: sample.repoUrl, ref: sample.ref, test: 'node test.mjs' }, wallets, buyerData: buyerDir, dataDir: o.dataDir, pid: process.pid, ...(arbiter ? { arbiter: { pubkey: arbiter.pubkey, paymentPubkey: arbiter.paymentPubkey, dataDir: resolve(o.dataDir, 'arbiter') } } : {}) } as Record<string, unknown>;
   const writeMarket = () => writeFile(resolve(o.dataDir, 'market.json'), `${JSON.stringify(market, null, 2)}\n`, { mode: 0o600 });
   if (o.sandboxProblem) {
     lines.push(`  provider   NOT STARTED: ${o.sandboxProblem}`);
@@ -122,7 +132,7 @@ async function startMarketParts(parts: Part[], o: { dataDir: string; relayUrl: s
   const { startUpProvider } = await import('../agents/provider/src/up.ts');
   const provider = await startUpProvider({ dataDir: resolve(o.dataDir, 'provider'), relayUrl: o.relayUrl, nwcUri: devnet.account('provider').uri, customerUriFile: wallets.buyer, ...(devnet.mintUrl ? { mintUrl: devnet.mintUrl } : {}), textGen: { url: model.url, model: model.model }, logger: o.logger.child({ component: 'provider' }) });
   parts.push({ name: 'provider', close: () => provider.close() });
-  lines.push(...provider.lines);
+  lines.push(...provider.lines, ...(arbiter?.lines ?? []));
   market.provider = provider.pubkey;
   await writeMarket();
   parts.push({ name: 'market.json', close: () => rm(resolve(o.dataDir, 'market.json'), { force: true }) });
@@ -130,18 +140,18 @@ async function startMarketParts(parts: Part[], o: { dataDir: string; relayUrl: s
   lines.push(`  export BAZAAR_PASSPHRASE=…   # seals the buyer keys, made on first use in ${buyerDir}`);
   lines.push(`  node scripts/bazaar.mjs buyer sandbox --cmd 'echo hello; uname -sr' --budget 50`);
   lines.push(`  node scripts/bazaar.mjs buyer patch --repo ${sample.repoUrl} --ref main --title 'add() subtracts' --body 'In sum.mjs, replace \`a - b\` with \`a + b\`.' --test 'node test.mjs' --budget 100`);
-  lines.push('  npm run demo                # a SandboxRun, a paid PatchGen, a disputed one; balances before and after');
+  lines.push('  npm run demo                # a SandboxRun, a paid PatchGen, a disputed one, an arbitrated escrow; balances before and after');
   return lines;
 }
 
 /** DATA/buyer/config.jsonc for the local market, written once (then the user's to edit). */
-async function writeBuyerConfig(dir: string, o: { relays: string[]; nwcUriFile: string; mint?: string }): Promise<string> {
+async function writeBuyerConfig(dir: string, o: { relays: string[]; nwcUriFile: string; mint?: string; arbiters?: string[] }): Promise<string> {
   const path = resolve(dir, 'config.jsonc');
   if (existsSync(path)) return path;
   const { configTemplate } = await import('../agents/buyer/src/config.ts');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const nwcUri = (await readFile(o.nwcUriFile, 'utf8')).trim();
-  await writeFile(path, configTemplate({ relays: o.relays, nwcUri, ...(o.mint ? { mint: o.mint } : {}) }), { mode: 0o600, flag: 'wx' });
+  await writeFile(path, configTemplate({ relays: o.relays, nwcUri, ...(o.mint ? { mint: o.mint } : {}), ...(o.arbiters ? { arbiters: o.arbiters } : {}) }), { mode: 0o600, flag: 'wx' });
   return path;
 }
 

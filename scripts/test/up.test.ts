@@ -57,6 +57,7 @@ t.test('bazaar up runs the relay, the devnet wallets and the mint, and stops on 
   t.ok(uriFile, 'buyer wallet listed');
   t.equal(statSync(uriFile!).mode & 0o777, 0o600, 'NWC URI file is 0600');
   t.notMatch(banner, /nostr\+walletconnect:/, 'the banner never prints a secret URI');
+  t.match(banner, /arbiter\s+npub1\S+\n\s+payment key 02[0-9a-f]{64} · replays kinds 5930, 5931, 5932, 5933/, 'the arbiter runs too');
   t.equal(await stop(), 0, 'clean exit on SIGINT');
 });
 

@@ -1,7 +1,8 @@
 // Disputes over escrowed PatchGen jobs, end to end on real parts: our relay, the devnet mint and
 // wallets, providers and buyers as their CLIs run them, the arbiter as `serve` runs it, bwrap.
 //   (1) the provider's patch really fails the tests → the buyer wins and redeems the escrow with
-//       the arbiter's signature (the provider never answered: it loses because the replay failed)
+//       the arbiter's signature (the provider never answered: it loses because the replay failed);
+//       the arbiter's fee, announced as loser-pays, is asked of the provider in the verdict
 //   (2) the buyer disputes a patch that passes → the provider answers, serves its trajectory over
 //       Nostr (hash checked, case 5), wins, and redeems; a repeated dispute changes nothing
 import t from 'tap';
@@ -11,12 +12,16 @@ import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { sha256Hex } from '@bazaar/dvm-kinds/hash';
 import { parseDispute } from '@bazaar/dvm-kinds/market/dispute';
 import { parseVerdict } from '@bazaar/dvm-kinds/market/verdict';
+import { parseArbiterAnnouncement } from '@bazaar/dvm-kinds/market/arbiter';
 import { BROKEN, escrowProvider, fund, lyingBuyer, lyingProvider, makeBuyer, patchTask, peer, runArbiter, runProvider, sampleRepo, startMarket, until } from './helpers.ts';
 
 t.test('(1) a patch that fails the tests: the buyer wins and redeems the escrow with the arbiter', async (t) => {
   const m = await startMarket(t);
   const repo = sampleRepo(t);
-  const arb = await runArbiter(t, m, { responseWindowSecs: 3 });
+  // A fee of 7 sats, invoiced from the arbiter's own devnet wallet over NWC.
+  const arbWallet = m.devnet.account('arbiter');
+  await m.devnet.nwc.refresh();
+  const arb = await runArbiter(t, m, { responseWindowSecs: 3, overrides: { feeSats: 7, nwcUri: arbWallet.uri } });
   const liar = await lyingProvider(t, m, { arbiterPaymentKey: arb.arbiter.paymentPubkey, patch: BROKEN, priceMsats: 50_000 });
   const buyer = await makeBuyer(t, m, { arbiters: [arb.arbiter.pubkey] });
   const cashu = buyer.wallet.cashu;
@@ -62,6 +67,15 @@ t.test('(1) a patch that fails the tests: the buyer wins and redeems the escrow 
   t.same(await cashu.checkStates(job.escrow!.proofs as never), job.escrow!.proofs.map(() => 'SPENT'), 'the escrow proofs are spent (into the buyer\'s outputs)');
   // The liar's own half-signed claim can never be completed now.
   t.equal(liar.wallet.balance(), 0, 'the provider got nothing');
+
+  // The fee: announced as the loser's to pay, asked of the losing provider with a bolt11 of the arbiter's wallet.
+  const [annEv] = await buyer.pool.query([{ kinds: [31990], authors: [arb.arbiter.pubkey], '#k': ['39300'] }], { timeoutMs: 5000 });
+  const ann = parseArbiterAnnouncement(annEv);
+  t.same(ann.ok && ann.value.fee, { msats: 7000, payer: 'loser' }, 'the 31990 announces the fee and who pays it');
+  t.equal(v.value.fee?.msats, 7000, 'the verdict asks the fee');
+  t.equal(decided.decision?.fee?.payer, liar.pubkey, 'of the losing provider');
+  const invoice = m.devnet.network.lookupInvoice(decided.decision!.fee!.paymentHash);
+  t.same([invoice?.bolt11, invoice?.account, invoice?.amountMsat], [v.value.fee?.bolt11, 'arbiter', 7000], "a real bolt11 of the arbiter's wallet");
 });
 
 t.test('(2) a dispute of a patch that passes: the provider answers, serves its trajectory, wins and redeems', async (t) => {

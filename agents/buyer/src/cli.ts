@@ -483,15 +483,16 @@ async function runJobs(f: FlagValues): Promise<number> {
     return fail((err as Error).message);
   }
   try {
-    const { resumed, refundedSats } = await b.client.resume({ waitForResults: f.wait as boolean });
+    const { resumed, refundedSats, arbitratedSats } = await b.client.resume({ waitForResults: f.wait as boolean });
     const runs = [...b.store.runs()].sort((x, y) => y.createdAt - x.createdAt).slice(0, f.limit as number);
     const reports = runs.map((r) => b.client.report(r.id, r.createdAt));
     if (f.json) {
-      process.stdout.write(`${JSON.stringify({ resumed, refundedSats, runs: reports.map((r) => ({ ...r, elapsedMs: undefined })) }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ resumed, refundedSats, arbitratedSats, runs: reports.map((r) => ({ ...r, elapsedMs: undefined })) }, null, 2)}\n`);
       return EXIT.ok;
     }
     if (resumed) process.stderr.write(`resumed ${resumed} job${resumed === 1 ? '' : 's'} left unfinished by an earlier run\n`);
-    if (refundedSats) process.stderr.write(`refunded ${refundedSats} sats of escrow past its locktime\n`);
+    if (arbitratedSats) process.stderr.write(`redeemed ${arbitratedSats} sats of escrow an arbiter's verdict released to us\n`);
+    if (refundedSats > arbitratedSats) process.stderr.write(`refunded ${refundedSats - arbitratedSats} sats of escrow past its locktime\n`);
     if (!reports.length) process.stdout.write('no jobs yet\n');
     for (const r of reports) {
       const when = new Date(runs.find((x) => x.id === r.runId)!.createdAt).toISOString().replace('T', ' ').slice(0, 19);

@@ -874,9 +874,10 @@ export class MarketClient {
    * Finishes what a previous process left: payments decided but not confirmed, results
    * received but not verified, verified results not paid, receipts and disputes not published,
    * escrows past their locktime refunded. With `waitForResults`, also waits (until each job's
-   * expiration) for results of jobs still out.
+   * expiration) for results of jobs still out. `refundedSats` is all escrow taken back;
+   * `arbitratedSats` the part of it an arbiter's verdict released to us.
    */
-  async resume(o: { waitForResults?: boolean; runId?: string; signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void } = {}): Promise<{ resumed: number; refundedSats: number }> {
+  async resume(o: { waitForResults?: boolean; runId?: string; signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void } = {}): Promise<{ resumed: number; refundedSats: number; arbitratedSats: number }> {
     const open = [...this.store.jobs()].filter((j) => (o.runId === undefined || j.runId === o.runId) && (!FINAL_STATES.has(j.state) || (j.receipt && !j.receiptPublished) || (j.dispute && !j.disputePublished) || (j.state === 'paid' && j.payment && !j.receipt)));
     const runs = new Set<string>();
     let resumed = 0;
@@ -897,7 +898,7 @@ export class MarketClient {
     for (const r of runs) this.#finishRun(r, []);
     const arbitrated = await this.collectVerdicts();
     const refundedSats = arbitrated.redeemedSats + (await this.refundExpiredEscrows());
-    return { resumed, refundedSats };
+    return { resumed, refundedSats, arbitratedSats: arbitrated.redeemedSats };
   }
 
   /**

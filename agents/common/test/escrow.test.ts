@@ -91,6 +91,28 @@ t.test('path 2: arbiter + provider (dispute won by the provider)', async (t) => 
   f.assertConserved(t, all);
 });
 
+t.test('a claim prepared before a restart is redeemed after it (a dispute\'s claim waits for the verdict)', async (t) => {
+  const f = await startCashuFixture(t, { inputFeePpk: 100 });
+  const dir = f.tempDir();
+  const first = await f.openWallet(dir);
+  await f.fund(first, 400);
+  const keys = { buyer: newPaymentKey(), provider: newPaymentKey(), arbiter: newPaymentKey() };
+  const escrow = await lockEscrow(first, { price: PRICE, provider: keys.provider.pubkey, buyer: keys.buyer.pubkey, arbiter: keys.arbiter.pubkey, locktime: f.clock.now + 3600, id: 'job1' });
+  const claim = await prepareClaim(first, escrow.proofs);
+  const before = first.balance();
+  await first.close();
+  // Reopening reconciles (the escrow proofs are unspent: the claim must still wait for its
+  // co-signature); closing flushes whatever that wrote, so the third open sees it.
+  await (await f.openWallet(dir)).close();
+  const buyerW = await f.openWallet(dir);
+  t.ok(buyerW.claimPackage(claim.claimId), 'the pending claim survived the restart');
+  const arb = signClaim(claim.package, keys.arbiter.secretKey, escrow.proofs);
+  const got = await redeemClaim(buyerW, claim.claimId, [arb], keys.buyer.secretKey);
+  t.ok(got >= PRICE, `redeemed ${got} sats`);
+  t.equal(buyerW.balance(), before + got);
+  f.assertConserved(t, [buyerW]);
+});
+
 t.test('path 3: arbiter + buyer (dispute won by the buyer) pays the buyer', async (t) => {
   const { f, buyerW, escrow, keys, all } = await setup(t);
   const before = buyerW.balance();

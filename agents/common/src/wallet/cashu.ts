@@ -772,9 +772,11 @@ export class CashuWallet {
           return { restored: 0, released: 0, pending: this.ops.get(op.id) ? 1 : 0 };
         }
       }
-      if (op.kind === 'claim') this.ops.remove(op.id);
-      else this.release(op);
-      return { restored: 0, released: op.kind === 'claim' ? 0 : sumJson(op.inputs), pending: 0 };
+      // A claim whose inputs are unspent is still waiting for its co-signatures (a buyer's claim
+      // sent with a dispute is redeemed when the verdict comes, often in a later process): kept.
+      if (op.kind === 'claim') return { restored: 0, released: 0, pending: 0 };
+      this.release(op);
+      return { restored: 0, released: sumJson(op.inputs), pending: 0 };
     }
     // Spent: the mint executed the call (or, for a claim, someone else did and nothing
     // of ours was signed). Our outputs come back through NUT-09 restore.
