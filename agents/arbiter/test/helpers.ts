@@ -17,6 +17,7 @@ import { startDevnet, type RunningDevnet } from '@bazaar/devnet/devnet';
 import { createKeystoreFile } from '@bazaar/agents-common/identity/keystore';
 import { RelayPool } from '@bazaar/agents-common/relay-pool';
 import { CashuWallet } from '@bazaar/agents-common/wallet/cashu';
+import type { Runner } from '@bazaar/agents-common/sandbox/runner';
 import { lockEscrow, newPaymentKey, prepareClaim, signClaim } from '@bazaar/agents-common/wallet/escrow';
 import { buildFeedback } from '@bazaar/dvm-kinds/feedback';
 import { buildAnnouncement } from '@bazaar/dvm-kinds/market/announcement';
@@ -96,9 +97,9 @@ export async function arbiterDir(m: Market, o: { responseWindowSecs?: number; pu
   return dataDir;
 }
 
-export async function runArbiter(t: Test, m: Market, o: { dataDir?: string; overrides?: Partial<ArbiterConfig>; responseWindowSecs?: number } = {}): Promise<ArbiterHandle> {
+export async function runArbiter(t: Test, m: Market, o: { dataDir?: string; overrides?: Partial<ArbiterConfig>; responseWindowSecs?: number; runner?: Runner } = {}): Promise<ArbiterHandle> {
   const dataDir = o.dataDir ?? (await arbiterDir(m, o));
-  const a = await startArbiter({ dataDir, passphrase: PASSPHRASE, logger, overrides: { retryBaseSecs: 1, ...o.overrides }, pollMs: 200, allowFileRepos: true, minBackoffMs: 100 });
+  const a = await startArbiter({ dataDir, passphrase: PASSPHRASE, logger, overrides: { retryBaseSecs: 1, ...o.overrides }, pollMs: 200, allowFileRepos: true, minBackoffMs: 100, ...(o.runner ? { runner: o.runner } : {}) });
   let closed = false;
   t.teardown(async () => {
     if (!closed) await a.close();
