@@ -496,7 +496,7 @@ async function runJobs(f: FlagValues): Promise<number> {
     if (!reports.length) process.stdout.write('no jobs yet\n');
     for (const r of reports) {
       const when = new Date(runs.find((x) => x.id === r.runId)!.createdAt).toISOString().replace('T', ' ').slice(0, 19);
-      process.stdout.write(`${when}  ${r.outcome.padEnd(14)} ${`${Math.round(r.spentMsats / 1000)}/${Math.round(r.budgetMsats / 1000)} sats`.padEnd(14)} ${r.task}${r.provider ? `  → ${r.provider.slice(0, 12)}…` : ''}\n`);
+      process.stdout.write(`${when}  ${r.outcome.padEnd(14)} ${`${formatSats(r.spentMsats)}/${formatSats(r.budgetMsats)} sats`.padEnd(16)} ${r.task}${r.provider ? `  → ${r.provider.slice(0, 12)}…` : ''}\n`);
     }
     return EXIT.ok;
   } finally {
@@ -522,7 +522,7 @@ async function runReceipts(f: FlagValues): Promise<number> {
       .map((j) => ({ receiptId: j.receipt!.id, jobId: j.id, kind: j.kind, provider: j.provider, amountMsats: j.payment!.amountMsats, method: j.payment!.method, when: j.payment!.when, paidAt: j.paid?.paidAt, published: j.receiptPublished === true, proof: j.payment!.method === 'escrow' ? 'escrow release' : j.paid?.preimage }));
     if (f.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     else if (!rows.length) process.stdout.write('no receipts yet\n');
-    else for (const r of rows) process.stdout.write(`${new Date(r.paidAt ?? 0).toISOString().replace('T', ' ').slice(0, 19)}  ${String(Math.round(r.amountMsats / 1000)).padStart(7)} sats  ${r.method.padEnd(9)} ${JOB_KINDS.get(r.kind)?.name ?? r.kind}  provider ${r.provider.slice(0, 12)}…  receipt ${r.receiptId.slice(0, 12)}…${r.published ? '' : ' (not published yet)'}\n`);
+    else for (const r of rows) process.stdout.write(`${new Date(r.paidAt ?? 0).toISOString().replace('T', ' ').slice(0, 19)}  ${formatSats(r.amountMsats).padStart(9)} sats  ${r.method.padEnd(9)} ${JOB_KINDS.get(r.kind)?.name ?? r.kind}  provider ${r.provider.slice(0, 12)}…  receipt ${r.receiptId.slice(0, 12)}…${r.published ? '' : ' (not published yet)'}\n`);
     return EXIT.ok;
   } finally {
     await store.close();

@@ -94,6 +94,8 @@ t.test('one-shot jobs, the directory, jobs and receipts, exit codes', async (t) 
   t.equal(rs.length, 2);
   t.ok(rs.every((r) => r.method === 'lightning' && r.published));
   t.ok(rs.some((r) => r.receiptId === report.receiptId));
+  const listedHuman = await bazaar(['buyer', 'receipts', '--data', join(dir, 'buyer')], { BAZAAR_PASSPHRASE: '' });
+  t.match(listedHuman.stdout, new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\S+\\s+${String(report.payment.amountMsats / 1000).replace('.', '\\.')} sats\\s+lightning SandboxRun\\s+provider ${prov.identity.pubkey.slice(0, 12)}…`, 'm'), 'receipts as a person reads them: amounts to the millisat');
 });
 
 t.test('wallet: balances, an ecash top-up from Lightning, then a job paid by melting ecash', async (t) => {
