@@ -2,7 +2,8 @@
 // wallets, providers and buyers as their CLIs run them, the arbiter as `serve` runs it, bwrap.
 //   (1) the provider's patch really fails the tests → the buyer wins and redeems the escrow with
 //       the arbiter's signature (the provider never answered: it loses because the replay failed);
-//       the arbiter's fee, announced as loser-pays, is asked of the provider in the verdict
+//       the arbiter's fee, announced as loser-pays, is asked of the provider in the verdict; the
+//       relay's market index counts the lost dispute against the provider's reputation
 //   (2) the buyer disputes a patch that passes → the provider answers, serves its trajectory over
 //       Nostr (hash checked, case 5), wins, and redeems; a repeated dispute changes nothing
 import t from 'tap';
@@ -16,7 +17,7 @@ import { parseArbiterAnnouncement } from '@bazaar/dvm-kinds/market/arbiter';
 import { BROKEN, escrowProvider, fund, lyingBuyer, lyingProvider, makeBuyer, patchTask, peer, runArbiter, runProvider, sampleRepo, startMarket, until } from './helpers.ts';
 
 t.test('(1) a patch that fails the tests: the buyer wins and redeems the escrow with the arbiter', async (t) => {
-  const m = await startMarket(t);
+  const m = await startMarket(t, { market: true });
   const repo = sampleRepo(t);
   // A fee of 7 sats, invoiced from the arbiter's own devnet wallet over NWC.
   const arbWallet = m.devnet.account('arbiter');
@@ -76,6 +77,17 @@ t.test('(1) a patch that fails the tests: the buyer wins and redeems the escrow 
   t.equal(decided.decision?.fee?.payer, liar.pubkey, 'of the losing provider');
   const invoice = m.devnet.network.lookupInvoice(decided.decision!.fee!.paymentHash);
   t.same([invoice?.bolt11, invoice?.account, invoice?.amountMsat], [v.value.fee?.bolt11, 'arbiter', 7000], "a real bolt11 of the arbiter's wallet");
+
+  // The verdict moves reputation: the relay's index (from the events it stored) counts the lost dispute.
+  const api = m.relay.url.replace(/^ws/, 'http');
+  const rep = await until('the relay indexes the verdict', async () => {
+    const r = (await (await fetch(`${api}/api/providers/${liar.pubkey}`)).json()) as { reputation?: { disputesLost: number; disputesOpened: number } };
+    return r.reputation && r.reputation.disputesLost > 0 ? r.reputation : undefined;
+  });
+  t.match(rep, { disputesOpened: 1, disputesLost: 1 }, "the provider's reputation counts the dispute it lost");
+  const jobView = (await (await fetch(`${api}/api/jobs/${jobId}`)).json()) as { verdict: { id: string; ruling: string } | null; providers: { pubkey: string; disputeLost: boolean }[] };
+  t.same([jobView.verdict?.id, jobView.verdict?.ruling], [ev.id, 'buyer'], 'the job shows the verdict');
+  t.ok(jobView.providers.find((p) => p.pubkey === liar.pubkey)?.disputeLost, 'lost by the provider');
 });
 
 t.test('(2) a dispute of a patch that passes: the provider answers, serves its trajectory, wins and redeems', async (t) => {

@@ -51,9 +51,10 @@ export interface Market {
   clock: Clock;
 }
 
-export async function startMarket(t: Test): Promise<Market> {
+/** `market`: the relay's market index and reputation too (its HTTP API shows what verdicts did). */
+export async function startMarket(t: Test, o: { market?: boolean } = {}): Promise<Market> {
   const relayDir = tempDir('bazaar-arb-relay-');
-  const relay = await startRelay({ port: 0, host: '127.0.0.1', dataDir: relayDir, transport: 'ws', verifyWorkers: 0, logger });
+  const relay = await startRelay({ port: 0, host: '127.0.0.1', dataDir: relayDir, transport: 'ws', verifyWorkers: 0, logger, ...(o.market ? { market: true } : {}) });
   const devDir = tempDir('bazaar-arb-devnet-');
   const clock = new Clock();
   const devnet = await startDevnet({ dataDir: devDir, relayUrl: relay.url, logger, mint: { port: 0, now: clock.secs }, nwc: { refreshIntervalMs: 200 } });
