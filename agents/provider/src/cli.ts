@@ -14,7 +14,7 @@ import { configTemplate, ConfigError, loadConfig, type ProviderConfig } from './
 import { ProviderStore, type Earning } from './store.ts';
 import { DEFAULT_DATA_DIR, providerPaths, startProvider } from './runtime.ts';
 import { untilSignal } from '@bazaar/cli-kit/signals';
-import { DEFAULT_LEASE_MS, PoolError, readPoolEarnings, WORKER_NAME, type PoolEarning } from './pool/pool.ts';
+import { DEFAULT_LEASE_MS, PoolError, probePool, readPoolEarnings, WORKER_NAME, type PoolEarning } from './pool/pool.ts';
 
 const clusterFlag = { type: 'string', env: 'BAZAAR_PROVIDER_CLUSTER', description: 'Provider pool: NATS server URL(s) with JetStream (nats://host:4222, comma-separated); workers sharing this identity share the jobs, one announcement and one earnings book' } as const;
 
@@ -71,7 +71,7 @@ const earningsCommand: CommandSpec = {
 const doctorCommand: CommandSpec = {
   name: 'doctor',
   summary: 'Check identity, config, relays, wallet, mints, sandbox runners and backends: one line each; non-zero exit on any failure.',
-  flags: { data: dataFlag, config: configFlag, 'timeout-ms': { type: 'number', integer: true, min: 100, max: 120_000, default: 5_000, env: false, description: 'Deadline of each network check' } },
+  flags: { data: dataFlag, config: configFlag, cluster: clusterFlag, 'timeout-ms': { type: 'number', integer: true, min: 100, max: 120_000, default: 5_000, env: false, description: 'Deadline of each network check' } },
   run: runDoctor,
 };
 
@@ -382,6 +382,15 @@ async function runDoctor(f: FlagValues): Promise<number> {
   });
   if (config) {
     for (const r of config.relays) await check(`relay`, async () => `${r} ${await checkRelay(r, timeoutMs)}`);
+    if (f.cluster) {
+      const servers = f.cluster as string;
+      await check('cluster', async () => {
+        const { pubkey } = await readKeystoreFile(paths.keys);
+        const p = await probePool({ servers, pubkey, timeoutMs });
+        const who = p.workers.length ? `workers ${p.workers.map((w) => `${w.worker} (capacity ${w.capacity}, seen ${w.agoSecs}s ago)`).join(', ')}${p.leader ? `; leader ${p.leader}` : ''}` : 'no worker of this identity registered yet';
+        return `${servers}: JetStream ok; ${who}`;
+      });
+    }
     const c = config;
     await check('wallet (NWC)', async () => {
       if (!c.nwcUri) throw new Error('no nwc_uri in the config and no BAZAAR_NWC_URI: cannot issue invoices');

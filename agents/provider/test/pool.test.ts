@@ -13,6 +13,7 @@ import t from 'tap';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { parseHeartbeat } from '@bazaar/dvm-kinds/market/heartbeat';
 import { parseAnnouncement } from '@bazaar/dvm-kinds/market/announcement';
+import { buildPing, isPong, parsePong } from '@bazaar/dvm-kinds/market/ping';
 import { readKeystoreFile } from '@bazaar/agents-common/identity/keystore';
 import { startRelay } from '@bazaar/relay/server';
 import { findNatsServer, startNatsServer } from '@bazaar/testkit/nats';
@@ -28,7 +29,8 @@ import { readPoolEarnings } from '../src/pool/pool.ts';
 import { bazaar, cliJson, Customer, isResult, logger, makeProviderDir, query, runProvider, sandboxJob, startMarket, tempDir, waitFor } from './helpers.ts';
 
 const natsBin = findNatsServer();
-const LEASE_MS = 1500;
+/** Short, so a dead worker's job is re-run quickly; long enough that 50 queued jobs keep their leases on a loaded machine. */
+const LEASE_MS = 3000;
 // Five provider processes start and stop in turn: minutes on a loaded 2-core machine.
 t.setTimeout(10 * 60_000);
 
@@ -139,7 +141,9 @@ if (!natsBin.path) {
       await waitFor(readLogs, 30_000, 'the workers to log every claim and start');
       t.equal(claimedBy.size, 50, 'every job was claimed');
       t.ok([...claimedBy.values()].every((w) => w.length === 1), 'by exactly one worker');
-      t.ok([...started.values()].every((n) => n === 1) && started.size === 50, 'and run exactly once');
+      const twice = [...started].filter(([, n]) => n > 1).map(([id]) => id);
+      t.same(twice, [], 'and run exactly once');
+      if (twice.length) t.comment(['a', 'b'].map((n, i) => `${n}: ${JSON.stringify(logLines([a, b][i]!).filter((l) => twice.includes(l.jobId ?? '') || /lease|taken over/.test(l.msg)))}`).join('\n'));
       const byA = [...claimedBy.values()].filter((w) => w[0] === 'a').length;
       t.ok(byA > 0 && byA < 50, `both workers took jobs (a ${byA}, b ${50 - byA})`);
       const kv = await claims();
@@ -156,6 +160,9 @@ if (!natsBin.path) {
       t.ok(perJob.size === 50 && [...perJob.values()].every((n) => n === 1), 'the relay holds exactly one result per job');
       const status = await cliJson<{ running: boolean; pool?: { worker: string; capacity: number; workers: { worker: string }[] } }>(['provider', 'status', '--json', '--data', dirB]);
       t.same({ worker: status.pool?.worker, capacity: status.pool?.capacity, workers: status.pool?.workers.map((w) => w.worker) }, { worker: 'b', capacity: 4, workers: ['a', 'b'] }, 'status shows the pool');
+      const doctor = bazaar(['provider', 'doctor', '--data', dirA, '--cluster', nats.url]);
+      await doctor.exited;
+      t.match(doctor.out(), /ok +cluster +nats:\/\/127\.0\.0\.1:\d+: JetStream ok; workers a \(capacity 2, seen \d+s ago\), b \(capacity 2, seen \d+s ago\); leader [ab]/, 'doctor --cluster sees NATS and both workers');
     });
 
     await t.test('a worker SIGKILLed mid-job: the other re-runs it after the lease, one result', async (t) => {
@@ -192,10 +199,17 @@ if (!natsBin.path) {
       await store.close();
     });
 
+    const ping = c.sign(buildPing({ provider: pubkey }));
     await t.test('a worker frozen mid-job loses its lease and publishes nothing when it wakes', async (t) => {
+      const restartedAt = Math.floor(Date.now() / 1000);
       a = serve(dirA, 'a');
       b = serve(dirB, 'b');
       await Promise.all([a.waitFor(/"msg":"provider started"/), b.waitFor(/"msg":"provider started"/)]);
+      await c.waitEvent((e) => e.kind === 11998 && e.created_at >= restartedAt && e.tags.some((x) => x[0] === 'workers' && x[1] === '2'), 30_000, 'the pool heartbeat after the restart');
+      await c.publish(ping);
+      // Pinged once both are up (a worker started later answers pings of the last minute again, as a lone provider does).
+      const pong = parsePong(await c.waitEvent((e) => isPong(e) && e.tags.some((x) => x[0] === 'e' && x[1] === ping.id), 30_000, 'a pong'));
+      t.ok(pong.ok && pong.value.capacity === 4, 'a ping is answered with the pool capacity');
       const job = sandboxJob(c, ['sleep 2', 'echo done']);
       await c.publish(job);
       const startedRe = new RegExp(`"jobId":"${job.id}"[^\\n]*"msg":"job started"`);
@@ -211,6 +225,9 @@ if (!natsBin.path) {
       const onRelay = await query(relay.url, { kinds: [6930], '#e': [job.id] });
       t.same(onRelay.map((e: NostrEvent) => e.id), [result.id], 'the only result is the one of the worker holding the lease');
     });
+
+    // Every worker has stopped: whatever they were going to say has been said.
+    t.equal((await query(relay.url, { kinds: [7000], '#e': [ping.id] })).length, 1, 'the ping got one pong, from the leader');
   });
 
   t.test('the earnings book is the pool\'s: every worker\'s paid jobs in one place', async (t) => {

@@ -281,11 +281,10 @@ export class Claims {
     if (this.#ticking || this.#stopped) return;
     this.#ticking = true;
     try {
-      // Renew what we hold (claims still being worked on; a delivered one is closed right after publishing).
-      for (const [id, h] of [...this.#held]) {
-        if (h.closing) await this.done(id, h.closing);
-        else if (h.claim.state === 'claimed') await this.#write(id, h, { ...h.claim, at: Date.now() });
-      }
+      // Renew what we hold (claims still being worked on; a delivered one is closed right after
+      // publishing), all at once: one after the other, a worker holding many queued jobs would
+      // renew the last ones a round trip per claim late, and lose them under load.
+      await Promise.all([...this.#held].map(([id, h]) => (h.closing ? this.done(id, h.closing) : h.claim.state === 'claimed' ? this.#write(id, h, { ...h.claim, at: Date.now() }) : undefined)));
       // Claims nobody rewrote for a whole lease, as seen from here.
       const now = performance.now();
       for (const [id, ob] of [...this.#observed]) {

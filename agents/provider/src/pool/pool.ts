@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { Earning } from '../store.ts';
 import { Claims, isCasConflict, type ClaimsOptions } from './claims.ts';
@@ -345,6 +346,35 @@ export async function readPoolEarnings(o: { servers: string; pubkey: string; tim
       for (const e of got) if (e?.operation === 'PUT') out.push(e.json<PoolEarning>());
     }
     return out.sort((a, b) => b.paidAt - a.paidAt || (a.jobId < b.jobId ? -1 : 1));
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+}
+
+/** What `doctor --cluster` reports: NATS and JetStream reachable, and the pool's workers as last registered (seconds ago by the server's clock). */
+export async function probePool(o: { servers: string; pubkey: string; timeoutMs?: number }): Promise<{ workers: { worker: string; capacity: number; agoSecs: number }[]; leader?: string }> {
+  const nc = await connectNats(o.servers, 'bazaar-provider-doctor', o.timeoutMs ?? 5000);
+  try {
+    try {
+      await (await jetstreamManager(nc, { timeout: o.timeoutMs ?? 5000 })).getAccountInfo();
+    } catch (err) {
+      throw new PoolError(`NATS at ${o.servers} has no usable JetStream (run nats-server with -js): ${(err as Error).message}`);
+    }
+    let kv: KV;
+    try {
+      kv = await new Kvm(nc).open(bucketNames(o.pubkey).workers, { bindOnly: true, timeout: o.timeoutMs ?? 5000 });
+    } catch {
+      return { workers: [] }; // no worker of this identity ever ran here
+    }
+    const workers: { worker: string; capacity: number; agoSecs: number }[] = [];
+    let leader: string | undefined;
+    for await (const k of await kv.keys()) {
+      const e = await kv.get(k);
+      if (!e || e.operation !== 'PUT') continue;
+      if (k === 'leader') leader = e.json<{ worker: string }>().worker;
+      else if (k.startsWith('worker.')) workers.push({ worker: k.slice(7), capacity: e.json<WorkerInfo>().capacity, agoSecs: Math.max(0, Math.round((Date.now() - e.created.getTime()) / 1000)) });
+    }
+    return { workers: workers.sort((a, b) => a.worker.localeCompare(b.worker)), ...(leader ? { leader } : {}) };
   } finally {
     await nc.close().catch(() => undefined);
   }
