@@ -25,8 +25,8 @@ function checkingSeqs(store: EventStore): EventStore {
   let highest = store.lastSeq();
   return {
     ...store,
-    put: async (events) => {
-      const out = await store.put(events);
+    put: async (events, putOpts) => {
+      const out = await store.put(events, putOpts);
       const watermark = store.lastSeq();
       return out.map((o) => {
         if (o.status !== 'stored') return o;
@@ -222,6 +222,22 @@ for (const [name, make] of Object.entries(factories)) {
       t.same(ids(await s.query([{ ids: [soon.id] }], { now: NOW + 100 })), []);
       t.equal(await s.count([{ kinds: [1] }], { now: NOW + 100 }), 1);
       t.equal(await s.count([{ kinds: [1] }], { now: NOW }), 2);
+    });
+
+    withStore('NIP-40 and replaceable slots: an expired holder counts as gone, purged or not', async (s, t) => {
+      const older = sign(alice, 0, NOW - 100, [], 'older profile');
+      const newer = sign(alice, 0, NOW - 50, [['expiration', String(NOW + 10)]], 'newer profile, expires');
+      t.same(await s.put([older]), [{ status: 'stored', removed: [] }]);
+      t.same(await s.put([newer]), [{ status: 'stored', removed: [older.id] }], 'the newer version replaces the older');
+      t.same(await s.put([older], { now: NOW + 5 }), [{ status: 'replaced' }], 'while the newer one is live, the older is refused');
+      // Once the newer version has expired (not purged: purgeIntervalMs is 0), the older one is
+      // stored again, as it would be after a purge — and it removes the expired holder.
+      t.same(await s.put([older], { now: NOW + 10 }), [{ status: 'stored', removed: [newer.id] }]);
+      t.same(ids(await s.query([{ authors: [alicePk], kinds: [0] }], { now: NOW + 10 })), [older.id]);
+      const addrOld = sign(alice, 30023, NOW - 100, [['d', 'z']], 'v1');
+      const addrNew = sign(alice, 30023, NOW - 50, [['d', 'z'], ['expiration', String(NOW + 10)]], 'v2, expires');
+      t.same((await s.put([addrNew, addrOld], { now: NOW + 1 })).map((o) => o.status), ['stored', 'replaced']);
+      t.same((await s.put([addrOld], { now: NOW + 10 })).map((o) => o.status), ['stored'], 'addressable: the same rule');
     });
 
     withStore('limit: newest first, ties broken by the lowest id', async (s, t) => {

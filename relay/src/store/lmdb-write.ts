@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { isAddressableKind, isReplaceableKind, type NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import type { PutOutcome } from './event-store.ts';
-import { canonicalJson, expirationTs, isHex64, parseAddress, storeRejection } from './event-rules.ts';
+import { canonicalJson, expirationTs, isExpired, isHex64, parseAddress, storeRejection } from './event-rules.ts';
 import {
   addressKey, bytesEqual, decodeTagValue, encodeTagValue, eventAddressKey, headerLength, indexedTags, indexKey, kindPrefix,
   OFF_ID, OFF_PUBKEY, packedCreatedAt, packedExpiration, packedHasTag, packedKind, packEvent, pubkeyKindPrefix, readU32, readU64,
@@ -174,7 +174,9 @@ export function createWriteCore(t: Tables): WriteCore {
           const b = events.getBinaryFast(seq);
           if (b !== undefined) {
             const ts = packedCreatedAt(b);
-            const wins = e.created_at > ts || (e.created_at === ts && idBytes.compare(b, OFF_ID, OFF_ID + 32) < 0);
+            // A holder already expired counts as gone, as it is once purged: the slot does not
+            // depend on when the purge last ran.
+            const wins = isExpired(packedExpiration(b), now) || e.created_at > ts || (e.created_at === ts && idBytes.compare(b, OFF_ID, OFF_ID + 32) < 0);
             if (!wins) return { status: 'replaced' };
             const id = removeSeq(seq);
             if (id !== undefined) removed.push(id);

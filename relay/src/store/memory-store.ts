@@ -107,7 +107,8 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): EventStore & {
     const addr = addressOf(e);
     if (addr !== undefined) {
       const current = events.filter((s) => addressOf(s.event) === addr);
-      if (current.some((s) => !winsSlot(e, s.event))) return { status: 'replaced' };
+      // An expired holder counts as gone (as once purged).
+      if (current.some((s) => !isExpired(expirationTs(s.event), now) && !winsSlot(e, s.event))) return { status: 'replaced' };
       remove(new Set(current.map((s) => s.event.id)));
       removed.push(...current.map((s) => s.event.id));
     }
