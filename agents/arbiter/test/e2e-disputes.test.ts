@@ -14,6 +14,7 @@ import { sha256Hex } from '@bazaar/dvm-kinds/hash';
 import { parseDispute } from '@bazaar/dvm-kinds/market/dispute';
 import { parseVerdict } from '@bazaar/dvm-kinds/market/verdict';
 import { parseArbiterAnnouncement } from '@bazaar/dvm-kinds/market/arbiter';
+import { caseView } from '../src/cli.ts';
 import { BROKEN, escrowProvider, fund, lyingBuyer, lyingProvider, makeBuyer, patchTask, peer, runArbiter, runProvider, sampleRepo, startMarket, until } from './helpers.ts';
 
 t.test('(1) a patch that fails the tests: the buyer wins and redeems the escrow with the arbiter', async (t) => {
@@ -77,6 +78,7 @@ t.test('(1) a patch that fails the tests: the buyer wins and redeems the escrow 
   t.equal(decided.decision?.fee?.payer, liar.pubkey, 'of the losing provider');
   const invoice = m.devnet.network.lookupInvoice(decided.decision!.fee!.paymentHash);
   t.same([invoice?.bolt11, invoice?.account, invoice?.amountMsat], [v.value.fee?.bolt11, 'arbiter', 7000], "a real bolt11 of the arbiter's wallet");
+  t.match(caseView(arb.arbiter.store.get(jobId)!), { state: 'published', ruling: 'buyer', release: 'buyer', fee: { msats: 7000, payer: 'provider' } }, '`bazaar arbiter cases` shows the fee and who owes it');
 
   // The verdict moves reputation: the relay's index (from the events it stored) counts the lost dispute.
   const api = m.relay.url.replace(/^ws/, 'http');
