@@ -49,7 +49,7 @@ for (const crashAt of ['decision:persisted', 'payment:answered'] as const) {
     t.equal(m.devnet.network.balance('prov-a') - before.provider, price, 'the provider was paid once');
     t.ok(await waitFor('the provider to see the payment', () => prov.provider.store.get(job.id)?.state === 'settled'), 'the provider saw it settled');
     // Another restart finds nothing to do and pays nothing.
-    t.same(await buyer.client.resume(), { resumed: 0, refundedSats: 0 });
+    t.same(await buyer.client.resume(), { resumed: 0, refundedSats: 0, arbitratedSats: 0 });
     t.equal(before.buyer - m.devnet.network.balance('buyer'), price, 'still paid once');
     t.equal([...buyer.store.runs()][0].outcome, 'paid', 'the run is concluded as paid');
   });
