@@ -17,10 +17,10 @@ import type { Logger } from 'pino';
 import { finalizeEvent } from 'nostr-tools/pure';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { paramSchemasFor } from '@bazaar/dvm-kinds/registry';
-import { buildAnnouncement } from '@bazaar/dvm-kinds/market/announcement';
-import { buildHeartbeat } from '@bazaar/dvm-kinds/market/heartbeat';
+import { ANNOUNCEMENT_KIND, buildAnnouncement } from '@bazaar/dvm-kinds/market/announcement';
+import { buildHeartbeat, HEARTBEAT_KIND } from '@bazaar/dvm-kinds/market/heartbeat';
 import { buildPong, parsePing } from '@bazaar/dvm-kinds/market/ping';
-import { buildPaymentInfo } from '@bazaar/dvm-kinds/market/payment-info';
+import { buildPaymentInfo, PAYMENT_INFO_KIND } from '@bazaar/dvm-kinds/market/payment-info';
 import type { Identity } from '@bazaar/agents-common/identity/keystore';
 import { RelayPool } from '@bazaar/agents-common/relay-pool';
 import { isTerminal, recoverJobState } from '@bazaar/agents-common/job-state';
@@ -340,7 +340,9 @@ export class Provider {
         return res.some((r) => r.ok || r.message.startsWith('duplicate:'));
       },
       onLeader: (leader) => {
-        if (leader) this.#reannounce();
+        if (!leader) return;
+        this.#publisher.afterThisSecond([ANNOUNCEMENT_KIND, HEARTBEAT_KIND, PAYMENT_INFO_KIND]);
+        this.#reannounce();
       },
       onPoolChange: () => {
         if (pool.isLeader) this.#reannounce();

@@ -51,6 +51,16 @@ export class Publisher {
     return event;
   }
 
+  /**
+   * The next event of each of these replaceable kinds gets a created_at after this second: a
+   * pool worker that just became the leader may follow another worker's event of this second,
+   * which NIP-01's lowest-id tie-break could keep instead of ours.
+   */
+  afterThisSecond(kinds: readonly number[]): void {
+    const now = Math.floor(Date.now() / 1000);
+    for (const k of kinds) this.#lastReplaceable.set(k, Math.max(this.#lastReplaceable.get(k) ?? 0, now));
+  }
+
   /** Job feedback (kind 7000), sealed for private jobs, to our relays and the requested ones. */
   async feedback(rec: JobRecord, f: Omit<FeedbackInput, 'request'>): Promise<void> {
     const template = buildFeedback({ ...f, request: { id: rec.id, pubkey: rec.customer } });
