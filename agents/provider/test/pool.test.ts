@@ -266,5 +266,8 @@ if (!natsBin.path) {
     t.equal(book.count, 4, 'earnings --cluster: every paid job, from either worker');
     t.equal(book.totalMsats, paidMsats, 'the total is what the customer paid');
     t.same(Object.keys(book.byWorker).sort(), ['a', 'b'], 'by worker');
+    // Stopped before the teardowns remove their directories (a running provider keeps writing there).
+    await pa.close();
+    await pb.close();
   });
 }
