@@ -88,7 +88,7 @@ export async function startDishonestProvider(o: { relayUrl: string; nwcUri?: str
       sub.close();
       // Gone with the demo: a NIP-09 deletion of its announcement, so buyers (and a second
       // demo run) do not find a provider that no longer answers.
-      await pool.publishAny(sign({ kind: 5, created_at: Math.floor(Date.now() / 1000), content: 'the demo is over', tags: [['a', `31990:${pubkey}:dishonest-demo`], ['k', '31990']] }), { timeoutMs: 5000 }).catch((err: unknown) => o.logger.warn({ err }, 'could not withdraw the announcement'));
+      await pool.publishAny(sign({ kind: 5, created_at: Math.floor(Date.now() / 1000), content: 'the demo is over', tags: [['a', `31990:${pubkey}:${d}`], ['k', '31990']] }), { timeoutMs: 5000 }).catch((err: unknown) => o.logger.warn({ err }, 'could not withdraw the announcement'));
       await pool.close();
       await w?.close();
     },
