@@ -3,7 +3,7 @@
 // Autopilot over a task file with a total budget and a delegation policy.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { helpText } from '@bazaar/cli-kit/command';
@@ -46,6 +46,7 @@ t.test('one-shot jobs, the directory, jobs and receipts, exit codes', async (t) 
   const { uri } = m.devnet.account('cli-buyer', { fundSats: 1000 });
   await m.devnet.nwc.refresh();
   const dir = tempDir('bazaar-buyer-cli-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const uriFile = join(dir, 'buyer.nwc');
   writeFileSync(uriFile, uri, { mode: 0o600 });
   const common = ['--data', join(dir, 'buyer'), '--relay', m.relay.url, '--nwc-uri-file', uriFile];
@@ -104,6 +105,7 @@ t.test('wallet: balances, an ecash top-up from Lightning, then a job paid by mel
   const { uri } = m.devnet.account('ecash-buyer', { fundSats: 1000 });
   await m.devnet.nwc.refresh();
   const dir = tempDir('bazaar-buyer-wallet-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const uriFile = join(dir, 'buyer.nwc');
   writeFileSync(uriFile, uri, { mode: 0o600 });
   const common = ['--data', join(dir, 'buyer'), '--relay', m.relay.url, '--nwc-uri-file', uriFile, '--mint', m.mintUrl];
@@ -140,6 +142,7 @@ t.test('autopilot: a task file within one budget, with a delegation policy', asy
   const { uri } = m.devnet.account('pilot', { fundSats: 1000 });
   await m.devnet.nwc.refresh();
   const dir = tempDir('bazaar-buyer-pilot-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const uriFile = join(dir, 'pilot.nwc');
   writeFileSync(uriFile, uri, { mode: 0o600 });
   const tasks = join(dir, 'tasks.jsonl');

@@ -3,6 +3,7 @@
 // before the payment is recorded — then restarted: the job is paid exactly once.
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { PASSPHRASE, buyerConfig, makeBuyer, runProvider, startMarket, tempDir, waitFor } from './helpers.ts';
 
@@ -37,6 +38,7 @@ for (const crashAt of ['decision:persisted', 'payment:answered'] as const) {
     t.equal(paidBefore > 0, crashAt === 'payment:answered', crashAt === 'payment:answered' ? 'the wallet paid before the crash' : 'nothing paid before the crash');
 
     const buyer = await makeBuyer(t, m, { dataDir, config: buyerConfig(m, { fundSats: 0 }) });
+    t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
     const [job] = [...buyer.store.jobs()];
     t.equal(job.state, 'paying', 'the decision survived the crash: payment in flight');
     const { resumed } = await buyer.client.resume();
