@@ -25,15 +25,15 @@ const REQ = sha256Hex('request');
 const RES = sha256Hex('result');
 
 t.test('arbiter announcement: handles disputes, names the kinds it replays; never read as a provider', async (t) => {
-  const ev = sign(buildArbiterAnnouncement({ kinds: [5930, 5932], responseWindowSecs: 86_400, public: true, isolation: 'bwrap', fee: { msats: 2000, payer: 'loser' }, name: 'arb', createdAt: T0 }), arbiter.sk);
+  const ev = sign(buildArbiterAnnouncement({ kinds: [5930, 5932], responseWindowSecs: 86_400, public: true, isolation: 'bwrap', fee: { msats: 2000, payer: 'loser' }, lightningNode: '02' + 'ab'.repeat(32), name: 'arb', createdAt: T0 }), arbiter.sk);
   t.ok(isArbiterAnnouncement(ev));
   const a = value(parseArbiterAnnouncement(ev));
-  t.same([a.kinds, a.responseWindowSecs, a.public, a.isolation, a.fee, a.name], [[5930, 5932], 86_400, true, 'bwrap', { msats: 2000, payer: 'loser' }, 'arb']);
+  t.same([a.kinds, a.responseWindowSecs, a.public, a.isolation, a.fee, a.lightningNode, a.name], [[5930, 5932], 86_400, true, 'bwrap', { msats: 2000, payer: 'loser' }, '02' + 'ab'.repeat(32), 'arb']);
   t.notOk(parseAnnouncement(ev).ok, 'a provider parser refuses it (k is not a job kind)');
   t.notOk(isArbiterAnnouncement(sign(buildAnnouncement({ d: 'p', kinds: [5930] }), provider.sk)));
   const noFee = value(parseArbiterAnnouncement(sign(buildArbiterAnnouncement({ kinds: [5932], responseWindowSecs: 60, fee: { msats: 0, payer: 'loser' } }), arbiter.sk)));
   t.same([noFee.fee, noFee.public], [undefined, false], 'a zero fee is no fee; private by default');
-  t.same(paths(parseArbiterAnnouncement({ kind: 31990, created_at: T0, content: '', tags: [['d', 'x'], ['k', '39300'], ['k', '5930'], ['arbitrates', '39300'], ['fee', '10', 'winner'], ['public', 'yes']] })), ['tags.arbitrates', 'tags.arbitrates', 'tags.fee', 'tags.k', 'tags.public', 'tags.response_window']);
+  t.same(paths(parseArbiterAnnouncement({ kind: 31990, created_at: T0, content: '', tags: [['d', 'x'], ['k', '39300'], ['k', '5930'], ['arbitrates', '39300'], ['fee', '10', 'winner'], ['public', 'yes'], ['lightning_node', 'npub1x']] })), ['tags.arbitrates', 'tags.arbitrates', 'tags.fee', 'tags.k', 'tags.lightning_node', 'tags.public', 'tags.response_window']);
 });
 
 // An escrow and claims built offline: buyer B, provider P, arbiter A payment keys.

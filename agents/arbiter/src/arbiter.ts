@@ -68,6 +68,8 @@ export interface ArbiterStatus {
 
 const MAX_RETRY_MS = 3600_000;
 const ASK_AGAIN_MS = 300_000;
+/** How long a fee invoice is good for. */
+const FEE_INVOICE_SECS = 7 * 24 * 3600;
 
 export class Arbiter {
   readonly store: ArbiterStore;
@@ -86,6 +88,9 @@ export class Arbiter {
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   #lastReplaceable = 0;
+  /** The wallet's node (get_info), announced as lightning_node; null: the wallet does not say. */
+  #lightningNode: string | null | undefined;
+  #offPaid: (() => void) | undefined;
 
   constructor(o: ArbiterOptions) {
     this.#o = o;
@@ -135,6 +140,13 @@ export class Arbiter {
       this.#log.warn({ err: (err as Error).message }, 'no relay connected yet; will keep trying');
     }
     await this.announce();
+    if (this.#c.feeSats > 0 && this.#o.wallet?.hasLightning) {
+      // The fast path for "the fee was paid"; #checkFees (lookup_invoice) is the safety net.
+      this.#o.wallet.onPaymentReceived((p) => {
+        const c = this.store.inState(['decided', 'published']).find((x) => x.decision?.fee?.paymentHash === p.paymentHash);
+        if (c) this.#feePaid(c.id, p.paymentHash);
+      }).then((off) => (this.#stopped ? off() : (this.#offPaid = off)), (err: unknown) => this.#log.warn({ err: (err as Error).message }, 'payment notifications unavailable: fees are looked up instead'));
+    }
     this.#timer = setInterval(() => this.#track(this.#tickAll()), this.#o.pollMs ?? 5000);
     this.#track(this.#tickAll());
     this.#log.info({ pubkey: this.#id.pubkey, paymentPubkey: this.paymentPubkey, kinds: this.#c.kinds, public: this.#c.public, responseWindowSecs: this.#c.responseWindowSecs }, 'arbiter started');
@@ -144,6 +156,7 @@ export class Arbiter {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#timer);
+    this.#offPaid?.();
     this.#sub?.close();
     await Promise.allSettled([...this.#pending]);
     await this.#replays.catch(() => {});
@@ -157,7 +170,16 @@ export class Arbiter {
   async announce(): Promise<void> {
     const c = this.#c;
     const fee = c.feeSats > 0 && this.#o.wallet?.hasLightning ? { msats: c.feeSats * 1000, payer: 'loser' as const } : undefined;
-    await this.#publishReplaceable(buildArbiterAnnouncement({ kinds: c.kinds, responseWindowSecs: c.responseWindowSecs, public: c.public, isolation: this.#o.runner.kind === 'container' ? 'container' : 'bwrap', ...(fee ? { fee } : {}), name: c.name, about: c.about }), 'announcement');
+    // The node our fee invoices are signed by: losers refuse a fee invoice to any other payee.
+    if (fee && this.#lightningNode === undefined) {
+      try {
+        this.#lightningNode = (await this.#o.wallet!.lightning.getInfo({ timeoutMs: 10_000 })).pubkey ?? null;
+      } catch (err) {
+        this.#log.warn({ err: (err as Error).message }, 'the wallet did not say its node (get_info): announced without lightning_node, so losers will refuse the fee');
+      }
+      if (this.#lightningNode === null) this.#log.warn({}, 'the wallet does not tell its node pubkey: announced without lightning_node, so losers will refuse the fee');
+    }
+    await this.#publishReplaceable(buildArbiterAnnouncement({ kinds: c.kinds, responseWindowSecs: c.responseWindowSecs, public: c.public, isolation: this.#o.runner.kind === 'container' ? 'container' : 'bwrap', ...(fee ? { fee } : {}), ...(fee && this.#lightningNode ? { lightningNode: this.#lightningNode } : {}), name: c.name, about: c.about }), 'announcement');
     if (c.mints.length) await this.#publishReplaceable(buildPaymentInfo({ relays: c.relays, mints: c.mints.map((url) => ({ url })), p2pkPubkey: this.paymentPubkey }), 'payment info');
     else this.#log.warn({}, 'no mints configured: kind 10019 not published, so buyers cannot name this arbiter in escrow locks');
   }
@@ -274,6 +296,7 @@ export class Arbiter {
   async #tickAll(): Promise<void> {
     if (this.#stopped) return;
     for (const c of this.store.inState(['open', 'unavailable', 'decided'])) await this.#tick(c.id);
+    await this.#checkFees();
     await this.#writeStatusFile();
   }
 
@@ -471,18 +494,56 @@ export class Arbiter {
     return r?.ok ? r.value : undefined;
   }
 
-  /** The fee, when configured: a bolt11 from our wallet for the losing side (for a split, the buyer). */
+  /** The fee, when configured: a bolt11 from our wallet for the losing side (none for a split). */
   async #feeInvoice(c: Case, ruling: string, log: Logger): Promise<Decision['fee']> {
     const w = this.#o.wallet;
     if (this.#c.feeSats <= 0 || !w?.hasLightning) return undefined;
-    const payer = ruling === 'provider' || ruling === 'split' ? c.buyer : c.provider;
+    // Loser pays; a split has no loser, so it asks no fee (README "The fee").
+    if (ruling === 'split') return undefined;
+    const payer = ruling === 'provider' ? c.buyer : c.provider;
     try {
-      const inv = await w.makeInvoice({ amountMsat: this.#c.feeSats * 1000, description: `arbitration fee, job ${c.id.slice(0, 16)}`, expirySecs: 7 * 24 * 3600 });
+      const inv = await w.makeInvoice({ amountMsat: this.#c.feeSats * 1000, description: `arbitration fee, job ${c.id.slice(0, 16)}`, expirySecs: FEE_INVOICE_SECS });
       return { msats: inv.amountMsat, bolt11: inv.bolt11, paymentHash: inv.paymentHash, payer };
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'no fee invoice: the verdict asks no fee');
       return undefined;
     }
+  }
+
+  /**
+   * Fees asked and not yet seen paid: looked up in our wallet (NIP-47 lookup_invoice), a few per
+   * tick, each with backoff, until paid or its invoice expired. The payment_received notification
+   * (subscribed at start) is the fast path.
+   */
+  async #checkFees(): Promise<void> {
+    const w = this.#o.wallet;
+    if (!w?.hasLightning || this.#stopped) return;
+    const now = Date.now();
+    const due = this.store.inState(['decided', 'published']).filter((c) => c.decision?.fee && !c.feePaidAt && now < c.decision.decidedAt + FEE_INVOICE_SECS * 1000 + 60_000 && now >= (this.#feeNextCheck.get(c.id)?.at ?? 0));
+    for (const c of due.slice(0, 5)) {
+      const fee = c.decision!.fee!;
+      try {
+        const r = await w.lookupInvoice(fee.paymentHash);
+        if (r?.settlement) {
+          this.#feePaid(c.id, fee.paymentHash);
+          continue;
+        }
+      } catch (err) {
+        this.#log.debug({ caseId: c.id, err: (err as Error).message }, 'fee lookup failed; retried');
+      }
+      const n = (this.#feeNextCheck.get(c.id)?.n ?? 0) + 1;
+      this.#feeNextCheck.set(c.id, { n, at: now + Math.min(MAX_RETRY_MS, (this.#o.pollMs ?? 5000) * 2 ** Math.min(n, 10)) });
+    }
+  }
+
+  readonly #feeNextCheck = new Map<string, { at: number; n: number }>();
+
+  #feePaid(caseId: string, paymentHash: string): void {
+    const c = this.store.get(caseId);
+    if (!c?.decision?.fee || c.decision.fee.paymentHash !== paymentHash || c.feePaidAt) return;
+    this.store.update(caseId, { feePaidAt: Date.now() });
+    this.#feeNextCheck.delete(caseId);
+    this.#log.info({ caseId, feeMsats: c.decision.fee.msats, payer: c.decision.fee.payer }, 'the fee was paid');
   }
 
   async #publishVerdict(id: string): Promise<void> {

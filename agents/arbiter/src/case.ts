@@ -98,6 +98,8 @@ export interface Case {
   readonly response?: ResponseRecord;
   readonly trajectory?: TrajectoryRecord;
   readonly replay?: ReplayRecord;
+  /** The fee's invoice settled in our wallet (NIP-47 lookup_invoice or payment_received), unix ms. */
+  readonly feePaidAt?: number;
   readonly unavailable?: { readonly reason: string; readonly message: string; readonly attempts: number; readonly nextAttemptAt: number };
   readonly decision?: Decision;
   /** The signed verdict, stored with the decision, published as is (same id on every retry). */

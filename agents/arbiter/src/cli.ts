@@ -206,7 +206,7 @@ export function caseView(c: Case) {
     replay: c.replay ? (c.replay.ok ? 'passed' : 'failed') : null,
     ...(c.unavailable ? { unavailable: { reason: c.unavailable.reason, message: c.unavailable.message, attempts: c.unavailable.attempts, nextAttemptAt: c.unavailable.nextAttemptAt } } : {}),
     ...(c.decision ? { ruling: c.decision.ruling, ...(c.decision.providerShare !== undefined ? { providerShare: c.decision.providerShare } : {}), reasons: c.decision.reasons, evidenceSha256: c.decision.evidenceSha256, release: c.decision.release?.to ?? null, decidedAt: c.decision.decidedAt } : {}),
-    ...(c.decision?.fee ? { fee: { msats: c.decision.fee.msats, payer: c.decision.fee.payer === c.provider ? 'provider' : 'buyer', bolt11: c.decision.fee.bolt11 } } : {}),
+    ...(c.decision?.fee ? { fee: { msats: c.decision.fee.msats, payer: c.decision.fee.payer === c.provider ? 'provider' : 'buyer', bolt11: c.decision.fee.bolt11, paid: !!c.feePaidAt, ...(c.feePaidAt ? { paidAt: c.feePaidAt } : {}) } } : {}),
     ...(c.verdict ? { verdictId: c.verdict.id } : {}),
     ...(c.publishedAt ? { publishedAt: c.publishedAt } : {}),
     ...(c.rejected ? { rejected: c.rejected } : {}),
@@ -224,7 +224,7 @@ function describe(c: ReturnType<typeof caseView>): string {
     const left = c.windowEndsAt - Date.now();
     return `replay ${c.replay ?? 'pending'} · provider ${c.providerAnswered ?? 'silent'} · trajectory ${c.trajectory ?? 'none'} · ${left > 0 ? `window ends in ${age(left)}` : 'window over'}`;
   }
-  return `${c.ruling}${c.providerShare !== undefined ? ` (${Math.round(c.providerShare * 100)}% provider)` : ''}${c.release ? ` · escrow → ${c.release}` : ''}${c.fee ? ` · fee ${c.fee.msats / 1000} sats asked of the ${c.fee.payer}` : ''} · ${c.state === 'decided' ? 'publishing' : 'published'} ${c.verdictId?.slice(0, 12)}…`;
+  return `${c.ruling}${c.providerShare !== undefined ? ` (${Math.round(c.providerShare * 100)}% provider)` : ''}${c.release ? ` · escrow → ${c.release}` : ''}${c.fee ? ` · fee ${c.fee.msats / 1000} sats ${c.fee.paid ? 'paid by' : 'asked of'} the ${c.fee.payer}${c.fee.paid ? '' : ' (unpaid)'}` : ''} · ${c.state === 'decided' ? 'publishing' : 'published'} ${c.verdictId?.slice(0, 12)}…`;
 }
 
 async function runCases(f: FlagValues): Promise<number> {

@@ -113,17 +113,20 @@ export interface ProviderHandle extends RunningProvider {
   readonly dataDir: string;
 }
 
-export async function runProvider(t: Test, m: Market, name: string, overrides: Partial<ProviderConfig> = {}): Promise<ProviderHandle> {
-  const dataDir = tempDir(`bazaar-arb-prov-${name}-`);
-  const { uri } = m.devnet.account(name);
-  await m.devnet.nwc.refresh();
-  await createKeystoreFile(join(dataDir, 'keys.json'), PASSPHRASE, { logN: 10 });
-  writeFileSync(join(dataDir, 'config.jsonc'), providerConfigTemplate({ relays: [m.relay.url], nwcUri: uri }), { mode: 0o600 });
+/** `dataDir`: reopen a provider that ran before (a restart); the caller removes it. */
+export async function runProvider(t: Test, m: Market, name: string, overrides: Partial<ProviderConfig> = {}, o: { dataDir?: string } = {}): Promise<ProviderHandle> {
+  const dataDir = o.dataDir ?? tempDir(`bazaar-arb-prov-${name}-`);
+  if (!o.dataDir) {
+    const { uri } = m.devnet.account(name);
+    await m.devnet.nwc.refresh();
+    await createKeystoreFile(join(dataDir, 'keys.json'), PASSPHRASE, { logN: 10 });
+    writeFileSync(join(dataDir, 'config.jsonc'), providerConfigTemplate({ relays: [m.relay.url], nwcUri: uri }), { mode: 0o600 });
+  }
   const p = await startProvider({ dataDir, passphrase: PASSPHRASE, logger, overrides: { heartbeatSecs: 3600, lookbackSecs: 60, ...overrides }, invoicePollMs: 300, minBackoffMs: 100, allowFileRepos: true });
   let closed = false;
   t.teardown(async () => {
     if (!closed) await p.close();
-    rmSync(dataDir, { recursive: true, force: true });
+    if (!o.dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
   return { ...p, dataDir, close: async () => { closed = true; await p.close(); } };
 }

@@ -496,7 +496,7 @@ async function runJobs(f: FlagValues): Promise<number> {
     if (!reports.length) process.stdout.write('no jobs yet\n');
     for (const r of reports) {
       const when = new Date(runs.find((x) => x.id === r.runId)!.createdAt).toISOString().replace('T', ' ').slice(0, 19);
-      process.stdout.write(`${when}  ${r.outcome.padEnd(14)} ${`${formatSats(r.spentMsats)}/${formatSats(r.budgetMsats)} sats`.padEnd(16)} ${r.task}${r.provider ? `  → ${r.provider.slice(0, 12)}…` : ''}\n`);
+      process.stdout.write(`${when}  ${r.outcome.padEnd(14)} ${`${formatSats(r.spentMsats)}/${formatSats(r.budgetMsats)} sats`.padEnd(16)} ${r.task}${r.provider ? `  → ${r.provider.slice(0, 12)}…` : ''}${r.arbitration ? `  · arbiter ruled for the ${r.arbitration.ruling}${r.arbitration.fee ? ` · its fee ${formatSats(r.arbitration.fee.msats)} sats ${r.arbitration.fee.state === 'paid' ? 'paid' : r.arbitration.fee.state === 'due' ? 'due (retried)' : `refused: ${r.arbitration.fee.reason ?? ''}`}` : ''}` : ''}\n`);
     }
     return EXIT.ok;
   } finally {

@@ -4,6 +4,7 @@
 // payment: `decidePayment` records the invoice (and claims its payment hash for this job
 // alone) before the wallet is asked to pay, which is what makes "never twice for one job"
 // hold across crashes and restarts.
+import type { FeeRecord } from '@bazaar/agents-common/arbiter-fee';
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
@@ -61,6 +62,10 @@ export interface Arbitration {
   readonly at: number;
   /** Sats redeemed with the release the arbiter sealed to us. */
   readonly redeemedSats?: number;
+  /** The arbiter's fee, when the verdict went against us and asked one (agents-common arbiter-fee). */
+  readonly fee?: FeeRecord;
+  /** The fee's bolt11, once checked (paid from it, retried from it). */
+  readonly feeInvoice?: string;
 }
 
 export interface FeedbackNote {
@@ -290,6 +295,7 @@ export class BuyerStore {
     let s = 0;
     for (const id of run?.jobIds ?? []) {
       const j = this.#jobs.get(id);
+      if (j?.arbitration?.fee?.state === 'paid') s += j.arbitration.fee.msats + (j.arbitration.fee.feesPaidMsat ?? 0);
       if (j?.payment) s += j.payment.amountMsats;
       else if (j?.escrow && j.state !== 'refunded') s += j.escrow.amountSats * 1000;
     }

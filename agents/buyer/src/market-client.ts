@@ -40,6 +40,7 @@ import { Directory } from './discovery.ts';
 import { EventQueue } from './event-queue.ts';
 import { BuyerStore, type Arbitration, type BuyerJob, type EscrowHold, type PayMethod, type Run, type RunOutcome, type Verdict } from './job-store.ts';
 import { classifyPaymentError, walletPayer, type Payer } from './payments.ts';
+import { arbiterAnnouncementFilter, checkArbiterFee, newestArbiterAnnouncement, type FeeRecord } from '@bazaar/agents-common/arbiter-fee';
 import { DEFAULT_STRATEGY, formatStrategy, rankProviders, retryBackoffMs, type Candidate, type PayChoice, type Preference, type ProviderView, type Ranking, type Strategy, type Weights } from './selection.ts';
 import { DEFAULT_TIMEOUT_SECS, KIND_OF, buildTaskRequest, describeTask, maxUnits, type TaskSpec } from './tasks.ts';
 import { verifyResult } from './verify.ts';
@@ -143,6 +144,8 @@ export interface RunReport {
   readonly payment?: { readonly method: PayMethod; readonly when: string; readonly amountMsats: number; readonly feesMsats: number; readonly preimage?: string };
   readonly receiptId?: string;
   readonly disputeIds: readonly string[];
+  /** The arbiter's verdict on a disputed attempt: its ruling and, when it went against us, the fee asked and whether we paid it. */
+  readonly arbitration?: { readonly jobId: string; readonly verdictId: string; readonly ruling: string; readonly redeemedSats?: number; readonly fee?: { readonly msats: number; readonly state: string; readonly reason?: string; readonly paidAt?: number } };
   readonly attempts: readonly { readonly jobId: string; readonly provider: string; readonly state: string; readonly error?: string }[];
   readonly elapsedMs: number;
 }
@@ -865,6 +868,7 @@ export class MarketClient {
       ...(win?.payment ? { payment: { method: win.payment.method, when: win.payment.when, amountMsats: win.payment.amountMsats, feesMsats: win.paid?.feesPaidMsats ?? 0, ...(win.paid?.preimage ? { preimage: win.paid.preimage } : {}) } } : {}),
       ...(win?.receipt ? { receiptId: win.receipt.id } : {}),
       disputeIds: jobs.filter((j) => j.dispute).map((j) => j.dispute!.id),
+      ...arbitrationOf(jobs),
       attempts: jobs.map((j) => ({ jobId: j.id, provider: j.provider, state: j.state, ...(j.error ? { error: j.error } : {}) })),
       elapsedMs: Date.now() - Math.min(started, run.createdAt),
     };
@@ -931,11 +935,39 @@ export class MarketClient {
         }
         continue;
       }
-      this.store.update(j.id, { arbitration });
+      // A verdict against us may ask the arbiter's fee: checked against its announcement, then paid once.
+      const ask = checkArbiterFee(v.value, 'buyer', v.value.fee ? newestArbiterAnnouncement(await this.#pool.query([arbiterAnnouncementFilter(arbiter)], { timeoutMs: this.settings.queryTimeoutMs, ...(o.signal ? { signal: o.signal } : {}) }), arbiter) : undefined);
+      const fee: FeeRecord | undefined = !ask.owed ? undefined : ask.ok ? { msats: ask.msats, paymentHash: ask.paymentHash, state: 'due' } : { msats: ask.msats, ...(ask.paymentHash ? { paymentHash: ask.paymentHash } : {}), state: 'refused', reason: ask.reason };
+      this.store.update(j.id, { arbitration: { ...arbitration, ...(fee ? { fee } : {}), ...(ask.owed && ask.ok ? { feeInvoice: ask.bolt11 } : {}) } });
       decided++;
       log.info({}, v.value.ruling === 'buyer' ? 'the arbiter ruled for us without a release: the escrow comes back after its locktime' : 'the arbiter ruled; the escrow is released to the provider');
+      if (fee?.state === 'refused') log.warn({ feeMsats: fee.msats, reason: fee.reason }, 'the arbiter\'s fee is not paid: its invoice does not match what it announced');
     }
+    await this.payArbiterFees(o);
     return { decided, redeemedSats };
+  }
+
+  /** Arbiter fees we owe (verdicts against us), paid once each through the wallet (its limits apply; idempotent per invoice). */
+  async payArbiterFees(o: { signal?: AbortSignal } = {}): Promise<number> {
+    let paid = 0;
+    for (const j of this.store.jobs()) {
+      const a = j.arbitration;
+      if (a?.fee?.state !== 'due' || !a.feeInvoice) continue;
+      const log = this.#log.child({ jobId: j.id, arbiter: a.arbiter });
+      const via = this.#payer.canPay.includes('lightning') ? 'lightning' : 'cashu';
+      try {
+        const p = await this.#payer.payInvoice(a.feeInvoice, { via, maxAmountMsat: a.fee.msats, jobId: j.id, timeoutMs: this.settings.payTimeoutMs, ...(o.signal ? { signal: o.signal } : {}) });
+        this.store.update(j.id, { arbitration: { ...a, fee: { ...a.fee, state: 'paid', feesPaidMsat: p.feesPaidMsat, paidAt: this.#now() } } });
+        paid++;
+        log.info({ feeMsats: a.fee.msats, via, paymentHash: a.fee.paymentHash }, 'the arbiter ruled against us: its fee paid');
+      } catch (err) {
+        const refused = classifyPaymentError(err);
+        // A definite refusal (a spending limit, the wallet said no) ends it; an unknown outcome is retried (the wallet never pays an invoice twice).
+        if (refused) this.store.update(j.id, { arbitration: { ...a, fee: { ...a.fee, state: 'refused', reason: refused.message } } });
+        log.warn({ feeMsats: a.fee.msats, err: (err as Error).message, retried: !refused }, refused ? 'the arbiter\'s fee was refused by our wallet' : 'paying the arbiter\'s fee: outcome unknown, retried on the next resume');
+      }
+    }
+    return paid;
   }
 
   #now(): number {
@@ -961,4 +993,12 @@ export class MarketClient {
     }
     return total;
   }
+}
+
+function arbitrationOf(jobs: readonly BuyerJob[]): Pick<RunReport, 'arbitration'> {
+  const j = [...jobs].reverse().find((x) => x.arbitration);
+  const a = j?.arbitration;
+  if (!j || !a) return {};
+  const fee = a.fee ? { msats: a.fee.msats, state: a.fee.state, ...(a.fee.reason ? { reason: a.fee.reason } : {}), ...(a.fee.paidAt ? { paidAt: a.fee.paidAt } : {}) } : undefined;
+  return { arbitration: { jobId: j.id, verdictId: a.verdictId, ruling: a.ruling, ...(a.redeemedSats !== undefined ? { redeemedSats: a.redeemedSats } : {}), ...(fee ? { fee } : {}) } };
 }

@@ -236,6 +236,7 @@ async function runStatus(f: FlagValues): Promise<number> {
   const store = existsSync(paths.db) ? ProviderStore.open(paths.db) : undefined;
   const counts = store?.counts() ?? {};
   const earnings = store?.earningsSummary(0) ?? { totalMsats: 0, count: 0, byKind: {}, bySource: {}, recent: [] };
+  const costs = store?.costs() ?? { arbiterFeesMsats: 0, arbiterFees: 0, unpaid: 0 };
   await store?.close();
   const n = (k: string) => (counts as Record<string, number>)[k] ?? 0;
   const out = {
@@ -245,6 +246,7 @@ async function runStatus(f: FlagValues): Promise<number> {
     ...(live ? { pid: live.pid, uptimeSecs: Math.round((Date.now() - live.startedAt) / 1000), relays: live.relays, relaysConnected: live.relays.filter((r) => r.connected).length, capacity: live.capacity, kinds: live.kinds, isolation: live.isolation, backends: live.backends, wallet: live.wallet, ...(live.pool ? { pool: live.pool } : {}) } : {}),
     jobs: { inFlight: n('running') + n('queued') + n('awaiting-payment'), running: live?.active ?? 0, queued: live?.queued ?? 0, delivered: n('delivered') + n('settled') + n('unpaid'), settled: n('settled'), failed: n('failed'), rejected: n('rejected') + n('expired'), cancelled: n('cancelled') },
     earnings: { totalMsats: earnings.totalMsats, count: earnings.count },
+    costs,
   };
   if (f.json) {
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
@@ -259,6 +261,7 @@ async function runStatus(f: FlagValues): Promise<number> {
   }
   lines.push(`jobs       ${out.jobs.inFlight} in flight · ${out.jobs.delivered} delivered (${out.jobs.settled} paid) · ${out.jobs.failed} failed · ${out.jobs.rejected} refused · ${out.jobs.cancelled} cancelled`);
   lines.push(`earnings   ${sats(earnings.totalMsats)} from ${earnings.count} payments`);
+  if (costs.arbiterFees || costs.unpaid) lines.push(`costs      ${sats(costs.arbiterFeesMsats)} in ${costs.arbiterFees} arbiter fee${costs.arbiterFees === 1 ? '' : 's'} (disputes lost)${costs.unpaid ? ` · ${costs.unpaid} not paid (see the log)` : ''}`);
   process.stdout.write(lines.join('\n') + '\n');
   return 0;
 }
@@ -311,12 +314,14 @@ async function runEarnings(f: FlagValues): Promise<number> {
   }
   const store = existsSync(paths.db) ? ProviderStore.open(paths.db) : undefined;
   const s = store?.earningsSummary(f.limit as number) ?? { totalMsats: 0, count: 0, byKind: {}, bySource: {}, recent: [] as Earning[] };
+  const costs = store?.costs() ?? { arbiterFeesMsats: 0, arbiterFees: 0, unpaid: 0 };
   await store?.close();
   if (f.json) {
-    process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ ...s, costs, netMsats: s.totalMsats - costs.arbiterFeesMsats }, null, 2) + '\n');
     return 0;
   }
   const lines = [`total      ${sats(s.totalMsats)} from ${s.count} payments`];
+  if (costs.arbiterFees || costs.unpaid) lines.push(`costs      ${sats(costs.arbiterFeesMsats)} in ${costs.arbiterFees} arbiter fee${costs.arbiterFees === 1 ? '' : 's'} (disputes lost) · net ${sats(s.totalMsats - costs.arbiterFeesMsats)}${costs.unpaid ? ` · ${costs.unpaid} not paid (see the log)` : ''}`);
   for (const [k, v] of Object.entries(s.byKind)) lines.push(`kind ${k}  ${sats(v)}`);
   for (const [k, v] of Object.entries(s.bySource)) lines.push(`via ${k.padEnd(9)} ${sats(v)}`);
   if (s.recent.length) {

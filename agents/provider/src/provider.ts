@@ -135,6 +135,8 @@ export class Provider {
       store: this.store, log, config, publisher, escrow: this.#escrow, pollMs: o.invoicePollMs ?? 10_000, secretKey: o.identity.secretKey,
       wallet: o.wallet?.hasLightning ? o.wallet : null,
       onPrepaid: (id) => this.#executor.enqueue(id),
+      pubkey: o.identity.pubkey,
+      query: (filters) => this.pool.query(filters, { timeoutMs: 5000 }),
     }));
     const pool = o.pool;
     const deliverer = (this.#deliverer = new Deliverer({

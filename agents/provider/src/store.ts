@@ -3,6 +3,7 @@
 // written in the same transaction as the job's move to `settled`, so totals never disagree
 // with jobs. The signed result event is stored before it is published, which is what makes
 // a restart safe: a result is only ever (re)published with the same event id.
+import type { FeeRecord } from '@bazaar/agents-common/arbiter-fee';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import type { EscrowRef } from './escrow-desk.ts';
@@ -45,6 +46,14 @@ export interface JobRecord {
   readonly paidAt?: number;
   /** Escrow terms: the checked lock, and our claim once prepared. */
   readonly escrow?: EscrowRef;
+  /** The arbiter's fee, when its verdict went against us and asked one: a cost, paid once. */
+  readonly arbiterFee?: ArbiterFeeRecord;
+}
+
+export interface ArbiterFeeRecord extends FeeRecord {
+  readonly arbiter: string;
+  readonly verdictId: string;
+  readonly bolt11?: string;
 }
 
 export const EARNING_SOURCES = ['lightning', 'cashu'] as const;
@@ -190,6 +199,22 @@ export class ProviderStore {
       out.push(value);
     }
     return out;
+  }
+
+  /** What we paid out: arbiters' fees on disputes we lost (msats, count). */
+  costs(): { arbiterFeesMsats: number; arbiterFees: number; unpaid: number } {
+    let arbiterFeesMsats = 0;
+    let arbiterFees = 0;
+    let unpaid = 0;
+    for (const j of this.jobs()) {
+      const f = j.arbiterFee;
+      if (!f) continue;
+      if (f.state === 'paid') {
+        arbiterFeesMsats += f.msats + (f.feesPaidMsat ?? 0);
+        arbiterFees++;
+      } else unpaid++;
+    }
+    return { arbiterFeesMsats, arbiterFees, unpaid };
   }
 
   earningsSummary(recent = 10): { totalMsats: number; count: number; byKind: Record<string, number>; bySource: Record<string, number>; recent: Earning[] } {

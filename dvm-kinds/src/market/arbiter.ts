@@ -12,7 +12,7 @@ import { ANNOUNCEMENT_KIND, ISOLATION_LEVELS, type Isolation } from './announcem
 import { DISPUTE_KIND } from './dispute.ts';
 
 export const ARBITER_D_TAG = 'bazaar-arbiter';
-/** Who pays the fee: `loser` — the side the verdict goes against (for a split, the buyer who disputed). */
+/** Who pays the fee: `loser` — the side the verdict goes against; a split has no loser and asks no fee. */
 export const FEE_PAYERS = ['loser'] as const;
 export type FeePayer = (typeof FEE_PAYERS)[number];
 
@@ -29,15 +29,18 @@ export interface ArbiterAnnouncement {
   readonly isolation?: Isolation;
   /** `["fee", msats, payer]`: absent = no fee. */
   readonly fee?: { readonly msats: number; readonly payer: FeePayer };
+  /** The Lightning node its fee invoices come from (`["lightning_node", "02…"]`): a payer refuses a fee invoice to another payee. */
+  readonly lightningNode?: string;
   readonly name?: string;
   readonly about?: string;
 }
 
-export function buildArbiterAnnouncement(a: { kinds: readonly number[]; responseWindowSecs: number; public?: boolean; isolation?: Isolation; fee?: { msats: number; payer: FeePayer }; name?: string; about?: string; d?: string; createdAt?: number }): EventTemplate {
+export function buildArbiterAnnouncement(a: { kinds: readonly number[]; responseWindowSecs: number; public?: boolean; isolation?: Isolation; fee?: { msats: number; payer: FeePayer }; lightningNode?: string; name?: string; about?: string; d?: string; createdAt?: number }): EventTemplate {
   const tags: string[][] = [['d', a.d ?? ARBITER_D_TAG], ['k', String(DISPUTE_KIND)], ...a.kinds.map((k) => ['arbitrates', String(k)]), ['response_window', String(a.responseWindowSecs)]];
   if (a.public) tags.push(['public', 'true']);
   if (a.isolation) tags.push(['isolation', a.isolation]);
   if (a.fee && a.fee.msats > 0) tags.push(['fee', String(a.fee.msats), a.fee.payer]);
+  if (a.lightningNode) tags.push(['lightning_node', a.lightningNode]);
   return { kind: ANNOUNCEMENT_KIND, created_at: a.createdAt ?? nowSecs(), content: JSON.stringify({ ...(a.name ? { name: a.name } : {}), ...(a.about ? { about: a.about } : {}) }), tags };
 }
 
@@ -73,6 +76,8 @@ export function parseArbiterAnnouncement(e: EventLike): Parsed<ArbiterAnnounceme
     else if (!(FEE_PAYERS as readonly string[]).includes(feeTag[2] ?? '')) out.push(problem('tags.fee', 'invalid', `the payer is one of ${FEE_PAYERS.join(', ')}`));
     else fee = { msats, payer: feeTag[2] as FeePayer };
   }
+  const lightningNode = readSingleTag(e.tags, 'lightning_node', out, false)?.[1];
+  if (lightningNode !== undefined && !/^0[23][0-9a-f]{64}$/.test(lightningNode)) out.push(problem('tags.lightning_node', 'invalid', 'a Lightning node is named by its compressed public key: 02/03 + 64 hex'));
   let meta: { name?: string; about?: string } = {};
   if (e.content !== '') {
     const json = parseJsonContent(e.content, out);
@@ -90,6 +95,7 @@ export function parseArbiterAnnouncement(e: EventLike): Parsed<ArbiterAnnounceme
     public: pub === 'true',
     ...(iso ? { isolation: iso as Isolation } : {}),
     ...(fee ? { fee } : {}),
+    ...(lightningNode ? { lightningNode } : {}),
     ...(meta.name ? { name: meta.name } : {}),
     ...(meta.about ? { about: meta.about } : {}),
   }));

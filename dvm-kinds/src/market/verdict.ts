@@ -34,7 +34,7 @@ export interface DisputeVerdict {
   readonly evidenceSha256?: string;
   /** What the ruling means for each side's record, −1..0: the loser of a dispute −1, a split by shares. */
   readonly reputationDelta?: { readonly provider: number; readonly buyer: number };
-  /** The arbiter's fee, asked of the losing side (`["fee", msats, bolt11?]`); for a split, of the buyer. */
+  /** The arbiter's fee, asked of the losing side (`["fee", msats, bolt11?]`); a split asks none. */
   readonly fee?: { readonly msats: number; readonly bolt11?: string };
 }
 

@@ -12,6 +12,10 @@ import type { LightningWalletError } from '@bazaar/agents-common/wallet/lightnin
 import type { ProviderConfig } from '../config.ts';
 import type { InvoiceRef, JobRecord, ProviderStore } from '../store.ts';
 import { openEscrowRelease } from '@bazaar/dvm-kinds/market/escrow';
+import type { Filter } from 'nostr-tools/filter';
+import { VERDICT_KIND, parseVerdict } from '@bazaar/dvm-kinds/market/verdict';
+import { DISPUTE_KIND, parseDispute } from '@bazaar/dvm-kinds/market/dispute';
+import { arbiterAnnouncementFilter, checkArbiterFee, newestArbiterAnnouncement } from '@bazaar/agents-common/arbiter-fee';
 import type { EscrowDesk } from '../escrow-desk.ts';
 import type { PreparedJob } from '../backends/registry.ts';
 import { maxPriceMsats } from './decide.ts';
@@ -33,6 +37,9 @@ export interface SettleOptions {
   readonly pollMs: number;
   /** A prepaid job may run now. */
   readonly onPrepaid: (id: string) => void;
+  /** Our Nostr key and a relay query: a verdict's author must be the arbiter the buyer's dispute named. */
+  readonly pubkey?: string;
+  readonly query?: (filters: Filter[]) => Promise<NostrEvent[]>;
 }
 
 export class Settler {
@@ -40,6 +47,7 @@ export class Settler {
   readonly #watching = new Set<string>();
   readonly #nextCheck = new Map<string, { at: number; n: number }>();
   readonly #settling = new Set<string>();
+  readonly #paying = new Set<string>();
   #paidSub: Promise<() => void> | undefined;
   #stopped = false;
 
@@ -177,6 +185,7 @@ export class Settler {
   async onRelease(e: NostrEvent): Promise<void> {
     const o = this.#o;
     // A buyer's receipt carries the release in clear; an arbiter's verdict seals it to the winner.
+    if (e.kind === VERDICT_KIND) await this.#verdictFee(e);
     const opened = openEscrowRelease(e, o.secretKey);
     const pkg = opened.ok ? opened.value?.raw : undefined;
     const jobId = e.tags.find((t) => t[0] === 'd')?.[1];
@@ -193,6 +202,67 @@ export class Settler {
       log.warn({ err: (err as Error).message }, 'escrow release not redeemable');
     } finally {
       this.#settling.delete(jobId);
+    }
+  }
+
+  /**
+   * A verdict against us (ruling `buyer`) may ask the arbiter's fee: paid once, from our wallet,
+   * only when the verdict is by the arbiter the buyer's dispute named, the amount is the one the
+   * arbiter announced and the invoice's payee its announced node (agents-common arbiter-fee).
+   * A re-read verdict (restart, another relay) finds the fee recorded and pays nothing again.
+   */
+  async #verdictFee(e: NostrEvent): Promise<void> {
+    const o = this.#o;
+    const jobId = e.tags.find((t) => t[0] === 'd')?.[1];
+    if (!jobId || this.#paying.has(jobId)) return; // the same verdict from two relays: one payer
+    this.#paying.add(jobId);
+    try {
+      await this.#verdictFeeOnce(e);
+    } finally {
+      this.#paying.delete(jobId);
+    }
+  }
+
+  async #verdictFeeOnce(e: NostrEvent): Promise<void> {
+    const o = this.#o;
+    const v = parseVerdict(e);
+    if (!v.ok || !v.value.fee || v.value.provider !== o.pubkey || v.value.ruling !== 'buyer' || !o.query) return;
+    const rec = o.store.get(v.value.requestId);
+    if (!rec || rec.customer !== v.value.buyer) return;
+    if (rec.arbiterFee && (rec.arbiterFee.state !== 'due' || rec.arbiterFee.verdictId !== e.id)) return;
+    const log = o.log.child({ jobId: rec.id, arbiter: e.pubkey });
+    let fee = rec.arbiterFee;
+    if (!fee) {
+      // Only the arbiter the job's customer named in its dispute can charge us.
+      const disputes = await o.query([{ kinds: [DISPUTE_KIND], authors: [rec.customer], '#d': [rec.id] }]);
+      const named = disputes.map(parseDispute).some((d) => d.ok && d.value.requestId === rec.id && d.value.arbiter === e.pubkey);
+      if (!named) {
+        log.warn({}, 'a verdict against us asks a fee, but its author is not the arbiter the buyer named: ignored');
+        return;
+      }
+      const ask = checkArbiterFee(v.value, 'provider', newestArbiterAnnouncement(await o.query([arbiterAnnouncementFilter(e.pubkey)]), e.pubkey));
+      if (!ask.owed) return;
+      fee = ask.ok
+        ? { arbiter: e.pubkey, verdictId: e.id, msats: ask.msats, paymentHash: ask.paymentHash, bolt11: ask.bolt11, state: 'due' }
+        : { arbiter: e.pubkey, verdictId: e.id, msats: ask.msats, ...(ask.paymentHash ? { paymentHash: ask.paymentHash } : {}), state: 'refused', reason: ask.reason };
+      if (!o.wallet && fee.state === 'due') fee = { ...fee, state: 'refused', reason: 'no Lightning wallet to pay it from' };
+      await o.store.update(rec.id, { arbiterFee: fee });
+      if (fee.state === 'refused') {
+        log.warn({ feeMsats: fee.msats, reason: fee.reason }, 'the arbiter ruled against us; its fee is not paid');
+        return;
+      }
+    }
+    if (!fee.bolt11 || !o.wallet) return;
+    try {
+      const p = await o.wallet.pay(fee.bolt11, { maxAmountMsat: fee.msats, jobId: rec.id });
+      await o.store.update(rec.id, { arbiterFee: { ...fee, state: 'paid', feesPaidMsat: p.feesPaidMsat, paidAt: Date.now() } });
+      log.info({ feeMsats: fee.msats, paymentHash: fee.paymentHash }, 'the arbiter ruled against us: its fee paid');
+    } catch (err) {
+      const code = (err as LightningWalletError).code;
+      // A definite no (over a limit, the wallet refused, expired) ends it; an unknown outcome is retried when the verdict is read again (the wallet never pays an invoice twice).
+      const definite = code === 'OVER_BUDGET' || code === 'OVER_LIMIT' || code === 'INVALID_INVOICE' || code === 'EXPIRED' || (code === 'WALLET_ERROR' && (err as LightningWalletError).nip47Code !== 'NOT_PUBLISHED' && (err as LightningWalletError).nip47Code !== 'BAD_RESPONSE');
+      if (definite) await o.store.update(rec.id, { arbiterFee: { ...fee, state: 'refused', reason: (err as Error).message } });
+      log.warn({ feeMsats: fee.msats, err: (err as Error).message, retried: !definite }, definite ? 'the arbiter\'s fee was refused by our wallet' : 'paying the arbiter\'s fee: outcome unknown, retried');
     }
   }
 }
