@@ -3,6 +3,7 @@
 // signature — and the winner redeems with it. Nothing was published before the crash.
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { readKeystoreFile } from '@bazaar/agents-common/identity/keystore';
@@ -16,6 +17,7 @@ t.test('(4) killed between deciding and publishing: the same verdict, one signat
   const m = await startMarket(t);
   const repo = sampleRepo(t);
   const dataDir = await arbiterDir(m, { responseWindowSecs: 30 });
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
   const keys = await readKeystoreFile(`${dataDir}/keys.json`);
   const arbiterPaymentKey = '02' + xOnlyKey(keys.paymentPubkey);
   const watcher = peer(t, m);
