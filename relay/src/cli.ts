@@ -56,7 +56,7 @@ export const relayCommand: CommandSpec = {
     'trusted-mint': { type: 'string', multiple: true, description: 'A Cashu mint whose NUT-07 proof states count for escrowed receipts (repeatable; without one, Cashu receipts stay unverified)' },
     'reputation-debounce-ms': { type: 'number', integer: true, min: 0, default: 2000, description: 'Wait this long after a change before publishing NIP-85 assertions' },
     'reputation-interval-ms': { type: 'number', integer: true, min: 0, default: 30000, description: 'Publishing rounds of NIP-85 assertions at least this far apart under sustained traffic' },
-    'store-writer': { type: 'string', choices: ['thread', 'inline'], default: 'thread', description: 'Where LMDB writes are applied: a writer thread of their own, or inline on the event loop' },
+    'store-writer': { type: 'string', choices: ['inline', 'thread'], default: 'inline', description: 'Where LMDB writes are applied: inline (lmdb-js batches and group-commits them; the faster on disk) or on writer threads of their own' },
     'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'Log level' },
   },
   subcommands: {

@@ -40,7 +40,7 @@ export interface RelayOptions {
    * `bazaar relay` turns it on unless `--no-market`; programmatic relays opt in.
    */
   readonly market?: MarketOptions | boolean;
-  /** Where the LMDB store applies writes: its own thread (default) or inline on the event loop. Ignored when `store` is given. */
+  /** Where the LMDB store applies writes: inline (default; lmdb-js batches and group-commits) or on writer threads of their own. Ignored when `store` is given. */
   readonly storeWriter?: 'thread' | 'inline';
   readonly logger?: Logger;
   /** Clock in unix seconds (tests). */
@@ -81,7 +81,7 @@ export async function startRelay(opts: RelayOptions = {}): Promise<RunningRelay>
     mkdirSync(opts.dataDir, { recursive: true });
     const { openLmdbStore } = await import('./store/lmdb-store.ts');
     // Writes on the store's own thread: the event loop keeps taking messages while a batch commits.
-    store = await openLmdbStore({ path: opts.dataDir, logger, maxLimit: limits.maxLimit, writer: opts.storeWriter ?? 'thread' });
+    store = await openLmdbStore({ path: opts.dataDir, logger, maxLimit: limits.maxLimit, writer: opts.storeWriter ?? 'inline' });
   }
   let cluster: RelayCluster | undefined;
   if (opts.cluster) {
