@@ -410,7 +410,11 @@ export class MarketClient {
       if (!sealed.ok) throw new Error(formatProblems(sealed.errors));
       template = sealed.value;
     }
-    const request = this.#sign(template);
+    // The same task asked twice within one second (a script, or `--rerun` right after a run) is
+    // the same event — same author, second, tags and content — so the same id: the later
+    // request is dated a second later instead (NIP-01 ids are content hashes; no nonce tag).
+    let request = this.#sign(template);
+    while (this.store.get(request.id)) request = this.#sign({ ...template, created_at: request.created_at + 1 });
     const job: BuyerJob = {
       id: request.id,
       runId,

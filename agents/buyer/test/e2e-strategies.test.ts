@@ -30,6 +30,11 @@ t.test('provider offline: the next provider is used', async (t) => {
   t.equal(rerun.outcome, 'paid', rerun.reason ?? '');
   t.ok(rerun.verification?.checks.some((c) => /re-run matches/.test(c.name) && c.passed), 'verified by re-running it');
   t.equal(m.devnet.network.balance('prov-a'), 0, 'A nothing');
+  // The same task twice at once: one author, one second, the same tags and content would be one
+  // event id; each run must get a request (and a job) of its own, both served and paid.
+  const twice = await Promise.all([0, 1].map(() => buyer.client.run(sandboxTask, { budgetMsats: 10_000, providers: [b.identity.pubkey] })));
+  t.same(twice.map((r) => r.outcome), ['paid', 'paid'], twice.map((r) => r.reason ?? '').join('; '));
+  t.not(twice[0].jobId, twice[1].jobId, 'two requests, two ids');
 });
 
 t.test('race:2 — both run, only the first verified result is paid, the other is cancelled', async (t) => {
