@@ -2,7 +2,7 @@
 // validated on load with one precise message per problem. Unknown keys are errors, so a typo
 // never silently falls back to a default.
 import { readFile } from 'node:fs/promises';
-import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import { readJsonc } from '@bazaar/agents-common/jsonc';
 
 export const ISOLATIONS = ['bwrap', 'container'] as const;
 export type IsolationChoice = (typeof ISOLATIONS)[number];
@@ -148,14 +148,8 @@ export function validateConfig(raw: unknown): { config?: ArbiterConfig; problems
 }
 
 export function parseConfigText(text: string, path = 'config'): ArbiterConfig {
-  const errors: ParseError[] = [];
-  const raw = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
-  if (errors.length) {
-    throw new ConfigError(path, errors.map((e) => {
-      const before = text.slice(0, e.offset);
-      return `line ${before.split('\n').length} column ${e.offset - before.lastIndexOf('\n')}: ${printParseErrorCode(e.error)}`;
-    }));
-  }
+  const { value: raw, errors } = readJsonc(text);
+  if (errors.length) throw new ConfigError(path, errors);
   const { config, problems } = validateConfig(raw);
   if (!config) throw new ConfigError(path, problems);
   return config;

@@ -2,7 +2,7 @@
 // command by flags and BAZAAR_BUYER_* environment variables. Every problem is reported at
 // once, one precise line each; unknown keys are errors (a typo never silently does nothing).
 import { readFile } from 'node:fs/promises';
-import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import { readJsonc } from '@bazaar/agents-common/jsonc';
 import { ISOLATION_LEVELS, type Isolation } from '@bazaar/dvm-kinds/market/announcement';
 import { DEFAULT_WEIGHTS, type Weights } from './selection.ts';
 
@@ -125,14 +125,8 @@ export function validateConfig(raw: unknown): { config?: BuyerConfig; problems: 
 }
 
 export function parseConfigText(text: string, path = 'config'): BuyerConfig {
-  const errors: ParseError[] = [];
-  const raw = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
-  if (errors.length) {
-    throw new ConfigError(path, errors.map((e) => {
-      const before = text.slice(0, e.offset);
-      return `line ${before.split('\n').length} column ${e.offset - before.lastIndexOf('\n')}: ${printParseErrorCode(e.error)}`;
-    }));
-  }
+  const { value: raw, errors } = readJsonc(text);
+  if (errors.length) throw new ConfigError(path, errors);
   const { config, problems } = validateConfig(raw);
   if (!config) throw new ConfigError(path, problems);
   return config;

@@ -3,7 +3,7 @@
 // (`prices.5930.base_msats: must be a non-negative integer`). Unknown keys are errors, so a
 // typo never silently falls back to a default.
 import { readFile } from 'node:fs/promises';
-import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import { readJsonc } from '@bazaar/agents-common/jsonc';
 import { JOB_KINDS } from '@bazaar/dvm-kinds/registry';
 import type { Pricebook, PriceEntry } from '@bazaar/dvm-kinds/pricing';
 import { PAYMENT_TERMS, type PaymentTerms } from '@bazaar/agents-common/job-state';
@@ -278,16 +278,8 @@ function validateBackends(raw: unknown, p: string[]): ProviderConfig['backends']
 
 /** Parse JSONC text (comments and trailing commas allowed) and validate it. */
 export function parseConfigText(text: string, path = 'config'): ProviderConfig {
-  const errors: ParseError[] = [];
-  const raw = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
-  if (errors.length) {
-    throw new ConfigError(path, errors.map((e) => {
-      const before = text.slice(0, e.offset);
-      const line = before.split('\n').length;
-      const col = e.offset - before.lastIndexOf('\n');
-      return `line ${line} column ${col}: ${printParseErrorCode(e.error)}`;
-    }));
-  }
+  const { value: raw, errors } = readJsonc(text);
+  if (errors.length) throw new ConfigError(path, errors);
   const { config, problems } = validateConfig(raw);
   if (!config) throw new ConfigError(path, problems);
   return config;
