@@ -10,7 +10,8 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok ins
 # tests run side by side with our relay when it is present (the project never needs strfry).
 # chromium: the headless browser the marketplace page's test drives (playwright-core).
 # nats-server: JetStream for the relay cluster (bazaar relay --cluster; its tests start one with -js).
-for pkg in bubblewrap podman runc git libsecp256k1-1 debootstrap liblmdb0 libzstd1 chromium nats-server; do
+# util-linux (Essential, listed for its setpriv): test children die with the test process (testkit/README.md).
+for pkg in bubblewrap podman runc git util-linux libsecp256k1-1 debootstrap liblmdb0 libzstd1 chromium nats-server; do
   have "$pkg" || need+=("$pkg")
 done
 

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { freePort } from '@bazaar/testkit/proc';
+import { dieWithParent } from '@bazaar/testkit/die-with-parent';
 
 export type LogLine = Record<string, unknown> & { msg?: string };
 
@@ -26,10 +27,12 @@ const root = new URL('../..', import.meta.url).pathname;
 export async function startNode(opts: { name: string; dataDir: string; nats: string; args?: readonly string[]; readyTimeoutMs?: number }): Promise<NodeChild> {
   const port = await freePort();
   const url = `ws://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn(process.execPath, [
+  // Dies with the test process even when tap kills it (die-with-parent.ts).
+  const cmd = dieWithParent(process.execPath, [
     'scripts/bazaar.mjs', 'relay', '--port', String(port), '--host', '127.0.0.1', '--data', opts.dataDir, '--no-market',
     '--cluster', opts.nats, '--node', opts.name, '--log-level', 'info', ...(opts.args ?? []),
-  ], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BAZAAR_LOG_FORMAT: 'json' } });
+  ]);
+  const child: ChildProcess = spawn(cmd.command, cmd.args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BAZAAR_LOG_FORMAT: 'json' } });
   const lines: LogLine[] = [];
   const raw: string[] = [];
   let waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }[] = [];

@@ -1,12 +1,14 @@
 // nats-server with JetStream, as the relay cluster's tests and bench:cluster run it: found on
 // this machine (scripts/setup.sh installs Debian's), started on a free loopback port with its
-// own store directory, stopped at the end.
+// own store directory, stopped at the end — and killed by the kernel if the process that started
+// it dies first (die-with-parent.ts).
 import { spawn } from 'node:child_process';
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { freePort } from './proc.ts';
+import { dieWithParent } from './die-with-parent.ts';
 
 /** The nats-server binary: BAZAAR_NATS_SERVER, else the first on PATH or in /usr/sbin, /usr/bin, /usr/local/bin. */
 export function findNatsServer(): { path?: string; reason?: string } {
@@ -35,7 +37,9 @@ export async function startNatsServer(opts: { binary: string; workDir: string; r
   const port = await freePort();
   const storeDir = join(opts.workDir, 'jetstream');
   mkdirSync(storeDir, { recursive: true });
-  const child = spawn(opts.binary, [...(opts.jetstream === false ? [] : ['-js']), '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir, '--http_port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Dies with this process even when it is killed (tap's timeout), instead of holding the port and store.
+  const cmd = dieWithParent(opts.binary, [...(opts.jetstream === false ? [] : ['-js']), '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir, '--http_port', '0']);
+  const child = spawn(cmd.command, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const tail: string[] = [];
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`nats-server not ready after ${opts.readyTimeoutMs ?? 30_000} ms:\n${tail.join('\n')}`)), opts.readyTimeoutMs ?? 30_000);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { dieWithParent } from './die-with-parent.ts';
 
 let clkTck: number | undefined;
 /** SC_CLK_TCK, the unit of utime/stime in /proc/PID/stat (`getconf CLK_TCK`; 100 on Linux x86). */
@@ -138,7 +139,8 @@ export interface RelayChild {
 
 /**
  * Starts `command args…` (through `sh -c 'ulimit -n <hard>; exec …'`, so the PID is the
- * relay's own, with its open-file limit raised) and waits until a line of its output
+ * relay's own, with its open-file limit raised, killed by the kernel if this process dies
+ * first: die-with-parent.ts) and waits until a line of its output
  * matches `readyLine` or, with `healthPath`, GET http://127.0.0.1:PORT<healthPath> answers 200.
  */
 export async function startChild(opts: {
@@ -152,7 +154,9 @@ export async function startChild(opts: {
   readyTimeoutMs?: number;
 }): Promise<RelayChild> {
   const { port } = opts;
-  const child: ChildProcess = spawn('/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', opts.command, ...opts.args], {
+  // setpriv's parent-death signal survives both execs: the child dies with this process.
+  const cmd = dieWithParent('/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', opts.command, ...opts.args]);
+  const child: ChildProcess = spawn(cmd.command, cmd.args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
     env: opts.env ?? process.env,

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import WebSocket from 'ws';
 import type { Test } from 'tap';
+import { dieWithParent } from '@bazaar/testkit/die-with-parent';
 import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { startRelay, type RunningRelay } from '@bazaar/relay/server';
@@ -179,7 +180,9 @@ const ROOT = new URL('../../..', import.meta.url).pathname;
 
 /** `bazaar ARGS` as a child process (JSON logs, the test passphrase), its output collected and awaitable. */
 export function bazaar(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess & { out: () => string; waitFor: (re: RegExp, ms?: number) => Promise<void>; exited: Promise<number | null> } {
-  const p = spawn(process.execPath, ['--import=tsx', 'scripts/bazaar.mjs', ...args], { cwd: ROOT, env: { ...process.env, BAZAAR_PASSPHRASE: PASSPHRASE, BAZAAR_LOG_FORMAT: 'json', BAZAAR_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Dies with the test process even when tap kills it (die-with-parent.ts).
+  const cmd = dieWithParent(process.execPath, ['--import=tsx', 'scripts/bazaar.mjs', ...args]);
+  const p = spawn(cmd.command, cmd.args, { cwd: ROOT, env: { ...process.env, BAZAAR_PASSPHRASE: PASSPHRASE, BAZAAR_LOG_FORMAT: 'json', BAZAAR_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const waiters = new Set<() => void>();
   const on = (d: Buffer) => {

@@ -2,6 +2,7 @@
 // suite would), collects its output and waits for lines on stdout; killed after 90 s.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { dieWithParent } from '@bazaar/testkit/die-with-parent';
 
 const BAZAAR = fileURLToPath(new URL('../../../../scripts/bazaar.mjs', import.meta.url));
 
@@ -13,7 +14,9 @@ export interface CliProcess {
 }
 
 export function runBazaar(args: string[]): CliProcess {
-  const child = spawn(process.execPath, [BAZAAR, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BAZAAR_LOG_LEVEL: 'warn' } });
+  // Dies with the test process even when tap kills it (die-with-parent.ts).
+  const cmd = dieWithParent(process.execPath, [BAZAAR, ...args]);
+  const child = spawn(cmd.command, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BAZAAR_LOG_LEVEL: 'warn' } });
   let stdout = '';
   let stderr = '';
   const waiters: { re: RegExp; resolve: (s: string) => void }[] = [];
