@@ -3,9 +3,9 @@
 // CLI would be. A good agent's patch is offered (it applies and its tests pass); a broken
 // patch, a patch outside the allowed paths, or a review of files not in the diff gets `error`.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { parsePatchGenRequest, parsePatchGenResult, verifyPatchGen } from '@bazaar/dvm-kinds/kinds/patch-gen';
 import { parseRepoIndexRequest, parseRepoIndexResult, verifyRepoIndex, verifyRepoIndexSample } from '@bazaar/dvm-kinds/kinds/repo-index';
 import { parseCodeReviewRequest, parseCodeReviewResult, verifyCodeReview } from '@bazaar/dvm-kinds/kinds/code-review';
@@ -13,8 +13,9 @@ import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import type { AgentBackendConfig } from '../src/config.ts';
 import { Customer, isFeedback, makeProviderDir, resultOrError, runProvider, startMarket, tempDir } from './helpers.ts';
 
-function sampleRepo(): { dir: string; url: string; head: string } {
-  const dir = tempDir('bazaar-sample-repo-');
+/** A git repository with a bug, removed when `t` ends. */
+function sampleRepo(t: Test): { dir: string; url: string; head: string } {
+  const dir = tempDir(t, 'bazaar-sample-repo-');
   const git = (...a: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...a], { cwd: dir, encoding: 'utf8' }).trim();
   git('init', '-q', '-b', 'main');
   writeFileSync(join(dir, 'sum.mjs'), 'export function add(a, b) {\n  return a - b;\n}\n');
@@ -36,8 +37,7 @@ function patchJob(c: Customer, repo: string, extra: string[][] = []): NostrEvent
 }
 
 t.test('PatchGen: a fixing agent gets its verified patch offered', async (t) => {
-  const repo = sampleRepo();
-  t.teardown(() => rmSync(repo.dir, { recursive: true, force: true }));
+  const repo = sampleRepo(t);
   const m = await startMarket(t);
   await runProvider(t, m, { kinds: [5932], backends: { patchGen: agent(GOOD) } }, { allowFileRepos: true });
   const c = await new Customer(m.relay.url).ready();
@@ -56,8 +56,7 @@ t.test('PatchGen: a fixing agent gets its verified patch offered', async (t) => 
   t.equal(parsed.value.output.files_changed, 1);
   t.match(parsed.value.output.trajectory_sha256, /^[0-9a-f]{64}$/);
   // The buyer's own replay: apply to a fresh clone and run the tests.
-  const check = tempDir('bazaar-buyer-check-');
-  t.teardown(() => rmSync(check, { recursive: true, force: true }));
+  const check = tempDir(t, 'bazaar-buyer-check-');
   execFileSync('git', ['clone', '-q', repo.dir, check]);
   writeFileSync(join(check, 'fix.diff'), res.content);
   execFileSync('git', ['apply', 'fix.diff'], { cwd: check });
@@ -66,8 +65,7 @@ t.test('PatchGen: a fixing agent gets its verified patch offered', async (t) => 
 });
 
 t.test('PatchGen: broken or out-of-bounds patches get an error, not a result', async (t) => {
-  const repo = sampleRepo();
-  t.teardown(() => rmSync(repo.dir, { recursive: true, force: true }));
+  const repo = sampleRepo(t);
   const m = await startMarket(t);
   const c = await new Customer(m.relay.url).ready();
   t.teardown(() => c.close());
@@ -75,7 +73,7 @@ t.test('PatchGen: broken or out-of-bounds patches get an error, not a result', a
     ['broken patch', BROKEN, [], /tests fail/],
     ['outside allowed paths', OUTSIDE, [['param', 'allow_path', '*.mjs']], /policy|allowed/],
   ] as const) {
-    const running = await runProvider(t, m, { kinds: [5932], backends: { patchGen: agent(script) }, lookbackSecs: 0 }, { allowFileRepos: true, dataDir: await makeProviderDir([m.relay.url], m.providerUri) });
+    const running = await runProvider(t, m, { kinds: [5932], backends: { patchGen: agent(script) }, lookbackSecs: 0 }, { allowFileRepos: true, dataDir: await makeProviderDir(t, [m.relay.url], m.providerUri) });
     const job = patchJob(c, repo.url, extra as unknown as string[][]);
     await c.publish(job);
     const err = await c.waitEvent(isFeedback(job.id, 'error'), 60_000, `error for ${name}`);
@@ -87,8 +85,7 @@ t.test('PatchGen: broken or out-of-bounds patches get an error, not a result', a
 });
 
 t.test('RepoIndex runs in the sandbox and verifies', async (t) => {
-  const repo = sampleRepo();
-  t.teardown(() => rmSync(repo.dir, { recursive: true, force: true }));
+  const repo = sampleRepo(t);
   const m = await startMarket(t);
   await runProvider(t, m, { kinds: [5931] }, { allowFileRepos: true });
   const c = await new Customer(m.relay.url).ready();
@@ -116,7 +113,7 @@ t.test('CodeReview: a review of the diff is checked before it is offered', async
   const review = (file: string) => JSON.stringify({ summary: 'The change turns addition into subtraction, which breaks add().', approval: 'request_changes', issues: [{ file, line_start: 2, severity: 'critical', message: 'add() now subtracts' }], suggestions: ['Keep a + b.'] });
   for (const [name, file, ok] of [['good review', 'sum.mjs', true], ['review of a file not in the diff', 'other.mjs', false]] as const) {
     const script = `cat >/dev/null; cat > review.json <<'JSON'\n${review(file)}\nJSON`;
-    const running = await runProvider(t, m, { kinds: [5933], backends: { codeReview: agent(script) }, lookbackSecs: 0 }, { dataDir: await makeProviderDir([m.relay.url], m.providerUri) });
+    const running = await runProvider(t, m, { kinds: [5933], backends: { codeReview: agent(script) }, lookbackSecs: 0 }, { dataDir: await makeProviderDir(t, [m.relay.url], m.providerUri) });
     const job = c.sign({ kind: 5933, tags: [['i', diff, 'text'], ['param', 'focus', 'correctness'], ['t', name]] });
     await c.publish(job);
     if (ok) {
@@ -178,8 +175,7 @@ t.test('TextGen through an OpenAI-compatible endpoint', async (t) => {
 });
 
 t.test('SandboxRun in a checkout of a repo input: the commands may change it', async (t) => {
-  const repo = sampleRepo();
-  t.teardown(() => rmSync(repo.dir, { recursive: true, force: true }));
+  const repo = sampleRepo(t);
   const m = await startMarket(t);
   await runProvider(t, m, {}, { allowFileRepos: true });
   const c = await new Customer(m.relay.url).ready();

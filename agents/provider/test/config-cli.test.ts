@@ -59,7 +59,7 @@ t.test('config: the template is valid, problems are precise', async (t) => {
 });
 
 t.test('init, refuse to overwrite, status when stopped, doctor', async (t) => {
-  const dir = tempDir('bazaar-prov-cli-');
+  const dir = tempDir(t, 'bazaar-prov-cli-');
   const noPass = await bazaar(['provider', 'init', '--data', dir], { BAZAAR_PASSPHRASE: '' });
   t.equal(noPass.code, 1, 'init without a passphrase on a non-terminal fails');
   t.match(noPass.stderr, /BAZAAR_PASSPHRASE/);

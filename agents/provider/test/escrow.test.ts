@@ -10,24 +10,22 @@ import { lockEscrow, newPaymentKey, signClaim } from '@bazaar/agents-common/wall
 import { buildReceipt } from '@bazaar/dvm-kinds/market/receipt';
 import { startRelay } from '@bazaar/relay/server';
 import { startDevnet } from '@bazaar/devnet/devnet';
-import { rmSync } from 'node:fs';
 import { Customer, isFeedback, logger, makeProviderDir, resultOrError, runProvider, sandboxJob, tempDir, waitFor } from './helpers.ts';
 
 t.test('escrow: checked before work, claim with the result, redeemed on the buyer release', async (t) => {
-  const relayDir = tempDir('bazaar-esc-relay-');
+  const relayDir = tempDir(t, 'bazaar-esc-relay-');
   const relay = await startRelay({ port: 0, host: '127.0.0.1', dataDir: relayDir, transport: 'ws', verifyWorkers: 0, logger });
-  const devDir = tempDir('bazaar-esc-devnet-');
+  const devDir = tempDir(t, 'bazaar-esc-devnet-');
   const devnet = await startDevnet({ dataDir: devDir, relayUrl: relay.url, logger, mint: { port: 0 } });
   devnet.account('customer', { fundSats: 10_000 });
-  const providerDir = await makeProviderDir([relay.url]);
+  const providerDir = await makeProviderDir(t, [relay.url]);
   t.teardown(async () => {
     await devnet.close();
     await relay.close();
-    for (const d of [relayDir, devDir, providerDir]) rmSync(d, { recursive: true, force: true });
   });
   const arbiter = newPaymentKey();
   const running = await runProvider(t, { providerDir } as never, { terms: { default: 'escrow' }, mints: [devnet.mintUrl!], arbiters: [arbiter.pubkey], disputeWindowSecs: 600 });
-  const buyerWallet = await CashuWallet.open({ mintUrl: devnet.mintUrl!, dataDir: tempDir('bazaar-esc-buyer-'), logger: pino({ level: 'silent' }) });
+  const buyerWallet = await CashuWallet.open({ mintUrl: devnet.mintUrl!, dataDir: tempDir(t, 'bazaar-esc-buyer-'), logger: pino({ level: 'silent' }) });
   t.teardown(() => buyerWallet.close());
   const { quote, bolt11 } = await buyerWallet.requestMint(500);
   devnet.network.pay('customer', bolt11);

@@ -20,7 +20,16 @@ import { startProvider, type ClusterChoice, type RunningProvider } from '../src/
 export const PASSPHRASE = 'test passphrase 123';
 export const logger: Logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
-export const tempDir = (prefix: string): string => mkdtempSync(join(tmpdir(), prefix));
+/**
+ * A fresh directory under the system temp dir, removed when `t` ends. tap runs teardowns last
+ * registered first, so whatever is started in it afterwards (and closed by its own teardown)
+ * has stopped writing there before it goes.
+ */
+export function tempDir(t: Test, prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 /** Wait until `cond()` holds, checking after each relay frame or every 25 ms; fails after `ms`. */
 export async function waitFor<T>(cond: () => T | undefined | false | Promise<T | undefined | false>, ms = 15_000, what = 'condition'): Promise<T> {
@@ -42,25 +51,24 @@ export interface Market {
 }
 
 export async function startMarket(t: Test, opts: { relayPort?: number; relayDir?: string; authRequired?: boolean } = {}): Promise<Market> {
-  const relayDir = opts.relayDir ?? tempDir('bazaar-prov-relay-');
+  const relayDir = opts.relayDir ?? tempDir(t, 'bazaar-prov-relay-');
   const relay = await startRelay({ port: opts.relayPort ?? 0, host: '127.0.0.1', dataDir: relayDir, transport: 'ws', verifyWorkers: 0, logger, ...(opts.authRequired ? { info: { authRequired: true } } : {}) });
-  const devDir = tempDir('bazaar-prov-devnet-');
+  const devDir = tempDir(t, 'bazaar-prov-devnet-');
   const devnet = await startDevnet({ dataDir: devDir, relayUrl: relay.url, logger, mint: false, nwc: { refreshIntervalMs: 200 } });
   const provider = devnet.account('provider');
   const customer = devnet.account('customer', { fundSats: 10_000 });
   await devnet.nwc.refresh();
-  const providerDir = await makeProviderDir([relay.url], provider.uri);
+  const providerDir = await makeProviderDir(t, [relay.url], provider.uri);
   t.teardown(async () => {
     await devnet.close();
     await relay.close();
-    for (const d of [devDir, providerDir, ...(opts.relayDir ? [] : [relayDir])]) rmSync(d, { recursive: true, force: true });
   });
   return { relay, devnet, providerDir, customerUri: customer.uri, providerUri: provider.uri };
 }
 
-/** A provider data dir with a sealed identity (cheap scrypt for tests) and a config from the template. */
-export async function makeProviderDir(relays: string[], nwcUri?: string): Promise<string> {
-  const dir = tempDir('bazaar-prov-data-');
+/** A provider data dir with a sealed identity (cheap scrypt for tests) and a config from the template, removed when `t` ends. */
+export async function makeProviderDir(t: Test, relays: string[], nwcUri?: string): Promise<string> {
+  const dir = tempDir(t, 'bazaar-prov-data-');
   await createKeystoreFile(join(dir, 'keys.json'), PASSPHRASE, { logN: 10 });
   writeFileSync(join(dir, 'config.jsonc'), configTemplate({ relays, ...(nwcUri ? { nwcUri } : {}) }), { mode: 0o600 });
   return dir;

@@ -128,14 +128,10 @@ t.test('per-customer rate limit', async (t) => {
 t.test("NIP-90 relays tag: responses also go to the customer's relay", async (t) => {
   const m = await startMarket(t);
   const { startRelay } = await import('@bazaar/relay/server');
-  const { rmSync } = await import('node:fs');
   const { logger, tempDir } = await import('./helpers.ts');
-  const dir = tempDir('bazaar-prov-extra-');
+  const dir = tempDir(t, 'bazaar-prov-extra-');
   const extra = await startRelay({ port: 0, host: '127.0.0.1', dataDir: dir, transport: 'ws', verifyWorkers: 0, logger });
-  t.teardown(async () => {
-    await extra.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  t.teardown(() => extra.close());
   await runProvider(t, m);
   const c = await new Customer(m.relay.url).ready();
   const onExtra = await new Customer(extra.url).ready();

@@ -53,7 +53,7 @@ async function recordingProxy(t: Test, relayUrl: string): Promise<Recording> {
 }
 
 async function provider(t: Test, m: Market, relayUrl: string, overrides: Record<string, unknown> = {}, start = startProvider) {
-  const dir = await makeProviderDir([relayUrl], m.providerUri);
+  const dir = await makeProviderDir(t, [relayUrl], m.providerUri);
   const p = await start({ dataDir: dir, passphrase: PASSPHRASE, logger, overrides: { heartbeatSecs: 3600, ...overrides }, invoicePollMs: 300, minBackoffMs: 100 });
   t.teardown(() => p.close());
   return p;

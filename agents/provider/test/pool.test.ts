@@ -7,7 +7,7 @@
 // its lease, and when it wakes it publishes nothing for the job the other one finished. Paid
 // jobs land in the pool's one earnings book, whichever worker delivered them; a worker that
 // cannot reach NATS refuses to start with the reason.
-import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
@@ -48,8 +48,7 @@ const logLines = (w: Worker): LogLine[] =>
   w.out().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
 
 t.test('a worker that cannot reach NATS does not start, and says why', async (t) => {
-  const dir = await makeProviderDir(['ws://127.0.0.1:9']);
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = await makeProviderDir(t, ['ws://127.0.0.1:9']);
   const url = `nats://127.0.0.1:${await freePort()}`;
   const p = bazaar(['provider', 'serve', '--data', dir, '--cluster', url, '--worker', 'a']);
   t.equal(await p.exited, 1, 'exit 1');
@@ -63,12 +62,12 @@ if (!natsBin.path) {
   t.test('provider pool', { skip: `provider pool: ${natsBin.reason}` }, () => {});
 } else {
   t.test('provider pool: two workers on one identity', async (t) => {
-    const work = tempDir('bazaar-pool-');
+    const work = tempDir(t, 'bazaar-pool-');
     const nats = await startNatsServer({ binary: natsBin.path!, workDir: work });
-    const relayDir = tempDir('bazaar-pool-relay-');
+    const relayDir = tempDir(t, 'bazaar-pool-relay-');
     const relay = await startRelay({ port: 0, host: '127.0.0.1', dataDir: relayDir, transport: 'ws', verifyWorkers: 0, logger });
-    const dirA = await makeProviderDir([relay.url]);
-    const dirB = tempDir('bazaar-pool-b-');
+    const dirA = await makeProviderDir(t, [relay.url]);
+    const dirB = tempDir(t, 'bazaar-pool-b-');
     // One identity: the second worker gets the same sealed key file; its own LMDB and trajectories.
     copyFileSync(join(dirA, 'keys.json'), join(dirB, 'keys.json'));
     const config = { relays: [relay.url], kinds: [5930], capacity: 2, queue: 48, rate_limit: { burst: 200, per_minute: 6000 }, heartbeat_secs: 3600 };
@@ -94,7 +93,6 @@ if (!natsBin.path) {
       c.close();
       await relay.close();
       await nats.stop();
-      for (const d of [work, relayDir, dirA, dirB]) rmSync(d, { recursive: true, force: true });
     });
     const claims = async (): Promise<Map<string, Claim>> => {
       const nc = await connect({ servers: nats.url.replace('nats://', '') });
@@ -231,15 +229,11 @@ if (!natsBin.path) {
   });
 
   t.test('the earnings book is the pool\'s: every worker\'s paid jobs in one place', async (t) => {
-    const work = tempDir('bazaar-pool-earn-');
+    const work = tempDir(t, 'bazaar-pool-earn-');
     const nats = await startNatsServer({ binary: natsBin.path!, workDir: work });
-    t.teardown(async () => {
-      await nats.stop();
-      rmSync(work, { recursive: true, force: true });
-    });
+    t.teardown(() => nats.stop());
     const m = await startMarket(t);
-    const dirB = tempDir('bazaar-pool-earn-b-');
-    t.teardown(() => rmSync(dirB, { recursive: true, force: true }));
+    const dirB = tempDir(t, 'bazaar-pool-earn-b-');
     copyFileSync(join(m.providerDir, 'keys.json'), join(dirB, 'keys.json'));
     copyFileSync(join(m.providerDir, 'config.jsonc'), join(dirB, 'config.jsonc'));
     const cluster = (worker: string) => ({ servers: nats.url, worker, leaseMs: LEASE_MS });

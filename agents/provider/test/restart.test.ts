@@ -1,7 +1,6 @@
 // Restart safety with a real process: `bazaar provider serve` is SIGKILLed mid-job and again
 // after delivering but before being paid. The job is resumed (not lost), its result is
 // published exactly once, and the invoice paid while the provider was down is still seen.
-import { rmSync } from 'node:fs';
 import t from 'tap';
 import { loadNwcSdk } from '@bazaar/agents-common/wallet/alby-sdk';
 import { startRelay } from '@bazaar/relay/server';
@@ -52,16 +51,15 @@ t.test('SIGKILL mid-job and after delivery: resumed, delivered once, invoice sti
 });
 
 t.test('two relays: duplicates ignored, relay restart reconnects', async (t) => {
-  const dirA = tempDir('bazaar-prov-ra-');
-  const dirB = tempDir('bazaar-prov-rb-');
+  const dirA = tempDir(t, 'bazaar-prov-ra-');
+  const dirB = tempDir(t, 'bazaar-prov-rb-');
   let a = await startRelay({ port: 0, host: '127.0.0.1', dataDir: dirA, transport: 'ws', verifyWorkers: 0, logger });
   const b = await startRelay({ port: 0, host: '127.0.0.1', dataDir: dirB, transport: 'ws', verifyWorkers: 0, logger });
   const portA = Number(new URL(a.url).port);
-  const providerDir = await makeProviderDir([a.url, b.url]);
+  const providerDir = await makeProviderDir(t, [a.url, b.url]);
   t.teardown(async () => {
     await a.close();
     await b.close();
-    for (const d of [dirA, dirB, providerDir]) rmSync(d, { recursive: true, force: true });
   });
   const running = await runProvider(t, { providerDir } as never);
   await waitFor(() => running.provider.pool.connectedCount() === 2, 10_000, 'both relays connected');

@@ -32,8 +32,8 @@ async function scripted(t: Test, m: Market, respond: (job: NostrEvent, publish: 
   }, { onEose: () => resolve() }));
 }
 
-async function runTry(m: Market, maxSats: number): Promise<{ code: number; out: string; err: string }> {
-  const file = join(tempDir('bazaar-try-uri-'), 'customer.nwc');
+async function runTry(t: Test, m: Market, maxSats: number): Promise<{ code: number; out: string; err: string }> {
+  const file = join(tempDir(t, 'bazaar-try-uri-'), 'customer.nwc');
   writeFileSync(file, m.customerUri, { mode: 0o600 });
   let out = '';
   let err = '';
@@ -50,7 +50,7 @@ const result = (job: NostrEvent, tags: string[][], base?: EventTemplate) => {
 t.test('an invoice above --max-sats is refused, nothing paid', async (t) => {
   const m = await startMarket(t);
   await scripted(t, m, (job) => [result(job, [['amount', '50000', invoice(m, 50_000)]])]);
-  const r = await runTry(m, 10);
+  const r = await runTry(t, m, 10);
   t.equal(r.code, 1);
   t.match(r.err, /not paying this invoice: it asks 50 sats, more than --max-sats 10/);
   t.equal(m.devnet.network.balance('customer'), 10_000_000, 'the customer paid nothing');
@@ -64,7 +64,7 @@ t.test('an invoice for another job is refused', async (t) => {
     const tpl = buildSandboxRunResult(job, output(job));
     return [sign({ ...tpl, tags: [['e', other], ...tpl.tags.filter((x) => x[0] !== 'request'), ['amount', '1000', invoice(m, 1000)]] })];
   });
-  const r = await runTry(m, 10);
+  const r = await runTry(t, m, 10);
   t.equal(r.code, 1);
   t.match(r.err, /not paying this invoice: it references abababababab, .* not only our job/);
   t.equal(m.devnet.network.balance('customer'), 10_000_000);
@@ -82,10 +82,10 @@ t.test('a result embedding another request, and a bolt11 that disagrees with the
     }
     return [result(job, [['amount', '1000', invoice(m, 5000)]])];
   });
-  const embedded = await runTry(m, 10);
+  const embedded = await runTry(t, m, 10);
   t.equal(embedded.code, 1);
   t.match(embedded.err, /not paying this invoice: the result does not parse: .*request/);
-  const mismatch = await runTry(m, 10);
+  const mismatch = await runTry(t, m, 10);
   t.equal(mismatch.code, 1);
   t.match(mismatch.err, /the invoice is for 5000 msats but the amount tag says 1000/);
   t.equal(m.devnet.network.balance('customer'), 10_000_000);
@@ -102,11 +102,11 @@ t.test('within --max-sats: the result is paid once; a prepay invoice is paid bef
     m.devnet.network.watchInvoice(inv.paymentHash, () => publish(result(job, [])));
     return [sign(buildFeedback({ status: 'payment-required', amount: { msats: 2000, bolt11: inv.bolt11 }, request: { id: job.id, pubkey: job.pubkey } }))];
   });
-  const afterVerify = await runTry(m, 10);
+  const afterVerify = await runTry(t, m, 10);
   t.equal(afterVerify.code, 0, afterVerify.err);
   t.match(afterVerify.out, /invoice {4}3000 msats\npaid/);
   t.equal(m.devnet.network.balance('customer'), 10_000_000 - 3000);
-  const prepay = await runTry(m, 10);
+  const prepay = await runTry(t, m, 10);
   t.equal(prepay.code, 0, prepay.err);
   t.match(prepay.out, /feedback {3}payment-required[\s\S]*invoice {4}2000 msats\npaid {7}\(the preimage is the proof of payment\)\nwaiting for the result\nresult {5}kind 6930/);
   t.equal(m.devnet.network.balance('customer'), 10_000_000 - 5000, 'the prepay invoice was paid, once');
