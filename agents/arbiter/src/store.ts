@@ -3,7 +3,8 @@
 // one release we sign, the signed verdict — is written once, in the transaction that moves the
 // case to `decided`, and a second decision for the same job is refused: this is what keeps an
 // arbiter from ever signing two conflicting releases, across restarts.
-import { open, type Database, type RootDatabase } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
+import { openLmdb } from '@bazaar/agents-common/lmdb';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { nextCaseState, type Case, type CaseEvent, type CaseState, type Decision } from './case.ts';
 
@@ -24,7 +25,7 @@ export class ArbiterStore {
 
   /** Opens (creating) the store; `readOnly` for status commands beside a running arbiter. */
   static open(path: string, o: { readOnly?: boolean } = {}): ArbiterStore {
-    const root = open({ path, maxDbs: 4, ...(o.readOnly ? { readOnly: true } : {}) });
+    const root = openLmdb({ path, maxDbs: 4, ...(o.readOnly ? { readOnly: true } : {}) });
     const meta = root.openDB<number, string>({ name: 'meta' });
     const v = meta.get('version');
     if (v === undefined && !o.readOnly) meta.putSync('version', ARBITER_DB_VERSION);
@@ -43,7 +44,7 @@ export class ArbiterStore {
   create(c: Case): boolean {
     return this.#root.transactionSync(() => {
       if (this.#cases.get(c.id)) return false;
-      this.#cases.put(c.id, c);
+      this.#cases.putSync(c.id, c);
       return true;
     });
   }
@@ -53,7 +54,7 @@ export class ArbiterStore {
       const cur = this.#cases.get(id);
       if (!cur) throw new StoreError(`no case ${id}`);
       const next = { ...cur, ...patch, updatedAt: Date.now() } as Case;
-      this.#cases.put(id, next);
+      this.#cases.putSync(id, next);
       return next;
     });
   }
@@ -65,7 +66,7 @@ export class ArbiterStore {
       const state = nextCaseState(cur.state, event);
       if (!state) throw new StoreError(`a ${cur.state} case cannot take "${event}"`);
       const next = { ...cur, ...patch, state, updatedAt: Date.now() } as Case;
-      this.#cases.put(id, next);
+      this.#cases.putSync(id, next);
       return next;
     });
   }
@@ -82,7 +83,7 @@ export class ArbiterStore {
       const state = nextCaseState(cur.state, 'decide');
       if (!state) throw new StoreError(`a ${cur.state} case cannot be decided`);
       const next: Case = { ...cur, ...patch, state, decision, verdict, updatedAt: Date.now() };
-      this.#cases.put(id, next);
+      this.#cases.putSync(id, next);
       return next;
     });
   }

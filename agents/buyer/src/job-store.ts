@@ -6,7 +6,8 @@
 // hold across crashes and restarts.
 import type { FeeRecord } from '@bazaar/agents-common/arbiter-fee';
 import { mkdirSync } from 'node:fs';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
+import { openLmdb } from '@bazaar/agents-common/lmdb';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import type { Problem } from '@bazaar/dvm-kinds/problem';
 import { nextBuyerState, type BuyerJobEvent, type BuyerJobState } from './buyer-job.ts';
@@ -174,7 +175,7 @@ export class BuyerStore {
 
   static open(path: string): BuyerStore {
     mkdirSync(path, { recursive: true });
-    const root = open({ path, maxDbs: 8 });
+    const root = openLmdb({ path, maxDbs: 8 });
     const version = root.get('version') as number | undefined;
     if (version === undefined) root.putSync('version', BUYER_DB_VERSION);
     else if (version !== BUYER_DB_VERSION) {
@@ -191,9 +192,9 @@ export class BuyerStore {
   insert(job: BuyerJob): void {
     this.#root.transactionSync(() => {
       if (this.#jobs.get(job.id)) throw new StoreError(`job ${job.id} exists`);
-      this.#jobs.put(job.id, job);
+      this.#jobs.putSync(job.id, job);
       const run = this.#runs.get(job.runId);
-      if (run) this.#runs.put(run.id, { ...run, jobIds: [...run.jobIds, job.id], updatedAt: Date.now() });
+      if (run) this.#runs.putSync(run.id, { ...run, jobIds: [...run.jobIds, job.id], updatedAt: Date.now() });
     });
   }
 
@@ -205,7 +206,7 @@ export class BuyerStore {
       const next = nextBuyerState(cur.state, event);
       if (!next.ok) throw new StoreError(`job ${id}: ${next.reason}`);
       const job: BuyerJob = { ...cur, ...patch, state: next.state, updatedAt: Date.now() };
-      this.#jobs.put(id, job);
+      this.#jobs.putSync(id, job);
       return job;
     });
   }
@@ -218,7 +219,7 @@ export class BuyerStore {
       const next = nextBuyerState(cur.state, event);
       if (!next.ok) return undefined;
       const job: BuyerJob = { ...cur, ...patch, state: next.state, updatedAt: Date.now() };
-      this.#jobs.put(id, job);
+      this.#jobs.putSync(id, job);
       return job;
     });
   }
@@ -228,7 +229,7 @@ export class BuyerStore {
       const cur = this.#jobs.get(id);
       if (!cur) throw new StoreError(`unknown job ${id}`);
       const job = { ...cur, ...patch, updatedAt: Date.now() };
-      this.#jobs.put(id, job);
+      this.#jobs.putSync(id, job);
       return job;
     });
   }
@@ -248,10 +249,10 @@ export class BuyerStore {
       if (decision.paymentHash) {
         const owner = this.#payments.get(decision.paymentHash);
         if (owner !== undefined && owner !== id) throw new StoreError(`invoice ${decision.paymentHash.slice(0, 16)}… already belongs to job ${owner}`);
-        this.#payments.put(decision.paymentHash, id);
+        this.#payments.putSync(decision.paymentHash, id);
       }
       const job: BuyerJob = { ...cur, payment: decision, state: next.state, updatedAt: Date.now() };
-      this.#jobs.put(id, job);
+      this.#jobs.putSync(id, job);
       return job;
     });
   }
@@ -268,7 +269,7 @@ export class BuyerStore {
   // ---- runs ----
 
   putRun(run: Run): void {
-    this.#root.transactionSync(() => this.#runs.put(run.id, run));
+    this.#runs.putSync(run.id, run);
   }
 
   getRun(id: string): Run | undefined {
@@ -280,7 +281,7 @@ export class BuyerStore {
       const cur = this.#runs.get(id);
       if (!cur) throw new StoreError(`unknown run ${id}`);
       const run = { ...cur, ...patch, updatedAt: Date.now() };
-      this.#runs.put(id, run);
+      this.#runs.putSync(id, run);
       return run;
     });
   }
@@ -309,7 +310,7 @@ export class BuyerStore {
   }
 
   putTask(id: string, task: Record<string, unknown>): void {
-    this.#root.transactionSync(() => this.#tasks.put(id, task));
+    this.#tasks.putSync(id, task);
   }
 
   *tasks(): Iterable<Record<string, unknown>> {

@@ -4,7 +4,8 @@
 // with jobs. The signed result event is stored before it is published, which is what makes
 // a restart safe: a result is only ever (re)published with the same event id.
 import type { FeeRecord } from '@bazaar/agents-common/arbiter-fee';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
+import { openLmdb } from '@bazaar/agents-common/lmdb';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import type { EscrowRef } from './escrow-desk.ts';
 import { isTerminal, nextJobState, type JobEvent, type JobState, type PaymentTerms } from '@bazaar/agents-common/job-state';
@@ -88,7 +89,7 @@ export class ProviderStore {
   }
 
   static open(path: string): ProviderStore {
-    const root = open({ path, maxDbs: 8 });
+    const root = openLmdb({ path, maxDbs: 8 });
     const version = root.get('version') as number | undefined;
     if (version === undefined) root.putSync('version', PROVIDER_DB_VERSION);
     else if (version !== PROVIDER_DB_VERSION) {

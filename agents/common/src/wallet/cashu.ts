@@ -31,7 +31,8 @@ import {
   type SwapPreview,
 } from '@cashu/cashu-ts';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
+import { openLmdb } from '../lmdb.ts';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { timedRequest } from './cashu-request.ts';
@@ -193,24 +194,20 @@ function lmdbCounterSource(root: RootDatabase, db: Database<number, string>): Co
     async reserve(keysetId: string, n: number): Promise<CounterRange> {
       return root.transactionSync(() => {
         const start = get(keysetId);
-        db.put(keysetId, start + n);
+        db.putSync(keysetId, start + n);
         return { start, count: n };
       });
     },
     async advanceToAtLeast(keysetId: string, minNext: number): Promise<void> {
       root.transactionSync(() => {
-        if (get(keysetId) < minNext) db.put(keysetId, minNext);
+        if (get(keysetId) < minNext) db.putSync(keysetId, minNext);
       });
     },
     async snapshot(): Promise<Record<string, number>> {
       return Object.fromEntries([...db.getRange()].map((e) => [e.key, e.value]));
     },
     async setNext(keysetId: string, next: number): Promise<void> {
-      // Braces: a callback returning put()'s promise makes transactionSync leave the env
-      // in a state where close() blocks (lmdb 3.5.6).
-      root.transactionSync(() => {
-        db.put(keysetId, next);
-      });
+      db.putSync(keysetId, next);
     },
   };
 }
@@ -253,12 +250,12 @@ export class CashuWallet {
   /** Opens the store, loads the mint's keysets and repairs anything a crash left behind. */
   static async open(opts: CashuWalletOptions): Promise<CashuWallet> {
     mkdirSync(opts.dataDir, { recursive: true });
-    const root = open({ path: join(opts.dataDir, 'cashu.lmdb'), maxDbs: 8 });
+    const root = openLmdb({ path: join(opts.dataDir, 'cashu.lmdb'), maxDbs: 8 });
     const meta = root.openDB<unknown, string>({ name: 'meta' });
     const version = meta.get('version');
     if (version === undefined) {
       root.transactionSync(() => {
-        meta.put('version', CASHU_STORE_VERSION);
+        meta.putSync('version', CASHU_STORE_VERSION);
       });
     } else if (version !== CASHU_STORE_VERSION) {
       await root.close();
@@ -356,9 +353,9 @@ export class CashuWallet {
       for (const p of reserve) {
         const cur = this.proofsDb.get(p.secret);
         if (cur && cur.state !== 'ready') throw new CashuWalletError('proof is already reserved by another operation');
-        this.proofsDb.put(p.secret, { proof: p, state: 'reserved', op: op.id, at });
+        this.proofsDb.putSync(p.secret, { proof: p, state: 'reserved', op: op.id, at });
       }
-      this.ops.put(op.id, op);
+      this.ops.putSync(op.id, op);
     });
   }
 
@@ -366,11 +363,11 @@ export class CashuWallet {
   private commit(op: Operation, produced: { proof: ProofJson; role: 'keep' | 'send' }[], spentInputs = true): void {
     const at = this.now();
     this.root.transactionSync(() => {
-      if (spentInputs) for (const p of op.inputs) this.proofsDb.remove(p.secret);
+      if (spentInputs) for (const p of op.inputs) this.proofsDb.removeSync(p.secret);
       for (const { proof, role } of produced) {
-        this.proofsDb.put(proof.secret, { proof, state: role === 'keep' ? 'ready' : 'sent', ...(op.tag && role === 'send' ? { tag: op.tag } : {}), at });
+        this.proofsDb.putSync(proof.secret, { proof, state: role === 'keep' ? 'ready' : 'sent', ...(op.tag && role === 'send' ? { tag: op.tag } : {}), at });
       }
-      this.ops.remove(op.id);
+      this.ops.removeSync(op.id);
     });
   }
 
@@ -380,17 +377,17 @@ export class CashuWallet {
     this.root.transactionSync(() => {
       for (const p of op.inputs) {
         const cur = this.proofsDb.get(p.secret);
-        if (cur?.op === op.id) this.proofsDb.put(p.secret, { proof: cur.proof, state: 'ready', at });
+        if (cur?.op === op.id) this.proofsDb.putSync(p.secret, { proof: cur.proof, state: 'ready', at });
       }
-      this.ops.remove(op.id);
+      this.ops.removeSync(op.id);
     });
   }
 
   /** A refused receive or claim: its inputs were never ours to keep (the caller still has the token). */
   private forget(op: Operation): void {
     this.root.transactionSync(() => {
-      for (const p of op.inputs) if (this.proofsDb.get(p.secret)?.op === op.id) this.proofsDb.remove(p.secret);
-      this.ops.remove(op.id);
+      for (const p of op.inputs) if (this.proofsDb.get(p.secret)?.op === op.id) this.proofsDb.removeSync(p.secret);
+      this.ops.removeSync(op.id);
     });
   }
 
@@ -548,7 +545,7 @@ export class CashuWallet {
     const states = await this.ts.checkProofsStates(sent.map(fromProofJson));
     const spent = sent.filter((_, i) => states[i].state === 'SPENT');
     this.root.transactionSync(() => {
-      for (const p of spent) this.proofsDb.remove(p.secret);
+      for (const p of spent) this.proofsDb.removeSync(p.secret);
     });
     return sumJson(spent);
   }
@@ -561,8 +558,8 @@ export class CashuWallet {
     const preview = await this.ts.prepareSwapToReceive(sent.map(fromProofJson));
     const op = this.opFromSwap('swap', preview);
     this.root.transactionSync(() => {
-      for (const p of sent) this.proofsDb.put(p.secret, { proof: p, state: 'reserved', op: op.id, at: this.now() });
-      this.ops.put(op.id, op);
+      for (const p of sent) this.proofsDb.putSync(p.secret, { proof: p, state: 'reserved', op: op.id, at: this.now() });
+      this.ops.putSync(op.id, op);
     });
     const { keep, send } = await this.completeSwapOp(op, preview);
     return sumJson(keep) + sumJson(send);
@@ -576,7 +573,7 @@ export class CashuWallet {
     const q = await this.ts.createMintQuoteBolt11(amount);
     const op = this.newOp('mint', { inputs: [], outputs: [], keysetId: this.ts.getKeyset().id, quote: q.quote, amount });
     this.root.transactionSync(() => {
-      this.ops.put(op.id, op);
+      this.ops.putSync(op.id, op);
     });
     return { quote: q.quote, bolt11: q.request, expiry: q.expiry ?? 0 };
   }
@@ -600,7 +597,7 @@ export class CashuWallet {
       preview = await this.ts.prepareMint('bolt11', op.amount!, { quote: op.quote! });
       current = { ...op, keysetId: preview.keysetId, outputs: preview.outputData.map((o) => serializeOutput(o, 'keep')) };
       this.root.transactionSync(() => {
-        this.ops.put(op.id, current);
+        this.ops.putSync(op.id, current);
       });
     } else {
       const outputs = current.outputs.map(deserializeOutput);
@@ -698,7 +695,7 @@ export class CashuWallet {
     }
     const op = this.opFromSwap('claim', preview, tag);
     this.root.transactionSync(() => {
-      this.ops.put(op.id, op);
+      this.ops.putSync(op.id, op);
     });
     return { claimId: op.id, package: SigAll.extractSwapPackage(preview) };
   }
@@ -787,10 +784,10 @@ export class CashuWallet {
       const at = this.now();
       this.root.transactionSync(() => {
         op.inputs.forEach((p, i) => {
-          if (states[i].state === 'UNSPENT') this.proofsDb.put(p.secret, { proof: p, state: 'ready', at });
-          else this.proofsDb.remove(p.secret);
+          if (states[i].state === 'UNSPENT') this.proofsDb.putSync(p.secret, { proof: p, state: 'ready', at });
+          else this.proofsDb.removeSync(p.secret);
         });
-        this.ops.remove(op.id);
+        this.ops.removeSync(op.id);
       });
       const kept = sumJson(op.inputs.filter((_, i) => states[i].state === 'UNSPENT'));
       this.log.warn({ op: op.id, kept }, 'inputs partly spent elsewhere; the unspent ones are back in the purse');
@@ -839,7 +836,7 @@ export class CashuWallet {
       const fresh = res.proofs.map(toProofJson).filter((p, i) => states[i].state === 'UNSPENT' && !this.proofsDb.get(p.secret));
       const at = this.now();
       this.root.transactionSync(() => {
-        for (const p of fresh) this.proofsDb.put(p.secret, { proof: p, state: 'ready', at });
+        for (const p of fresh) this.proofsDb.putSync(p.secret, { proof: p, state: 'ready', at });
       });
       recovered += sumJson(fresh);
     }

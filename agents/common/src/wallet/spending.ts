@@ -9,7 +9,8 @@
 // counted: a payment whose outcome is unknown is treated as spent. Reserving an existing key
 // again (a retry of the same invoice) counts nothing twice.
 import { mkdirSync } from 'node:fs';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
+import { openLmdb } from '../lmdb.ts';
 
 export const SPENDING_STORE_VERSION = 1;
 
@@ -100,15 +101,11 @@ export class SpendingLedger {
       if (!Number.isSafeInteger(v) || v < 0) throw new Error(`spending limit ${name} must be a non-negative integer of msat, got ${v}`);
     }
     mkdirSync(opts.path, { recursive: true });
-    const root = open({ path: opts.path, maxDbs: 8 });
+    const root = openLmdb({ path: opts.path, maxDbs: 8 });
     const meta = root.openDB<number, string>({ name: 'meta' });
     const version = meta.get('version');
-    // Braces matter: a transactionSync callback that returns put()'s promise leaves the
-    // environment so that close() blocks the thread (lmdb 3.5.6).
     if (version === undefined) {
-      root.transactionSync(() => {
-        meta.put('version', SPENDING_STORE_VERSION);
-      });
+      meta.putSync('version', SPENDING_STORE_VERSION);
     } else if (version !== SPENDING_STORE_VERSION) {
       void root.close();
       throw new Error(`spending ledger ${opts.path} has version ${version}; this build reads ${SPENDING_STORE_VERSION}`);
@@ -196,23 +193,24 @@ export class SpendingLedger {
     return { limits: this.limits, lastHourMsat: this.#sumSince(now - HOUR_MS), lastDayMsat: this.#sumSince(now - DAY_MS), ...(jobId !== undefined ? { jobMsat: this.#sumJob(jobId) } : {}) };
   }
 
+  // #write, #remove and #prune run inside transactionSync only: the *Sync forms write in that transaction.
   #write(rec: SpendRecord): void {
-    this.#spends.put(rec.key, rec);
-    this.#byTime.put(`${pad(rec.at)}:${rec.key}`, rec.msat);
-    if (rec.jobId !== undefined) this.#byJob.put([rec.jobId, rec.key], rec.msat);
+    this.#spends.putSync(rec.key, rec);
+    this.#byTime.putSync(`${pad(rec.at)}:${rec.key}`, rec.msat);
+    if (rec.jobId !== undefined) this.#byJob.putSync([rec.jobId, rec.key], rec.msat);
   }
 
   #remove(rec: SpendRecord): void {
-    this.#spends.remove(rec.key);
-    this.#byTime.remove(`${pad(rec.at)}:${rec.key}`);
-    if (rec.jobId !== undefined) this.#byJob.remove([rec.jobId, rec.key]);
+    this.#spends.removeSync(rec.key);
+    this.#byTime.removeSync(`${pad(rec.at)}:${rec.key}`);
+    if (rec.jobId !== undefined) this.#byJob.removeSync([rec.jobId, rec.key]);
   }
 
   /** Time-index entries older than 24 h no longer count; a few are dropped per reservation. */
   #prune(now: number): void {
     let n = 0;
     for (const { key } of this.#byTime.getRange({ end: pad(now - DAY_MS + 1) })) {
-      this.#byTime.remove(key);
+      this.#byTime.removeSync(key);
       if (++n >= 64) break;
     }
   }

@@ -4,7 +4,8 @@
 // transaction (debit payer, credit payee, mark the invoice paid, record the payment), so
 // money is conserved at every commit. Amounts are integer millisatoshis.
 import { randomBytes } from 'node:crypto';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
+import { openLmdb } from '@bazaar/agents-common/lmdb';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
@@ -178,7 +179,7 @@ export class LightningNetwork {
     this.log = opts.logger;
     this.nowMs = opts.now ?? Date.now;
     this.pollIntervalMs = opts.pollIntervalMs ?? 250;
-    this.root = open({ path: opts.path, compression: false });
+    this.root = openLmdb({ path: opts.path, compression: false });
     this.meta = this.root.openDB({ name: 'meta' });
     this.accounts = this.root.openDB({ name: 'accounts' });
     this.invoices = this.root.openDB({ name: 'invoices' });

@@ -4,7 +4,8 @@
 // change that must be atomic (check-unspent-and-mark) runs in one transactionSync.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
+import { openLmdb } from '@bazaar/agents-common/lmdb';
 
 export const STORE_VERSION = 1;
 
@@ -101,7 +102,7 @@ export class MintStore {
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true });
-    this.root = open({ path: join(dataDir, 'mint.lmdb'), maxDbs: 12 });
+    this.root = openLmdb({ path: join(dataDir, 'mint.lmdb'), maxDbs: 12 });
     this.meta = this.root.openDB({ name: 'meta' });
     this.keysets = this.root.openDB({ name: 'keysets' });
     this.proofs = this.root.openDB({ name: 'proofs' });
@@ -109,7 +110,7 @@ export class MintStore {
     this.mintQuotes = this.root.openDB({ name: 'mint-quotes' });
     this.meltQuotes = this.root.openDB({ name: 'melt-quotes' });
     const version = this.meta.get('version');
-    if (version === undefined) this.root.transactionSync(() => this.meta.put('version', STORE_VERSION));
+    if (version === undefined) this.meta.putSync('version', STORE_VERSION);
     else if (version !== STORE_VERSION) throw new Error(`mint store ${dataDir} has version ${String(version)}, this build reads version ${STORE_VERSION}`);
   }
 
@@ -121,7 +122,7 @@ export class MintStore {
   bumpLedger(delta: Partial<Ledger>): void {
     const l = this.ledger();
     for (const [k, v] of Object.entries(delta) as [keyof Ledger, number][]) l[k] += v;
-    this.meta.put('ledger', l);
+    this.meta.putSync('ledger', l);
   }
 
   async close(): Promise<void> {

@@ -134,7 +134,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
     if (typeof existing === 'string') return hexToBytes(existing);
     const seed = randomBytes(64);
     this.store.root.transactionSync(() => {
-      if (this.store.meta.get('seed') === undefined) this.store.meta.put('seed', bytesToHex(seed));
+      if (this.store.meta.get('seed') === undefined) this.store.meta.putSync('seed', bytesToHex(seed));
     });
     return hexToBytes(this.store.meta.get('seed') as string);
   }
@@ -150,8 +150,8 @@ export class CashuMint extends EventEmitter<MintEvents> {
       active = { id: derived.keysetId, unit: UNIT, index, inputFeePpk, active: true, createdAt: this.now() };
       const rec = active;
       this.store.root.transactionSync(() => {
-        for (const r of records) if (r.active) this.store.keysets.put(r.id, { ...r, active: false });
-        this.store.keysets.put(rec.id, rec);
+        for (const r of records) if (r.active) this.store.keysets.putSync(r.id, { ...r, active: false });
+        this.store.keysets.putSync(rec.id, rec);
       });
       this.log.info({ keysetId: rec.id, inputFeePpk }, 'new active keyset');
     }
@@ -333,8 +333,8 @@ export class CashuMint extends EventEmitter<MintEvents> {
     const now = this.now();
     this.store.root.transactionSync(() => {
       this.assertFresh(ys, outputs);
-      inputs.forEach((p, i) => this.store.proofs.put(ys[i], { state: 'SPENT', amount: p.amount, keysetId: p.id, witness: p.witness ?? null, at: now }));
-      sigs.forEach((s, i) => this.store.signatures.put(outputs[i].B_, s));
+      inputs.forEach((p, i) => this.store.proofs.putSync(ys[i], { state: 'SPENT', amount: p.amount, keysetId: p.id, witness: p.witness ?? null, at: now }));
+      sigs.forEach((s, i) => this.store.signatures.putSync(outputs[i].B_, s));
       this.store.bumpLedger({ spent: total, signed: outTotal, feesCollected: fee });
     });
     inputs.forEach((p, i) => this.emit('proofState', { Y: ys[i], state: 'SPENT', witness: p.witness ?? null }));
@@ -411,7 +411,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
       createdAt: this.now(),
       ...(pubkey ? { pubkey } : {}),
     };
-    this.store.root.transactionSync(() => this.store.mintQuotes.put(q.quote, q));
+    this.store.mintQuotes.putSync(q.quote, q);
     this.watchInvoice(q);
     this.log.info({ quote: q.quote, amount }, 'mint quote created');
     return mintQuoteJson(q);
@@ -431,7 +431,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
       const cur = this.store.mintQuotes.get(id);
       if (!cur || cur.state !== 'UNPAID') return;
       updated = { ...cur, state: 'PAID', updatedAt: this.now(), ...(lnIn ? {} : { internal: true }) };
-      this.store.mintQuotes.put(id, updated);
+      this.store.mintQuotes.putSync(id, updated);
       if (lnIn) this.store.bumpLedger({ lnIn: cur.amount });
     });
     if (updated) {
@@ -474,9 +474,9 @@ export class CashuMint extends EventEmitter<MintEvents> {
       if (cur.state === 'ISSUED') fail(E.quoteAlreadyIssued, 'quote has already been issued');
       if (cur.state !== 'PAID') fail(E.quoteNotPaid, 'quote request is not paid');
       this.assertFresh([], outputs);
-      sigs.forEach((s, i) => this.store.signatures.put(outputs[i].B_, s));
+      sigs.forEach((s, i) => this.store.signatures.putSync(outputs[i].B_, s));
       issued = { ...cur, state: 'ISSUED', updatedAt: this.now() };
-      this.store.mintQuotes.put(quoteId, issued);
+      this.store.mintQuotes.putSync(quoteId, issued);
       this.store.bumpLedger({ signed: total });
     });
     this.emit('mintQuote', issued!);
@@ -522,7 +522,7 @@ export class CashuMint extends EventEmitter<MintEvents> {
       paymentPreimage: null,
       ...(internal ? { internalMintQuote: internal.quote } : {}),
     };
-    this.store.root.transactionSync(() => this.store.meltQuotes.put(q.quote, q));
+    this.store.meltQuotes.putSync(q.quote, q);
     this.log.info({ quote: q.quote, amount, feeReserve, internal: Boolean(internal) }, 'melt quote created');
     return meltQuoteJson(q);
   }
@@ -560,8 +560,8 @@ export class CashuMint extends EventEmitter<MintEvents> {
       const cur = this.store.meltQuotes.get(quoteId)!;
       if (cur.state !== 'UNPAID') fail(cur.state === 'PAID' ? E.invoiceAlreadyPaid : E.quotePending, cur.state === 'PAID' ? 'invoice already paid' : 'quote is pending');
       this.assertFresh(ys, blanks);
-      inputs.forEach((p, i) => this.store.proofs.put(ys[i], { state: 'PENDING', amount: p.amount, keysetId: p.id, witness: p.witness ?? null, quote: quoteId, at: now }));
-      this.store.meltQuotes.put(quoteId, { ...cur, state: 'PENDING', pending });
+      inputs.forEach((p, i) => this.store.proofs.putSync(ys[i], { state: 'PENDING', amount: p.amount, keysetId: p.id, witness: p.witness ?? null, quote: quoteId, at: now }));
+      this.store.meltQuotes.putSync(quoteId, { ...cur, state: 'PENDING', pending });
     });
     for (const b of blanks) this.pendingOutputs.add(b.B_);
     ys.forEach((y, i) => this.emit('proofState', { Y: y, state: 'PENDING', witness: inputs[i].witness ?? null }));
@@ -612,11 +612,11 @@ export class CashuMint extends EventEmitter<MintEvents> {
     this.store.root.transactionSync(() => {
       const cur = this.store.meltQuotes.get(quoteId)!;
       if (cur.state !== 'PENDING') fail(E.generic, `melt ${quoteId} is ${cur.state}, not PENDING`);
-      pm.ys.forEach((y, i) => this.store.proofs.put(y, { state: 'SPENT', amount: pm.inputs[i].amount, keysetId: pm.inputs[i].keysetId, witness: pm.inputs[i].witness, at: now }));
-      change.forEach((s, i) => this.store.signatures.put(changeOutputs[i].B_, s));
+      pm.ys.forEach((y, i) => this.store.proofs.putSync(y, { state: 'SPENT', amount: pm.inputs[i].amount, keysetId: pm.inputs[i].keysetId, witness: pm.inputs[i].witness, at: now }));
+      change.forEach((s, i) => this.store.signatures.putSync(changeOutputs[i].B_, s));
       const { pending: _done, ...rest } = cur;
       paid = { ...rest, state: 'PAID', paymentPreimage: preimage, feePaid: lnFeeSat, change };
-      this.store.meltQuotes.put(quoteId, paid);
+      this.store.meltQuotes.putSync(quoteId, paid);
       this.store.bumpLedger({
         spent: pm.total,
         signed: changeTotal,
@@ -636,11 +636,11 @@ export class CashuMint extends EventEmitter<MintEvents> {
     const pending = this.store.meltQuotes.get(quoteId)?.pending;
     const ys = pending?.ys ?? [];
     this.store.root.transactionSync(() => {
-      for (const y of ys) if (this.store.proofs.get(y)?.state === 'PENDING') this.store.proofs.remove(y);
+      for (const y of ys) if (this.store.proofs.get(y)?.state === 'PENDING') this.store.proofs.removeSync(y);
       const cur = this.store.meltQuotes.get(quoteId);
       if (cur?.state === 'PENDING') {
         const { pending: _released, ...rest } = cur;
-        this.store.meltQuotes.put(quoteId, { ...rest, state: 'UNPAID' });
+        this.store.meltQuotes.putSync(quoteId, { ...rest, state: 'UNPAID' });
       }
     });
     for (const b of pending?.blanks ?? []) this.pendingOutputs.delete(b.B_);

@@ -3,7 +3,8 @@
 // bound to one Lightning account and one client pubkey. The client secret is generated
 // here, returned once inside the connection URI and never stored (NIP-47: the service
 // SHOULD NOT store it). The wallet-service secrets are stored: this is a dev network.
-import { open, type Database, type RootDatabase } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
+import { openLmdb } from '@bazaar/agents-common/lmdb';
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import { bytesToHex } from '@noble/hashes/utils.js';
 
@@ -69,7 +70,7 @@ export class ConnectionStore {
   private readonly listeners = new Set<() => void>();
 
   private constructor(path: string) {
-    this.root = open({ path, compression: false });
+    this.root = openLmdb({ path, compression: false });
     this.meta = this.root.openDB({ name: 'meta' });
     this.conns = this.root.openDB({ name: 'connections' });
     const v = this.meta.get('version');
