@@ -28,11 +28,10 @@ export async function startNode(opts: { name: string; dataDir: string; nats: str
   const port = await freePort();
   const url = `ws://127.0.0.1:${port}`;
   // Dies with the test process even when tap kills it (die-with-parent.ts).
-  const cmd = dieWithParent(process.execPath, [
+  const child: ChildProcess = spawn(...dieWithParent(process.execPath, [
     'scripts/bazaar.mjs', 'relay', '--port', String(port), '--host', '127.0.0.1', '--data', opts.dataDir, '--no-market',
     '--cluster', opts.nats, '--node', opts.name, '--log-level', 'info', ...(opts.args ?? []),
-  ]);
-  const child: ChildProcess = spawn(cmd.command, cmd.args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BAZAAR_LOG_FORMAT: 'json' } });
+  ]), { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BAZAAR_LOG_FORMAT: 'json' } });
   const lines: LogLine[] = [];
   const raw: string[] = [];
   let waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }[] = [];

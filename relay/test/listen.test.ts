@@ -2,6 +2,7 @@
 // transports and in any order — uWS sets SO_REUSEPORT by default, which let two relays
 // listen at once and split clients silently between two databases.
 import { spawn } from 'node:child_process';
+import { dieWithParent } from '@bazaar/testkit/die-with-parent';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,7 +49,7 @@ t.test('bazaar relay on a used port exits 1 with the reason', async (t) => {
   t.teardown(() => a.close());
   const dir = mkdtempSync(join(tmpdir(), 'bazaar-listen-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const child = spawn(process.execPath, ['scripts/bazaar.mjs', 'relay', '--port', String(a.port), '--data', dir, '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(...dieWithParent(process.execPath, ['scripts/bazaar.mjs', 'relay', '--port', String(a.port), '--data', dir, '--log-level', 'silent']), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));

@@ -7,6 +7,7 @@
 // After each sync both hold the same set of events (compared by id). Skipped, with the reason,
 // where no strfry binary is present: the project never requires it.
 import { execFile, spawn } from 'node:child_process';
+import { dieWithParent } from '@bazaar/testkit/die-with-parent';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +36,7 @@ if (!strfry.path) {
   /** Runs a strfry subcommand on its database (the relay may be running: strfry shares LMDB too). */
   const strfryCmd = async (args: string[], input?: string): Promise<string> => {
     if (input === undefined) return (await run(binary, [`--config=${conf}`, ...args], { cwd: work, maxBuffer: 256 * 1024 * 1024 })).stdout;
-    const child = spawn(binary, [`--config=${conf}`, ...args], { cwd: work, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(...dieWithParent(binary, [`--config=${conf}`, ...args]), { cwd: work, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -2,6 +2,7 @@
 // process mid-stream. Runs the real CLI as a child process on a real data dir.
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { dieWithParent } from '@bazaar/testkit/die-with-parent';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { TestClient, signer } from './helpers.ts';
 const BIN = fileURLToPath(new URL('../../scripts/bazaar.mjs', import.meta.url));
 
 function startChild(dataDir: string, transport: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [BIN, 'relay', '--port', '0', '--data', dataDir, '--transport', transport, '--log-level', 'info'], {
+  const child = spawn(...dieWithParent(process.execPath, [BIN, 'relay', '--port', '0', '--data', dataDir, '--transport', transport, '--log-level', 'info']), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, BAZAAR_LOG_FORMAT: 'json' },
   });

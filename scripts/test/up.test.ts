@@ -4,6 +4,7 @@
 // are readable lines (pino-pretty), not JSON.
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
+import { dieWithParent } from '@bazaar/testkit/die-with-parent';
 import { mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,9 +19,11 @@ function startUp(t: Test, args: string[], opts: { env?: NodeJS.ProcessEnv; tty?:
   t.teardown(() => rmSync(data, { recursive: true, force: true }));
   const argv = [process.execPath, BIN, 'up', '--data', data, '--port', '0', '--mint-port', '0', '--model-port', '0', '--git-port', '0', ...args];
   // util-linux `script` gives the command a terminal (stdout.isTTY) and copies its output to ours.
+  // Either way the child dies with the test process (testkit die-with-parent; under `script`,
+  // its death hangs up the terminal of `bazaar up`).
   const child = opts.tty
-    ? spawn('script', ['-qfec', argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' '), '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env, detached: true })
-    : spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    ? spawn(...dieWithParent('script', ['-qfec', argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' '), '/dev/null']), { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env, detached: true })
+    : spawn(...dieWithParent(argv[0]!, argv.slice(1)), { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   let out = '';
   child.stderr.on('data', (b) => (out += b));

@@ -30,12 +30,13 @@ export function findSetpriv(): string | null {
 
 /**
  * `command args…` rewritten so that the kernel SIGKILLs the process when the thread that
- * spawns it dies: `setpriv --pdeathsig KILL -- command args…`. Spawn the result from the main
- * thread (the parent-death signal follows the spawning thread, and a worker thread's exit
- * would fire it). Without setpriv the command is returned unchanged, and such a child can
- * still outlive a killed parent.
+ * spawns it dies: `setpriv --pdeathsig KILL -- command args…`, as spawn's first two
+ * arguments: `spawn(...dieWithParent(cmd, args), options)`. Spawn from the main thread (the
+ * parent-death signal follows the spawning thread, and a worker thread's exit would fire it).
+ * Without setpriv the command is returned unchanged, and such a child can still outlive a
+ * killed parent.
  */
-export function dieWithParent(command: string, args: readonly string[]): { command: string; args: string[] } {
+export function dieWithParent(command: string, args: readonly string[]): [command: string, args: string[]] {
   const wrapper = findSetpriv();
-  return wrapper === null ? { command, args: [...args] } : { command: wrapper, args: ['--pdeathsig', 'KILL', '--', command, ...args] };
+  return wrapper === null ? [command, [...args]] : [wrapper, ['--pdeathsig', 'KILL', '--', command, ...args]];
 }

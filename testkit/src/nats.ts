@@ -38,8 +38,7 @@ export async function startNatsServer(opts: { binary: string; workDir: string; r
   const storeDir = join(opts.workDir, 'jetstream');
   mkdirSync(storeDir, { recursive: true });
   // Dies with this process even when it is killed (tap's timeout), instead of holding the port and store.
-  const cmd = dieWithParent(opts.binary, [...(opts.jetstream === false ? [] : ['-js']), '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir, '--http_port', '0']);
-  const child = spawn(cmd.command, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(...dieWithParent(opts.binary, [...(opts.jetstream === false ? [] : ['-js']), '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir, '--http_port', '0']), { stdio: ['ignore', 'pipe', 'pipe'] });
   const tail: string[] = [];
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`nats-server not ready after ${opts.readyTimeoutMs ?? 30_000} ms:\n${tail.join('\n')}`)), opts.readyTimeoutMs ?? 30_000);

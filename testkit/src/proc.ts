@@ -155,8 +155,7 @@ export async function startChild(opts: {
 }): Promise<RelayChild> {
   const { port } = opts;
   // setpriv's parent-death signal survives both execs: the child dies with this process.
-  const cmd = dieWithParent('/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', opts.command, ...opts.args]);
-  const child: ChildProcess = spawn(cmd.command, cmd.args, {
+  const child: ChildProcess = spawn(...dieWithParent('/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', opts.command, ...opts.args]), {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
     env: opts.env ?? process.env,

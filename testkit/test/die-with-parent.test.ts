@@ -44,7 +44,7 @@ const setpriv = findSetpriv();
 const noSetpriv = setpriv === null ? 'util-linux setpriv with --pdeathsig is not installed here (scripts/setup.sh installs it); children are spawned unwrapped' : false;
 
 t.test('dieWithParent wraps the command in setpriv --pdeathsig KILL, keeping its arguments', { skip: noSetpriv }, async (t) => {
-  t.same(dieWithParent('/bin/echo', ['a b', '--x']), { command: setpriv, args: ['--pdeathsig', 'KILL', '--', '/bin/echo', 'a b', '--x'] });
+  t.same(dieWithParent('/bin/echo', ['a b', '--x']), [setpriv, ['--pdeathsig', 'KILL', '--', '/bin/echo', 'a b', '--x']]);
 });
 
 t.test('nats-server and startChild children die when their parent is SIGKILLed', { skip: noSetpriv }, async (t) => {

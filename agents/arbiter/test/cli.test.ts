@@ -4,6 +4,7 @@
 // disputes, 10019 with its payment key) and stops cleanly on SIGTERM.
 import t from 'tap';
 import { execFile, spawn } from 'node:child_process';
+import { dieWithParent } from '@bazaar/testkit/die-with-parent';
 import { fileURLToPath } from 'node:url';
 import { rmSync } from 'node:fs';
 import { helpText } from '@bazaar/cli-kit/command';
@@ -56,7 +57,7 @@ t.test('init, status, cases; serve announces the arbiter', async (t) => {
   const cases = await bazaar(['arbiter', 'cases', '--data', data]);
   t.equal(cases.stdout, 'no cases\n');
 
-  const child = spawn(process.execPath, [BAZAAR, 'arbiter', 'serve', '--data', data, '--json', '--poll-ms', '200'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(...dieWithParent(process.execPath, [BAZAAR, 'arbiter', 'serve', '--data', data, '--json', '--poll-ms', '200']), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -3,6 +3,7 @@
 // signature — and the winner redeems with it. Nothing was published before the crash.
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import { dieWithParent } from '@bazaar/testkit/die-with-parent';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
@@ -24,7 +25,7 @@ t.test('(4) killed between deciding and publishing: the same verdict, one signat
   const verdicts: NostrEvent[] = [];
   watcher.pool.subscribe([{ kinds: [39301] }], (e) => verdicts.push(e));
 
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify({ dataDir, passphrase: PASSPHRASE })], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(...dieWithParent(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify({ dataDir, passphrase: PASSPHRASE })]), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));

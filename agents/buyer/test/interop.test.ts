@@ -6,6 +6,7 @@
 //  - the buyer works against a relay that requires NIP-42 AUTH.
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
+import { dieWithParent } from '@bazaar/testkit/die-with-parent';
 import { fileURLToPath } from 'node:url';
 import { balance, makeBuyer, runProvider, startMarket } from './helpers.ts';
 import type { ProgressEvent } from '../src/market-client.ts';
@@ -14,7 +15,7 @@ const CHILD = fileURLToPath(new URL('./fixtures/ndk-dvm.ts', import.meta.url));
 
 /** Runs the NDK program; resolves with its first stdout line (the child keeps running in `serve` mode). */
 function ndkChild(t: Test, args: Record<string, unknown>): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(...dieWithParent(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(args)]), { stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGTERM');
   });

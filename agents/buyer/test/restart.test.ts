@@ -3,6 +3,7 @@
 // before the payment is recorded — then restarted: the job is paid exactly once.
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import { dieWithParent } from '@bazaar/testkit/die-with-parent';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { PASSPHRASE, buyerConfig, makeBuyer, runProvider, startMarket, tempDir, waitFor } from './helpers.ts';
@@ -11,7 +12,7 @@ const CHILD = fileURLToPath(new URL('./fixtures/crash-child.ts', import.meta.url
 
 function runChild(args: Record<string, unknown>): Promise<{ signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(...dieWithParent(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(args)]), { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -3,6 +3,7 @@
 // sat is lost (the mint's outstanding ecash equals what the wallets hold).
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import { dieWithParent } from '@bazaar/testkit/die-with-parent';
 import { fileURLToPath } from 'node:url';
 import { startCashuFixture } from './helpers/cashu-fixture.ts';
 
@@ -10,7 +11,7 @@ const CHILD = fileURLToPath(new URL('./fixtures/cashu-crash-child.ts', import.me
 
 function runChild(args: Record<string, unknown>): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(...dieWithParent(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(args)]), { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);

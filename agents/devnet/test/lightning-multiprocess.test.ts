@@ -2,6 +2,7 @@
 // the other gets ALREADY_PAID, and money is conserved.
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import { dieWithParent } from '@bazaar/testkit/die-with-parent';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { openTestNetwork, tempDir } from './helpers/network.ts';
@@ -9,7 +10,7 @@ import { openTestNetwork, tempDir } from './helpers/network.ts';
 const CHILD = fileURLToPath(new URL('./helpers/pay-child.ts', import.meta.url));
 
 function startChild(dir: string, payer: string, bolt11: string) {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, dir, payer, bolt11], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(...dieWithParent(process.execPath, ['--import', 'tsx', CHILD, dir, payer, bolt11]), { stdio: ['pipe', 'pipe', 'inherit'] });
   let buf = '';
   const lines: string[] = [];
   const waiters: ((line: string) => void)[] = [];

@@ -4,6 +4,7 @@
 // mint's Lightning account still backs exactly the ecash it owes.
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { dieWithParent } from '@bazaar/testkit/die-with-parent';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +19,7 @@ const CHILD = fileURLToPath(new URL('./fixtures/mint-crash-child.ts', import.met
 
 function startChild(args: Record<string, unknown>): Promise<{ child: ChildProcess; url: string; exited: Promise<NodeJS.Signals | null> }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(...dieWithParent(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(args)]), { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<NodeJS.Signals | null>((r) => child.on('exit', (_code, signal) => r(signal)));
     let out = '';
     let err = '';

@@ -1,6 +1,7 @@
 // Config validation (precise messages), the init/status/doctor commands as a user runs them,
 // and prepay terms end to end.
 import { spawn } from 'node:child_process';
+import { dieWithParent } from '@bazaar/testkit/die-with-parent';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
@@ -12,7 +13,7 @@ const ROOT = new URL('../../..', import.meta.url).pathname;
 
 function bazaar(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import=tsx', 'scripts/bazaar.mjs', ...args], { cwd: ROOT, env: { ...process.env, BAZAAR_KDF_LOG_N: '10', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(...dieWithParent(process.execPath, ['--import=tsx', 'scripts/bazaar.mjs', ...args]), { cwd: ROOT, env: { ...process.env, BAZAAR_KDF_LOG_N: '10', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));

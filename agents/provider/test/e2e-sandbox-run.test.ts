@@ -3,6 +3,7 @@
 // `processing`, then a result whose amount tag carries a real bolt11; it pays through its
 // own NWC wallet; the provider books the earning; `bazaar provider earnings --json` shows it.
 import { spawn } from 'node:child_process';
+import { dieWithParent } from '@bazaar/testkit/die-with-parent';
 import t from 'tap';
 import { parseSandboxRunRequest, parseSandboxRunResult, verifySandboxRun } from '@bazaar/dvm-kinds/kinds/sandbox-run';
 import { parseAnnouncement } from '@bazaar/dvm-kinds/market/announcement';
@@ -13,7 +14,7 @@ import { Customer, isFeedback, isResult, runProvider, sandboxJob, startMarket, w
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import=tsx', 'scripts/bazaar.mjs', ...args], { cwd: new URL('../../..', import.meta.url).pathname, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(...dieWithParent(process.execPath, ['--import=tsx', 'scripts/bazaar.mjs', ...args]), { cwd: new URL('../../..', import.meta.url).pathname, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));

@@ -189,8 +189,7 @@ const ROOT = new URL('../../..', import.meta.url).pathname;
 /** `bazaar ARGS` as a child process (JSON logs, the test passphrase), its output collected and awaitable. */
 export function bazaar(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess & { out: () => string; waitFor: (re: RegExp, ms?: number) => Promise<void>; exited: Promise<number | null> } {
   // Dies with the test process even when tap kills it (die-with-parent.ts).
-  const cmd = dieWithParent(process.execPath, ['--import=tsx', 'scripts/bazaar.mjs', ...args]);
-  const p = spawn(cmd.command, cmd.args, { cwd: ROOT, env: { ...process.env, BAZAAR_PASSPHRASE: PASSPHRASE, BAZAAR_LOG_FORMAT: 'json', BAZAAR_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(...dieWithParent(process.execPath, ['--import=tsx', 'scripts/bazaar.mjs', ...args]), { cwd: ROOT, env: { ...process.env, BAZAAR_PASSPHRASE: PASSPHRASE, BAZAAR_LOG_FORMAT: 'json', BAZAAR_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const waiters = new Set<() => void>();
   const on = (d: Buffer) => {

@@ -17,8 +17,7 @@ const BIN = fileURLToPath(new URL('../../../scripts/bazaar.mjs', import.meta.url
 t.test('bazaar up serves a plain NIP-90 client, pay-after-verify', async (t) => {
   const data = mkdtempSync(join(tmpdir(), 'bazaar-up-prov-'));
   t.teardown(() => rmSync(data, { recursive: true, force: true }));
-  const cmd = dieWithParent(process.execPath, [BIN, 'up', '--data', data, '--port', '0', '--mint-port', '0', '--model-port', '0', '--git-port', '0', '--log-level', 'warn']);
-  const child = spawn(cmd.command, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BAZAAR_PASSPHRASE: '', BAZAAR_KDF_LOG_N: '' } });
+  const child = spawn(...dieWithParent(process.execPath, [BIN, 'up', '--data', data, '--port', '0', '--mint-port', '0', '--model-port', '0', '--git-port', '0', '--log-level', 'warn']), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BAZAAR_PASSPHRASE: '', BAZAAR_KDF_LOG_N: '' } });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   t.teardown(() => { child.kill('SIGKILL'); });
   let out = '';

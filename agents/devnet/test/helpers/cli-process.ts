@@ -15,8 +15,7 @@ export interface CliProcess {
 
 export function runBazaar(args: string[]): CliProcess {
   // Dies with the test process even when tap kills it (die-with-parent.ts).
-  const cmd = dieWithParent(process.execPath, [BAZAAR, ...args]);
-  const child = spawn(cmd.command, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BAZAAR_LOG_LEVEL: 'warn' } });
+  const child = spawn(...dieWithParent(process.execPath, [BAZAAR, ...args]), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BAZAAR_LOG_LEVEL: 'warn' } });
   let stdout = '';
   let stderr = '';
   const waiters: { re: RegExp; resolve: (s: string) => void }[] = [];
