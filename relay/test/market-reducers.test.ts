@@ -252,6 +252,45 @@ t.test('state: idempotent by event id, order-independent snapshot', async (t) =>
   t.equal(a.add(extractFact(m.events[0])!), false, 'a known fact is not added twice');
 });
 
+t.test('state: listings, state filters, counts and expiry agree with reducing each job on its own', async (t) => {
+  // The state keeps a summary per job and reduces the whole view when asked: every answer
+  // must be what reducing the job's facts directly gives, with the state's clock.
+  const m = new MarketScript();
+  const ps = [newKey(), newKey()];
+  const bs = [newKey(), newKey(), newKey()];
+  const flows = ['paid', 'prepaid', 'delivered', 'failed', 'declined', 'bad-preimage', 'processing', 'requested'] as const;
+  for (let i = 0; i < 48; i++) await m.job({ buyer: bs[i % 3], provider: ps[i % 2], flow: flows[i % flows.length], at: T0 + (i % 9) * 7, latency: 3 + (i % 5) });
+  let now = T0 + 100;
+  const expiring = m.request(bs[0], T0 + 1, { provider: ps[0], expiration: T0 + 200 });
+  const s = stateOf(m.events, { now: () => now });
+  const byJob = new Map<string, JobFact[]>();
+  for (const f of jobFacts(m.events)) {
+    const id = f.t === 'request' ? f.id : f.requestId;
+    byJob.set(id, [...(byJob.get(id) ?? []), f]);
+  }
+  const expect = () => [...byJob].map(([id, fs]) => reduceJob(id, fs, { now }))
+    .sort((a, b) => (b.requestedAt ?? b.lastAt) - (a.requestedAt ?? a.lastAt) || (a.id < b.id ? -1 : 1));
+  for (const at of [T0 + 100, T0 + 200]) {
+    now = at;
+    const want = expect();
+    t.same(s.jobs().map((v) => [v.id, v.state]), want.map((v) => [v.id, v.state]), `every job, newest first, at +${at - T0}`);
+    t.same(s.jobs({ limit: 5 }), want.slice(0, 5), 'a page is the whole views of the first jobs');
+    for (const st of new Set(want.map((v) => v.state))) t.same(s.jobs({ state: st }).map((v) => v.id), want.filter((v) => v.state === st).map((v) => v.id), `state=${st}`);
+    t.same(s.jobs({ provider: ps[1].pk }).map((v) => v.id), want.filter((v) => v.parts.some((p) => p.provider === ps[1].pk)).map((v) => v.id), 'by provider');
+    const counts: Record<string, number> = {};
+    for (const v of want) counts[v.state] = (counts[v.state] ?? 0) + 1;
+    t.same(s.jobsByState(), counts, 'counts per state');
+    t.same(s.job(expiring.id), want.find((v) => v.id === expiring.id), 'one job, whole');
+  }
+  t.equal(s.job(expiring.id)?.state, 'expired', 'NIP-40: the clock moves a requested job to expired');
+  t.equal(s.jobs({ state: 'expired' }).length, 1);
+  let paidJobs = 0;
+  let msats = 0;
+  for (const v of expect()) for (const p of v.parts) if (p.payment === 'verified') { paidJobs++; msats += p.paidMsats; }
+  t.match(s.totals(), { paidJobs, satsPaid: Math.floor(msats / 1000), jobs: byJob.size });
+  t.ok(paidJobs > 0, 'the script pays some jobs');
+});
+
 t.test('lean extraction agrees with the dvm-kinds parsers on what it reads', async (t) => {
   const { parseFeedback } = await import('@bazaar/dvm-kinds/feedback');
   const { parseJobResult, parseJobRequest } = await import('@bazaar/dvm-kinds/job');

@@ -52,8 +52,15 @@ export class MarketIndex extends EventEmitter {
   #scheduled = false;
   #closed = false;
   #lastCatchUp = -Infinity;
-  /** Events handed over by the relay as it stores them (push), in seq order: market kinds only. */
-  #pushed: { seq: number; event: NostrEvent }[] = [];
+  /**
+   * Facts of the events handed over by the relay as it stores them (push), in seq order. They
+   * are extracted on arrival, so the index never holds an event past the turn it came in
+   * (held until the next catch-up, up to `catchUpIntervalMs`, they outlived V8's young
+   * generation and grew the old one by the ingest's whole market traffic).
+   */
+  #pushed: { seq: number; fact: Fact }[] = [];
+  /** Ids of `#pushed`. */
+  readonly #pushedIds = new Set<string>();
   /** The highest seq pushed (any kind), and the first one this process saw pushed. */
   #pushedSeq = 0;
   #firstPushedSeq = 0;
@@ -125,7 +132,16 @@ export class MarketIndex extends EventEmitter {
     if (this.#firstPushedSeq === 0) this.#firstPushedSeq = seq;
     if (seq > this.#pushedSeq) this.#pushedSeq = seq;
     else this.#log?.warn({ seq, pushedSeq: this.#pushedSeq }, 'stored events handed over out of order');
-    if (isMarketKind(event.kind)) this.#pushed.push({ seq, event });
+    if (isMarketKind(event.kind) && !this.state.has(event.id) && !this.#pushedIds.has(event.id)) {
+      let f: Fact | undefined;
+      try {
+        f = extractFact(event, { knownRequest: (id) => this.#pushedIds.has(id) || this.state.has(id) });
+      } catch (err) {
+        // Extraction is pure and total over stored events; this is a bug, not the relay's problem.
+        this.#log?.error({ err, id: event.id, kind: event.kind }, 'market fact extraction failed; event skipped');
+      }
+      if (f) { this.#pushed.push({ seq, fact: f }); this.#pushedIds.add(f.id); }
+    }
     this.notify();
   }
 
@@ -172,31 +188,42 @@ export class MarketIndex extends EventEmitter {
     if (this.#firstPushedSeq > 0 && this.#cursor >= this.#firstPushedSeq - 1) {
       const batch = this.#pushed;
       this.#pushed = [];
+      this.#pushedIds.clear();
       const upTo = this.#pushedSeq;
       if (upTo <= this.#cursor && !batch.length) return;
-      await this.#apply(batch.map((b) => b.event), upTo, batch.length);
+      await this.#apply(batch.map((b) => b.fact), upTo, batch.length);
       return;
     }
     for (;;) {
       if (this.#closed) return;
       const page = store.eventsAfter(this.#cursor, PAGE, isMarketKind);
       if (page.lastSeq <= this.#cursor) return;
-      await this.#apply(page.events.map((e) => JSON.parse(e.json) as NostrEvent), page.lastSeq, page.events.length);
+      await this.#apply(this.#extract(page.events.map((e) => JSON.parse(e.json) as NostrEvent)), page.lastSeq, page.events.length);
       // Pushed events the scan already covered are done.
-      if (this.#pushed.length) this.#pushed = this.#pushed.filter((p) => p.seq > this.#cursor);
+      if (this.#pushed.length) {
+        this.#pushed = this.#pushed.filter((p) => p.seq > this.#cursor);
+        this.#pushedIds.clear();
+        for (const p of this.#pushed) this.#pushedIds.add(p.fact.id);
+      }
     }
   }
 
-  /** Extract the facts of `events`, commit them with the new position `next`, fold them in. */
-  async #apply(events: readonly NostrEvent[], next: number, looked: number): Promise<void> {
+  /** The facts of `events` the index does not hold yet. */
+  #extract(events: readonly NostrEvent[]): Fact[] {
     const facts: Fact[] = [];
     const batchIds = new Set<string>();
     const knownRequest = (id: string) => batchIds.has(id) || this.state.has(id);
     for (const e of events) {
-      if (this.state.has(e.id)) continue;
+      if (this.state.has(e.id) || batchIds.has(e.id)) continue;
       const f = extractFact(e, { knownRequest });
       if (f) { facts.push(f); batchIds.add(f.id); }
     }
+    return facts;
+  }
+
+  /** Commit `extracted` (facts of stored events) with the new position `next`, fold them in. */
+  async #apply(extracted: readonly Fact[], next: number, looked: number): Promise<void> {
+    const facts = extracted.filter((f) => !this.state.has(f.id));
     const persistCursor = facts.length > 0 || next - this.#persistedCursor >= CURSOR_LAG;
     if (persistCursor) {
       await this.#root.transaction(() => {

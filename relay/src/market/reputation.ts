@@ -4,7 +4,7 @@
 // and no single buyer can carry a provider up the tier table.
 import { tierFor, type Tier } from '@bazaar/dvm-kinds/pricing';
 import { rankFor, type KindStats, type ReputationStats } from '@bazaar/dvm-kinds/market/reputation';
-import type { JobView } from './job.ts';
+import type { ProviderPart } from './job.ts';
 
 export interface ReputationParams {
   /**
@@ -17,6 +17,19 @@ export interface ReputationParams {
 }
 
 export const DEFAULT_REPUTATION_PARAMS: ReputationParams = { washHops: 3, maxJobsPerBuyer: 25 };
+
+/** What reputation reads of a job (a `JobView` is one; the market state keeps only this much per job). */
+export interface ReputationJob {
+  readonly buyer?: string | undefined;
+  readonly kind?: number | undefined;
+  readonly parts: readonly ReputationPart[];
+}
+
+export type ReputationPart = Pick<ProviderPart, 'provider' | 'named' | 'accepted' | 'payment' | 'paidMsats' | 'disputed' | 'disputeLost'> & {
+  readonly result?: { readonly at: number } | undefined;
+  readonly latencySecs?: number | undefined;
+  readonly rating?: number | undefined;
+};
 
 /** Verified payments between keys: buyer → providers it paid. */
 export interface PaymentGraph {
@@ -89,7 +102,7 @@ function weighted(acc: Acc, cap: number): { jobs: number; successRate: number } 
  */
 export function computeReputation(
   provider: string,
-  jobs: Iterable<JobView>,
+  jobs: Iterable<ReputationJob>,
   graph: PaymentGraph,
   o: { readonly params?: ReputationParams; readonly lastSeen?: number } = {},
 ): ProviderReputation {
