@@ -17,7 +17,11 @@ export interface TestRelay extends RunningRelay {
 
 export async function startTestRelay(transport: TransportName, opts: Partial<RelayOptions> = {}): Promise<TestRelay> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bazaar-relay-test-'));
-  const relay = await startRelay({ port: 0, host: '127.0.0.1', dataDir, transport, verifyWorkers: 1, ...opts });
+  const relay = await startRelay({ port: 0, host: '127.0.0.1', dataDir, transport, verifyWorkers: 1, ...opts }).catch((err: unknown) => {
+    // A relay that did not start (e.g. its port is taken, as listen.test.ts tries) leaves no directory.
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  });
   return {
     ...relay,
     dataDir,

@@ -96,7 +96,9 @@ t.test('clear errors; nothing paid on refusal', async (t) => {
   await t.rejects(provider.lightning.pay(inv.bolt11), { code: 'WALLET_ERROR', nip47Code: 'PAYMENT_FAILED' });
   t.ok(devnet.network.checkInvariant().ok);
 
-  const none = await Wallet.open({ logger, dataDir: mkdtempSync(join(tmpdir(), 'bazaar-wallet-none-')) });
+  const noneDir = mkdtempSync(join(tmpdir(), 'bazaar-wallet-none-'));
+  t.teardown(() => rmSync(noneDir, { recursive: true, force: true }));
+  const none = await Wallet.open({ logger, dataDir: noneDir });
   t.teardown(() => none.close());
   t.equal(none.hasLightning, false);
   t.throws(() => none.lightning, /no Lightning wallet configured/);

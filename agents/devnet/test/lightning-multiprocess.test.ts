@@ -37,7 +37,7 @@ function startChild(dir: string, payer: string, bolt11: string) {
 }
 
 t.test('concurrent payments of one invoice from two processes: exactly one wins', async (t) => {
-  const dir = tempDir();
+  const dir = tempDir(t);
   const net = openTestNetwork(t, { path: dir });
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   net.createAccount('alice');

@@ -117,7 +117,7 @@ t.test('failures are clear and move no money', async (t) => {
   throwsCode(t, () => net.pay('alice', forged), 'INVALID_INVOICE', /tampered/);
 
   // An invoice from another network with a valid signature is unroutable.
-  const other = LightningNetwork.open({ path: tempDir(), logger: silentLogger });
+  const other = LightningNetwork.open({ path: tempDir(t), logger: silentLogger });
   t.teardown(() => other.close());
   other.createAccount('zed');
   const foreign = other.createInvoice('zed', 1000, 'elsewhere', 60);
@@ -158,7 +158,7 @@ t.test('bad arguments are rejected', async (t) => {
 });
 
 t.test('state is durable across a reopen; the invariant holds throughout', async (t) => {
-  const dir = tempDir();
+  const dir = tempDir(t);
   const a = LightningNetwork.open({ path: dir, logger: silentLogger });
   a.createAccount('alice');
   a.createAccount('bob');
@@ -207,7 +207,7 @@ t.test('list_transactions: newest first, filters, pagination', async (t) => {
 });
 
 t.test('watchInvoice fires once, also for a payment committed by another handle', async (t) => {
-  const dir = tempDir();
+  const dir = tempDir(t);
   const net = openTestNetwork(t, { path: dir });
   net.createAccount('alice');
   net.createAccount('bob');
@@ -261,7 +261,7 @@ t.test('keysend: pay a node key without an invoice', async (t) => {
 });
 
 t.test('a request id pays at most once, across a restart; a failed attempt does not consume it', async (t) => {
-  const dir = tempDir();
+  const dir = tempDir(t);
   const a = LightningNetwork.open({ path: dir, logger: silentLogger });
   a.createAccount('alice');
   const bob = a.createAccount('bob');

@@ -45,7 +45,7 @@ for (const crashAt of ['melt:reserved', 'melt:paid'] as const) {
     const lnDir = mkdtempSync(join(tmpdir(), 'bazaar-ln-'));
     const mintDir = mkdtempSync(join(tmpdir(), 'bazaar-mint-'));
     t.teardown(() => {
-      rmSync(mintDir, { recursive: true, force: true });
+      for (const d of [lnDir, mintDir]) rmSync(d, { recursive: true, force: true });
     });
     const net = openTestNetwork(t, { path: lnDir });
     t.teardown(() => rmSync(lnDir, { recursive: true, force: true }));

@@ -23,7 +23,7 @@ async function run(args: string[]): Promise<{ code: number; out: string; err: st
 }
 
 t.test('account add / list / fund / balance / invoice / pay', async (t) => {
-  const dir = tempDir('bazaar-devnet-cli-');
+  const dir = tempDir(t, 'bazaar-devnet-cli-');
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const data = ['--data', dir, '--log-level', 'silent'];
 

@@ -9,7 +9,7 @@ import { startRelayForTest } from './helpers/nwc.ts';
 
 t.test('startDevnet: accounts with URI files, NWC payments, mint quotes paid over NWC', async (t) => {
   const relay = await startRelayForTest(t);
-  const dir = tempDir('bazaar-devnet-');
+  const dir = tempDir(t, 'bazaar-devnet-');
   const devnet = await startDevnet({ dataDir: dir, relayUrl: relay.url, logger: silentLogger, mint: { port: 0, inputFeePpk: 0 }, accounts: ['provider'] });
   const { NWCClient } = await loadNwcSdk();
   const clients: InstanceType<typeof NWCClient>[] = [];

@@ -20,7 +20,7 @@ t.test('budget periods follow the UTC calendar', async (t) => {
 t.test('params validation and error mapping', async (t) => {
   const clock = manualClock();
   const network = openTestNetwork(t, { now: clock.now });
-  const dir = tempDir('bazaar-nwc-handler-');
+  const dir = tempDir(t, 'bazaar-nwc-handler-');
   const store = ConnectionStore.open({ path: join(dir, 'nwc') });
   t.teardown(async () => {
     await store.close();

@@ -14,7 +14,7 @@ import { openTestNetwork, silentLogger, tempDir } from './helpers/network.ts';
 useWebSocketImplementation(WebSocket);
 
 t.test('relay restart: reconnect, re-announce, answer', async (t) => {
-  const dir = tempDir('bazaar-nwc-reconnect-');
+  const dir = tempDir(t, 'bazaar-nwc-reconnect-');
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const relayA = await startRelay({ port: 0, host: '127.0.0.1', dataDir: join(dir, 'relay-a'), transport: 'ws', verifyWorkers: 0, logger: silentLogger });
   let relayB: Awaited<ReturnType<typeof startRelay>> | undefined;

@@ -12,18 +12,23 @@ export const silentLogger: Logger = pino({ level: 'silent' });
 /** The test object tap passes to a subtest. */
 export type TapTest = Test;
 
-export function tempDir(prefix = 'bazaar-ln-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+/**
+ * A fresh temp directory, removed when `t` ends — after whatever was opened in it later and
+ * closed by its own teardown (tap runs teardowns last-registered first).
+ */
+export function tempDir(t: TapTest, prefix = 'bazaar-ln-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 export function openTestNetwork(t: TapTest, opts: { now?: () => number; path?: string } = {}): LightningNetwork {
-  const dir = opts.path ?? tempDir();
+  const dir = opts.path ?? tempDir(t);
   const net = LightningNetwork.open({ path: dir, logger: silentLogger, ...(opts.now ? { now: opts.now } : {}) });
   t.teardown(async () => {
     // Assertions are not allowed in teardown; a broken invariant fails the test by throwing.
     const inv = net.checkInvariant();
     await net.close();
-    if (!opts.path) rmSync(dir, { recursive: true, force: true });
     if (!inv.ok) throw new Error(`money not conserved: balances ${inv.balancesMsat} + in flight ${inv.inFlightMsat} != funded ${inv.totalFundedMsat}`);
   });
   return net;

@@ -23,7 +23,7 @@ export interface NwcFixture {
 }
 
 export async function startRelayForTest(t: Test): Promise<RunningRelay> {
-  const dir = tempDir('bazaar-nwc-relay-');
+  const dir = tempDir(t, 'bazaar-nwc-relay-');
   const relay = await startRelay({ port: 0, host: '127.0.0.1', dataDir: dir, transport: 'ws', verifyWorkers: 0, logger: silentLogger });
   t.teardown(async () => {
     await relay.close();
@@ -35,7 +35,7 @@ export async function startRelayForTest(t: Test): Promise<RunningRelay> {
 export async function startNwcFixture(t: Test, opts: { service?: Partial<NwcServiceOptions>; now?: () => number } = {}): Promise<NwcFixture> {
   const relay = await startRelayForTest(t);
   const network = openTestNetwork(t, opts.now ? { now: opts.now } : {});
-  const dir = tempDir('bazaar-nwc-');
+  const dir = tempDir(t, 'bazaar-nwc-');
   const connections = ConnectionStore.open({ path: join(dir, 'nwc') });
   const { NWCClient } = await loadNwcSdk();
   const clients: NWCClientT[] = [];
