@@ -13,7 +13,10 @@ import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import { parseReputationAssertion } from '@bazaar/dvm-kinds/market/reputation';
 import { openLmdbStore, type LmdbStore } from '../src/store/lmdb-store.ts';
 import { startRelay, type RunningRelay } from '../src/server.ts';
+import { open as openLmdb } from 'lmdb';
+import { extractFact, type Fact } from '../src/market/facts.ts';
 import { MarketIndex } from '../src/market/market-index.ts';
+import { MarketState } from '../src/market/state.ts';
 import { TestClient, TRANSPORTS } from './helpers.ts';
 import { MarketScript, newKey, sign, type Key } from './market-kit.ts';
 
@@ -162,6 +165,17 @@ t.test('incremental index, restart, NIP-85 assertions, reindex equals incrementa
   const rebuilt = await MarketIndex.open({ path: join(dataDir, 'market', 'index') });
   t.equal(JSON.stringify(rebuilt.state.snapshot(at)), incremental, 'reindex equals incremental');
   await rebuilt.close();
+  // A second rebuild fills the other fact log and switches back: the same state again.
+  const again = spawnSync(process.execPath, ['scripts/bazaar.mjs', 'relay', 'reindex', '--data', dataDir, '--json'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  t.equal(again.status, 0, again.stderr);
+  const rebuilt2 = await MarketIndex.open({ path: join(dataDir, 'market', 'index') });
+  t.equal(JSON.stringify(rebuilt2.state.snapshot(at)), incremental, 'a second reindex equals incremental');
+  await rebuilt2.close();
+  const env = openLmdb({ path: join(dataDir, 'market', 'index'), maxDbs: 8, readOnly: true });
+  const logs = ['fact-log-a', 'fact-log-b'].map((n) => [...env.openDB<unknown, number>(n, {}).getKeys({})]);
+  t.same(logs.map((k) => k.length === 0), [false, true], 'after two rebuilds the first log is in use, the other emptied');
+  t.same(logs[0], logs[0].map((_, i) => i + 1), 'facts are keyed 1, 2, 3 … in the order they were applied');
+  await env.close();
   // --from-scratch describes only what is stored: the deleted and the purged requests are gone.
   const scratch = spawnSync(process.execPath, ['scripts/bazaar.mjs', 'relay', 'reindex', '--data', dataDir, '--from-scratch', '--json'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
   t.equal(scratch.status, 0, scratch.stderr);
@@ -248,3 +262,34 @@ for (const transport of TRANSPORTS) {
     t.ok(value('bazaar_market_index_events_total') >= market.script.events.length - 1);
   });
 }
+
+t.test('an index of schema 1 (facts keyed by event id) is upgraded in place to the fact log', async (t) => {
+  const market = await scriptMarket();
+  const facts = market.script.events.map((e) => extractFact(e)).filter((f): f is Fact => f !== undefined);
+  const dir = mkdtempSync(join(tmpdir(), 'bazaar-market-v1-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const v1 = openLmdb({ path: dir, maxDbs: 8 });
+  await v1.transaction(() => {
+    const old = v1.openDB<Fact, string>('facts', {});
+    for (const f of facts) old.putSync(f.id, f);
+    const meta = v1.openDB<unknown, string>('meta', {});
+    meta.putSync('schemaVersion', 1);
+    meta.putSync('factsVersion', 2);
+    meta.putSync('cursor', 1234);
+  });
+  await v1.close();
+  const at = now();
+  const want = new MarketState();
+  for (const f of market.script.events.map((e) => extractFact(e))) if (f) want.add(f);
+  for (let round = 0; round < 2; round++) {
+    const idx = await MarketIndex.open({ path: dir });
+    t.equal(JSON.stringify(idx.state.snapshot(at)), JSON.stringify(want.snapshot(at)), `every fact is there (open ${round + 1})`);
+    t.equal(idx.cursor, 1234, 'the position is kept');
+    await idx.close();
+  }
+  const env = openLmdb({ path: dir, maxDbs: 8, readOnly: true });
+  t.equal(env.openDB<unknown, string>('meta', {}).get('schemaVersion'), 2);
+  t.equal([...env.openDB<unknown, string>('facts', {}).getKeys({})].length, 0, 'the old table is emptied');
+  t.equal([...env.openDB<unknown, number>('fact-log-a', {}).getKeys({})].length, facts.length, 'each fact once in the log');
+  await env.close();
+});
