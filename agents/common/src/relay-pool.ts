@@ -132,6 +132,8 @@ class RelayConn {
 }
 
 const AUTH_PREFIX = 'auth-required:';
+/** A publish whose connection closed before the relay's OK (resent on the next connection while time allows). */
+const CLOSED_BEFORE_OK = 'error: connection closed before OK';
 
 export class RelayPool {
   readonly #opts: Required<Omit<RelayPoolOptions, 'relays' | 'logger' | 'auth' | 'onConnect'>>;
@@ -418,7 +420,7 @@ export class RelayPool {
       r.connected = false;
       r.ws = undefined;
       r.held = undefined;
-      this.#failPending(r, 'error: connection closed before OK');
+      this.#failPending(r, CLOSED_BEFORE_OK);
       if (this.#closed || this.#relays.get(r.url) !== r) return;
       if (was) log.warn({}, 'relay disconnected');
       // An on-demand relay nobody uses is not worth reconnecting to; the next call reconnects.
@@ -548,6 +550,14 @@ export class RelayPool {
       }
       const left = () => Math.max(1, deadline - Date.now());
       let answer = await this.#awaitOk(r, event.id, left(), signal, () => this.#send(r, ['EVENT', event]));
+      // The connection went away before the relay answered (a relay restart; or a socket the
+      // pool still counted as open while it closed, whose frame was never sent): send the event
+      // again on the next connection while the deadline allows. EVENT is idempotent — a relay
+      // that did store it answers `duplicate:` with OK true.
+      while (!answer.ok && answer.message === CLOSED_BEFORE_OK && deadline > Date.now() && !signal?.aborted && !this.#closed) {
+        if (!(await this.#waitOpen(r, left(), signal))) break;
+        answer = await this.#awaitOk(r, event.id, left(), signal, () => this.#send(r, ['EVENT', event]));
+      }
       if (!answer.ok && answer.message.startsWith(AUTH_PREFIX)) {
         r.authRequired = true;
         const log = this.#log.child({ relay: r.url });
