@@ -13,6 +13,12 @@ import { checkClusterOptions, type ClusterOptions } from './cluster/cluster-opti
 
 const int = (description: string, def: number, min = 0) => ({ type: 'number' as const, integer: true, min, default: def, description });
 
+/** `--heap-growth`, for every command that holds the market index in memory (relay, reindex, indexer). */
+const HEAP_GROWTH_FLAG = {
+  ...int('How far V8 lets the heap grow past the live data before the next full collection, percent (0 = V8\'s own choice, 10-300 % by collection speed). The market index keeps its state on the heap; the default bounds peak memory at a few % of CPU', 50),
+  max: 300,
+};
+
 export const relayCommand: CommandSpec = {
   name: 'relay',
   summary: 'Run the Bazaar Nostr relay (NIP-01, 09, 11, 40, 42, 45, 70, 77) on LMDB storage.',
@@ -58,7 +64,7 @@ export const relayCommand: CommandSpec = {
     'reputation-debounce-ms': { type: 'number', integer: true, min: 0, default: 2000, description: 'Wait this long after a change before publishing NIP-85 assertions' },
     'reputation-interval-ms': { type: 'number', integer: true, min: 0, default: 30000, description: 'Publishing rounds of NIP-85 assertions at least this far apart under sustained traffic' },
     'store-writer': { type: 'string', choices: ['inline', 'thread'], default: 'inline', description: 'Where LMDB writes are applied: inline (lmdb-js batches and group-commits them; the faster on disk) or on writer threads of their own' },
-    'heap-growth': { type: 'number', integer: true, min: 0, max: 300, default: 50, description: 'How far V8 lets the heap grow past the live data before the next full collection, percent (0 = V8\'s own choice, 10-300 % by collection speed). The market index keeps its state on the heap; the default bounds peak memory at a few % of CPU' },
+    'heap-growth': HEAP_GROWTH_FLAG,
     'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'Log level' },
   },
   subcommands: {
@@ -153,7 +159,7 @@ function negFrameSize(n: number): number {
  * when collections are fast: at 200 000 stored events that was 120 MiB of garbage on top of
  * the market index's state (relay README, "Memory and disk").
  */
-export function setHeapGrowth(percent: number): void {
+function setHeapGrowth(percent: number): void {
   if (percent > 0) setFlagsFromString(`--heap-growing-percent=${percent}`);
 }
 
@@ -209,7 +215,7 @@ export const reindexCommand: CommandSpec = {
     'from-scratch': { type: 'boolean', default: false, description: 'Also forget facts of events the store no longer holds (replaced, deleted, expired): the index then describes only what is stored' },
     'trusted-mint': { type: 'string', multiple: true, description: 'As for `bazaar relay`' },
     json: { type: 'boolean', default: false, description: 'Print the outcome as JSON' },
-    'heap-growth': { type: 'number', integer: true, min: 0, max: 300, default: 50, description: 'How far V8 lets the heap grow past the live data before the next full collection, percent (0 = V8\'s own choice, 10-300 % by collection speed). The market index keeps its state on the heap; the default bounds peak memory at a few % of CPU' },
+    'heap-growth': HEAP_GROWTH_FLAG,
     'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'warn', description: 'Log level' },
   },
   details: `Re-extracts the facts of every stored event from sequence 0 with this build's code and rebuilds
@@ -222,6 +228,7 @@ whose figures changed).`,
     const dataDir = resolve(f.data as string);
     if (!existsSync(join(dataDir, 'data.mdb'))) throw new UsageError(`no relay store in ${dataDir} (data.mdb not found)`);
     const logger = createLogger({ name: 'relay-reindex', level: f['log-level'] as string });
+    setHeapGrowth(f['heap-growth'] as number);
     const { openLmdbStore } = await import('./store/lmdb-store.ts');
     const { MarketIndex } = await import('./market/market-index.ts');
     const store = await openLmdbStore({ path: dataDir, logger, purgeIntervalMs: 0 });
@@ -251,7 +258,7 @@ export const indexerCommand: CommandSpec = {
     'trusted-mint': { type: 'string', multiple: true, description: 'A Cashu mint whose NUT-07 proof states count for escrowed receipts (repeatable)' },
     'reputation-debounce-ms': { type: 'number', integer: true, min: 0, default: 2000, description: 'Wait this long after a change before publishing NIP-85 assertions' },
     'reputation-interval-ms': { type: 'number', integer: true, min: 0, default: 30000, description: 'Publishing rounds at least this far apart under sustained traffic' },
-    'heap-growth': { type: 'number', integer: true, min: 0, max: 300, default: 50, description: 'How far V8 lets the heap grow past the live data before the next full collection, percent (0 = V8\'s own choice, 10-300 % by collection speed). The market index keeps its state on the heap; the default bounds peak memory at a few % of CPU' },
+    'heap-growth': HEAP_GROWTH_FLAG,
     'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', description: 'Log level' },
   },
   details: `Subscribes to the NIP-90 job kinds (5000-6999, 7000), announcements (31990), heartbeats (11998),
@@ -268,6 +275,7 @@ Example:
     const mints = (f['trusted-mint'] as string[] | undefined) ?? [];
     for (const m of mints) if (!/^https?:\/\/./.test(m)) throw new UsageError(`--trusted-mint must be an http(s):// URL, got ${JSON.stringify(m)}`);
     const logger = createLogger({ name: 'indexer', level: f['log-level'] as string });
+    setHeapGrowth(f['heap-growth'] as number);
     const { startSidecar } = await import('./market/sidecar.ts');
     const sidecar = await startSidecar({ relayUrl: relay, dataDir: resolve(f.data as string), trustedMints: mints, debounceMs: f['reputation-debounce-ms'] as number, minIntervalMs: f['reputation-interval-ms'] as number, logger });
     process.stdout.write(`indexer: following ${relay}; reputation key ${sidecar.key.pubkey}\n`);
