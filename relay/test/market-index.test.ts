@@ -16,6 +16,7 @@ import { startRelay, type RunningRelay } from '../src/server.ts';
 import { open as openLmdb } from 'lmdb';
 import { extractFact, type Fact } from '../src/market/facts.ts';
 import { MarketIndex } from '../src/market/market-index.ts';
+import type { EventStore } from '../src/store/event-store.ts';
 import { MarketState } from '../src/market/state.ts';
 import { TestClient, TRANSPORTS } from './helpers.ts';
 import { MarketScript, newKey, sign, type Key } from './market-kit.ts';
@@ -292,4 +293,23 @@ t.test('an index of schema 1 (facts keyed by event id) is upgraded in place to t
   t.equal([...env.openDB<unknown, string>('facts', {}).getKeys({})].length, 0, 'the old table is emptied');
   t.equal([...env.openDB<unknown, number>('fact-log-a', {}).getKeys({})].length, facts.length, 'each fact once in the log');
   await env.close();
+});
+
+t.test('a reindex that fails half-way leaves the index as it was, still appending', async (t) => {
+  const market = await scriptMarket();
+  const facts = market.script.events.map((e) => extractFact(e)).filter((f): f is Fact => f !== undefined);
+  const dir = mkdtempSync(join(tmpdir(), 'bazaar-market-fail-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const at = now();
+  const idx = await MarketIndex.open({ path: dir });
+  await idx.addFacts(facts.slice(0, -1));
+  const before = JSON.stringify(idx.state.snapshot(at));
+  const broken = { eventsAfter() { throw new Error('the store went away'); } } as unknown as EventStore;
+  await t.rejects(idx.reindex(broken), /the store went away/);
+  t.equal(JSON.stringify(idx.state.snapshot(at)), before, 'the state is the one before the rebuild');
+  t.same(await idx.addFacts(facts.slice(-1)), facts.slice(-1), 'the next fact is appended to the log in use');
+  await idx.close();
+  const reopened = await MarketIndex.open({ path: dir });
+  t.equal(reopened.state.size, facts.length, 'every fact is there after a reopen');
+  await reopened.close();
 });

@@ -142,7 +142,12 @@ export class MarketIndex extends EventEmitter {
   }
 
   #append(facts: Iterable<Fact>): void {
-    for (const f of facts) this.#factLog.putSync(this.#logNext++, f, { append: true });
+    for (const f of facts) {
+      // MDB_APPEND refuses a key not above the last by returning false (lmdb-js types it void),
+      // not by throwing: that would be a fact lost without a word, so it aborts the transaction.
+      if ((this.#factLog.putSync(this.#logNext, f, { append: true }) as unknown) === false) throw new Error(`market index at ${this.path}: fact log ${this.#logName} refused key ${this.#logNext} (not after its last)`);
+      this.#logNext++;
+    }
   }
 
   /** Schema 1 kept facts keyed by event id: move them into the first log, in one transaction. */
@@ -336,8 +341,11 @@ export class MarketIndex extends EventEmitter {
     try {
       await this.catchUp();
     } catch (err) {
-      this.#factLog = oldLog;
-      this.#logName = oldName;
+      // The old log is still the one in use (meta names it): back to it, its next key, its
+      // state and the position persisted (a catch-up re-applies from there; facts are by id).
+      this.#useLog(oldName);
+      this.#load();
+      this.#cursor = this.#persistedCursor = (this.#meta.get('cursor') as number | undefined) ?? 0;
       throw err;
     }
     await this.#root.transaction(() => {
