@@ -5,6 +5,7 @@
 // refused with the reason, never paid. Paying goes through the agent's wallet (its spending
 // limits apply; a payment is idempotent per invoice), so a retry after a restart never pays twice.
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
+import { ANNOUNCEMENT_KIND } from '@bazaar/dvm-kinds/market/announcement';
 import { ARBITER_D_TAG, parseArbiterAnnouncement, type ArbiterAnnouncement } from '@bazaar/dvm-kinds/market/arbiter';
 import type { DisputeVerdict } from '@bazaar/dvm-kinds/market/verdict';
 import { decodeInvoice } from './wallet/lightning.ts';
@@ -24,7 +25,7 @@ export function loserOf(ruling: DisputeVerdict['ruling']): FeeSide | undefined {
 
 /** The arbiter's newest 31990 from the answers of a relay query (undefined: none that parses). */
 export function newestArbiterAnnouncement(events: readonly NostrEvent[], arbiter: string): ArbiterAnnouncement | undefined {
-  const mine = events.filter((e) => e.pubkey === arbiter && e.kind === 31990 && e.tags.some((t) => t[0] === 'd' && t[1] === ARBITER_D_TAG)).sort((a, b) => b.created_at - a.created_at);
+  const mine = events.filter((e) => e.pubkey === arbiter && e.kind === ANNOUNCEMENT_KIND && e.tags.some((t) => t[0] === 'd' && t[1] === ARBITER_D_TAG)).sort((a, b) => b.created_at - a.created_at);
   for (const e of mine) {
     const a = parseArbiterAnnouncement(e);
     if (a.ok) return a.value;
@@ -33,7 +34,7 @@ export function newestArbiterAnnouncement(events: readonly NostrEvent[], arbiter
 }
 
 /** The filter that finds an arbiter's announcement. */
-export const arbiterAnnouncementFilter = (arbiter: string) => ({ kinds: [31990], authors: [arbiter], '#d': [ARBITER_D_TAG] });
+export const arbiterAnnouncementFilter = (arbiter: string) => ({ kinds: [ANNOUNCEMENT_KIND], authors: [arbiter], '#d': [ARBITER_D_TAG] });
 
 /** Checks the fee a verdict asks of `side` against the arbiter's announcement (pure). */
 export function checkArbiterFee(v: DisputeVerdict, side: FeeSide, ann: ArbiterAnnouncement | undefined): FeeAsk {

@@ -2,9 +2,8 @@
 // views, a provider directory, the payment graph and per-provider reputation. In memory and
 // pure of I/O; `market-index.ts` persists the facts and feeds them in, the sidecar does the
 // same from a subscription. Views are recomputed lazily: `add` only marks what changed.
-import { authorOf, jobIdOf, normaliseMint, type AnnouncementFact, type Fact, type HeartbeatFact, type JobFact } from './facts.ts';
+import { authorOf, jobIdOf, normaliseMint, type AnnouncementFact, type Fact, type HeartbeatFact, type JobFact, type ReceiptFact } from './facts.ts';
 import { reduceJob, type CashuCheck, type JobState, type JobView } from './job.ts';
-import type { ReceiptFact } from './facts.ts';
 import { computeReputation, DEFAULT_REPUTATION_PARAMS, type PaymentGraph, type ProviderReputation, type ReputationJob, type ReputationParams, type ReputationPart } from './reputation.ts';
 
 export interface MarketStateOptions {
