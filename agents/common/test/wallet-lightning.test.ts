@@ -8,7 +8,7 @@ import { startRelay } from '@bazaar/relay/server';
 import { startDevnet, type RunningDevnet } from '@bazaar/devnet/devnet';
 import { LightningNetwork } from '@bazaar/devnet/lightning/network';
 import { Wallet } from '../src/wallet/wallet.ts';
-import { LightningWallet, decodeInvoice, preimageMatches, recoverPayee } from '../src/wallet/lightning.ts';
+import { LightningWallet, LightningWalletError, decodeInvoice, isWalletRefusal, preimageMatches, recoverPayee } from '../src/wallet/lightning.ts';
 
 const logger = pino({ level: 'silent' });
 
@@ -133,4 +133,13 @@ t.test('the payee is recovered from the signature (BOLT11 test vectors, which ca
   const tampered = coffee.replace('vdhkven9v5sxyetpdees', 'vdhkven9v5sxyetpdeeq');
   t.not(recoverPayee(tampered), node, 'a tampered invoice does not recover its node');
   t.equal(recoverPayee('lnbc1xyz'), undefined);
+});
+
+t.test('isWalletRefusal: only the wallet service\'s own error answer proves nothing was paid', async (t) => {
+  t.equal(isWalletRefusal(new LightningWalletError('WALLET_ERROR', 'no money', 'INSUFFICIENT_BALANCE')), true);
+  t.equal(isWalletRefusal(new LightningWalletError('WALLET_ERROR', 'route', 'PAYMENT_FAILED')), true);
+  t.equal(isWalletRefusal(new LightningWalletError('WALLET_ERROR', 'no relay took it', 'NOT_PUBLISHED')), false, 'the request may still reach the wallet');
+  t.equal(isWalletRefusal(new LightningWalletError('WALLET_ERROR', 'garbled', 'BAD_RESPONSE')), false, 'an answer that does not parse says nothing');
+  t.equal(isWalletRefusal(new LightningWalletError('TIMEOUT', 'no answer')), false);
+  t.equal(isWalletRefusal(Object.assign(new Error('look-alike'), { code: 'WALLET_ERROR', nip47Code: 'INSUFFICIENT_BALANCE' })), false, 'only the wallet\'s own error type');
 });

@@ -46,6 +46,15 @@ export class LightningWalletError extends Error {
   }
 }
 
+/**
+ * The wallet service answered with a NIP-47 error of its own, so it did not pay. A timeout, an
+ * abort, a request no relay took (NOT_PUBLISHED) or an answer that does not parse
+ * (BAD_RESPONSE) leave the outcome unknown.
+ */
+export function isWalletRefusal(err: unknown): boolean {
+  return err instanceof LightningWalletError && err.code === 'WALLET_ERROR' && err.nip47Code !== 'NOT_PUBLISHED' && err.nip47Code !== 'BAD_RESPONSE';
+}
+
 export interface DecodedInvoice {
   readonly bolt11: string;
   readonly amountMsat: number;
@@ -300,9 +309,9 @@ export class LightningWallet {
     try {
       r = await this.request<{ preimage: string; fees_paid?: number }>('pay_invoice', { invoice: inv.bolt11 }, (x) => typeof x?.preimage === 'string', opts.signal, opts.timeoutMs);
     } catch (err) {
-      // The wallet's own error answer means it did not pay; anything else (timeout, abort,
-      // no relay took it) leaves the outcome unknown, and the reservation keeps counting.
-      if (err instanceof LightningWalletError && err.code === 'WALLET_ERROR' && err.nip47Code !== 'NOT_PUBLISHED' && err.nip47Code !== 'BAD_RESPONSE') refused();
+      // The wallet's own error answer means it did not pay; anything else leaves the outcome
+      // unknown, and the reservation keeps counting.
+      if (isWalletRefusal(err)) refused();
       throw err;
     }
     if (!preimageMatches(r.preimage, inv.paymentHash)) {

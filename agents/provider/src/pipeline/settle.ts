@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { NostrEvent } from '@bazaar/dvm-kinds/nostr';
 import type { Wallet } from '@bazaar/agents-common/wallet/wallet';
-import type { LightningWalletError } from '@bazaar/agents-common/wallet/lightning';
+import { isWalletRefusal, type LightningWalletError } from '@bazaar/agents-common/wallet/lightning';
 import type { ProviderConfig } from '../config.ts';
 import type { InvoiceRef, JobRecord, ProviderStore } from '../store.ts';
 import { openEscrowRelease } from '@bazaar/dvm-kinds/market/escrow';
@@ -260,7 +260,7 @@ export class Settler {
     } catch (err) {
       const code = (err as LightningWalletError).code;
       // A definite no (over a limit, the wallet refused, expired) ends it; an unknown outcome is retried when the verdict is read again (the wallet never pays an invoice twice).
-      const definite = code === 'OVER_BUDGET' || code === 'OVER_LIMIT' || code === 'INVALID_INVOICE' || code === 'EXPIRED' || (code === 'WALLET_ERROR' && (err as LightningWalletError).nip47Code !== 'NOT_PUBLISHED' && (err as LightningWalletError).nip47Code !== 'BAD_RESPONSE');
+      const definite = code === 'OVER_BUDGET' || code === 'OVER_LIMIT' || code === 'INVALID_INVOICE' || code === 'EXPIRED' || isWalletRefusal(err);
       if (definite) await o.store.update(rec.id, { arbiterFee: { ...fee, state: 'refused', reason: (err as Error).message } });
       log.warn({ feeMsats: fee.msats, err: (err as Error).message, retried: !definite }, definite ? 'the arbiter\'s fee was refused by our wallet' : 'paying the arbiter\'s fee: outcome unknown, retried');
     }
